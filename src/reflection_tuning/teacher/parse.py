@@ -1,0 +1,189 @@
+"""Parse teacher replies into fields. Pure functions, no I/O.
+
+A reply holds marked segments: ``[New Instruction] … [End]`` and ``[New Answer] … [End]``
+(instruction reflection) or ``[Better Answer] … [End]`` (response reflection).
+
+What is tolerated: markdown emphasis around a marker (``**[New Answer]**``), a colon after
+it, the unbracketed form at the start of a line (``New Instruction:``, ``**New Answer:**``,
+``### Better Answer:``), a missing ``[End]`` (the segment then runs to the next marker or
+to the end of the text), and any text before the first or after the last marker.
+
+What is never done: a segment ends only at the bracketed marker ``[End]`` (any case) or at
+the next start marker; a word that merely contains "end" ("Endpoint", "Ending", "end")
+never cuts it. Empty segments and template echoes ("your answer", "<the improved
+instruction>") are rejected. When a reply has several candidates, the first complete one
+is taken and :attr:`ParseResult.candidates` / :attr:`ParseResult.chosen` record it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+STATUS_OK = "ok"
+STATUS_PARSE_ERROR = "parse_error"
+
+_EMPH = r"(?:\*\*|__|\*|_)?"
+
+
+def _label(words: str) -> str:
+    return r"\s+".join(re.escape(w) for w in words.split())
+
+
+def _start_marker(words: str) -> re.Pattern[str]:
+    """``[Words]`` anywhere, or ``Words:`` at the start of a line; emphasis around either."""
+    label = _label(words)
+    bracketed = rf"{_EMPH}\[\s*{label}\s*\]{_EMPH}(?:[ \t]*:)?"
+    line_start = rf"(?m:^)[ \t]*(?:\#{{1,6}}[ \t]*)?(?:[-*][ \t]+)?{_EMPH}[ \t]*{label}[ \t]*{_EMPH}[ \t]*:{_EMPH}"
+    return re.compile(rf"(?:{bracketed}|{line_start})", re.IGNORECASE)
+
+
+# Only the bracketed marker ends a segment: never a bare word like "End" or "Endpoint".
+END_MARKER = re.compile(rf"{_EMPH}\[\s*end\s*\]{_EMPH}", re.IGNORECASE)
+NEW_INSTRUCTION = _start_marker("New Instruction")
+NEW_ANSWER = _start_marker("New Answer")
+BETTER_ANSWER = _start_marker("Better Answer")
+
+# Normalized texts that mean the teacher copied the format instead of filling it.
+ECHOES = frozenset(
+    {
+        "your instruction", "your new instruction", "your improved instruction", "new instruction",
+        "the new instruction", "the improved instruction", "improved instruction", "instruction",
+        "your answer", "your new answer", "your better answer", "your improved answer", "your response",
+        "new answer", "the new answer", "better answer", "the better answer", "the improved answer",
+        "improved answer", "the answer to the improved instruction", "answer", "response",
+        "", "...", "…", "text", "here", "insert here", "n/a", "none",
+    }
+)
+_PLACEHOLDER = re.compile(r"^\s*<[^<>\n]{1,120}>\s*$")
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """The outcome of parsing one reply.
+
+    Attributes:
+        status: ``ok`` or ``parse_error``.
+        fields: the parsed texts (``instruction`` and ``output``, or ``output``); empty unless ok.
+        reason: why parsing failed, or why a candidate was skipped (``None`` for a clean ok).
+        candidates: how many start markers of the leading kind the reply holds.
+        chosen: 0-based index of the candidate taken, ``None`` when none was.
+    """
+
+    status: str
+    fields: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    candidates: int = 0
+    chosen: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+
+@dataclass(frozen=True)
+class _Marker:
+    kind: str
+    start: int
+    end: int
+
+
+def _markers(text: str, kinds: dict[str, re.Pattern[str]]) -> list[_Marker]:
+    found = [_Marker(kind, m.start(), m.end()) for kind, pat in kinds.items() for m in pat.finditer(text)]
+    found.sort(key=lambda m: (m.start, -m.end))
+    out: list[_Marker] = []
+    for m in found:  # drop a match that overlaps the one before it
+        if not out or m.start >= out[-1].end:
+            out.append(m)
+    return out
+
+
+def _segment(text: str, markers: list[_Marker], i: int) -> str:
+    """The text after marker ``i`` up to the next marker of any kind, or the end of the text."""
+    stop = markers[i + 1].start if i + 1 < len(markers) else len(text)
+    return _clean(text[markers[i].end : stop])
+
+
+def _clean(seg: str) -> str:
+    seg = re.sub(r"^\s*:", "", seg).strip()
+    for emph in ("**", "__"):  # residue of emphasis around a marker: only when unbalanced
+        if seg.startswith(emph) and seg.count(emph) % 2:
+            seg = seg[len(emph):].strip()
+        if seg.endswith(emph) and seg.count(emph) % 2:
+            seg = seg[: -len(emph)].strip()
+    if len(seg) >= 2 and seg[0] == seg[-1] == '"' and seg.count('"') == 2:
+        seg = seg[1:-1].strip()
+    return seg
+
+
+def _normalize(seg: str) -> str:
+    seg = re.sub(r"[<>\[\]*_\"'`:.!]", " ", seg.lower())
+    return " ".join(seg.split())
+
+
+def _rejection(seg: str, what: str) -> str | None:
+    """Why ``seg`` cannot be the ``what`` (``None`` when it can)."""
+    if not seg:
+        return f"empty {what}"
+    if _PLACEHOLDER.match(seg) or _normalize(seg) in ECHOES:
+        return f"{what} is a template echo ({seg[:60]!r})"
+    return None
+
+
+def _fail(reason: str, candidates: int) -> ParseResult:
+    return ParseResult(STATUS_PARSE_ERROR, {}, reason, candidates, None)
+
+
+def _ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int) -> ParseResult:
+    reason = None
+    if candidates > 1 or skipped:
+        reason = f"took candidate {chosen + 1} of {candidates}" + (f"; skipped: {'; '.join(skipped)}" if skipped else "")
+    return ParseResult(STATUS_OK, fields, reason, candidates, chosen)
+
+
+def parse_instruction_reply(text: str) -> ParseResult:
+    """Parse an instruction-reflection reply into ``{"instruction": Q*, "output": A_Q*}``.
+
+    A candidate is a ``[New Instruction]`` marker followed (before the next one) by a
+    ``[New Answer]`` marker; it is complete when both segments are non-empty and no echo.
+    """
+    ms = _markers(text or "", {"instruction": NEW_INSTRUCTION, "answer": NEW_ANSWER, "end": END_MARKER})
+    starts = [i for i, m in enumerate(ms) if m.kind == "instruction"]
+    if not starts:
+        return _fail("no [New Instruction] marker in reply", 0)
+    skipped: list[str] = []
+    for n, i in enumerate(starts):
+        label = f"candidate {n + 1}"
+        limit = starts[n + 1] if n + 1 < len(starts) else len(ms)
+        instruction = _segment(text, ms, i)
+        why = _rejection(instruction, "new instruction")
+        if why:
+            skipped.append(f"{label}: {why}")
+            continue
+        answers = [j for j in range(i + 1, limit) if ms[j].kind == "answer"]
+        if not answers:
+            skipped.append(f"{label}: no [New Answer] after [New Instruction]")
+            continue
+        for j in answers:
+            output = _segment(text, ms, j)
+            why = _rejection(output, "new answer")
+            if why is None:
+                return _ok({"instruction": instruction, "output": output}, skipped, len(starts), n)
+            skipped.append(f"{label}: {why}")
+    return _fail("; ".join(skipped), len(starts))
+
+
+def parse_response_reply(text: str) -> ParseResult:
+    """Parse a response-reflection reply into ``{"output": A*}`` (first complete ``[Better Answer]``)."""
+    ms = _markers(text or "", {"answer": BETTER_ANSWER, "end": END_MARKER})
+    starts = [i for i, m in enumerate(ms) if m.kind == "answer"]
+    if not starts:
+        return _fail("no [Better Answer] marker in reply", 0)
+    skipped: list[str] = []
+    for n, i in enumerate(starts):
+        output = _segment(text, ms, i)
+        why = _rejection(output, "better answer")
+        if why is None:
+            return _ok({"output": output}, skipped, len(starts), n)
+        skipped.append(f"candidate {n + 1}: {why}")
+    return _fail("; ".join(skipped), len(starts))

@@ -1,0 +1,102 @@
+"""evaluate: the local lm-eval tasks load from the real benchmark files and run on the tiny model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+from reflection_tuning.errors import UserError
+from reflection_tuning.stages.evaluate import (
+    DEFAULT_TASKS,
+    Config,
+    Inputs,
+    Outputs,
+    available_tasks,
+    main,
+    primary_metric,
+    run,
+    task_configs,
+)
+from reflection_tuning.student import StudentConfig
+
+DOCS = {"rt_arc_challenge": 1150, "rt_hellaswag": 10042, "rt_mmlu": 14042, "rt_truthfulqa_mc2": 817}
+LIMIT = 3
+
+
+def test_every_local_task_loads_the_real_files(shared_data):
+    from lm_eval.tasks import TaskManager
+
+    assert set(available_tasks()) == set(DEFAULT_TASKS) == set(DOCS)
+    configs = task_configs(list(DEFAULT_TASKS), shared_data / "benchmarks")
+    tasks = TaskManager(include_defaults=False).load(configs)["tasks"]
+    for name, n in DOCS.items():
+        docs = tasks[name].eval_docs
+        assert len(docs) == n, name
+        doc = docs[0]
+        choices = tasks[name].doc_to_choice(doc)
+        target = tasks[name].doc_to_target(doc)
+        assert len(choices) >= 2 and 0 <= target < len(choices), name
+        assert tasks[name].doc_to_text(doc).strip(), name
+
+
+def test_task_config_errors(shared_data, tmp_path):
+    with pytest.raises(UserError, match="unknown task"):
+        task_configs(["hellaswag"], shared_data / "benchmarks")
+    with pytest.raises(UserError, match="not found"):
+        task_configs(["rt_mmlu"], tmp_path / "nowhere")
+    with pytest.raises(UserError, match="rt_mmlu"):
+        task_configs(["rt_mmlu"], tmp_path)  # the directory exists, the files do not
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory, tiny_model, shared_data):
+    out = tmp_path_factory.mktemp("evaluate")
+    cfg = Config(data_dir=str(shared_data / "benchmarks"), limit=LIMIT, batch_size=16, device="cpu")
+    outputs = Outputs(metrics=out / "evaluate.json", plot=out / "evaluate_plot.csv")
+    # the same weights as base and sft: the mechanics are under test, and the deltas must be 0
+    inputs = Inputs(model_dir=tiny_model, base_model=tiny_model)
+    metrics = run(cfg, StudentConfig(model=str(tiny_model)), inputs, outputs)
+    return metrics, outputs, cfg
+
+
+def test_metrics_for_base_sft_and_deltas(result):
+    metrics, outputs, cfg = result
+    assert json.loads(outputs.metrics.read_text()) == pytest.approx(metrics)
+    configs = {c["task"]: c for c in task_configs(list(DEFAULT_TASKS), cfg.data_dir)}
+    expected = {"rt_arc_challenge": ["acc", "acc_norm"], "rt_hellaswag": ["acc", "acc_norm"],
+                "rt_mmlu": ["acc"], "rt_truthfulqa_mc2": ["acc"]}
+    for task, names in expected.items():
+        assert primary_metric(configs[task]) in names
+        assert metrics[f"docs.{task}"] == LIMIT
+        for metric in names:
+            for model in ("base", "sft"):
+                assert 0.0 <= metrics[f"{model}.{task}.{metric}"] <= 1.0, (model, task, metric)
+                assert f"{model}.{task}.{metric}_stderr" in metrics
+            assert metrics[f"delta.{task}.{metric}"] == pytest.approx(0.0)
+
+
+def test_plot_data(result):
+    metrics, outputs, _ = result
+    with open(outputs.plot, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["task"], r["model"]) for r in rows] == [(t, m) for t in DEFAULT_TASKS for m in ("base", "sft")]
+    assert metrics["sft.rt_arc_challenge.acc_norm"] == pytest.approx(float(rows[1]["score"]))
+
+
+def test_cli_one_task(tmp_path, tiny_model, shared_data, monkeypatch):
+    params = {"student": {"model": str(tiny_model)},
+              "evaluate": {"data_dir": str(shared_data / "benchmarks"), "limit": 2, "device": "cpu"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "alpaca").mkdir(parents=True)
+    (tmp_path / "models" / "alpaca" / "student-sft").symlink_to(tiny_model, target_is_directory=True)
+    assert main(["--dataset", "alpaca", "--tasks", "rt_arc_challenge"]) == 0
+    m = json.loads((tmp_path / "metrics" / "alpaca" / "evaluate.json").read_text())
+    assert m["docs.rt_arc_challenge"] == 2
+    assert {k.split(".")[1] for k in m if k.startswith(("base.", "sft."))} == {"rt_arc_challenge"}
+    assert (tmp_path / "metrics" / "alpaca" / "evaluate_plot.csv").exists()
+    with pytest.raises(SystemExit):
+        main(["--tasks", "rt_arc_challenge"])  # no --dataset and no explicit paths

@@ -1,0 +1,127 @@
+"""fetch on the real Alpaca file, plus JSONL / parquet / URL / ShareGPT copies of real rows."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from reflection_tuning.io import read_jsonl
+from reflection_tuning.stages.fetch import Config, Outputs, SourceError, main, run
+
+
+def _outputs(tmp_path: Path) -> Outputs:
+    return Outputs(rows=tmp_path / "rows.jsonl", rejects=tmp_path / "rejects.jsonl", metrics=tmp_path / "m.json")
+
+
+def _metrics(out: Outputs) -> dict:
+    return json.loads(out.metrics.read_text())
+
+
+def test_real_alpaca_sample_is_reproducible(shared_data, tmp_path):
+    source = str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json")
+    a, b = _outputs(tmp_path / "a"), _outputs(tmp_path / "b")
+    run(Config(source=source, limit=16, seed=0), a)
+    run(Config(source=source, limit=16, seed=0), b)
+    assert a.rows.read_bytes() == b.rows.read_bytes()
+    rows = read_jsonl(a.rows)
+    assert len(rows) == 16
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert set(rows[0]) == {"id", "instruction", "input", "output", "source"}
+    m = _metrics(a)
+    assert m["read"] == 3111 == m["kept"] + m["rejected"] + m["duplicates"]
+    assert m["sampled"] == 16
+    run(Config(source=source, limit=16, seed=1), b)
+    assert a.rows.read_bytes() != b.rows.read_bytes()
+
+
+def test_bad_rows_go_to_rejects_with_line_and_reason(alpaca_records, tmp_path):
+    good = alpaca_records[:5]
+    lines = [json.dumps(r) for r in good]
+    lines += [
+        "{not json",
+        json.dumps({"instruction": "Say hi.", "input": ""}),                     # missing output
+        json.dumps({"instruction": "   ", "input": "", "output": "Hi."}),       # empty instruction
+        json.dumps({"instruction": ["a"], "input": "", "output": "Hi."}),       # not a string
+        json.dumps(good[0]),                                                    # duplicate of line 1
+        json.dumps([1, 2]),                                                     # not an object
+    ]
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    out = _outputs(tmp_path)
+    run(Config(source=str(src)), out)
+    rejects = {r["line"]: r["reason"] for r in read_jsonl(out.rejects)}
+    assert rejects[6].startswith("bad JSON")
+    assert rejects[7] == "missing field 'output'"
+    assert rejects[8] == "empty field 'instruction'"
+    assert rejects[9] == "field 'instruction' is list, not a string"
+    assert rejects[10] == "duplicate of line 1"
+    assert rejects[11] == "record is list, not an object"
+    m = _metrics(out)
+    assert (m["read"], m["kept"], m["rejected"], m["duplicates"]) == (11, 5, 5, 1)
+    assert len(read_jsonl(out.rows)) == 5
+
+
+def test_wizardlm_and_sharegpt_formats(alpaca_records, tmp_path):
+    recs = [r for r in alpaca_records if not r["input"]][:3]
+    wiz = tmp_path / "wiz.json"
+    wiz.write_text(json.dumps([{"instruction": r["instruction"], "output": r["output"]} for r in recs]))
+    share = tmp_path / "share.jsonl"
+    share.write_text("".join(json.dumps({"conversations": [
+        {"from": "system", "value": "be nice"},
+        {"from": "human", "value": r["instruction"]},
+        {"from": "gpt", "value": r["output"]},
+        {"from": "human", "value": "and again?"},
+    ]}) + "\n" for r in recs))
+    a, b = _outputs(tmp_path / "a"), _outputs(tmp_path / "b")
+    run(Config(source=str(wiz), format="wizardlm"), a)
+    run(Config(source=str(share), format="sharegpt"), b)
+    ids_a = [(r["id"], r["instruction"], r["output"]) for r in read_jsonl(a.rows)]
+    ids_b = [(r["id"], r["instruction"], r["output"]) for r in read_jsonl(b.rows)]
+    assert ids_a == ids_b and len(ids_a) == 3
+
+
+def test_parquet_source(alpaca_records, tmp_path):
+    import datasets
+
+    path = tmp_path / "alpaca.parquet"
+    datasets.Dataset.from_list(alpaca_records[:7]).to_parquet(str(path))
+    out = _outputs(tmp_path)
+    run(Config(source=str(path)), out)
+    assert _metrics(out)["kept"] == 7
+
+
+def test_http_source(shared_data, tmp_path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shared_data / "alpaca"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/cherry_alpaca_5_percent.json"
+        out = _outputs(tmp_path)
+        run(Config(source=url, limit=4), out)
+        assert _metrics(out)["read"] == 3111
+        with pytest.raises(SourceError, match="not found"):
+            run(Config(source=url.replace("cherry", "missing")), out)
+    finally:
+        server.shutdown()
+
+
+def test_unreachable_sources_fail_clearly(tmp_path):
+    with pytest.raises(SourceError, match="set datasets.<name>.source"):
+        run(Config(source="tatsu-lab/alpaca"), _outputs(tmp_path))  # HF_HUB_OFFLINE=1 in tests
+    with pytest.raises(SourceError, match="not found"):
+        run(Config(source=str(tmp_path / "nope.json")), _outputs(tmp_path))
+
+
+def test_cli_reads_params_section(shared_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source = shared_data / "alpaca" / "cherry_alpaca_5_percent.json"
+    (tmp_path / "params.yaml").write_text(f"datasets:\n  alpaca:\n    source: {source}\n    limit: 3\n    seed: 0\n")
+    assert main(["--dataset", "alpaca"]) == 0
+    assert len(read_jsonl(tmp_path / "data/alpaca/original.jsonl")) == 3
+    assert main(["--dataset", "alpaca", "--limit", "2", "--output", "two.jsonl"]) == 0
+    assert len(read_jsonl(tmp_path / "two.jsonl")) == 2

@@ -1,0 +1,110 @@
+"""finetune on real Alpaca rows with the tiny model: loss on the response only, outputs written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import yaml
+
+from reflection_tuning import templates
+from reflection_tuning.io import write_jsonl
+from reflection_tuning.stages.finetune import Config, Inputs, Outputs, build_trainer, main, run, training_examples
+from reflection_tuning.student import StudentConfig
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, tiny_model, alpaca_rows):
+    """`reflection-tuning finetune --dataset alpaca` in a fresh directory: 8 rows, 2 steps."""
+    root = tmp_path_factory.mktemp("finetune")
+    write_jsonl(root / "data" / "alpaca" / "selected.jsonl", alpaca_rows[:8])
+    params = {
+        "student": {"model": str(tiny_model)},
+        "finetune": {"template": "vicuna", "batch_size": 4, "max_length": 64, "learning_rate": 1.0e-3, "device": "cpu"},
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # the default paths are relative to the repository root
+        assert main(["--dataset", "alpaca", "--max-length", "256"]) == 0
+    return root
+
+
+def test_trains_and_writes_metrics(cli_run):
+    m = json.loads((cli_run / "metrics/alpaca/finetune.json").read_text())
+    assert m["train_rows"] == m["selected_rows"] == 8
+    assert m["steps"] == 2  # 8 rows / batch 4, 1 epoch
+    assert math.isfinite(m["train_loss"]) and m["train_loss"] > 0
+    assert 0 < m["completion_tokens"] < m["tokens"]
+    assert m["seconds"] > 0
+    with open(cli_run / "metrics/alpaca/finetune_loss.csv", newline="") as f:
+        curve = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in curve] == [1, 2]
+    assert all(math.isfinite(float(r["loss"])) for r in curve)
+
+
+def test_model_saved_and_loadable(cli_run, tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = cli_run / "models/alpaca/student-sft"
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert tokenizer.eos_token == AutoTokenizer.from_pretrained(tiny_model).eos_token
+    name, weight = next(iter(model.state_dict().items()))
+    assert not torch.equal(weight, base.state_dict()[name])  # it did train
+    ids = tokenizer("Hello", return_tensors="pt").input_ids
+    assert torch.isfinite(model(ids).logits).all()
+
+
+def test_labels_mask_the_prompt(tiny_model, alpaca_rows, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    row = next(r for r in alpaca_rows if r["input"] and r["output"][:1].isalpha())
+    examples = training_examples([row], "vicuna", tokenizer)
+    assert examples[0]["prompt"] == templates.prompt("vicuna", row["instruction"], row["input"])
+    assert examples[0]["completion"] == row["output"] + tokenizer.eos_token
+    trainer = build_trainer(Config(max_length=1024, device="cpu"), model, tokenizer, examples, tmp_path / "out")
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    input_ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    prompt_ids = tokenizer(examples[0]["prompt"])["input_ids"]
+    n = len(prompt_ids)
+    assert input_ids[:n] == prompt_ids
+    assert labels[:n] == [-100] * n  # no loss on the prompt
+    assert labels[n:] == input_ids[n:]  # loss on every response token ...
+    assert labels[-1] == tokenizer.eos_token_id  # ... including the EOS that ends it
+    assert tokenizer.decode(input_ids[n:-1]) == row["output"]
+
+
+def test_zero_rows_saves_the_unchanged_student(tiny_model, tmp_path, caplog):
+    (tmp_path / "selected.jsonl").write_text("")
+    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
+    m = run(Config(device="cpu"), StudentConfig(model=str(tiny_model)), Inputs(rows=tmp_path / "selected.jsonl"), out)
+    assert m["train_rows"] == 0 and m["steps"] == 0 and m["train_loss"] is None
+    assert "no rows" in caplog.text
+    assert json.loads(out.metrics.read_text())["train_loss"] is None
+    assert (out.model_dir / "config.json").exists() and (out.model_dir / "tokenizer.json").exists()
+    assert out.loss_plot.read_text() == "step,loss\n"
+
+
+def test_rows_cut_off_by_max_length_are_not_trained(tiny_model, alpaca_rows, tmp_path):
+    write_jsonl(tmp_path / "selected.jsonl", alpaca_rows[:2])
+    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
+    # 16 tokens do not even hold the Vicuna system prompt: no response token is left
+    m = run(Config(max_length=16, device="cpu"), StudentConfig(model=str(tiny_model)),
+            Inputs(rows=tmp_path / "selected.jsonl"), out)
+    assert m["selected_rows"] == 2 and m["train_rows"] == 0 and m["train_loss"] is None
+    assert (out.model_dir / "model.safetensors").exists()
+
+
+def test_bad_rows_and_missing_paths(tiny_model, tmp_path):
+    from reflection_tuning.errors import UserError
+
+    with pytest.raises(UserError, match="abc"):
+        training_examples([{"id": "abc", "instruction": None, "output": None}], "vicuna", None)
+    with pytest.raises(SystemExit):
+        main(["--params", str(tmp_path / "none.yaml")])  # no --dataset and no --input

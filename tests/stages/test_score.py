@@ -1,0 +1,123 @@
+"""The score stage on real Alpaca rows, with hand-built reflected variants (swapped real texts)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from reflection_tuning.config import ConfigError
+from reflection_tuning.errors import UserError
+from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.scoring.ifd import TERMS
+from reflection_tuning.stages.score import Config, main
+
+N = 4
+
+
+def teacher_row(orig: dict, variant: str, instruction, input, output, status: str = "ok") -> dict:
+    if status != "ok":
+        instruction = input = output = None
+    return {"id": orig["id"], "variant": variant, "instruction": instruction, "input": input, "output": output,
+            "source": orig["source"], "status": status}
+
+
+def build_variants(rows: list[dict], data: Path) -> None:
+    """original = rows[:N]; instruction = texts of rows[N+k]; response = Q with rows[2N+k]'s output;
+    both = the instruction variant's Q with rows[3N+k]'s output. ``both`` of row 3 failed to parse
+    and ``response`` of row 2 is missing altogether."""
+    orig = rows[:N]
+    ins = [teacher_row(o, "instruction", rows[N + k]["instruction"], rows[N + k]["input"], rows[N + k]["output"])
+           for k, o in enumerate(orig)]
+    resp = [teacher_row(o, "response", o["instruction"], o["input"], rows[2 * N + k]["output"])
+            for k, o in enumerate(orig) if k != 2]
+    both = [teacher_row(o, "both", ins[k]["instruction"], ins[k]["input"], rows[3 * N + k]["output"],
+                        status="parse_error" if k == 3 else "ok") for k, o in enumerate(orig)]
+    for name, rs in (("original", orig), ("instruction", ins), ("response", resp), ("both", both)):
+        write_jsonl(data / f"{name}.jsonl", rs)
+
+
+def test_pipeline_mode(alpaca_rows, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    build_variants(alpaca_rows, tmp_path / "data" / "alpaca")
+    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--model", str(tiny_model), "--device", "cpu",
+                 "--batch-tokens", "4096", "--log-level", "WARNING"]) == 0
+
+    rows = read_jsonl("data/alpaca/scores.jsonl")
+    assert len(rows) == 4 * N
+    assert [(r["id"], r["variant"]) for r in rows] == sorted((r["id"], r["variant"]) for r in rows)
+    by = {(r["id"], r["variant"]): r for r in rows}
+    ids = [r["id"] for r in alpaca_rows[:N]]
+    assert by[ids[3], "both"]["status"] == "unusable" and by[ids[2], "response"]["status"] == "unusable"
+    for key in ((ids[3], "both"), (ids[2], "response")):
+        assert by[key]["ifd"] is None and by[key]["rifd"] is None and by[key]["ppl_a"] is None
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 4 * N - 2
+    for r in ok:
+        assert r["ifd"] == pytest.approx(r["ppl_a_given_q"] / r["ppl_a"])
+        assert r["rifd"] == pytest.approx(r["ppl_q_given_a"] / r["ppl_q"])
+        assert all(r[f"tokens_{t}"] > 0 for t in TERMS) and r["truncated"] is False
+    # original and response share Q; instruction and both share Q*: the same "Q alone" scores
+    assert by[ids[0], "original"]["loss_q"] == by[ids[0], "response"]["loss_q"]
+    assert by[ids[0], "instruction"]["loss_q"] == by[ids[0], "both"]["loss_q"]
+
+    m = json.loads(Path("metrics/alpaca/score.json").read_text())
+    assert m["rows"] == 16 and m["original_rows"] == m["both_rows"] == N
+    assert m["both_status_unusable"] == 1 and m["both_status_ok"] == N - 1 and m["both_failed"] == 0
+    assert m["original_status_ok"] == N and m["original_truncated_share"] == 0
+    assert m["pairs"] == 4 * (4 * N - 2)
+    assert m["pairs_unique"] == m["pairs"] - 6  # 3 shared Q, 3 shared Q*
+    assert 0 <= m["padding_fraction"] < 1 and m["tokens_scored"] > 0 and m["seconds"] > 0
+    assert m["original_ifd_mean"] == pytest.approx(sum(by[i, "original"]["ifd"] for i in ids) / N)
+
+    with open("metrics/alpaca/score_ifd.csv", newline="") as f:
+        plot = list(csv.DictReader(f))
+    assert len(plot) == len(ok) and set(plot[0]) == {"id", "variant", "ifd", "rifd"}
+    assert float(plot[0]["ifd"]) == pytest.approx(by[plot[0]["id"], plot[0]["variant"]]["ifd"])
+
+
+def test_truncated_rows_compare_like_with_like(alpaca_rows, tiny_model, tmp_path):
+    """A truncated "A given Q" makes "A alone" cover as many target tokens, as in the reference."""
+    from transformers import AutoTokenizer
+
+    from reflection_tuning.stages.score import run_plain
+    from reflection_tuning.student import StudentConfig
+    from reflection_tuning.templates import prompt
+
+    row = {k: alpaca_rows[0][k] for k in ("instruction", "input", "output")}
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    n_prompt = len(tok(prompt("alpaca", row["instruction"], row["input"])).input_ids)
+    assert len(tok(row["output"]).input_ids) > 20
+    write_jsonl(tmp_path / "in.jsonl", [row])
+    m = run_plain(Config(max_length=n_prompt + 10, device="cpu"), StudentConfig(str(tiny_model)),
+                  tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    (r,) = read_jsonl(tmp_path / "out.jsonl")
+    assert r["truncated"] is True and r["tokens_a_given_q"] == 10 == r["tokens_a"]
+    # the reverse prompt holds the whole response: no room is left for Q, an explicit failure
+    assert r["tokens_q_given_a"] == 0 and r["status"] == "empty" and r["ifd"] is None and r["rifd"] is None
+    assert m["original_truncated_share"] == 1.0 and m["original_status_empty"] == 1
+
+
+def test_plain_mode(alpaca_rows, tiny_model, tmp_path):
+    plain = [{k: r[k] for k in ("instruction", "input", "output")} for r in alpaca_rows[20:23]]
+    plain.append({"instruction": "Say nothing.", "input": "", "output": ""})
+    write_jsonl(tmp_path / "in.jsonl", plain)
+    assert main(["--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"),
+                 "--model", str(tiny_model), "--template", "vicuna", "--params", str(tmp_path / "none.yaml"),
+                 "--metrics", str(tmp_path / "m.json"), "--log-level", "WARNING"]) == 0
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["instruction"] for r in out] == [r["instruction"] for r in plain]  # input order kept
+    assert [r["status"] for r in out] == ["ok", "ok", "ok", "empty"]
+    assert out[3]["ifd"] is None and out[3]["tokens_a_given_q"] == 0  # empty output: a status, never 0
+    assert json.loads((tmp_path / "m.json").read_text())["original_status_empty"] == 1
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match="template"):
+        Config(template="llama")
+    with pytest.raises(UserError, match="missing"):
+        main(["--dataset", "nowhere", "--params", "none.yaml"])
+    with pytest.raises(SystemExit):
+        main(["--params", "none.yaml", "--input", "x.jsonl"])  # plain mode needs --output too

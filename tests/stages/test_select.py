@@ -1,0 +1,125 @@
+"""The select stage on real Alpaca rows (hand-built variants) with scores chosen to reach every v2 branch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reflection_tuning.config import ConfigError
+from reflection_tuning.errors import UserError
+from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.stages.select import Config, Inputs, Outputs, main, run
+
+N = 8
+VARIANTS = ("original", "instruction", "response", "both")
+
+
+def teacher_row(orig: dict, variant: str, src: dict, status: str = "ok") -> dict:
+    ok = status == "ok"
+    return {"id": orig["id"], "variant": variant, "instruction": src["instruction"] if ok else None,
+            "input": src["input"] if ok else None, "output": src["output"] if ok else None,
+            "source": orig["source"], "status": status}
+
+
+def s(ifd, rifd, status="ok"):
+    return {"status": status, "ifd": ifd if status == "ok" else None, "rifd": rifd if status == "ok" else None}
+
+
+# Per sample: scores of original, instruction, response, both; and the v2 branch they lead to.
+CASES = [
+    ((0.5, 0.8), (0.7, 0.6), (0.1, 0.1), (0.9, 0.5), "both"),
+    ((0.5, 0.8), (0.7, 0.6), (0.1, 0.1), (0.9, 0.7), "both_not_easier"),
+    ((0.5, 0.8), (0.7, 0.6), (0.1, 0.1), (1.3, 0.5), "both_filtered"),
+    ((0.7, 0.6), (0.5, 0.8), (0.4, 0.5), (0.1, 0.1), "response"),
+    ((0.7, 0.6), (0.5, 0.8), (0.4, 0.9), (0.1, 0.1), "response_not_easier"),
+    ((0.7, 1.6), (0.5, 0.8), (0.4, 1.2), (0.1, 0.1), "response_filtered"),
+    ((0.5, 0.8), (0.7, 0.6), (0.1, 0.1), "nan", "unscored"),
+    ((0.5, 0.8), (0.7, 0.6), (0.1, 0.1), "unusable", "unscored"),  # the teacher failed on `both`
+]
+
+
+@pytest.fixture
+def inputs(alpaca_rows, tmp_path) -> Inputs:
+    orig = alpaca_rows[:N]
+    files = {
+        "original": orig,
+        "instruction": [teacher_row(o, "instruction", alpaca_rows[N + k]) for k, o in enumerate(orig)],
+        "response": [teacher_row(o, "response", {**o, "output": alpaca_rows[2 * N + k]["output"]})
+                     for k, o in enumerate(orig)],
+        "both": [teacher_row(o, "both", alpaca_rows[3 * N + k], "parse_error" if k == 7 else "ok")
+                 for k, o in enumerate(orig)],
+    }
+    scores = []
+    for o, case in zip(orig, CASES):
+        for v, sc in zip(VARIANTS, case[:4]):
+            scores.append({"id": o["id"], "variant": v, **(s(*sc) if isinstance(sc, tuple) else s(None, None, sc))})
+    d = tmp_path / "data"
+    for name, rows in files.items():
+        write_jsonl(d / f"{name}.jsonl", rows)
+    write_jsonl(d / "scores.jsonl", scores, sort_by=("id", "variant"))
+    return Inputs(d / "scores.jsonl", *(d / f"{v}.jsonl" for v in VARIANTS))
+
+
+def _out(tmp_path: Path) -> Outputs:
+    return Outputs(tmp_path / "selected.jsonl", tmp_path / "select.json")
+
+
+def test_v2_counts_every_branch(inputs, alpaca_rows, tmp_path):
+    m = run(Config(method="v2"), inputs, _out(tmp_path))
+    assert m == json.loads((tmp_path / "select.json").read_text())
+    assert m["read"] == N and m["kept"] == 2 == m["kept_before_rank"] and m["dropped_by_rank"] == 0
+    branches = {k[len("branch_"):]: v for k, v in m.items() if k.startswith("branch_")}
+    assert sum(branches.values()) == m["read"]
+    assert branches == {c[4]: (2 if c[4] == "unscored" else 1) for c in CASES}
+    assert (m["kept_both"], m["kept_response"], m["kept_original"], m["kept_instruction"]) == (1, 1, 0, 0)
+
+    rows = {r["variant"]: r for r in read_jsonl(tmp_path / "selected.jsonl")}
+    both, resp = rows["both"], rows["response"]
+    assert set(both) == {"id", "variant", "instruction", "input", "output", "source", "ifd", "rifd"}
+    assert both["id"] == alpaca_rows[0]["id"] and both["output"] == alpaca_rows[3 * N]["output"]
+    assert (both["ifd"], both["rifd"]) == (0.9, 0.5)
+    assert resp["id"] == alpaca_rows[3]["id"] and resp["instruction"] == alpaca_rows[3]["instruction"]
+    assert resp["output"] == alpaca_rows[2 * N + 3]["output"] and (resp["ifd"], resp["rifd"]) == (0.4, 0.5)
+
+
+def test_v2_top_k_keeps_the_highest_ifd(inputs, tmp_path):
+    m = run(Config(method="v2", top_k=1), inputs, _out(tmp_path))
+    assert (m["kept_before_rank"], m["dropped_by_rank"], m["kept"]) == (2, 1, 1)
+    assert [r["variant"] for r in read_jsonl(tmp_path / "selected.jsonl")] == ["both"]  # IFD 0.9 > 0.4
+    m = run(Config(method="v2", ratio=0.5), inputs, _out(tmp_path))
+    assert m["kept"] == 1
+
+
+def test_v1_trains_on_recycled_pairs(inputs, alpaca_rows, tmp_path):
+    m = run(Config(method="v1"), inputs, _out(tmp_path))
+    assert (m["read"], m["kept"], m["branch_both"], m["branch_instruction_fallback"]) == (N, N, N - 1, 1)
+    assert (m["kept_both"], m["kept_instruction"]) == (N - 1, 1)
+    fallback = next(r for r in read_jsonl(tmp_path / "selected.jsonl") if r["variant"] == "instruction")
+    assert fallback["id"] == alpaca_rows[7]["id"] and fallback["instruction"] == alpaca_rows[N + 7]["instruction"]
+
+
+def test_original_keeps_every_original(inputs, alpaca_rows, tmp_path):
+    m = run(Config(method="original"), inputs, _out(tmp_path))
+    assert (m["kept"], m["kept_original"], m["branch_original"]) == (N, N, N)
+    rows = read_jsonl(tmp_path / "selected.jsonl")
+    assert {r["output"] for r in rows} == {r["output"] for r in alpaca_rows[:N]}
+
+
+def test_main_paths_and_unknown_method(inputs, tmp_path, monkeypatch):
+    monkeypatch.chdir(inputs.scores.parent.parent)
+    Path("data").rename("alpaca")
+    Path("data").mkdir()
+    Path("alpaca").rename("data/alpaca")
+    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--top-k", "1", "--log-level", "WARNING"]) == 0
+    assert json.loads(Path("metrics/alpaca/select.json").read_text())["kept"] == 1
+    assert len(read_jsonl("data/alpaca/selected.jsonl")) == 1
+    with pytest.raises(ConfigError, match="unknown method 'v3'"):
+        main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "v3"])
+    Path("data/alpaca/scores.jsonl").unlink()
+    with pytest.raises(UserError, match="scores.jsonl"):
+        main(["--dataset", "alpaca", "--params", "none.yaml"])
+    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "v1"]) == 0  # no scores needed
+    with pytest.raises(ConfigError, match="not both"):
+        Config(top_k=1, ratio=0.5)

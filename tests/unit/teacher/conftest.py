@@ -1,0 +1,112 @@
+"""A scriptable OpenAI-compatible chat server on loopback (real HTTP, aiohttp) for the teacher tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+
+@dataclass
+class Failure:
+    """One scripted error answer."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=lambda: {"error": {"message": "scripted failure"}})
+    delay: float = 0.0
+
+
+class FakeOpenAI:
+    """``POST /v1/chat/completions``: first the scripted ``failures`` (in order), then ``reply``.
+
+    ``reply(body) -> (content, finish_reason)`` or a :class:`Failure`; ``delay`` is seconds per request.
+    """
+
+    def __init__(self) -> None:
+        self.failures: list[Failure] = []
+        self.reply: Callable[[dict], tuple[str, str] | Failure] = lambda body: ("[Better Answer] fine [End]", "stop")
+        self.delay = 0.0
+        self.requests: list[dict] = []
+        self.auth: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.url = ""
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        self.auth.append(request.headers.get("Authorization", ""))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            outcome = self.failures.pop(0) if self.failures else self.reply(body)
+            delay = outcome.delay if isinstance(outcome, Failure) else 0.0
+            await asyncio.sleep(self.delay + delay)
+            if isinstance(outcome, Failure):
+                return web.json_response(outcome.body, status=outcome.status, headers=outcome.headers)
+            content, finish = outcome
+            return web.json_response(
+                {
+                    "id": f"chatcmpl-{len(self.requests)}",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": finish,
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                }
+            )
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.fixture(scope="session")
+def _fake_server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", fake.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state["runner"] = runner
+        state["port"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10), "fake OpenAI server did not start"
+    fake.url = f"http://127.0.0.1:{state['port']}/v1"
+    yield fake
+    asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@pytest.fixture
+def fake_openai(_fake_server: FakeOpenAI) -> FakeOpenAI:
+    """The fake server, reset for this test (its ``url`` is the OpenAI base URL)."""
+    url = _fake_server.url
+    _fake_server.reset()
+    _fake_server.url = url
+    return _fake_server
+

@@ -1,0 +1,164 @@
+"""The teacher client against a real HTTP server on loopback: cache, retries, sliding window."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.teacher.client import Teacher, TeacherRequestError, cache_key, retry_after_seconds
+
+from .conftest import Failure
+
+KEY = "sk-test-SECRET-0123456789"
+MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Say {hi} in French."}]
+
+
+def make(cfg: TeacherConfig, url: str | None, **kw) -> Teacher:
+    kw.setdefault("backoff_initial", 0.01)
+    kw.setdefault("backoff_max", 0.05)
+    return Teacher(cfg, template_hash="abc123", api_key=KEY, base_url=url, **kw)
+
+
+def cfg_for(tmp_path: Path, **over) -> TeacherConfig:
+    base = TeacherConfig(model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"))
+    return dataclasses.replace(base, **over)
+
+
+async def _complete(teacher: Teacher, messages=MESSAGES):
+    try:
+        return await teacher.complete(messages)
+    finally:
+        await teacher.aclose()
+
+
+def test_cache_key_ignores_endpoint_and_key_but_not_what_shapes_the_reply(tmp_path):
+    cfg = cfg_for(tmp_path)
+    a = Teacher(cfg, template_hash="t1", api_key="k1", base_url="http://a.example/v1")
+    b = Teacher(dataclasses.replace(cfg, base_url="http://b.example/v1", api_key_env="OTHER"), template_hash="t1",
+                api_key="k2", base_url="http://b.example/v1")
+    assert a.key(MESSAGES) == b.key(MESSAGES) == cache_key(cfg, MESSAGES, "t1")
+    assert len(a.key(MESSAGES)) == 64
+    changed = [
+        cache_key(dataclasses.replace(cfg, **{name: value}), MESSAGES, "t1")
+        for name, value in [("model", "m2"), ("temperature", 0.7), ("top_p", 0.9), ("max_tokens", 99), ("seed", 1)]
+    ]
+    changed += [cache_key(cfg, MESSAGES, "t2"), cache_key(cfg, MESSAGES[1:], "t1")]
+    assert len({a.key(MESSAGES), *changed}) == len(changed) + 1
+    for t in (a, b):
+        asyncio.run(t.aclose())
+
+
+def test_reply_is_cached_and_reused_from_another_endpoint(tmp_path, fake_openai):
+    cfg = cfg_for(tmp_path)
+    first = asyncio.run(_complete(make(cfg, fake_openai.url)))
+    assert (first.content, first.finish_reason, first.cached) == ("[Better Answer] fine [End]", "stop", False)
+    assert (first.prompt_tokens, first.completion_tokens) == (11, 7)
+    assert fake_openai.auth == [f"Bearer {KEY}"]
+    # another endpoint and key, same request: served from disk, nothing sent, no client needed
+    other = Teacher(dataclasses.replace(cfg, base_url="http://elsewhere/v1"), template_hash="abc123", api_key="k2")
+    again = asyncio.run(_complete(other))
+    assert again.cached and again.content == first.content
+    assert (other.cache_hits, other.requests_sent, len(fake_openai.requests)) == (1, 0, 1)
+    assert not any(KEY.encode() in f.read_bytes() for f in (tmp_path / "cache").rglob("*") if f.is_file())
+
+
+def test_429_with_retry_after_then_500_then_success(tmp_path, fake_openai):
+    fake_openai.failures = [Failure(429, {"Retry-After": "1"}), Failure(500)]
+    teacher = make(cfg_for(tmp_path), fake_openai.url)
+    t0 = time.monotonic()
+    reply = asyncio.run(_complete(teacher))
+    assert reply.content == "[Better Answer] fine [End]"
+    assert len(fake_openai.requests) == 3
+    assert (teacher.requests_sent, teacher.requests_retried) == (3, 2)
+    assert time.monotonic() - t0 >= 0.9  # Retry-After honoured over the tiny backoff
+
+
+def test_retry_after_ms_header_and_http_date_parse():
+    class Resp:
+        def __init__(self, headers):
+            self.headers = headers
+
+    class Exc(Exception):
+        def __init__(self, headers):
+            self.response = Resp(headers)
+
+    assert retry_after_seconds(Exc({"retry-after-ms": "250"})) == pytest.approx(0.25)
+    assert retry_after_seconds(Exc({"retry-after": "3"})) == 3.0
+    assert retry_after_seconds(Exc({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
+    assert retry_after_seconds(Exc({})) is None and retry_after_seconds(None) is None
+
+
+def test_gives_up_after_max_retries_without_caching_or_leaking_the_key(tmp_path, fake_openai):
+    # the server echoes the Authorization header in its error body: the message must not carry it
+    fail = Failure(503, body={"error": {"message": f"overloaded; you sent Bearer {KEY}"}})
+    fake_openai.failures = [fail] * 10
+    cfg = cfg_for(tmp_path, max_retries=2)
+    teacher = make(cfg, fake_openai.url)
+    with pytest.raises(TeacherRequestError) as err:
+        asyncio.run(_complete(teacher))
+    assert len(fake_openai.requests) == 3  # 1 + max_retries
+    assert "503" in str(err.value) and KEY not in str(err.value)
+    assert make(cfg, None).cached(MESSAGES) is None  # failures are never cached
+
+
+def test_client_errors_are_not_retried(tmp_path, fake_openai):
+    fake_openai.failures = [Failure(400, body={"detail": "bad model"})]
+    with pytest.raises(TeacherRequestError, match="400.*bad model"):
+        asyncio.run(_complete(make(cfg_for(tmp_path), fake_openai.url)))
+    assert len(fake_openai.requests) == 1
+
+
+def test_timeouts_are_retried_then_reported(tmp_path, fake_openai):
+    fake_openai.delay = 1.0
+    teacher = make(cfg_for(tmp_path, timeout=0.2, max_retries=1), fake_openai.url)
+    with pytest.raises(TeacherRequestError, match="(?i)timed? ?out"):
+        asyncio.run(_complete(teacher))
+    assert teacher.requests_sent == 2
+
+
+def test_sliding_window_bounds_requests_in_flight(tmp_path, fake_openai):
+    fake_openai.delay = 0.1
+    teacher = make(cfg_for(tmp_path, max_concurrency=3, cache_dir=None), fake_openai.url)
+    batch = [[{"role": "user", "content": f"question {i}"}] for i in range(12)]
+
+    async def go():
+        try:
+            return await teacher.complete_all(batch, desc="test")
+        finally:
+            await teacher.aclose()
+
+    results = asyncio.run(go())
+    assert len(results) == 12 and all(r.content for r in results)
+    assert fake_openai.max_in_flight == 3 and teacher.max_in_flight == 3
+    assert teacher.requests_sent == 12 and teacher.cache_hits == 0
+
+
+def test_complete_all_returns_errors_in_place_and_keeps_order(tmp_path, fake_openai):
+    def reply(body):
+        text = body["messages"][-1]["content"]
+        return Failure(400) if text == "q1" else (f"answer to {text}", "length" if text == "q2" else "stop")
+
+    fake_openai.reply = reply
+    teacher = make(cfg_for(tmp_path), fake_openai.url)
+    batch = [[{"role": "user", "content": f"q{i}"}] for i in range(3)]
+
+    async def go():
+        try:
+            return await teacher.complete_all(batch)
+        finally:
+            await teacher.aclose()
+
+    r0, r1, r2 = asyncio.run(go())
+    assert r0.content == "answer to q0" and isinstance(r1, TeacherRequestError)
+    assert r2.finish_reason == "length"
+
+
+def test_no_endpoint_is_a_request_error(tmp_path):
+    teacher = Teacher(cfg_for(tmp_path), template_hash="x")
+    with pytest.raises(TeacherRequestError, match="no teacher endpoint"):
+        asyncio.run(_complete(teacher))

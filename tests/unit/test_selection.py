@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+
+from reflection_tuning.selection import BRANCHES, KEPT_BRANCHES, rank_limit, select_one, select_v1, select_v2
+
+
+def s(ifd, rifd, status="ok"):
+    return {"status": status, "ifd": ifd, "rifd": rifd}
+
+
+# original / instruction IFDs decide the branch; then r-IFD comparisons and the < 1 filters.
+ACCEPT = {"original": s(0.5, 0.8), "instruction": s(0.7, 0.6)}  # IFD(ins) > IFD(ori)
+REJECT = {"original": s(0.7, 0.6), "instruction": s(0.5, 0.8)}  # IFD(ins) < IFD(ori)
+
+
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ({**ACCEPT, "both": s(0.9, 0.5), "response": s(0.1, 0.1)}, ("both", "both")),
+        ({**ACCEPT, "both": s(0.9, 0.6), "response": s(0.1, 0.1)}, (None, "both_not_easier")),  # equal r-IFD
+        ({**ACCEPT, "both": s(0.9, 0.7), "response": s(0.1, 0.1)}, (None, "both_not_easier")),
+        ({**ACCEPT, "both": s(1.0, 0.5), "response": s(0.1, 0.1)}, (None, "both_filtered")),  # IFD = 1
+        ({"original": s(0.5, 1.5), "instruction": s(0.7, 1.3), "both": s(0.9, 1.1)}, (None, "both_filtered")),
+        ({**REJECT, "response": s(0.9, 0.5), "both": s(0.1, 0.1)}, ("response", "response")),
+        ({**REJECT, "response": s(0.9, 0.6)}, (None, "response_not_easier")),
+        ({**REJECT, "response": s(1.2, 0.5)}, (None, "response_filtered")),
+        ({"original": s(0.8, 1.4), "instruction": s(0.5, 0.8), "response": s(0.9, 1.2)}, (None, "response_filtered")),
+        # IFD(instruction) == IFD(original) is not "greater": the instruction is rejected
+        ({"original": s(0.5, 0.8), "instruction": s(0.5, 0.1), "response": s(0.9, 0.5)}, ("response", "response")),
+    ],
+)
+def test_v2_branches(scores, expected):
+    assert select_v2(scores) == expected
+    assert expected[1] in BRANCHES["v2"]
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        {"original": s(0.5, 0.8), "both": s(0.1, 0.1), "response": s(0.1, 0.1)},  # no instruction row
+        {**ACCEPT, "instruction": s(None, None, "unusable"), "both": s(0.1, 0.1), "response": s(0.1, 0.1)},
+        {**ACCEPT, "both": s(None, None, "nan"), "response": s(0.1, 0.1)},
+        {**ACCEPT, "both": s(None, None, "empty")},
+        # a failed score the old scorer wrote as 0 would pass every filter: here it is never used
+        {**ACCEPT, "both": s(0, 0, "nan")},
+        {**ACCEPT, "both": s(0.9, float("nan"))},
+        {**REJECT, "response": s(None, None, "unusable")},
+        {**REJECT, "original": {"status": "ok", "ifd": 0.7, "rifd": None}, "response": s(0.1, 0.1)},
+    ],
+)
+def test_v2_failed_scores_are_never_selected(scores):
+    assert select_v2(scores) == (None, "unscored")
+
+
+def test_v2_kept_variant_must_have_its_text():
+    scores = {**ACCEPT, "both": s(0.9, 0.5)}
+    assert select_one("v2", scores, {"both": True}) == ("both", "both")
+    assert select_one("v2", scores, {"both": False}) == (None, "unscored")
+
+
+def test_v1_keeps_the_recycled_pair_and_falls_back():
+    all_ok = dict.fromkeys(("original", "instruction", "response", "both"), True)
+    assert select_v1(all_ok) == ("both", "both")
+    assert select_v1({**all_ok, "both": False}) == ("instruction", "instruction_fallback")
+    assert select_v1({"original": True}) == ("original", "original_fallback")
+    assert select_v1({}) == (None, "unusable")
+    assert select_one("v1", {}, all_ok) == ("both", "both")  # v1 needs no scores
+
+
+def test_original_keeps_originals():
+    assert select_one("original", {}, {"original": True}) == ("original", "original")
+    assert select_one("original", {}, {"original": False}) == (None, "unusable")
+
+
+def test_every_kept_branch_is_known():
+    for method, branches in BRANCHES.items():
+        assert len(set(branches)) == len(branches), method
+    assert KEPT_BRANCHES <= {b for bs in BRANCHES.values() for b in bs}
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="unknown selection method 'v3'"):
+        select_one("v3", {}, {})
+
+
+def test_rank_limit_highest_ifd_first_ties_by_id_missing_last():
+    rows = [{"id": "d", "ifd": None}, {"id": "c", "ifd": 0.5}, {"id": "a", "ifd": 0.9}, {"id": "b", "ifd": 0.5}]
+    assert [r["id"] for r in rank_limit(rows)] == ["a", "b", "c", "d"]
+    assert [r["id"] for r in rank_limit(rows, top_k=2)] == ["a", "b"]
+    assert [r["id"] for r in rank_limit(rows, top_k=10)] == ["a", "b", "c", "d"]
+    assert [r["id"] for r in rank_limit(rows, ratio=0.5)] == ["a", "b"]
+    assert [r["id"] for r in rank_limit(rows, ratio=0.6)] == ["a", "b"]  # floor
+    assert rank_limit(rows, top_k=0) == []
+
+
+@pytest.mark.parametrize("kw", [{"top_k": 1, "ratio": 0.5}, {"top_k": -1}, {"ratio": 1.5}])
+def test_rank_limit_rejects_bad_limits(kw):
+    with pytest.raises(ValueError):
+        rank_limit([], **kw)
