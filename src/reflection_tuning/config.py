@@ -69,7 +69,7 @@ def _base_type(tp: Any) -> Any:
 
 def _parse_value(tp: Any, text: str) -> Any:
     base = _base_type(tp)
-    if text.lower() in ("null", "none") and base is not str:
+    if text.lower() in ("null", "none") and (base is not str or type(None) in typing.get_args(tp)):
         return None
     if base is bool:
         if text.lower() in ("1", "true", "yes", "on"):

@@ -15,4 +15,5 @@ def setup_logging(level: str | None = None) -> None:
         force=True,
     )
     # httpx logs every request at INFO; one line per teacher call drowns the progress bar.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in ("httpx", "httpx2"):  # openai 3.x ships httpx2
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -31,3 +31,13 @@ def canonical(instruction: str, input: str, output: str, source: str) -> dict:
         "output": output,
         "source": source,
     }
+
+
+def is_usable(row: dict | None) -> bool:
+    """A variant row can be scored or trained on: status ``ok`` and text fields present.
+
+    ``original`` rows carry no status: fetch wrote them, so they are ok by construction.
+    """
+    if row is None or row.get("status", STATUS_OK) != STATUS_OK:
+        return False
+    return isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str)

@@ -61,3 +61,22 @@ def parse_stage_args(
             name = name.format(dataset=args.dataset)
         configs.append(load_config(s.cls, params, name, cli_overrides(args, s.cls, s.prefix)))
     return args, configs, params
+
+
+def resolve_paths(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: dict[str, str]
+) -> dict[str, Path]:
+    """Each path option from the command line, else its default filled with ``--dataset``.
+
+    Raises:
+        SystemExit: a path is missing and no ``--dataset`` was given (via ``parser.error``).
+    """
+    out = {}
+    for name, default in defaults.items():
+        value = getattr(args, name)
+        if value is None:
+            if not args.dataset:
+                parser.error(f"--{name.replace('_', '-')} is required without --dataset")
+            value = Path(default.format(dataset=args.dataset))
+        out[name] = value
+    return out

@@ -23,7 +23,7 @@ from typing import Any
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_csv, write_metrics
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
 from reflection_tuning.student import StudentConfig, resolve_device
 from reflection_tuning.tasks import TASKS_DIR
 
@@ -219,14 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     args, (cfg, student), _ = parse_stage_args(
         parser, [Section(Config, "evaluate"), Section(StudentConfig, "student")], argv
     )
-    k = args.dataset
-    given = {"--model-dir": args.model_dir, "--metrics": args.metrics, "--plot": args.plot}
-    if not k and any(v is None for v in given.values()):
-        parser.error(f"{', '.join(f for f, v in given.items() if v is None)} required without --dataset")
-    inputs = Inputs(model_dir=args.model_dir or Path(f"models/{k}/student-sft"), base_model=Path(student.model))
-    outputs = Outputs(
-        metrics=args.metrics or Path(f"metrics/{k}/evaluate.json"),
-        plot=args.plot or Path(f"metrics/{k}/evaluate_plot.csv"),
-    )
+    paths = resolve_paths(parser, args, {
+        "model_dir": "models/{dataset}/student-sft",
+        "metrics": "metrics/{dataset}/evaluate.json",
+        "plot": "metrics/{dataset}/evaluate_plot.csv",
+    })
+    inputs = Inputs(model_dir=paths["model_dir"], base_model=Path(student.model))
+    outputs = Outputs(metrics=paths["metrics"], plot=paths["plot"])
     run(cfg, student, inputs, outputs)
     return 0

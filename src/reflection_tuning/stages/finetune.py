@@ -31,7 +31,7 @@ from typing import Any
 from reflection_tuning import templates
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_csv, write_metrics
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
 from reflection_tuning.student import StudentConfig, resolve_device
 
 log = logging.getLogger(__name__)
@@ -220,14 +220,6 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     return metrics
 
 
-def _default(parser: Any, given: Path | None, dataset: str | None, pattern: str, flag: str) -> Path:
-    if given is not None:
-        return given
-    if not dataset:
-        parser.error(f"{flag} is required without --dataset")
-    return Path(pattern.format(dataset=dataset))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("finetune", __doc__)
     parser.add_argument("--input", type=Path, default=None, help="selected rows (default data/K/selected.jsonl)")
@@ -237,12 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     args, (cfg, student), _ = parse_stage_args(
         parser, [Section(Config, "finetune"), Section(StudentConfig, "student")], argv
     )
-    k = args.dataset
-    inputs = Inputs(rows=_default(parser, args.input, k, "data/{dataset}/selected.jsonl", "--input"))
-    outputs = Outputs(
-        model_dir=_default(parser, args.output, k, "models/{dataset}/student-sft", "--output"),
-        metrics=_default(parser, args.metrics, k, "metrics/{dataset}/finetune.json", "--metrics"),
-        loss_plot=_default(parser, args.loss_plot, k, "metrics/{dataset}/finetune_loss.csv", "--loss-plot"),
-    )
+    paths = resolve_paths(parser, args, {
+        "input": "data/{dataset}/selected.jsonl",
+        "output": "models/{dataset}/student-sft",
+        "metrics": "metrics/{dataset}/finetune.json",
+        "loss_plot": "metrics/{dataset}/finetune_loss.csv",
+    })
+    inputs = Inputs(rows=paths["input"])
+    outputs = Outputs(model_dir=paths["output"], metrics=paths["metrics"], loss_plot=paths["loss_plot"])
     run(cfg, student, inputs, outputs)
     return 0

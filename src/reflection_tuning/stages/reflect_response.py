@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.rows import STATUS_OK
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.teacher.parse import parse_response_reply
 from reflection_tuning.teacher.prompts import load_prompt
@@ -26,7 +26,6 @@ from reflection_tuning.teacher.reflect import (
     check_rows,
     outcome_row,
     require_files,
-    resolve_paths,
     send_all,
     status_metrics,
     teacher_row,
@@ -135,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     args, (teacher_cfg, cfg), _ = parse_stage_args(
         parser, [Section(TeacherConfig, "teacher"), Section(Config, "reflect_response")], argv
     )
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request otherwise
     paths = resolve_paths(parser, args, {
         "input": "data/{dataset}/original.jsonl",
         "instruction": "data/{dataset}/instruction.jsonl",

@@ -26,7 +26,7 @@ from typing import Any
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
-from reflection_tuning.rows import STATUS_OK, VARIANTS
+from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
 from reflection_tuning.scoring.ifd import TERMS, score_fields
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
 from reflection_tuning.student import StudentConfig
@@ -70,13 +70,6 @@ class Outputs:
     plot: Path
 
 
-def usable(row: dict[str, Any] | None) -> bool:
-    """A variant row can be scored: status ``ok`` (absent = ok, as in ``original``) and text fields."""
-    if row is None or row.get("status", STATUS_OK) != STATUS_OK:
-        return False
-    return isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str)
-
-
 def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str) -> list[dict[str, Any]]:
     """The score fields of each row (``status``, ``ppl_*``, ``ifd``, ``rifd``, ``loss_*``, ``tokens_*``, ``truncated``).
 
@@ -85,7 +78,7 @@ def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str) -> li
     """
     from reflection_tuning.scoring.scorer import Request
 
-    idx = [i for i, r in enumerate(rows) if usable(r)]
+    idx = [i for i, r in enumerate(rows) if is_usable(r)]
     pairs = {i: scoring_pairs(template, rows[i]["instruction"], rows[i].get("input") or "", rows[i]["output"],
                               scorer.tokenizer) for i in idx}
     # Conditional terms first: a truncated one caps its "alone" term to the same target tokens.

@@ -18,7 +18,7 @@ from typing import Any
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.rows import STATUS_OK, VARIANTS
+from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
 from reflection_tuning.selection import BRANCHES, METHODS, rank_limit, select_one
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
 
@@ -61,13 +61,6 @@ class Outputs:
     metrics: Path
 
 
-def _usable(row: dict[str, Any] | None) -> bool:
-    # `original` rows carry no status: they are ok by construction (fetch wrote them).
-    if row is None or row.get("status", STATUS_OK) != STATUS_OK:
-        return False
-    return isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str)
-
-
 def _index(rows: list[dict[str, Any]], where: Path, key: tuple[str, ...] = ("id",)) -> dict[Any, dict[str, Any]]:
     out: dict[Any, dict[str, Any]] = {}
     for r in rows:
@@ -90,7 +83,7 @@ def select_rows(method: str, originals: list[str], variants: dict[str, dict[str,
     kept, branches = [], Counter()
     for i in originals:
         by_variant = {v: scores.get((i, v)) for v in VARIANTS}
-        usable = {v: _usable(variants[v].get(i)) for v in VARIANTS}
+        usable = {v: is_usable(variants[v].get(i)) for v in VARIANTS}
         variant, branch = select_one(method, by_variant, usable)
         branches[branch] += 1
         if variant is None:
@@ -131,7 +124,8 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs) -> dict:
         "dropped_by_rank": len(kept) - len(final),
         "kept": len(final),
     }
-    for b in BRANCHES[cfg.method]:
+    # every method's branches, zero where unused, so the keys stay stable across experiments
+    for b in sorted({b for names in BRANCHES.values() for b in names}):
         metrics[f"branch_{b}"] = branches.get(b, 0)
     for v in VARIANTS:
         metrics[f"kept_{v}"] = sum(r["variant"] == v for r in final)

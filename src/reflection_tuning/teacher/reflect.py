@@ -196,25 +196,6 @@ def api_key_from_env(cfg: TeacherConfig, environ: dict[str, str]) -> str | None:
     return key
 
 
-def resolve_paths(parser: Any, args: Any, defaults: dict[str, str]) -> dict[str, Any]:
-    """Each path option from the command line, else its default filled with ``--dataset``.
-
-    Raises:
-        SystemExit: a path is missing and no ``--dataset`` was given (via ``parser.error``).
-    """
-    from pathlib import Path
-
-    out = {}
-    for name, default in defaults.items():
-        value = getattr(args, name)
-        if value is None:
-            if not args.dataset:
-                parser.error(f"--{name.replace('_', '-')} is required without --dataset")
-            value = Path(default.format(dataset=args.dataset))
-        out[name] = value
-    return out
-
-
 def require_files(stage: str, **paths: Any) -> None:
     """Check that every input file exists.
 

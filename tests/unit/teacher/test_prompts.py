@@ -61,8 +61,8 @@ def test_shipped_prompts_load_and_cover_the_method(name, markers):
             assert aspect in p.template
     with_input = p.messages("Sort these {numbers}", "3, 1, 2", "1, 2, 3")[-1]["content"]
     without = p.messages("Sort these {numbers}", "", "1, 2, 3")[-1]["content"]
-    assert "3, 1, 2" in with_input and "[Input]" in with_input
-    assert "[Input]" not in without and "{if" not in without and "{endif}" not in without
+    assert "Input: 3, 1, 2" in with_input
+    assert "Input:" not in without and "{if" not in without and "{endif}" not in without
     assert "Sort these {numbers}" in without and "{instruction}" not in without
 
 
