@@ -56,12 +56,18 @@ def select_v2(scores: Mapping[str, Mapping[str, Any] | None]) -> tuple[str | Non
     Returns:
         (the kept variant or None, the branch). IFD(instruction) == IFD(original) and equal
         r-IFDs are "not greater"/"not lower": the strict comparisons of the reference.
+
+    A reflected instruction without a usable IFD (the teacher failed on it, or its score
+    failed) is *rejected*, not a reason to drop the sample: there is no evidence that it is
+    better, so the sample goes on to the response branch. The reference reached the same
+    branch by silently putting the original back in place of a failed reflection (equal
+    IFDs are "not greater"); here the failure stays visible in the score rows. Whatever is
+    kept needs every score its own comparison uses: a failed one is ``unscored``.
     """
     ifd_ins = usable_score(scores.get("instruction"), "ifd")
     ifd_ori = usable_score(scores.get("original"), "ifd")
-    if ifd_ins is None or ifd_ori is None:
-        return None, "unscored"
-    if ifd_ins > ifd_ori:  # the reflected instruction is harder to follow: accepted
+    if ifd_ins is not None and ifd_ori is not None and ifd_ins > ifd_ori:
+        # the reflected instruction is harder to follow: accepted
         candidate, baseline = "both", "instruction"
     else:  # rejected: compare the reflected response with the original pair
         candidate, baseline = "response", "original"

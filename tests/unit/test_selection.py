@@ -38,8 +38,9 @@ def test_v2_branches(scores, expected):
 @pytest.mark.parametrize(
     "scores",
     [
-        {"original": s(0.5, 0.8), "both": s(0.1, 0.1), "response": s(0.1, 0.1)},  # no instruction row
-        {**ACCEPT, "instruction": s(None, None, "unusable"), "both": s(0.1, 0.1), "response": s(0.1, 0.1)},
+        # no usable instruction: rejected, and then the response's score has failed
+        {"original": s(0.5, 0.8), "both": s(0.1, 0.1), "response": s(None, None, "nan")},
+        {**ACCEPT, "instruction": s(None, None, "unusable"), "both": s(0.1, 0.1), "response": s(0.1, 0.1, "empty")},
         {**ACCEPT, "both": s(None, None, "nan"), "response": s(0.1, 0.1)},
         {**ACCEPT, "both": s(None, None, "empty")},
         # a failed score the old scorer wrote as 0 would pass every filter: here it is never used
@@ -51,6 +52,14 @@ def test_v2_branches(scores, expected):
 )
 def test_v2_failed_scores_are_never_selected(scores):
     assert select_v2(scores) == (None, "unscored")
+
+
+@pytest.mark.parametrize("instruction", [None, s(None, None, "unusable"), s(None, None, "nan")])
+def test_v2_unusable_instruction_is_rejected_not_fatal(instruction):
+    scores = {"original": s(0.5, 0.8), "response": s(0.4, 0.5), "both": s(0.1, 0.1)}
+    if instruction is not None:
+        scores["instruction"] = instruction
+    assert select_v2(scores) == ("response", "response")  # never `both`: Q* was not accepted
 
 
 def test_v2_kept_variant_must_have_its_text():

@@ -5,7 +5,7 @@ A reply holds marked segments: ``[New Instruction] … [End]`` and ``[New Answer
 
 What is tolerated: markdown emphasis around a marker (``**[New Answer]**``), a colon after
 it, the unbracketed form at the start of a line (``New Instruction:``, ``**New Answer:**``,
-``### Better Answer:``), a missing ``[End]`` (the segment then runs to the next marker or
+``### Better Answer:``, ``The better answer is:``), a missing ``[End]`` (the segment then runs to the next marker or
 to the end of the text), and any text before the first or after the last marker.
 
 What is never done: a segment ends only at the bracketed marker ``[End]`` (any case) or at
@@ -34,7 +34,11 @@ def _start_marker(words: str) -> re.Pattern[str]:
     """``[Words]`` anywhere, or ``Words:`` at the start of a line; emphasis around either."""
     label = _label(words)
     bracketed = rf"{_EMPH}\[\s*{label}\s*\]{_EMPH}(?:[ \t]*:)?"
-    line_start = rf"(?m:^)[ \t]*(?:\#{{1,6}}[ \t]*)?(?:[-*][ \t]+)?{_EMPH}[ \t]*{label}[ \t]*{_EMPH}[ \t]*:{_EMPH}"
+    # the sentence form small teachers write, "The better answer is:", counts as the label too
+    line_start = (
+        rf"(?m:^)[ \t]*(?:\#{{1,6}}[ \t]*)?(?:[-*][ \t]+)?{_EMPH}[ \t]*(?:the\s+)?{label}(?:\s+is)?"
+        rf"[ \t]*{_EMPH}[ \t]*:{_EMPH}"
+    )
     return re.compile(rf"(?:{bracketed}|{line_start})", re.IGNORECASE)
 
 
@@ -52,6 +56,7 @@ ECHOES = frozenset(
         "your answer", "your new answer", "your better answer", "your improved answer", "your response",
         "new answer", "the new answer", "better answer", "the better answer", "the improved answer",
         "improved answer", "the answer to the improved instruction", "answer", "response",
+        "the better instruction", "better instruction", "the answer to it", "the answer to the better instruction",
         "", "...", "…", "text", "here", "insert here", "n/a", "none",
     }
 )

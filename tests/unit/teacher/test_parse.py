@@ -163,3 +163,20 @@ def test_none_and_non_marker_brackets():
 )
 def test_emphasis_and_quotes_in_content_are_kept_when_balanced(text, expected):
     assert parse_response_reply(text).fields["output"] == expected
+
+
+def test_sentence_form_label_at_line_start_is_a_marker():
+    # real replies of the embedded SmolLM2 teacher
+    r = parse_response_reply('The better answer is: "A tennis match is a sparkling display of athleticism."')
+    assert r.ok and r.fields["output"] == "A tennis match is a sparkling display of athleticism."
+    r = parse_response_reply("The better answer is:\n\nThe Civil Rights Movement was a pivotal period.")
+    assert r.ok and r.fields["output"] == "The Civil Rights Movement was a pivotal period."
+    # only at the start of a line, and only the label itself
+    assert not parse_response_reply("I think the better answer is: no.").ok
+    assert not parse_response_reply("The better answer to the question is: yes.").ok
+
+
+def test_echoes_of_the_shipped_prompts_are_rejected():
+    assert not parse_response_reply("[Better Answer] the better answer [End]").ok
+    r = parse_instruction_reply("[New Instruction] the better instruction [End]\n[New Answer] the answer to it [End]")
+    assert not r.ok
