@@ -5,8 +5,9 @@ A reply holds marked segments: ``[New Instruction] … [End]`` and ``[New Answer
 
 What is tolerated: markdown emphasis around a marker (``**[New Answer]**``), a colon after
 it, the unbracketed form at the start of a line (``New Instruction:``, ``**New Answer:**``,
-``### Better Answer:``, ``The better answer is:``), a missing ``[End]`` (the segment then runs to the next marker or
-to the end of the text), and any text before the first or after the last marker.
+``### Better Answer:``, ``The better answer is:``), a missing ``[End]`` (the segment then
+runs to the next marker or to the end of the text), and any text before the first or after
+the last marker.
 
 What is never done: a segment ends only at the bracketed marker ``[End]`` (any case) or at
 the next start marker; a word that merely contains "end" ("Endpoint", "Ending", "end")
