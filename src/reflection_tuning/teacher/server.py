@@ -85,6 +85,16 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    # A stage killed with SIGKILL cannot stop its server in `finally`; on Linux the kernel
+    # then sends the server SIGTERM instead of leaving it to hold the CPU and the port.
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
     if proc.poll() is not None:
         return
@@ -156,7 +166,7 @@ def embedded_server(
     log.info("starting embedded teacher: %s (log %s)", " ".join(cmd), log_path)
     with os.fdopen(log_fd, "wb") as log_file:
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+                                env=env, start_new_session=True, preexec_fn=_die_with_parent)
     clean_exit = False
     try:
         started = time.monotonic()
