@@ -22,19 +22,22 @@ COMMANDS = (
     "finetune",
     "evaluate",
 )
+# Commands that are not pipeline stages: module paths.
+TOOLS = {"estimate": "reflection_tuning.teacher.estimate"}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: reflection-tuning <command> [options]\n\ncommands:\n  " + "\n  ".join(COMMANDS))
+        print("usage: reflection-tuning <command> [options]\n\ncommands:\n  " + "\n  ".join(COMMANDS + tuple(TOOLS)))
         print("\nRun 'reflection-tuning <command> --help' for a command's options.")
         return 0 if argv else 2
     command = argv[0].replace("-", "_")
-    if command not in COMMANDS:
-        print(f"reflection-tuning: unknown command {argv[0]!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
+    if command not in COMMANDS and command not in TOOLS:
+        known = ", ".join(COMMANDS + tuple(TOOLS))
+        print(f"reflection-tuning: unknown command {argv[0]!r}; expected one of {known}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"reflection_tuning.stages.{command}")
+    module = importlib.import_module(TOOLS.get(command, f"reflection_tuning.stages.{command}"))
     try:
         return int(module.main(argv[1:]) or 0)
     except UserError as e:

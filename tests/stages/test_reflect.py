@@ -15,19 +15,12 @@ import pytest
 
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction, reflect_response
-from reflection_tuning.teacher.server import embedded_server
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "sk-fake-never-written-9f8e7d"
-STATUSES = {"ok", "parse_error", "truncated", "request_error", "upstream_unusable"}
+STATUSES = {"ok", "parse_error", "truncated", "request_error", "cost_cap", "upstream_unusable"}
 FIELDS = ["id", "variant", "instruction", "input", "output", "source", "status", "teacher_model", "template_hash",
           "raw_reply", "finish_reason", "prompt_tokens", "completion_tokens", "error"]
-
-
-@pytest.fixture(scope="module")
-def teacher_url(embedded_model):
-    with embedded_server(embedded_model, seed=0, kv_cache_tokens=8192, startup_timeout=180) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +109,28 @@ def test_key_is_never_written(runs):
     assert any(f.suffix == ".jsonl" for f in files)
     for f in files:
         assert SECRET.encode() not in f.read_bytes(), f
+
+
+def test_estimate_counts_what_the_server_counted(runs, embedded_model):
+    """``reflection-tuning estimate`` with the teacher's tokenizer predicts the prompt tokens
+    the real server reported, and prices only what the cache cannot answer."""
+    import dataclasses
+
+    from reflection_tuning.teacher import TeacherConfig
+    from reflection_tuning.teacher.estimate import run as estimate
+
+    tmp = runs["dir"]
+    prompts = [cls.Config(template=str(REPO / f"prompts/{name}.txt"), system=str(REPO / f"prompts/{name}.system.txt"))
+               for cls, name in ((reflect_instruction, "reflect_instruction"), (reflect_response, "reflect_response"))]
+    cfg = TeacherConfig(model=str(embedded_model), max_tokens=128, cache_dir=str(tmp / "cache"),
+                        price={"input": 0.15, "output": 0.60})
+    cached = estimate(cfg, *prompts, tmp / "original.jsonl", tmp / "instruction.jsonl")
+    assert cached["token_count_method"] == "tokenizer" and not cached["both_assumed"]
+    assert cached["total_to_send"] == 0 and cached["total_cost_usd_expected"] == 0.0
+
+    fresh = estimate(dataclasses.replace(cfg, cache_dir=None), *prompts, tmp / "original.jsonl", None)
+    reported = [r["prompt_tokens"] for r in runs["outputs"]["instruction"]]
+    assert None not in reported and fresh["reflect_instruction_prompt_tokens"] == sum(reported)
+    assert fresh["both_assumed"] and fresh["reflect_response_requests"] == 8
+    assert fresh["reflect_instruction_completion_tokens_expected"] == 4 * 128  # no cached replies: max_tokens
+    assert fresh["total_cost_usd_max"] >= fresh["total_cost_usd_expected"] > 0

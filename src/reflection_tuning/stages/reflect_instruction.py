@@ -81,7 +81,8 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
         out.append(new)
         parsed.append(p)
     write_jsonl(outputs.instruction, out)
-    metrics = {"rows_in": len(rows), **status_metrics(out, parsed), **stats, **token_metrics(results)}
+    metrics = {"rows_in": len(rows), **status_metrics(out, parsed), **stats,
+               **token_metrics(results, teacher_cfg.price_usd())}
     write_metrics(outputs.metrics, metrics)
     log.info("reflect_instruction: %d rows in, %d ok, %d parse errors, %d truncated, %d request errors",
              len(rows), metrics["rows_ok"], metrics["rows_parse_error"], metrics["rows_truncated"],

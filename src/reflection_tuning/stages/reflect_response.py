@@ -115,7 +115,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
         **status_metrics(response_rows, response_parsed, prefix="response_"),
         **status_metrics(both_rows, both_parsed, prefix="both_"),
         **stats,
-        **token_metrics(results),
+        **token_metrics(results, teacher_cfg.price_usd()),
     }
     write_metrics(outputs.metrics, metrics)
     log.info("reflect_response: %d rows in; response %d ok; both %d ok, %d upstream unusable",

@@ -8,10 +8,11 @@ the client (openai, tenacity, diskcache) is in :mod:`reflection_tuning.teacher.c
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from reflection_tuning.config import ConfigError
+from reflection_tuning.teacher.cost import Price
 
 EMBEDDED = "embedded"
+MODES = ("online", "batch")
 
 
 @dataclass(frozen=True)
@@ -21,17 +22,25 @@ class TeacherConfig:
     Attributes:
         model: model name sent to the endpoint; with ``base_url: embedded`` the local
             transformers directory that ``transformers serve`` loads.
-        base_url: OpenAI-compatible base URL (``…/v1``), or ``embedded``.
+        base_url: OpenAI-compatible base URL (``…/v1``), a list of them (shared round-robin,
+            e.g. one vLLM server per GPU), or ``embedded``.
         api_key_env: the NAME of the environment variable holding the key (null: no key).
         temperature, top_p, max_tokens, seed: sampling parameters (max_tokens: completion tokens).
         max_concurrency: requests in flight at once (sliding window).
         timeout: seconds per HTTP request.
         max_retries: retries after the first attempt (so at most ``max_retries + 1`` attempts).
+        retry_wait_initial, retry_wait_max: jittered exponential backoff between attempts,
+            in seconds (a longer ``Retry-After`` from the server wins).
         cache_dir: directory of the on-disk request cache (null: no cache).
+        price: USD per 1M tokens, ``{input: …, output: …}`` (null: cost not computed).
+            In ``batch`` mode give the Batch API prices.
+        max_cost: hard cap in USD on what one stage run may spend (null: no cap; needs ``price``).
+        mode: ``online`` (chat completions) or ``batch`` (the OpenAI Batch API).
+        batch_poll_interval: seconds between Batch API status polls.
     """
 
     model: str = "models/smollm2-135m-instruct"
-    base_url: str = EMBEDDED
+    base_url: str | tuple[str, ...] = EMBEDDED
     api_key_env: str | None = "OPENAI_API_KEY"
     temperature: float = 0.0
     top_p: float = 1.0
@@ -40,10 +49,30 @@ class TeacherConfig:
     max_concurrency: int = 8
     timeout: float = 300.0
     max_retries: int = 4
+    retry_wait_initial: float = 1.0
+    retry_wait_max: float = 60.0
     cache_dir: str | None = "cache/teacher"
+    price: dict[str, float] | None = None
+    max_cost: float | None = None
+    mode: str = "online"
+    batch_poll_interval: float = 30.0
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a UserError) for values out of range."""
+        if not isinstance(self.base_url, str):  # a YAML list: keep the dataclass hashable
+            object.__setattr__(self, "base_url", tuple(self.base_url))
+            if not self.base_url or EMBEDDED in self.base_url:
+                raise ConfigError("teacher.base_url: a list needs at least one URL and cannot hold 'embedded'")
+        if self.mode not in MODES:
+            raise ConfigError(f"teacher.mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode == "batch" and self.base_url == EMBEDDED:
+            raise ConfigError("teacher.mode batch needs a Batch API endpoint (OpenAI), not the embedded server")
+        try:
+            Price.from_params(self.price)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        if self.max_cost is not None and (self.price is None or self.max_cost < 0):
+            raise ConfigError("teacher.max_cost needs teacher.price, and must be >= 0 USD")
         if self.max_concurrency < 1:
             raise ConfigError(f"teacher.max_concurrency must be >= 1, got {self.max_concurrency}")
         if self.max_retries < 0:
@@ -52,6 +81,15 @@ class TeacherConfig:
             raise ConfigError(f"teacher.max_tokens must be >= 1, got {self.max_tokens}")
         if self.timeout <= 0:
             raise ConfigError(f"teacher.timeout must be > 0 seconds, got {self.timeout}")
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """The endpoints as a tuple (one for a single URL)."""
+        return (self.base_url,) if isinstance(self.base_url, str) else tuple(self.base_url)
+
+    def price_usd(self) -> Price | None:
+        """``price`` as a :class:`~reflection_tuning.teacher.cost.Price`, or ``None``."""
+        return Price.from_params(self.price)
 
 
 __all__ = ["EMBEDDED", "TeacherConfig"]

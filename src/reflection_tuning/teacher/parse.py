@@ -19,6 +19,7 @@ is taken and :attr:`ParseResult.candidates` / :attr:`ParseResult.chosen` record 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 STATUS_OK = "ok"
@@ -94,14 +95,30 @@ class _Marker:
     end: int
 
 
-def _markers(text: str, kinds: dict[str, re.Pattern[str]]) -> list[_Marker]:
+def _markers(text: str, kinds: dict[str, re.Pattern[str]], strict: bool) -> list[_Marker]:
     found = [_Marker(kind, m.start(), m.end()) for kind, pat in kinds.items() for m in pat.finditer(text)]
     found.sort(key=lambda m: (m.start, -m.end))
     out: list[_Marker] = []
     for m in found:  # drop a match that overlaps the one before it
         if not out or m.start >= out[-1].end:
             out.append(m)
+    if strict:
+        out = [m for i, m in enumerate(out) if m.kind == "end" or _in_marker_position(text, out, i)]
     return out
+
+
+_LINE_LEAD = re.compile(r"[ \t>#*_\-]*")
+
+
+def _in_marker_position(text: str, markers: list[_Marker], i: int) -> bool:
+    """A start marker stands where a marker is expected: first of all, at the start of a line,
+    or right after another marker. Elsewhere it may be content ("explain what [New Answer] means")."""
+    m = markers[i]
+    line_start = text.rfind("\n", 0, m.start) + 1
+    if i == 0 or _LINE_LEAD.fullmatch(text[line_start : m.start]):
+        return True
+    prev = markers[i - 1]  # "[End] [New Answer]", "The better answer is: [Better Answer]"
+    return not text[prev.end : m.start].strip(" \t\r\n*_")
 
 
 def _segment(text: str, markers: list[_Marker], i: int) -> str:
@@ -133,6 +150,11 @@ def _rejection(seg: str, what: str) -> str | None:
         return f"empty {what}"
     if _PLACEHOLDER.match(seg) or _normalize(seg) in ECHOES:
         return f"{what} is a template echo ({seg[:60]!r})"
+    bare = seg
+    for marker in (NEW_INSTRUCTION, NEW_ANSWER, BETTER_ANSWER, END_MARKER):
+        bare = marker.sub("", bare)
+    if not bare.strip(" \t\r\n*_:"):
+        return f"{what} holds nothing but markers"
     return None
 
 
@@ -147,13 +169,31 @@ def _ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int
     return ParseResult(STATUS_OK, fields, reason, candidates, chosen)
 
 
+def _strict_first(parse: Callable[[str, bool], ParseResult], text: str) -> ParseResult:
+    # Markers only where markers stand first, so an instruction may quote "[New Answer]";
+    # then every marker, for teachers that run the blocks together on one line.
+    strict = parse(text, True)
+    return strict if strict.ok else parse(text, False)
+
+
 def parse_instruction_reply(text: str) -> ParseResult:
     """Parse an instruction-reflection reply into ``{"instruction": Q*, "output": A_Q*}``.
 
     A candidate is a ``[New Instruction]`` marker followed (before the next one) by a
     ``[New Answer]`` marker; it is complete when both segments are non-empty and no echo.
+    A marker in the middle of a line (not right after another marker) is first read as
+    content, and only as a marker when the reply does not parse that way.
     """
-    ms = _markers(text or "", {"instruction": NEW_INSTRUCTION, "answer": NEW_ANSWER, "end": END_MARKER})
+    return _strict_first(_parse_instruction, text)
+
+
+def parse_response_reply(text: str) -> ParseResult:
+    """Parse a response-reflection reply into ``{"output": A*}`` (first complete ``[Better Answer]``)."""
+    return _strict_first(_parse_response, text)
+
+
+def _parse_instruction(text: str, strict: bool) -> ParseResult:
+    ms = _markers(text or "", {"instruction": NEW_INSTRUCTION, "answer": NEW_ANSWER, "end": END_MARKER}, strict)
     starts = [i for i, m in enumerate(ms) if m.kind == "instruction"]
     if not starts:
         return _fail("no [New Instruction] marker in reply", 0)
@@ -179,9 +219,8 @@ def parse_instruction_reply(text: str) -> ParseResult:
     return _fail("; ".join(skipped), len(starts))
 
 
-def parse_response_reply(text: str) -> ParseResult:
-    """Parse a response-reflection reply into ``{"output": A*}`` (first complete ``[Better Answer]``)."""
-    ms = _markers(text or "", {"answer": BETTER_ANSWER, "end": END_MARKER})
+def _parse_response(text: str, strict: bool) -> ParseResult:
+    ms = _markers(text or "", {"answer": BETTER_ANSWER, "end": END_MARKER}, strict)
     starts = [i for i, m in enumerate(ms) if m.kind == "answer"]
     if not starts:
         return _fail("no [Better Answer] marker in reply", 0)

@@ -3,7 +3,8 @@ and turn each reply into exactly one teacher row with an explicit status.
 
 Statuses: ``ok``; ``parse_error`` (the reply has no usable marked segment); ``truncated``
 (the reply hit ``max_tokens``: never parsed as complete); ``request_error`` (the request
-failed after retries); ``upstream_unusable`` (``both`` rows whose instruction variant is
+failed after retries); ``cost_cap`` (not sent: it could have taken the spend over
+``teacher.max_cost``); ``upstream_unusable`` (``both`` rows whose instruction variant is
 not ok). A row that is not ok has ``instruction``, ``input`` and ``output`` set to
 ``null``: an unparsable reply is never replaced by the original.
 """
@@ -18,7 +19,8 @@ from typing import Any
 from reflection_tuning.errors import UserError
 from reflection_tuning.rows import STATUS_OK
 from reflection_tuning.teacher import EMBEDDED, TeacherConfig
-from reflection_tuning.teacher.client import Completion, Messages, Teacher, TeacherRequestError
+from reflection_tuning.teacher.client import Completion, Messages, Teacher, TeacherCostCap, TeacherRequestError
+from reflection_tuning.teacher.cost import Budget, Price
 from reflection_tuning.teacher.parse import ParseResult
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,10 @@ log = logging.getLogger(__name__)
 STATUS_PARSE_ERROR = "parse_error"
 STATUS_TRUNCATED = "truncated"
 STATUS_REQUEST_ERROR = "request_error"
+STATUS_COST_CAP = "cost_cap"
 STATUS_UPSTREAM_UNUSABLE = "upstream_unusable"
-STATUSES = (STATUS_OK, STATUS_PARSE_ERROR, STATUS_TRUNCATED, STATUS_REQUEST_ERROR, STATUS_UPSTREAM_UNUSABLE)
+STATUSES = (STATUS_OK, STATUS_PARSE_ERROR, STATUS_TRUNCATED, STATUS_REQUEST_ERROR, STATUS_COST_CAP,
+            STATUS_UPSTREAM_UNUSABLE)
 
 Result = Completion | TeacherRequestError
 
@@ -39,17 +43,20 @@ def send_all(
     template_hash: str,
     api_key: str | None = None,
     desc: str = "teacher",
-) -> tuple[list[Result], dict[str, int]]:
+) -> tuple[list[Result], dict[str, int | float]]:
     """Replies to every message list in ``batch``, in order, and the request counters.
 
     Cached replies are used first; the endpoint (with ``base_url: embedded``, a
     ``transformers serve`` started here) is only contacted when something is missing,
-    so a fully cached rerun sends nothing and starts nothing.
+    so a fully cached rerun sends nothing and starts nothing. With ``teacher.max_cost``
+    the requests that would pass the cap are not sent (:class:`TeacherCostCap` results).
 
     Raises:
         FileNotFoundError, RuntimeError, TimeoutError: the embedded server cannot start.
+        openai.OpenAIError: the Batch API could not be reached (``mode: batch``).
     """
-    teacher = Teacher(cfg, template_hash=template_hash, api_key=api_key)
+    budget = Budget(cfg.price_usd(), cfg.max_cost)
+    teacher = Teacher(cfg, template_hash=template_hash, api_key=api_key, budget=budget)
 
     async def go() -> list[Result]:
         try:
@@ -60,7 +67,9 @@ def send_all(
     try:
         misses = sum(1 for m in batch if teacher.cached(m) is None)
         log.info("%s: %d requests, %d cached, %d to send", desc, len(batch), len(batch) - misses, misses)
-        if misses and cfg.base_url == EMBEDDED:
+        if misses and cfg.mode == "batch":
+            results = _send_batch(cfg, teacher, batch, api_key, budget)
+        elif misses and cfg.base_url == EMBEDDED:
             from reflection_tuning.teacher.server import embedded_server
 
             tokens = kv_cache_tokens(cfg, batch, misses)
@@ -69,11 +78,33 @@ def send_all(
                 results = asyncio.run(go())
         else:
             if misses:
-                teacher.connect(cfg.base_url)
+                teacher.connect(cfg.base_urls)
             results = asyncio.run(go())
     finally:
         teacher.close_cache()  # also when the server cannot start
-    return results, teacher.stats()
+    stats: dict[str, int | float] = {**teacher.stats(), "cost_cap_reached": int(budget.reached)}
+    if budget.reached:
+        log.error("%s: teacher.max_cost $%.4f reached; %d requests were not sent and have status %r. The replies "
+                  "that came back are cached: raise teacher.max_cost and rerun to pay only for the rest.",
+                  desc, cfg.max_cost, budget.refused, STATUS_COST_CAP)
+    return results, stats
+
+
+def _send_batch(cfg: TeacherConfig, teacher: Teacher, batch: Sequence[Messages], api_key: str | None,
+                budget: Budget) -> list[Result]:
+    import openai
+
+    from reflection_tuning.teacher.batch import send_batch
+
+    base_url = cfg.base_urls[0]
+    api = openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=cfg.timeout, max_retries=cfg.max_retries)
+    try:
+        results = send_batch(cfg, api, batch, teacher.cache, [teacher.key(m) for m in batch], budget=budget)
+    finally:
+        api.close()
+    teacher.cache_hits = sum(1 for r in results if isinstance(r, Completion) and r.cached)
+    teacher.requests_sent = sum(1 for r in results if isinstance(r, Completion) and not r.cached)
+    return results
 
 
 def kv_cache_tokens(cfg: TeacherConfig, batch: Sequence[Messages], misses: int) -> int:
@@ -143,6 +174,8 @@ def outcome_row(
     the parse result (``None`` when the reply was not parsed).
     """
     common = {"teacher_model": teacher_model, "template_hash": template_hash}
+    if isinstance(result, TeacherCostCap):
+        return teacher_row(source, variant, status=STATUS_COST_CAP, error=str(result), **common), None
     if isinstance(result, TeacherRequestError):
         return teacher_row(source, variant, status=STATUS_REQUEST_ERROR, error=str(result), **common), None
     if result.finish_reason == "length":
@@ -165,16 +198,22 @@ def status_metrics(rows: Sequence[dict[str, Any]], parsed: Sequence[ParseResult 
     return out
 
 
-def token_metrics(results: Sequence[Result]) -> dict[str, int]:
-    """Tokens of every reply used (cached or not), and of the replies fetched in this run."""
+def token_metrics(results: Sequence[Result], price: Price | None = None) -> dict[str, int | float | None]:
+    """Tokens of every reply used (cached or not) and of the replies fetched in this run,
+    and their cost in USD from ``teacher.price`` (``None`` when no price is set)."""
     done = [r for r in results if isinstance(r, Completion)]
     fresh = [r for r in done if not r.cached]
-    return {
+    out: dict[str, int | float | None] = {
         "prompt_tokens": sum(r.prompt_tokens for r in done),
         "completion_tokens": sum(r.completion_tokens for r in done),
         "prompt_tokens_sent": sum(r.prompt_tokens for r in fresh),
         "completion_tokens_sent": sum(r.completion_tokens for r in fresh),
     }
+    for suffix, group in (("", done), ("_sent", fresh)):
+        out[f"cost_usd{suffix}"] = (
+            round(sum(price.cost(r.prompt_tokens, r.completion_tokens) for r in group), 6) if price else None
+        )
+    return out
 
 
 # -- what both stages' ``main`` share --------------------------------------------------------

@@ -87,12 +87,13 @@ def _healthy(url: str) -> bool:
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
     # A stage killed with SIGKILL cannot stop its server in `finally`; on Linux the kernel
-    # then sends the server SIGTERM instead of leaving it to hold the CPU and the port.
+    # then kills the server (a graceful stop would wait for the dead client's requests)
+    # instead of leaving it to hold the CPU and the port.
     if sys.platform.startswith("linux"):
         import ctypes
 
         PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:

@@ -34,6 +34,7 @@ class FakeOpenAI:
         self.delay = 0.0
         self.requests: list[dict] = []
         self.auth: list[str] = []
+        self.paths: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.url = ""
@@ -45,6 +46,7 @@ class FakeOpenAI:
         body = await request.json()
         self.requests.append(body)
         self.auth.append(request.headers.get("Authorization", ""))
+        self.paths.append(request.path)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -79,6 +81,7 @@ def _fake_server() -> Iterator[FakeOpenAI]:
     async def start() -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", fake.handle)
+        app.router.add_post("/second/v1/chat/completions", fake.handle)  # a second "endpoint"
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -19,13 +19,12 @@ MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content
 
 
 def make(cfg: TeacherConfig, url: str | None, **kw) -> Teacher:
-    kw.setdefault("backoff_initial", 0.01)
-    kw.setdefault("backoff_max", 0.05)
     return Teacher(cfg, template_hash="abc123", api_key=KEY, base_url=url, **kw)
 
 
 def cfg_for(tmp_path: Path, **over) -> TeacherConfig:
-    base = TeacherConfig(model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"))
+    base = TeacherConfig(model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
+                         retry_wait_initial=0.01, retry_wait_max=0.05)
     return dataclasses.replace(base, **over)
 
 
@@ -74,7 +73,9 @@ def test_429_with_retry_after_then_500_then_success(tmp_path, fake_openai):
     reply = asyncio.run(_complete(teacher))
     assert reply.content == "[Better Answer] fine [End]"
     assert len(fake_openai.requests) == 3
-    assert (teacher.requests_sent, teacher.requests_retried) == (3, 2)
+    stats = teacher.stats()
+    assert (stats["requests_sent"], stats["requests_retried"]) == (3, 2)
+    assert (stats["retries_rate_limited"], stats["retries_server_error"]) == (1, 1)
     assert time.monotonic() - t0 >= 0.9  # Retry-After honoured over the tiny backoff
 
 
@@ -162,3 +163,49 @@ def test_no_endpoint_is_a_request_error(tmp_path):
     teacher = Teacher(cfg_for(tmp_path), template_hash="x")
     with pytest.raises(TeacherRequestError, match="no teacher endpoint"):
         asyncio.run(_complete(teacher))
+
+
+def test_round_robin_over_several_endpoints_and_retries_move_on(tmp_path, fake_openai):
+    second = fake_openai.url.replace("/v1", "/second/v1")
+    fake_openai.failures = [Failure(500)]  # the very first attempt fails; its retry goes to the other endpoint
+    teacher = make(cfg_for(tmp_path, cache_dir=None), [fake_openai.url, second])
+    batch = [[{"role": "user", "content": f"question {i}"}] for i in range(8)]
+
+    async def go():
+        try:
+            return await teacher.complete_all(batch, desc="test")
+        finally:
+            await teacher.aclose()
+
+    results = asyncio.run(go())
+    assert all(r.content for r in results)
+    first_hits = fake_openai.paths.count("/v1/chat/completions")
+    second_hits = fake_openai.paths.count("/second/v1/chat/completions")
+    assert first_hits + second_hits == 9 and abs(first_hits - second_hits) <= 1
+    stats = teacher.stats()
+    assert stats["endpoints"] == 2 and stats["requests_per_endpoint_max"] - stats["requests_per_endpoint_min"] <= 1
+
+
+def test_cost_cap_stops_sending_and_keeps_what_came_back(tmp_path, fake_openai):
+    from reflection_tuning.teacher.client import TeacherCostCap
+    from reflection_tuning.teacher.cost import Budget, Price, prompt_tokens_upper_bound
+
+    cfg = cfg_for(tmp_path, max_concurrency=1, max_tokens=10)
+    batch = [[{"role": "user", "content": f"question {i}"}] for i in range(6)]
+    price = Price(input=1e6, output=1e6)  # USD 1 per token: easy arithmetic
+    hold = price.cost(prompt_tokens_upper_bound(batch[0]), cfg.max_tokens)
+    budget = Budget(price, cap=18 * 2 + hold)  # the fake bills 11 + 7 = 18 tokens a reply
+    teacher = make(cfg, fake_openai.url, budget=budget)
+
+    async def go():
+        try:
+            return await teacher.complete_all(batch, desc="test")
+        finally:
+            await teacher.aclose()
+
+    results = asyncio.run(go())
+    sent = [r for r in results if not isinstance(r, TeacherCostCap)]
+    assert len(sent) == 3 and len(fake_openai.requests) == 3
+    assert all(isinstance(r, TeacherCostCap) for r in results[3:])
+    assert budget.spent == pytest.approx(54.0) and budget.spent <= budget.cap and budget.reached
+    assert make(cfg, None).cached(batch[2]) is not None  # what came back is kept

@@ -180,3 +180,34 @@ def test_echoes_of_the_shipped_prompts_are_rejected():
     assert not parse_response_reply("[Better Answer] the better answer [End]").ok
     r = parse_instruction_reply("[New Instruction] the better instruction [End]\n[New Answer] the answer to it [End]")
     assert not r.ok
+
+
+def test_instruction_that_quotes_the_markers_is_kept_whole():
+    text = ("[New Instruction] Explain what the tags [New Answer] and [End] do in a prompt template, "
+            "with an example. [End]\n[New Answer] They delimit the blocks a model must fill. [End]")
+    r = parse_instruction_reply(text)
+    assert r.ok and r.fields["output"] == "They delimit the blocks a model must fill."
+    assert r.fields["instruction"].startswith("Explain what the tags [New Answer] and")
+
+
+def test_answer_that_quotes_a_marker_mid_line_is_kept_whole():
+    text = "[Better Answer] Write the literal text [Better Answer] on its own line to start a block. [End]"
+    r = parse_response_reply(text)
+    assert r.ok and r.candidates == 1
+    assert r.fields["output"] == "Write the literal text [Better Answer] on its own line to start a block."
+
+
+def test_blocks_run_together_on_one_line_still_parse():
+    r = parse_instruction_reply("Sure. [New Instruction] Name three primes. [New Answer] 2, 3 and 5.")
+    assert r.ok and r.fields == {"instruction": "Name three primes.", "output": "2, 3 and 5."}
+
+
+@pytest.mark.parametrize("text", [
+    "[New Instruction] [New Answer] [End]",  # empty blocks
+    "[New Instruction] Describe [New Instruction] recursion. [End]",  # no answer at all
+    "[Better Answer]" * 3,
+    "[Better Answer] The better answer is: [End]",  # a label, no answer
+])
+def test_adversarial_marker_soup_is_a_parse_error(text):
+    parse = parse_response_reply if "Better" in text else parse_instruction_reply
+    assert not parse(text).ok

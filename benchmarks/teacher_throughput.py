@@ -1,0 +1,120 @@
+"""Teacher dispatch throughput: this sliding window against the reference scheme and sequential calls.
+
+The same real Alpaca rows are sent as ``reflect_instruction`` requests to the embedded
+teacher (``transformers serve --continuous-batching``), cache off, four ways:
+
+- ``window@10``: this project's sliding window, 10 requests in flight;
+- ``reference@10``: tianyi-lab/Reflection_Tuning's scheme: batches of 10, each gathered and
+  waited for before the next is sent (the slowest reply of a batch holds the other 9 slots);
+- ``window@default``: the sliding window at ``teacher.max_concurrency`` (8);
+- ``sequential``: one request at a time.
+
+Only the dispatch differs: every scheme uses the same client, server and requests. Prints
+completion tokens/s and the ratios (targets: window@10 / reference@10 >= 1.5, window@default
+/ sequential >= 4).
+
+    python benchmarks/teacher_throughput.py --rows 32 --max-tokens 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from reflection_tuning.rows import canonical
+from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.teacher.client import Completion, Teacher
+from reflection_tuning.teacher.prompts import load_prompt
+from reflection_tuning.teacher.server import embedded_server
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
+
+
+def requests(rows: int) -> list[list[dict[str, str]]]:
+    records = json.loads(DATA.read_text(encoding="utf-8"))[:rows]
+    prompt = load_prompt(REPO / "prompts/reflect_instruction.txt", REPO / "prompts/reflect_instruction.system.txt")
+    out = []
+    for r in records:
+        row = canonical(r["instruction"], r.get("input", ""), r["output"], "cherry_alpaca")
+        out.append(prompt.messages(row["instruction"], row["input"], row["output"]))
+    return out
+
+
+async def window(teacher: Teacher, batch) -> list[Completion]:
+    return list(await asyncio.gather(*(teacher.complete(m) for m in batch)))
+
+
+async def reference(teacher: Teacher, batch, size: int) -> list[Completion]:
+    out: list[Completion] = []
+    for start in range(0, len(batch), size):  # send a batch, wait for all of it, then the next
+        out += await asyncio.gather(*(teacher.complete(m) for m in batch[start : start + size]))
+    return out
+
+
+def timed(cfg: TeacherConfig, url: str, batch, scheme: str, size: int) -> tuple[float, int]:
+    teacher = Teacher(cfg, template_hash="bench", base_url=url)
+
+    async def go():
+        try:
+            if scheme == "reference":
+                return await reference(teacher, batch, size)
+            return await window(teacher, batch)
+        finally:
+            await teacher.aclose()
+
+    t0 = time.perf_counter()
+    replies = asyncio.run(go())
+    return time.perf_counter() - t0, sum(r.completion_tokens for r in replies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(REPO / "models/smollm2-135m-instruct"))
+    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible endpoint (default: embedded server)")
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--reference-batch", type=int, default=10)
+    parser.add_argument("--schemes", default="window@10,reference@10,window@default,sequential")
+    args = parser.parse_args()
+
+    default = TeacherConfig().max_concurrency
+    base = TeacherConfig(model=args.model, max_tokens=args.max_tokens, cache_dir=None, timeout=1800, max_retries=0)
+    batch = requests(args.rows)
+    plans = {"window@10": ("window", 10), "reference@10": ("reference", args.reference_batch),
+             "window@default": ("window", default), "sequential": ("window", 1)}
+    schemes = args.schemes.split(",")
+    peak = max(plans[s][1] for s in schemes)
+    # the KV cache holds every request in flight at the widest scheme
+    tokens = 2 * peak * (max(sum(len(m["content"]) for m in msgs) for msgs in batch) // 3 + 64 + args.max_tokens)
+
+    def run_all(url: str) -> dict[str, tuple[float, int]]:
+        timed(dataclasses.replace(base, max_concurrency=2), url, batch[:2], "window", 2)  # warm-up
+        results = {}
+        for name in schemes:
+            scheme, size = plans[name]
+            results[name] = timed(dataclasses.replace(base, max_concurrency=size), url, batch, scheme, size)
+            seconds, completion = results[name]
+            print(f"{name:<16} {args.rows} requests  {completion:>6} completion tokens  {seconds:8.1f} s  "
+                  f"{completion / seconds:7.1f} tok/s", flush=True)
+        return results
+
+    if args.base_url:
+        results = run_all(args.base_url)
+    else:
+        with embedded_server(args.model, seed=0, kv_cache_tokens=tokens) as url:
+            results = run_all(url)
+    rate = {k: c / s for k, (s, c) in results.items()}
+    print(f"\nmodel {args.model}, {args.rows} real Alpaca rows, max_tokens {args.max_tokens}")
+    if "window@10" in rate and "reference@10" in rate:
+        print(f"window@10 / reference@10:       {rate['window@10'] / rate['reference@10']:.2f}x  (target >= 1.5x)")
+    if "window@default" in rate and "sequential" in rate:
+        print(f"window@{default} / sequential:  {rate['window@default'] / rate['sequential']:.2f}x  (target >= 4x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""``reflection-tuning estimate``: the tokens and USD a reflection run will cost, before
+anything is sent.
+
+It builds exactly the requests the two reflection stages would send for a dataset and
+prices the ones the request cache cannot answer:
+
+- prompt tokens: counted with the teacher's own tokenizer and chat template when one can
+  be loaded without the network (a local model directory, or the HF cache), with tiktoken
+  otherwise, and as UTF-8 bytes / 4 when neither is available (the method is reported);
+- completion tokens: the mean of the replies already cached for these requests when there
+  are any, else ``teacher.max_tokens`` (an upper bound); the worst case is reported too.
+
+``response`` requests for the ``both`` variant depend on the instruction stage's output:
+when ``data/K/instruction.jsonl`` does not exist yet, every instruction reflection is
+assumed to succeed, with the original row's size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reflection_tuning.io import read_jsonl
+from reflection_tuning.rows import STATUS_OK
+from reflection_tuning.stages import reflect_instruction, reflect_response
+from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.teacher.cache import Messages, ReplyCache, cache_key
+from reflection_tuning.teacher.prompts import Prompt, load_prompt
+
+log = logging.getLogger(__name__)
+Counter = Callable[[Messages], int]
+
+
+def _tokenizer_counter(model: str) -> Counter | None:
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available offline"
+        log.debug("no local tokenizer for %s: %s", model, exc)
+        return None
+    if getattr(tok, "chat_template", None):
+        return lambda m: len(tok.apply_chat_template(m, tokenize=True, add_generation_prompt=True))
+    return lambda m: sum(len(tok.encode(x["content"])) + 4 for x in m)
+
+
+def _tiktoken_counter(model: str) -> Counter | None:
+    try:
+        import tiktoken
+
+        try:
+            enc = tiktoken.encoding_for_model(model)
+        except KeyError:
+            enc = tiktoken.get_encoding("o200k_base")
+        enc.encode("probe")  # the encoding file is downloaded on first use
+    except Exception as exc:  # noqa: BLE001 - not installed, or its files cannot be fetched
+        log.debug("tiktoken unavailable for %s: %s", model, exc)
+        return None
+    return lambda m: sum(len(enc.encode(x["content"])) + 4 for x in m) + 3  # OpenAI's chat overhead
+
+
+def token_counter(model: str) -> tuple[str, Counter]:
+    """The best prompt-token counter available offline: (method, count(messages) -> tokens)."""
+    if (count := _tokenizer_counter(model)) is not None:
+        return "tokenizer", count
+    if (count := _tiktoken_counter(model)) is not None:
+        return "tiktoken", count
+    log.warning("no tokenizer for %s offline and no tiktoken encoding: counting UTF-8 bytes / 4", model)
+    return "bytes/4", lambda m: sum(len(x["content"].encode("utf-8")) // 4 + 4 for x in m)
+
+
+def estimate_requests(
+    cfg: TeacherConfig, batch: Sequence[Messages], template_hash: str, cache: ReplyCache, count: Counter
+) -> dict[str, Any]:
+    """Tokens and USD for one stage's requests (pure but for the cache lookups).
+
+    Returns a flat dict: ``requests``, ``cached``, ``to_send``, ``prompt_tokens`` (to send),
+    ``completion_tokens_expected`` / ``completion_tokens_max`` (to send),
+    ``cost_usd_expected`` / ``cost_usd_max`` (``None`` without ``teacher.price``).
+    """
+    hits, misses = [], []
+    for messages in batch:
+        hit = cache.get(cache_key(cfg, messages, template_hash))
+        (hits if hit is not None else misses).append(hit if hit is not None else messages)
+    mean_out = sum(h.completion_tokens for h in hits) / len(hits) if hits else float(cfg.max_tokens)
+    prompt_tokens = sum(count(m) for m in misses)
+    expected_out = round(mean_out * len(misses))
+    max_out = cfg.max_tokens * len(misses)
+    price = cfg.price_usd()
+    return {
+        "requests": len(batch),
+        "cached": len(hits),
+        "to_send": len(misses),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens_expected": expected_out,
+        "completion_tokens_max": max_out,
+        "cost_usd_expected": round(price.cost(prompt_tokens, expected_out), 6) if price else None,
+        "cost_usd_max": round(price.cost(prompt_tokens, max_out), 6) if price else None,
+    }
+
+
+def stage_requests(instruction_prompt: Prompt, response_prompt: Prompt, originals: list[dict],
+                   reflected: list[dict] | None) -> tuple[list[Messages], list[Messages]]:
+    """The requests of ``reflect_instruction`` and of ``reflect_response``, in stage order."""
+    def fields(r: dict) -> tuple[str, str, str]:
+        return r["instruction"], r.get("input") or "", r["output"]
+
+    first = [instruction_prompt.messages(*fields(r)) for r in originals]
+    upstream = reflected if reflected is not None else originals  # assume every reflection is ok
+    usable = [r for r in upstream if reflected is None or r.get("status") == STATUS_OK]
+    second = [response_prompt.messages(*fields(r)) for r in originals + usable]
+    return first, second
+
+
+def run(teacher_cfg: TeacherConfig, instruction: reflect_instruction.Config, response: reflect_response.Config,
+        original: Path, instruction_rows: Path | None) -> dict[str, Any]:
+    """The estimate for both reflection stages, as a flat dict (``<stage>_<key>`` plus totals).
+
+    Raises:
+        FileNotFoundError: ``original`` does not exist (run ``dvc repro fetch@K`` first).
+    """
+    if not original.is_file():
+        raise FileNotFoundError(f"{original} not found; run `dvc repro fetch@<dataset>` first")
+    originals = read_jsonl(original)
+    reflected = read_jsonl(instruction_rows) if instruction_rows and instruction_rows.is_file() else None
+    prompts = [load_prompt(p.template, p.system) for p in (instruction, response)]
+    batches = stage_requests(prompts[0], prompts[1], originals, reflected)
+    method, count = token_counter(teacher_cfg.model)
+    cache = ReplyCache(teacher_cfg.cache_dir)
+    out: dict[str, Any] = {"teacher_model": teacher_cfg.model, "token_count_method": method,
+                           "both_assumed": reflected is None}
+    try:
+        for stage, prompt, batch in zip(("reflect_instruction", "reflect_response"), prompts, batches):
+            for k, v in estimate_requests(teacher_cfg, batch, prompt.hash, cache, count).items():
+                out[f"{stage}_{k}"] = v
+    finally:
+        cache.close()
+    for k in ("to_send", "prompt_tokens", "completion_tokens_expected", "completion_tokens_max",
+              "cost_usd_expected", "cost_usd_max"):
+        parts = [out[f"{s}_{k}"] for s in ("reflect_instruction", "reflect_response")]
+        out[f"total_{k}"] = None if None in parts else round(sum(parts), 6)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("estimate", __doc__)
+    parser.add_argument("--output", type=Path, default=None, help="also write the estimate as JSON here")
+    sections = [Section(TeacherConfig, "teacher"),
+                Section(reflect_instruction.Config, "reflect_instruction", prefix="instruction"),
+                Section(reflect_response.Config, "reflect_response", prefix="response")]
+    args, (teacher_cfg, instruction_cfg, response_cfg), _ = parse_stage_args(parser, sections, argv)
+    if not args.dataset:
+        parser.error("--dataset is required")
+    data = Path("data") / args.dataset
+    result = run(teacher_cfg, instruction_cfg, response_cfg, data / "original.jsonl", data / "instruction.jsonl")
+    width = max(map(len, result))
+    sys.stdout.write("".join(f"{k:<{width}}  {v}\n" for k, v in result.items()))
+    if args.output:
+        args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0

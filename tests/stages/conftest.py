@@ -1,0 +1,125 @@
+"""Stage-test fixtures: the real embedded teacher, and a fault-injecting proxy in front of it.
+
+``FaultProxy`` is a real HTTP server on loopback (aiohttp) that forwards
+``POST /v1/chat/completions`` to the real ``transformers serve``, except where its ``plan``
+says to fail an attempt: 429 with Retry-After, 5xx, a dropped connection, a slow reply, a
+body cut off mid-stream, or a reply whose content is cut (``finish_reason: length``).
+It listens on several ports at once, so several "endpoints" share one fault plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from reflection_tuning.teacher.server import embedded_server
+
+# fault kinds a plan can return for an attempt
+RATE_LIMITED, SERVER_ERROR, DROP, SLOW, CUT_BODY, CUT_CONTENT = "429", "500", "drop", "slow", "cut_body", "cut_content"
+Plan = Callable[[str, int], str | None]  # (request key, attempt number from 1) -> fault or None
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """What identifies a request across retries and reruns: its messages."""
+    return hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, plan: Plan, ports: int = 1, delay: float = 0.0) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.plan = plan
+        self.delay = delay  # seconds added to every forwarded request
+        self.attempts: Counter[str] = Counter()
+        self.forwarded: Counter[str] = Counter()  # requests the real server answered and the client got
+        self.per_port: Counter[int] = Counter()
+        self.auth: set[str] = set()
+        self.urls: list[str] = []
+        self._ports = ports
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._started = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        assert self._started.wait(10), "fault proxy did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start())
+        self._started.set()
+        self._loop.run_forever()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600))
+        app.on_cleanup.append(lambda _: self._session.close())
+        for _ in range(self._ports):
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.urls.append(f"http://127.0.0.1:{port}/v1")
+
+    # -- requests ------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        key = request_key(body)
+        self.attempts[key] += 1
+        self.per_port[request.url.port or 0] += 1
+        self.auth.add(request.headers.get("Authorization", ""))
+        fault = self.plan(key, self.attempts[key])
+        if fault == RATE_LIMITED:
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "1"})
+        if fault == SERVER_ERROR:
+            return web.json_response({"error": {"message": "injected failure"}}, status=500)
+        if fault == DROP:
+            request.transport.abort()  # type: ignore[union-attr]
+            return web.Response()  # never reaches the client
+        await asyncio.sleep(self.delay + (1.5 if fault == SLOW else 0.0))
+        async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
+            payload = await up.read()
+            status = up.status
+        if fault == CUT_CONTENT and status == 200:
+            reply = json.loads(payload)
+            choice = reply["choices"][0]
+            choice["message"]["content"] = choice["message"]["content"][: len(choice["message"]["content"]) // 2]
+            choice["finish_reason"] = "length"
+            payload = json.dumps(reply).encode()
+        if fault == CUT_BODY:
+            response = web.StreamResponse(status=status, headers={"Content-Type": "application/json",
+                                                                  "Content-Length": str(len(payload))})
+            await response.prepare(request)
+            await response.write(payload[: len(payload) // 2])
+            request.transport.abort()  # type: ignore[union-attr]
+            return response
+        response = web.Response(body=payload, status=status, content_type="application/json")
+        await response.prepare(request)
+        await response.write_eof()
+        if status == 200:
+            self.forwarded[key] += 1
+        return response
+
+
+@pytest.fixture(scope="session")
+def teacher_url(embedded_model) -> Iterator[str]:
+    """The real embedded teacher (``transformers serve``), shared by the stage tests."""
+    with embedded_server(embedded_model, seed=0, kv_cache_tokens=8192, startup_timeout=180) as url:
+        yield url
