@@ -45,7 +45,11 @@ def _tokenizer_counter(model: str) -> Counter | None:
         log.debug("no local tokenizer for %s: %s", model, exc)
         return None
     if getattr(tok, "chat_template", None):
-        return lambda m: len(tok.apply_chat_template(m, tokenize=True, add_generation_prompt=True))
+        def count(messages: Messages) -> int:
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return len(tok(text, add_special_tokens=False)["input_ids"])
+
+        return count
     return lambda m: sum(len(tok.encode(x["content"])) + 4 for x in m)
 
 
