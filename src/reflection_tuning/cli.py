@@ -22,8 +22,8 @@ COMMANDS = (
     "finetune",
     "evaluate",
 )
-# Commands that are not pipeline stages: module paths.
-TOOLS = {"estimate": "reflection_tuning.teacher.estimate"}
+# Commands that are not pipeline stages (they write no DVC outs): module paths.
+TOOLS = {"estimate": "reflection_tuning.estimate"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,10 +68,14 @@ class FaultProxy:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600))
+
+        async def close_session(_: web.Application) -> None:
+            await self._session.close()
+
+        app.on_cleanup.append(close_session)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600))
-        app.on_cleanup.append(lambda _: self._session.close())
         for _ in range(self._ports):
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             await site.start()

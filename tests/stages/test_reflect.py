@@ -117,7 +117,7 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_model):
     import dataclasses
 
     from reflection_tuning.teacher import TeacherConfig
-    from reflection_tuning.teacher.estimate import run as estimate
+    from reflection_tuning.estimate import run as estimate
 
     tmp = runs["dir"]
     prompts = [cls.Config(template=str(REPO / f"prompts/{name}.txt"), system=str(REPO / f"prompts/{name}.system.txt"))
