@@ -21,6 +21,9 @@ COMMANDS = (
     "select",
     "finetune",
     "evaluate",
+    "generate",
+    "judge",
+    "report",
 )
 
 
