@@ -54,7 +54,8 @@ def test_repro_runs_every_stage_on_real_rows(project, e2e):
 
 def test_changing_select_method_reruns_only_downstream(project, e2e):
     root, env = project
-    keys = {s: set(json.loads((root / f"metrics/alpaca/{s}.json").read_text())) for s in ("select", "evaluate", "judge")}
+    keys = {s: set(json.loads((root / f"metrics/alpaca/{s}.json").read_text()))
+            for s in ("select", "evaluate", "judge")}
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["select"]["method"] = "v1"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -8,8 +8,6 @@ selection. With the e2e request cache warm (test_pipeline runs first), no server
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,8 @@ def test_report_from_metrics_files(tmp_path):
     rows = [{"set": "vicuna", "outcome": "win"}, {"set": "lima", "outcome": "failed"}]
     judge = core.tally(rows, ["vicuna", "lima"])
     write_metrics(metrics / "judge.json", judge)
-    write_csv(metrics / "judge_plot.csv", ("label", "count", "set", "outcome"), core.plot_rows(judge, ["vicuna", "lima"]))
+    write_csv(metrics / "judge_plot.csv", ("label", "count", "set", "outcome"),
+              core.plot_rows(judge, ["vicuna", "lima"]))
     out = tmp_path / "reports" / "alpaca.md"
     assert report.main(["--params", str(tmp_path / "none.yaml"), "--metrics-dir", str(metrics),
                         "--output", str(out)]) == 0

@@ -115,4 +115,5 @@ def test_tally_has_stable_keys_and_excludes_failed_from_the_score():
     assert m["judge_koala_failed"] == 1 and m["judge_koala_winning_score"] is None
     assert m["judge_lima_pairs"] == 0 and m["judge_lima_win"] == 0
     plot = j.plot_rows(m, ["vicuna", "koala", "lima"])
-    assert len(plot) == 4 * 4 and ("vicuna win", 2, "vicuna", "win") in plot and ("all failed", 2, "all", "failed") in plot
+    assert len(plot) == 4 * 4
+    assert ("vicuna win", 2, "vicuna", "win") in plot and ("all failed", 2, "all", "failed") in plot
