@@ -99,14 +99,24 @@ def judge_section(m: Mapping[str, Any], precision: int) -> str:
 SECTIONS = {"select": select_section, "score": score_section, "evaluate": evaluate_section, "judge": judge_section}
 
 
-def plot_section(name: str, link: str, rows: list[list[str]] | None, max_rows: int) -> str:
-    """A plot file as a table when it is small, otherwise a link and its row count."""
+def _number(cell: str) -> Any:
+    try:
+        return int(cell)
+    except ValueError:
+        try:
+            return float(cell)
+        except ValueError:
+            return cell
+
+
+def plot_section(name: str, link: str, rows: list[list[str]] | None, max_rows: int, precision: int = 4) -> str:
+    """A plot file as a table when it is small (numbers rounded), otherwise a link and its row count."""
     if rows is None:
         return f"### `{name}`\n\n_not run_ (`{link}` is missing)"
     header, body = (rows[0], rows[1:]) if rows else ([], [])
     text = f"### `{name}`\n\n[{link}]({link}), {len(body)} rows; `dvc plots show` draws it."
-    if header and len(body) <= max_rows:
-        text += "\n\n" + table(header, body)
+    if header and 0 < len(body) <= max_rows:
+        text += "\n\n" + table(header, [[_number(c) for c in row] for row in body], precision)
     return text
 
 
@@ -131,5 +141,5 @@ def render(dataset: str, metrics: Mapping[str, Mapping[str, Any] | None], plots:
         parts.append(f"## {heading}\n\nFrom [{link}]({link}).\n\n{body}")
     parts.append("## Plots")
     for name in PLOTS:
-        parts.append(plot_section(name, links.get(name, f"{name}.csv"), plots.get(name), max_plot_rows))
+        parts.append(plot_section(name, links.get(name, f"{name}.csv"), plots.get(name), max_plot_rows, precision))
     return "\n\n".join(parts) + "\n"

@@ -23,7 +23,8 @@ JUDGE = {"judge_win": 2, "judge_tie": 1, "judge_lose": 1, "judge_failed": 1, "ju
 
 def test_full_report_has_every_section():
     plots = {"evaluate_plot": [["task", "model", "score"], ["rt_arc_challenge", "base", "0.25"],
-                               ["rt_arc_challenge", "sft", "0.5"]],
+                               ["rt_arc_challenge", "sft", "0.500000001"]],
+             "finetune_loss": [["step", "loss"]],
              "judge_plot": [["label", "count", "set", "outcome"]] + [[f"x{i}", "1", "x", "win"] for i in range(30)]}
     text = render("alpaca", {"select": SELECT, "score": SCORE, "evaluate": EVALUATE, "judge": JUDGE,
                              "fetch": {"read": 3111, "kept": 3100}}, plots, LINKS)
@@ -36,9 +37,10 @@ def test_full_report_has_every_section():
     assert "| rt_arc_challenge | sft | 0.5 |" in text  # a small plot is tabulated
     assert "judge_plot.csv), 30 rows" in text and "| x29 |" not in text  # a big one is linked
     assert "## Instruction reflection (`reflect_instruction`)\n\n_not run_" in text
-    assert "### `finetune_loss`\n\n_not run_" in text
+    assert "finetune_loss.csv), 0 rows; `dvc plots show` draws it.\n\n###" in text  # no empty table
 
 
 def test_nothing_run_still_renders():
     text = render("wizardlm", {}, {}, {})
+    assert "### `finetune_loss`\n\n_not run_" in text
     assert text.count("_not run_") == len(METRICS) + len(PLOTS)
