@@ -92,9 +92,9 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
     names = generator_names(dataset, inputs.baseline_model)
     rows: list[dict[str, Any]] = []
     by_role: dict[str, list[dict[str, Any]]] = {}
-    for role, model in zip(ROLES, (inputs.sft_model, inputs.baseline_model), strict=True):
-        from transformers import AutoTokenizer
+    from transformers import AutoTokenizer
 
+    for role, model in zip(ROLES, (inputs.sft_model, inputs.baseline_model), strict=True):
         tokenizer = AutoTokenizer.from_pretrained(model) if template == "chat" else None
         texts = [templates.prompt(template, p["instruction"], p["input"], tokenizer) for p in prompts]
         log.info("generate: %s (%s) answers %d prompts", role, model, len(texts))
