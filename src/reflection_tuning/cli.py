@@ -21,6 +21,9 @@ COMMANDS = (
     "select",
     "finetune",
     "evaluate",
+    "generate",
+    "judge",
+    "report",
 )
 # Commands that are not pipeline stages (they write no DVC outs): module paths.
 TOOLS = {"estimate": "reflection_tuning.estimate"}

@@ -91,6 +91,11 @@ def write_json(path: str | Path, obj: Any) -> None:
     _atomic_write_text(Path(path), json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text document (a report) atomically."""
+    _atomic_write_text(Path(path), text)
+
+
 def write_csv(path: str | Path, header: list[str] | tuple[str, ...], rows: Iterable[Iterable[Any]]) -> None:
     """Write DVC plot data as CSV (header first), atomically."""
     import csv

@@ -1,0 +1,196 @@
+"""Pairwise LLM-judge: the judge prompt, the two scores it replies with, and the win/tie/lose rule.
+
+The protocol is the one of Reflection-Tuning (arXiv 2310.11716, Sec. 4.2) and Selective
+Reflection-Tuning (arXiv 2402.10110, Sec. 4.1), taken from the Vicuna / FastChat pairwise
+review: the judge sees a question and two answers, rates each assistant from 1 to 10 and
+writes the two scores alone on its first line. Every pair is judged twice, once in each
+order (``sft_first``: the fine-tuned student is Assistant 1; ``baseline_first``: the
+baseline is), and the two judgements are combined by :func:`combine` to cancel the
+judge's position bias.
+
+Nothing here does I/O or calls a model: the ``judge`` stage sends the messages built here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reflection_tuning.rows import STATUS_OK
+
+ORDERS = ("sft_first", "baseline_first")
+ROLES = ("sft", "baseline")
+
+# A judgement's status: ``ok`` or why it has no scores.
+STATUS_PARSE_ERROR = "parse_error"
+STATUS_TRUNCATED = "truncated"
+STATUS_REQUEST_ERROR = "request_error"
+JUDGEMENT_STATUSES = (STATUS_OK, STATUS_PARSE_ERROR, STATUS_TRUNCATED, STATUS_REQUEST_ERROR)
+
+# A pair's outcome, from the fine-tuned student's side.
+WIN, TIE, LOSE, FAILED = "win", "tie", "lose", "failed"
+OUTCOMES = (WIN, TIE, LOSE, FAILED)
+
+PLACEHOLDERS = ("question", "answer_1", "answer_2")
+_FIELD_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+_NUMBER_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
+SCORE_MIN, SCORE_MAX = 0.0, 10.0
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """A loaded judge template (``{question}``, ``{answer_1}``, ``{answer_2}``) and system prompt."""
+
+    system: str
+    template: str
+    hash: str
+
+    def messages(self, question: str, answer_1: str, answer_2: str) -> list[dict[str, str]]:
+        """The chat messages for one judgement (no system message when the system prompt is empty)."""
+        return build_messages(self.system, self.template, question, answer_1, answer_2)
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """Fill the placeholders in one pass: text from an answer is never scanned again, so an
+    answer that contains ``{answer_2}`` or braces is kept as it is."""
+    return _FIELD_RE.sub(lambda m: str(values.get(m.group(1)) or ""), template)
+
+
+def build_messages(system: str, template: str, question: str, answer_1: str, answer_2: str) -> list[dict[str, str]]:
+    """The messages of one judge request: an optional system message, then the filled template."""
+    messages = [{"role": "system", "content": system.strip()}] if system.strip() else []
+    messages.append({"role": "user", "content": fill(template, {
+        "question": question, "answer_1": answer_1, "answer_2": answer_2})})
+    return messages
+
+
+def load_judge_prompt(template_path: str | Path, system_path: str | Path) -> JudgePrompt:
+    """Read the judge template and system prompt (UTF-8).
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: the template lacks one of ``{question}``, ``{answer_1}``, ``{answer_2}``.
+    """
+    from reflection_tuning.teacher.prompts import template_hash
+
+    template = Path(template_path).read_text(encoding="utf-8")
+    system = Path(system_path).read_text(encoding="utf-8")
+    missing = [p for p in PLACEHOLDERS if "{" + p + "}" not in template]
+    if missing:
+        raise ValueError(f"{template_path}: judge template lacks placeholders {['{' + m + '}' for m in missing]}")
+    return JudgePrompt(system=system, template=template, hash=template_hash(system, template))
+
+
+def order_answers(order: str, sft: str, baseline: str) -> tuple[str, str]:
+    """(Assistant 1's answer, Assistant 2's answer) for ``order``.
+
+    Raises:
+        ValueError: an unknown order.
+    """
+    if order == "sft_first":
+        return sft, baseline
+    if order == "baseline_first":
+        return baseline, sft
+    raise ValueError(f"unknown order {order!r}; expected one of {ORDERS}")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A judge reply read: ``status`` ok with ``scores`` (Assistant 1, Assistant 2), or why not."""
+
+    status: str
+    scores: tuple[float, float] | None = None
+    reason: str | None = None
+
+
+def parse_scores(reply: str, finish_reason: str | None = None) -> Parsed:
+    """The two scores on the first non-empty line of ``reply``, as the papers' review script reads them.
+
+    The line must hold exactly two numbers separated by spaces and/or a comma (``8 7``,
+    ``8, 7``, ``7.5 9``), each within [0, 10]. Nothing else is guessed: any other line is a
+    ``parse_error`` with its reason, never a default score. A reply cut at ``max_tokens``
+    (``finish_reason == "length"``) is read only when its first line is complete (a newline
+    follows it); otherwise it is ``truncated``.
+    """
+    text = (reply or "").lstrip()
+    if not text:
+        return Parsed(STATUS_TRUNCATED if finish_reason == "length" else STATUS_PARSE_ERROR,
+                      reason="empty reply")
+    line, newline, _ = text.partition("\n")
+    if finish_reason == "length" and not newline:
+        return Parsed(STATUS_TRUNCATED, reason="reply cut at max_tokens before the end of its first line")
+    tokens = line.replace(",", " ").split()
+    if len(tokens) != 2 or not all(_NUMBER_RE.match(t) for t in tokens):
+        return Parsed(STATUS_PARSE_ERROR, reason=f"first line is not two scores: {line.strip()[:80]!r}")
+    scores = (float(tokens[0]), float(tokens[1]))
+    if not all(SCORE_MIN <= s <= SCORE_MAX for s in scores):
+        return Parsed(STATUS_PARSE_ERROR, reason=f"scores {scores} outside [{SCORE_MIN:g}, {SCORE_MAX:g}]")
+    return Parsed(STATUS_OK, scores=scores)
+
+
+def sft_baseline_scores(order: str, scores: tuple[float, float]) -> tuple[float, float]:
+    """(SFT score, baseline score) from (Assistant 1, Assistant 2) scores in ``order``."""
+    return scores if order == "sft_first" else (scores[1], scores[0])
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+def combine(sft_first: tuple[float, float] | None, baseline_first: tuple[float, float] | None) -> str:
+    """The outcome of one pair from its two judgements, each ``(sft score, baseline score)``.
+
+    The rule of the papers' review script (Reflection-Tuning, Sec. 4.2; Cherry LLM's
+    ``review_eval_score.py``): **win** when the SFT answer scores higher in both orders, or
+    higher in one and equal in the other; **lose** in the mirror cases; **tie** otherwise
+    (equal in both, or higher in one order and lower in the other). A missing judgement
+    (``None``: not parsed, cut off, request failed) makes the pair ``failed``, never a tie.
+    """
+    if sft_first is None or baseline_first is None:
+        return FAILED
+    signs = {_sign(sft_first[0] - sft_first[1]), _sign(baseline_first[0] - baseline_first[1])}
+    if signs in ({1}, {1, 0}):
+        return WIN
+    if signs in ({-1}, {-1, 0}):
+        return LOSE
+    return TIE
+
+
+def winning_score(win: int, tie: int, lose: int) -> float | None:
+    """(win - lose) / (win + tie + lose) + 1, in [0, 2]; > 1 means better than the baseline.
+
+    Failed pairs are not in the total (Selective Reflection-Tuning, Sec. 4.1). ``None`` when
+    no pair was judged.
+    """
+    total = win + tie + lose
+    return (win - lose) / total + 1 if total else None
+
+
+def tally(rows: Iterable[Mapping[str, Any]], sets: Sequence[str]) -> dict[str, Any]:
+    """Flat metrics from pair rows (``set``, ``outcome``): ``judge_<outcome>``,
+    ``judge_pairs``, ``judge_winning_score``, and the same per set as ``judge_<set>_<…>``.
+
+    Every set in ``sets`` gets its keys (zero when it has no pair), so keys stay stable.
+    """
+    rows = list(rows)
+    out: dict[str, Any] = {}
+    for prefix, group in [("judge", rows)] + [(f"judge_{s}", [r for r in rows if r["set"] == s]) for s in sets]:
+        counts = {o: sum(r["outcome"] == o for r in group) for o in OUTCOMES}
+        out.update({f"{prefix}_{o}": n for o, n in counts.items()})
+        out[f"{prefix}_pairs"] = len(group)
+        ws = winning_score(counts[WIN], counts[TIE], counts[LOSE])
+        out[f"{prefix}_winning_score"] = None if ws is None or math.isnan(ws) else ws
+    return out
+
+
+def plot_rows(metrics: Mapping[str, Any], sets: Sequence[str]) -> list[tuple[str, int, str, str]]:
+    """``(label, count, set, outcome)`` per set and overall (``all``), for a DVC horizontal bar plot."""
+    out = []
+    for s in [*sets, "all"]:
+        prefix = "judge" if s == "all" else f"judge_{s}"
+        out += [(f"{s} {o}", int(metrics[f"{prefix}_{o}"]), s, o) for o in OUTCOMES]
+    return out

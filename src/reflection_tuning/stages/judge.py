@@ -1,0 +1,213 @@
+"""Stage ``judge@<dataset>``: a pairwise LLM judge compares the SFT answers with the baseline's.
+
+For every prompt in ``data/K/answers.jsonl`` the judge (any OpenAI-compatible endpoint, or
+``base_url: embedded`` for a local ``transformers serve``) scores both answers from 1 to 10
+twice, once in each order, and :func:`reflection_tuning.judge.combine` turns the two
+judgements into a win, tie or lose for the fine-tuned student (a judgement that failed
+makes the pair ``failed``, counted apart). See :mod:`reflection_tuning.judge`.
+
+Outputs: ``data/K/judgements.jsonl`` (one row per prompt: ``id``, ``set``, ``outcome``,
+``sft_scores`` and ``baseline_scores`` per order, ``judge_model``, ``template_hash`` and a
+``judgements`` list with each order's ``status``, scores, ``raw_reply``, ``finish_reason``
+and ``error``), ``metrics/K/judge.json`` (``judge_win`` … ``judge_winning_score``, the same per
+set as ``judge_<set>_…``, a count per judgement status, and request counters), and
+``metrics/K/judge_plot.csv`` (``label,count,set,outcome`` for a horizontal bar plot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reflection_tuning import judge as core
+from reflection_tuning.errors import UserError
+from reflection_tuning.generation import PROMPT_SETS
+from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
+from reflection_tuning.rows import STATUS_OK
+from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.teacher import EMBEDDED, TeacherConfig
+
+log = logging.getLogger(__name__)
+
+EMPTY_STATS = ("requests_sent", "requests_retried", "cache_hits", "max_in_flight")
+
+
+@dataclass(frozen=True)
+class Config(TeacherConfig):
+    """The ``judge:`` section: the endpoint keys of ``teacher:`` (the judge is sent through the
+    same client, cache and embedded server), its own defaults, and the prompt files."""
+
+    max_tokens: int = 128  # the scores are on the first line; the rest is the judge's explanation
+    cache_dir: str | None = "cache/judge"
+    template: str = "prompts/judge.txt"
+    system: str = "prompts/judge.system.txt"
+    sets: list[str] = field(default_factory=lambda: list(PROMPT_SETS))  # metric keys per set, stable
+
+
+@dataclass(frozen=True)
+class Inputs:
+    answers: Path
+
+
+@dataclass(frozen=True)
+class Outputs:
+    judgements: Path
+    metrics: Path
+    plot: Path
+
+
+def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``{id, set, prompt, sft, baseline}`` per prompt id, in id order.
+
+    Raises:
+        ValueError: an id without exactly one ``sft`` and one ``baseline`` answer.
+    """
+    by_id: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        pair = by_id.setdefault(r["id"], {"id": r["id"], "set": r["set"], "prompt": r["prompt"]})
+        if r.get("role") not in core.ROLES or r["role"] in pair:
+            raise ValueError(f"answers: id {r['id']} has a repeated or unknown role {r.get('role')!r}")
+        pair[r["role"]] = r["answer"] or ""
+    incomplete = [i for i, p in by_id.items() if not all(role in p for role in core.ROLES)]
+    if incomplete:
+        raise ValueError(f"answers: ids {incomplete[:5]} lack an sft or a baseline answer")
+    return [by_id[i] for i in sorted(by_id)]
+
+
+def api_key(cfg: Config, environ: dict[str, str]) -> str | None:
+    """The key from the variable NAMED by ``judge.api_key_env`` (None for the embedded judge).
+
+    Raises:
+        UserError: a remote endpoint names a variable that is not set (the name only, never a value).
+    """
+    if cfg.base_url == EMBEDDED or not cfg.api_key_env:
+        return None
+    key = environ.get(cfg.api_key_env)
+    if not key:
+        raise UserError(f"environment variable {cfg.api_key_env} (judge.api_key_env) is not set; set it, or set "
+                        "judge.api_key_env to null for an endpoint that needs no key")
+    return key
+
+
+def send(cfg: Config, batch: list[list[dict[str, str]]], template_hash: str, key: str | None) -> tuple[list, dict]:
+    """Every reply (a ``Completion`` or a ``TeacherRequestError``), in order, and the request counters.
+
+    Cached replies first; the endpoint (or the embedded server, started here) only when one is missing.
+    """
+    from reflection_tuning.teacher.client import Teacher
+
+    client = Teacher(cfg, template_hash=template_hash, api_key=key)
+
+    async def go() -> list:
+        try:
+            return await client.complete_all(batch, desc="judge")
+        finally:
+            await client.aclose()
+
+    try:
+        misses = sum(client.cached(m) is None for m in batch)
+        log.info("judge: %d requests, %d cached", len(batch), len(batch) - misses)
+        if misses and cfg.base_url == EMBEDDED:
+            from reflection_tuning.teacher.server import embedded_server
+
+            # KV cache for the requests in flight: prompt (~3 characters a token) + reply, twice over
+            longest = max(sum(len(m["content"]) for m in msgs) for msgs in batch) // 3 + 64 + cfg.max_tokens
+            tokens = 2 * min(cfg.max_concurrency, misses) * longest
+            with embedded_server(cfg.model, seed=cfg.seed, kv_cache_tokens=tokens) as url:
+                client.connect(url)
+                results = asyncio.run(go())
+        else:
+            if misses:
+                client.connect(cfg.base_url)
+            results = asyncio.run(go())
+    finally:
+        client.close_cache()
+    return results, client.stats()
+
+
+def judgement(order: str, result: Any) -> dict[str, Any]:
+    """One order's judgement record from a reply (or a request error)."""
+    from reflection_tuning.teacher.client import Completion
+
+    if not isinstance(result, Completion):
+        return {"order": order, "status": core.STATUS_REQUEST_ERROR, "score_1": None, "score_2": None,
+                "raw_reply": None, "finish_reason": None, "error": str(result)}
+    parsed = core.parse_scores(result.content, result.finish_reason)
+    s1, s2 = parsed.scores or (None, None)
+    return {"order": order, "status": parsed.status, "score_1": s1, "score_2": s2, "raw_reply": result.content,
+            "finish_reason": result.finish_reason, "error": parsed.reason}
+
+
+def pair_row(pair: dict[str, Any], judgements: list[dict[str, Any]], judge_model: str, template_hash: str) -> dict:
+    """The judgements row of one prompt, with the combined outcome."""
+    scores: dict[str, tuple[float, float] | None] = {}
+    for j in judgements:
+        ok = j["status"] == STATUS_OK
+        scores[j["order"]] = core.sft_baseline_scores(j["order"], (j["score_1"], j["score_2"])) if ok else None
+    return {
+        "id": pair["id"], "set": pair["set"], "prompt": pair["prompt"],
+        "outcome": core.combine(scores["sft_first"], scores["baseline_first"]),
+        "sft_scores": [s[0] if s else None for s in (scores[o] for o in core.ORDERS)],
+        "baseline_scores": [s[1] if s else None for s in (scores[o] for o in core.ORDERS)],
+        "judge_model": judge_model, "template_hash": template_hash, "judgements": judgements,
+    }
+
+
+def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict[str, Any]:
+    """Judge every pair; write the judgements, the metrics and the plot data. Returns the metrics.
+
+    Args:
+        api_key: the judge's key (``main`` reads it from the environment); never written anywhere.
+    Raises:
+        UserError: the answers or a prompt file is missing. ValueError: an incomplete pair.
+        RuntimeError, TimeoutError: the embedded judge cannot start.
+    """
+    for what, path in (("answers", inputs.answers), ("template", cfg.template), ("system", cfg.system)):
+        if not Path(path).is_file():
+            raise UserError(f"judge: missing {what} {path}; run generate first, or check judge.{what}")
+    prompt = core.load_judge_prompt(cfg.template, cfg.system)
+    pairs = pair_answers(read_jsonl(inputs.answers))
+    batch = [prompt.messages(p["prompt"], *core.order_answers(o, p["sft"], p["baseline"]))
+             for p in pairs for o in core.ORDERS]
+    results, stats = send(cfg, batch, prompt.hash, api_key) if batch else ([], dict.fromkeys(EMPTY_STATS, 0))
+    rows = []
+    for n, pair in enumerate(pairs):
+        judgements = [judgement(o, results[2 * n + k]) for k, o in enumerate(core.ORDERS)]
+        rows.append(pair_row(pair, judgements, cfg.model, prompt.hash))
+    sets = [cfg.sets] if isinstance(cfg.sets, str) else list(cfg.sets)
+    extra = sorted({r["set"] for r in rows} - set(sets))
+    metrics: dict[str, Any] = core.tally(rows, sets + extra)
+    every = [j for r in rows for j in r["judgements"]]
+    for status in core.JUDGEMENT_STATUSES:
+        metrics[f"judgements_{status}"] = sum(j["status"] == status for j in every)
+    metrics.update({f"judge_{k}": v for k, v in stats.items()})
+    write_jsonl(outputs.judgements, rows)
+    write_metrics(outputs.metrics, metrics)
+    write_csv(outputs.plot, ("label", "count", "set", "outcome"), core.plot_rows(metrics, sets + extra))
+    log.info("judge: %d pairs: %d win, %d tie, %d lose, %d failed; winning score %s", len(rows), metrics["judge_win"],
+             metrics["judge_tie"], metrics["judge_lose"], metrics["judge_failed"], metrics["judge_winning_score"])
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("judge", __doc__)
+    parser.add_argument("--input", type=Path, default=None, help="answers (default data/K/answers.jsonl)")
+    parser.add_argument("--output", type=Path, default=None, help="default data/K/judgements.jsonl")
+    parser.add_argument("--metrics", type=Path, default=None, help="default metrics/K/judge.json")
+    parser.add_argument("--plot", type=Path, default=None, help="default metrics/K/judge_plot.csv")
+    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, "judge")], argv)
+    paths = resolve_paths(parser, args, {
+        "input": "data/{dataset}/answers.jsonl",
+        "output": "data/{dataset}/judgements.jsonl",
+        "metrics": "metrics/{dataset}/judge.json",
+        "plot": "metrics/{dataset}/judge_plot.csv",
+    })
+    run(cfg, Inputs(answers=paths["input"]),
+        Outputs(judgements=paths["output"], metrics=paths["metrics"], plot=paths["plot"]),
+        api_key=api_key(cfg, dict(os.environ)))
+    return 0

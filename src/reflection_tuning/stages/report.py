@@ -1,0 +1,101 @@
+"""Stage ``report@<dataset>``: a Markdown summary of the run, ``reports/K.md``.
+
+Reads ``metrics/K/<stage>.json`` of every stage and the plot CSVs, and renders data counts
+(fetch, the reflection statuses, each selection branch), the IFD / r-IFD summaries, the
+fine-tuning figures, the benchmarks of the base and the fine-tuned student, the judge's
+win / tie / lose per test set, and the plot data as small tables with links (see
+:mod:`reflection_tuning.report`). A missing file gives a "not run" line, not an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reflection_tuning.config import ConfigError
+from reflection_tuning.io import write_text
+from reflection_tuning.report import METRICS, PLOTS, render
+from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The ``report:`` section."""
+
+    title: str = "Reflection-tuning report"
+    precision: int = 4  # significant digits of the numbers in tables
+    max_plot_rows: int = 20  # a plot CSV with more rows is linked, not tabulated
+
+    def __post_init__(self) -> None:
+        if self.precision < 1 or self.max_plot_rows < 0:
+            raise ConfigError("report.precision must be >= 1 and report.max_plot_rows >= 0")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    metrics_dir: Path  # metrics/K: <stage>.json and <plot>.csv
+
+
+@dataclass(frozen=True)
+class Outputs:
+    report: Path
+
+
+def read_metrics(path: Path) -> dict[str, Any] | None:
+    """A metrics JSON object, or None when the file does not exist.
+
+    Raises:
+        ValueError: the file is not a JSON object.
+    """
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_csv(path: Path) -> list[list[str]] | None:
+    """A CSV's rows (header first), or None when the file does not exist."""
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str) -> str:
+    """Render and write the report; returns its text.
+
+    Raises:
+        ValueError: a metrics file that is not a JSON object.
+    """
+    here = outputs.report.parent.resolve()
+    files = {name: inputs.metrics_dir / f"{name}.json" for name in METRICS}
+    files.update({name: inputs.metrics_dir / f"{name}.csv" for name in PLOTS})
+    links = {name: Path(os.path.relpath(path.resolve(), here)).as_posix() for name, path in files.items()}
+    metrics = {name: read_metrics(files[name]) for name in METRICS}
+    plots = {name: read_csv(files[name]) for name in PLOTS}
+    text = render(dataset, metrics, plots, links, title=cfg.title, precision=cfg.precision,
+                  max_plot_rows=cfg.max_plot_rows)
+    write_text(outputs.report, text)
+    missing = [n for n, m in metrics.items() if m is None]
+    log.info("report: wrote %s%s", outputs.report, f" (not run: {', '.join(missing)})" if missing else "")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("report", __doc__)
+    parser.add_argument("--metrics-dir", type=Path, default=None, help="default metrics/K")
+    parser.add_argument("--output", type=Path, default=None, help="default reports/K.md")
+    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, "report")], argv)
+    paths = resolve_paths(parser, args, {"metrics_dir": "metrics/{dataset}", "output": "reports/{dataset}.md"})
+    run(cfg, Inputs(metrics_dir=paths["metrics_dir"]), Outputs(report=paths["output"]),
+        dataset=args.dataset or paths["metrics_dir"].name)
+    return 0

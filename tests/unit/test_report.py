@@ -1,0 +1,46 @@
+"""The Markdown report, from metrics of the real schema; missing stages read "not run"."""
+
+from __future__ import annotations
+
+from reflection_tuning.report import METRICS, PLOTS, render
+
+LINKS = {**{n: f"../metrics/alpaca/{n}.json" for n in METRICS}, **{n: f"../metrics/alpaca/{n}.csv" for n in PLOTS}}
+SELECT = {"read": 4, "kept_before_rank": 1, "dropped_by_rank": 0, "kept": 1, "branch_both_kept": 0,
+          "branch_response_kept": 1, "branch_unscored": 3, "kept_original": 0, "kept_instruction": 0,
+          "kept_response": 1, "kept_both": 0}
+SCORE = {"rows": 16, "original_rows": 4, "original_status_ok": 4, "original_ifd_mean": 0.81234567,
+         "original_ifd_median": 0.8, "original_rifd_mean": 0.9, "original_rifd_median": 0.91,
+         "original_ifd_lt1_share": 0.75, "response_rows": 4, "response_status_ok": 1, "response_ifd_mean": None}
+EVALUATE = {"base.rt_arc_challenge.acc": 0.25, "base.rt_arc_challenge.acc_stderr": 0.1,
+            "sft.rt_arc_challenge.acc": 0.5, "sft.rt_arc_challenge.acc_stderr": 0.1,
+            "delta.rt_arc_challenge.acc": 0.25, "docs.rt_arc_challenge": 4}
+JUDGE = {"judge_win": 2, "judge_tie": 1, "judge_lose": 1, "judge_failed": 1, "judge_pairs": 5,
+         "judge_winning_score": 1.25, "judge_vicuna_win": 2, "judge_vicuna_tie": 1, "judge_vicuna_lose": 1,
+         "judge_vicuna_failed": 0, "judge_vicuna_pairs": 4, "judge_vicuna_winning_score": 1.25,
+         "judge_koala_win": 0, "judge_koala_tie": 0, "judge_koala_lose": 0, "judge_koala_failed": 1,
+         "judge_koala_pairs": 1, "judge_koala_winning_score": None}
+
+
+def test_full_report_has_every_section():
+    plots = {"evaluate_plot": [["task", "model", "score"], ["rt_arc_challenge", "base", "0.25"],
+                               ["rt_arc_challenge", "sft", "0.500000001"]],
+             "finetune_loss": [["step", "loss"]],
+             "judge_plot": [["label", "count", "set", "outcome"]] + [[f"x{i}", "1", "x", "win"] for i in range(30)]}
+    text = render("alpaca", {"select": SELECT, "score": SCORE, "evaluate": EVALUATE, "judge": JUDGE,
+                             "fetch": {"read": 3111, "kept": 3100}}, plots, LINKS)
+    assert text.startswith("# Reflection-tuning report: `alpaca`")
+    assert "| response_kept | 1 |" in text and "| unscored | 3 |" in text
+    assert "| original | 4 | 4 | 0.8123 | 0.8 | 0.9 | 0.91 | 0.75 |" in text
+    assert "| rt_arc_challenge.acc | 0.25 | 0.5 | 0.25 |" in text and "acc_stderr" not in text
+    assert "| vicuna | 2 | 1 | 1 | 0 | 1.25 |" in text and "| koala | 0 | 0 | 0 | 1 | – |" in text
+    assert "| **all** | 2 | 1 | 1 | 1 | 1.25 |" in text
+    assert "| rt_arc_challenge | sft | 0.5 |" in text  # a small plot is tabulated
+    assert "judge_plot.csv), 30 rows" in text and "| x29 |" not in text  # a big one is linked
+    assert "## Instruction reflection (`reflect_instruction`)\n\n_not run_" in text
+    assert "finetune_loss.csv), 0 rows; `dvc plots show` draws it.\n\n###" in text  # no empty table
+
+
+def test_nothing_run_still_renders():
+    text = render("wizardlm", {}, {}, {})
+    assert "### `finetune_loss`\n\n_not run_" in text
+    assert text.count("_not run_") == len(METRICS) + len(PLOTS)
