@@ -16,7 +16,6 @@ set as ``judge_<set>_…``, a count per judgement status, and request counters),
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -30,12 +29,10 @@ from reflection_tuning.generation import PROMPT_SETS
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
 from reflection_tuning.rows import STATUS_OK
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
-from reflection_tuning.teacher import EMBEDDED, TeacherConfig
+from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.teacher.reflect import api_key_from_env, send_all
 
 log = logging.getLogger(__name__)
-
-EMPTY_STATS = ("requests_sent", "requests_retried", "cache_hits", "max_in_flight")
-
 
 @dataclass(frozen=True)
 class Config(TeacherConfig):
@@ -77,57 +74,6 @@ def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     if incomplete:
         raise ValueError(f"answers: ids {incomplete[:5]} lack an sft or a baseline answer")
     return [by_id[i] for i in sorted(by_id)]
-
-
-def api_key(cfg: Config, environ: dict[str, str]) -> str | None:
-    """The key from the variable NAMED by ``judge.api_key_env`` (None for the embedded judge).
-
-    Raises:
-        UserError: a remote endpoint names a variable that is not set (the name only, never a value).
-    """
-    if cfg.base_url == EMBEDDED or not cfg.api_key_env:
-        return None
-    key = environ.get(cfg.api_key_env)
-    if not key:
-        raise UserError(f"environment variable {cfg.api_key_env} (judge.api_key_env) is not set; set it, or set "
-                        "judge.api_key_env to null for an endpoint that needs no key")
-    return key
-
-
-def send(cfg: Config, batch: list[list[dict[str, str]]], template_hash: str, key: str | None) -> tuple[list, dict]:
-    """Every reply (a ``Completion`` or a ``TeacherRequestError``), in order, and the request counters.
-
-    Cached replies first; the endpoint (or the embedded server, started here) only when one is missing.
-    """
-    from reflection_tuning.teacher.client import Teacher
-
-    client = Teacher(cfg, template_hash=template_hash, api_key=key)
-
-    async def go() -> list:
-        try:
-            return await client.complete_all(batch, desc="judge")
-        finally:
-            await client.aclose()
-
-    try:
-        misses = sum(client.cached(m) is None for m in batch)
-        log.info("judge: %d requests, %d cached", len(batch), len(batch) - misses)
-        if misses and cfg.base_url == EMBEDDED:
-            from reflection_tuning.teacher.server import embedded_server
-
-            # KV cache for the requests in flight: prompt (~3 characters a token) + reply, twice over
-            longest = max(sum(len(m["content"]) for m in msgs) for msgs in batch) // 3 + 64 + cfg.max_tokens
-            tokens = 2 * min(cfg.max_concurrency, misses) * longest
-            with embedded_server(cfg.model, seed=cfg.seed, kv_cache_tokens=tokens) as url:
-                client.connect(url)
-                results = asyncio.run(go())
-        else:
-            if misses:
-                client.connect(cfg.base_url)
-            results = asyncio.run(go())
-    finally:
-        client.close_cache()
-    return results, client.stats()
 
 
 def judgement(order: str, result: Any) -> dict[str, Any]:
@@ -174,7 +120,7 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = Non
     pairs = pair_answers(read_jsonl(inputs.answers))
     batch = [prompt.messages(p["prompt"], *core.order_answers(o, p["sft"], p["baseline"]))
              for p in pairs for o in core.ORDERS]
-    results, stats = send(cfg, batch, prompt.hash, api_key) if batch else ([], dict.fromkeys(EMPTY_STATS, 0))
+    results, stats = send_all(cfg, batch, template_hash=prompt.hash, api_key=api_key, desc="judge")
     rows = []
     for n, pair in enumerate(pairs):
         judgements = [judgement(o, results[2 * n + k]) for k, o in enumerate(core.ORDERS)]
@@ -209,5 +155,5 @@ def main(argv: list[str] | None = None) -> int:
     })
     run(cfg, Inputs(answers=paths["input"]),
         Outputs(judgements=paths["output"], metrics=paths["metrics"], plot=paths["plot"]),
-        api_key=api_key(cfg, dict(os.environ)))
+        api_key=api_key_from_env(cfg, dict(os.environ), section="judge"))
     return 0

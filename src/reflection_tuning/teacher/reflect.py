@@ -217,8 +217,11 @@ def token_metrics(results: Sequence[Result], price: Price | None = None) -> dict
 
 
 # -- what both stages' ``main`` share --------------------------------------------------------
-def api_key_from_env(cfg: TeacherConfig, environ: dict[str, str]) -> str | None:
+def api_key_from_env(cfg: TeacherConfig, environ: dict[str, str], section: str = "teacher") -> str | None:
     """The API key from the variable NAMED by ``cfg.api_key_env`` (``None`` when none is needed).
+
+    Args:
+        section: the params section ``cfg`` came from (``teacher``, ``judge``), for the message.
 
     Raises:
         UserError: a remote endpoint names a variable that is not set (the message names
@@ -229,8 +232,8 @@ def api_key_from_env(cfg: TeacherConfig, environ: dict[str, str]) -> str | None:
     key = environ.get(cfg.api_key_env)
     if not key:
         raise UserError(
-            f"environment variable {cfg.api_key_env} (teacher.api_key_env) is not set; "
-            "set it, or set teacher.api_key_env to null (or '') for an endpoint that needs no key"
+            f"environment variable {cfg.api_key_env} ({section}.api_key_env) is not set; "
+            f"set it, or set {section}.api_key_env to null (or '') for an endpoint that needs no key"
         )
     return key
 
