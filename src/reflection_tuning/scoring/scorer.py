@@ -40,6 +40,7 @@ Data parallel and resume
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 from collections.abc import Sequence
@@ -90,6 +91,7 @@ class HFScorer:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = pad if pad is not None else 0  # pads are masked out: any id will do
         self.stats = ScorerStats()
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._oom_tokens: int | None = None  # padded tokens of the smallest batch that ran out of memory
 
     @classmethod
@@ -149,8 +151,8 @@ class HFScorer:
         out: dict[int, PairScore] = {}
         with tqdm(total=sum(map(len, batches)), desc="score", unit="pair", disable=not self.progress) as bar:
             for idx in batches:
-                keys = [self.cache.key(unique[i], self.max_length) for i in idx] if self.cache else []
-                hit = self.cache.get_all(keys) if self.cache else None
+                keys = [self.cache.key(unique[i], self.max_length) for i in idx] if self.cache is not None else []
+                hit = self.cache.get_all(keys) if self.cache is not None else None
                 if hit is not None:
                     self.stats.pairs_cached += len(idx)
                     out.update(zip(idx, hit))
@@ -164,7 +166,7 @@ class HFScorer:
                                             STATUS_OK if ok else STATUS_NAN))
                 self.stats.pairs_scored += len(idx)
                 out.update(zip(idx, scores))
-                if self.cache:
+                if self.cache is not None:
                     self.cache.put(keys, scores)
                 bar.update(len(idx))
         return out
@@ -205,7 +207,8 @@ class HFScorer:
         """Summed NLL (nats, fp64) and token count of the scored positions of each plan.
 
         Tensors: ``input_ids``/``attention_mask``/``position_ids``/``labels`` are ``[B, L]``;
-        logits ``[B, L, V]``; the per-token NLL ``[N]`` over the N scored positions.
+        logits ``[N, V]`` at the N predicting positions only where the model takes a boolean
+        ``logits_to_keep`` (transformers >= 5), else ``[B, L, V]``; the per-token NLL ``[N]``.
         """
         import torch
         import torch.nn.functional as F
@@ -227,14 +230,22 @@ class HFScorer:
             t.to(device) for t in (input_ids, attention_mask, position_ids, labels))
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                     else contextlib.nullcontext())  # fp32 on CPU: bf16 matmuls there are slow and lossy
+        # Logits at t predict token t+1. Boolean selection (not a 0/1 product) so that any
+        # NaN at a padded position cannot leak into a sum.
+        shifted = labels[:, 1:]
+        sel = shifted != -100
         with torch.inference_mode(), autocast:
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                use_cache=False).logits
-            # Logits at t predict token t+1. Boolean selection (not a 0/1 product) so that any
-            # NaN at a padded position cannot leak into a sum.
-            shifted = labels[:, 1:]
-            sel = shifted != -100
-            nll = F.cross_entropy(logits[:, :-1][sel].float(), shifted[sel], reduction="none")
+            if self._keeps_logits:
+                # Project only the predicting positions onto the vocabulary: [N, V], not [B, L, V].
+                keep = torch.zeros((B, L), dtype=torch.bool, device=device)
+                keep[:, :-1] = sel
+                logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                    use_cache=False, logits_to_keep=keep).logits
+                logits = logits.reshape(-1, logits.shape[-1])
+            else:
+                logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                    use_cache=False).logits[:, :-1][sel]
+            nll = F.cross_entropy(logits.float(), shifted[sel], reduction="none")
             rows = torch.arange(B, device=device).unsqueeze(1).expand(B, L - 1)[sel]
             sums = torch.zeros(B, dtype=torch.float64, device=device).index_add_(0, rows, nll.double())
         counts = [len(p.positions) for p in plans]
