@@ -96,7 +96,9 @@ class PairCache:
         """Append one batch's scores and flush them to disk."""
         if self._file is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (kept open across batches)
+            self._file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115  (kept open across batches)
+            if self._file.tell() and not _ends_with_newline(self.path):
+                self._file.write("\n")  # end a line cut by a kill, so it does not swallow the next one
         self._file.write("".join(json.dumps({"k": k, "v": list(s)}) + "\n" for k, s in zip(keys, scores)))
         self._file.flush()
         self._scores.update(zip(keys, scores))
@@ -105,3 +107,9 @@ class PairCache:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
