@@ -108,15 +108,19 @@ def plan(ids: Sequence[int], offsets: Sequence[tuple[int, int]], prefix_len: int
     return Plan(list(ids[:end]), kept, len(scorable), len(kept) < len(scorable), straddle)
 
 
-def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+def make_batches(lengths: Sequence[int], batch_tokens: int, min_fill: float = 0.0) -> list[list[int]]:
     """Group indices, longest first, so that ``len(batch) * longest <= batch_tokens``.
 
-    A sequence longer than ``batch_tokens`` gets a batch of its own. Returns index lists.
+    A sequence shorter than ``min_fill * longest`` of the open batch starts a new one, so no
+    row is more than ``1 - min_fill`` padding (with few rows, lengths are far apart; with
+    many, neighbours in length order are close and this rarely splits). A sequence longer
+    than ``batch_tokens`` gets a batch of its own. Returns index lists.
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches: list[list[int]] = []
     for i in order:
-        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:
+        longest = lengths[batches[-1][0]] if batches else 0
+        if batches and (len(batches[-1]) + 1) * longest <= batch_tokens and lengths[i] >= min_fill * longest:
             batches[-1].append(i)
         else:
             batches.append([i])

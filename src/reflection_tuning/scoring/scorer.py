@@ -63,6 +63,9 @@ from reflection_tuning.scoring.shard import Shard, gather
 
 log = logging.getLogger(__name__)
 
+# No row of a batch is more than 30 % padding: on CPU every padded token costs as much as a real one.
+MIN_FILL = 0.7
+
 
 class HFScorer:
     """A Hugging Face causal LM as a :class:`Scorer` (fp32 weights; bf16 autocast on CUDA only).
@@ -73,7 +76,7 @@ class HFScorer:
 
     def __init__(self, model: Any, tokenizer: Any, *, max_length: int = 1024, batch_tokens: int = 8192,
                  padding_side: str = "right", progress: bool = True, cache: PairCache | None = None,
-                 shard: Shard | None = None) -> None:
+                 shard: Shard | None = None, min_fill: float = MIN_FILL) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the scorer needs a fast tokenizer (offset mappings)")
         if padding_side not in ("right", "left"):
@@ -86,7 +89,7 @@ class HFScorer:
             max_length = limit
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_length, self.batch_tokens, self.padding_side = max_length, batch_tokens, padding_side
-        self.cache, self.shard = cache, shard or Shard()
+        self.cache, self.shard, self.min_fill = cache, shard or Shard(), min_fill
         self.progress = progress and self.shard.is_main
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = pad if pad is not None else 0  # pads are masked out: any id will do
@@ -134,7 +137,8 @@ class HFScorer:
                 todo.append(i)
             else:
                 results[i] = PairScore(None, 0, p.target_tokens, p.truncated, STATUS_EMPTY)
-        batches = [[todo[j] for j in b] for b in make_batches([len(plans[i].ids) for i in todo], self.batch_tokens)]
+        batches = [[todo[j] for j in b] for b in make_batches([len(plans[i].ids) for i in todo], self.batch_tokens,
+                                                                 self.min_fill)]
         owner = assign_batches([len(b) * len(plans[b[0]].ids) for b in batches], self.shard.world)
         mine = [b for b, rank in zip(batches, owner) if rank == self.shard.rank]
         results.update(self._score_batches(unique, plans, mine))
