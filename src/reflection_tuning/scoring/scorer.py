@@ -28,117 +28,43 @@ Batching
     an out-of-memory error comes early) and packed so that ``rows x longest <= batch_tokens``.
     On CUDA OOM a batch is halved and retried. Padding (right or left) comes with an
     attention mask and explicit position ids, so both give the same losses.
+
+Data parallel and resume
+    With a :class:`~reflection_tuning.scoring.shard.Shard` of N ranks, each rank computes the
+    batches :func:`assign_batches` gives it and the results are gathered; with a
+    :class:`~reflection_tuning.scoring.resume.PairCache`, cached batches are skipped and new
+    ones appended. Batches are planned over all unique pairs first in both cases, so a pair's
+    loss never depends on the number of ranks or on what was cached.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
+from reflection_tuning.scoring.batching import (  # noqa: F401  (re-exported: the scorer's public types)
+    PairScore,
+    Plan,
+    Request,
+    Scorer,
+    ScorerStats,
+    assign_batches,
+    make_batches,
+    plan,
+)
 from reflection_tuning.scoring.ifd import STATUS_EMPTY, STATUS_NAN, STATUS_OK
+from reflection_tuning.scoring.resume import PairCache
+from reflection_tuning.scoring.shard import Shard, gather
 
 log = logging.getLogger(__name__)
 
-
-class Request(NamedTuple):
-    """One pair to score. ``max_target_tokens`` caps the target tokens scored (None = no cap)."""
-
-    prefix: str
-    target: str
-    max_target_tokens: int | None = None
-
-
-class PairScore(NamedTuple):
-    """The score of one pair.
-
-    ``loss``: mean NLL over the scored target tokens, nats/token (None unless ``ok``).
-    ``tokens``: target tokens scored. ``target_tokens``: target tokens before truncation
-    (excluding position 0). ``truncated``: some target token was cut. ``status``: ``ok``,
-    ``empty`` (no target token to score) or ``nan`` (the loss is not finite).
-    """
-
-    loss: float | None
-    tokens: int
-    target_tokens: int
-    truncated: bool
-    status: str
-
-
-@dataclass
-class ScorerStats:
-    """Counters over every ``score`` call of one scorer (tokens are token counts)."""
-
-    pairs: int = 0
-    unique_pairs: int = 0
-    batches: int = 0
-    tokens_forward: int = 0  # real (non-pad) tokens through the model
-    tokens_padded: int = 0  # rows x longest, summed over batches
-    tokens_target: int = 0  # target tokens scored
-    straddles: int = 0
-    oom_splits: int = 0
-
-    @property
-    def padding_fraction(self) -> float:
-        return 1.0 - self.tokens_forward / self.tokens_padded if self.tokens_padded else 0.0
-
-
-class Scorer(Protocol):
-    """What the score stage needs from a scorer (tests may pass a fake)."""
-
-    tokenizer: Any
-    stats: ScorerStats
-
-    def score(self, pairs: Sequence[Request | tuple[str, str]]) -> list[PairScore]: ...
-
-
-class Plan(NamedTuple):
-    """A tokenized pair, ready to batch: ``ids[:length]`` is fed, ``positions`` are scored."""
-
-    ids: list[int]
-    positions: list[int]  # indices into ids of the scored target tokens (all >= 1)
-    target_tokens: int
-    truncated: bool
-    straddle: bool
-
-
-def plan(ids: Sequence[int], offsets: Sequence[tuple[int, int]], prefix_len: int, max_length: int,
-         max_target_tokens: int | None = None) -> Plan:
-    """Pick the target tokens of one tokenized ``prefix + target`` and truncate it.
-
-    Args:
-        ids, offsets: ``input_ids`` and ``offset_mapping`` of the whole text (same length n).
-        prefix_len: ``len(prefix)`` in characters.
-        max_length: most tokens fed to the model; the target is cut from the end.
-        max_target_tokens: most target tokens scored, or None.
-    """
-    target = [i for i, (s, e) in enumerate(offsets) if e > s and s >= prefix_len]
-    straddle = any(s < prefix_len < e for s, e in offsets)
-    scorable = [i for i in target if i >= 1]  # position 0 has no prediction
-    kept = [i for i in scorable if i < max_length]
-    if max_target_tokens is not None:
-        kept = kept[: max(0, max_target_tokens)]
-    end = kept[-1] + 1 if kept else 0
-    return Plan(list(ids[:end]), kept, len(scorable), len(kept) < len(scorable), straddle)
-
-
-def make_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Group indices, longest first, so that ``len(batch) * longest <= batch_tokens``.
-
-    A sequence longer than ``batch_tokens`` gets a batch of its own. Returns index lists.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
+# No row of a batch is more than 30 % padding: on CPU every padded token costs as much as a real one.
+MIN_FILL = 0.7
 
 
 class HFScorer:
@@ -149,7 +75,8 @@ class HFScorer:
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, max_length: int = 1024, batch_tokens: int = 8192,
-                 padding_side: str = "right", progress: bool = True) -> None:
+                 padding_side: str = "right", progress: bool = True, cache: PairCache | None = None,
+                 shard: Shard | None = None, min_fill: float = MIN_FILL) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the scorer needs a fast tokenizer (offset mappings)")
         if padding_side not in ("right", "left"):
@@ -162,10 +89,12 @@ class HFScorer:
             max_length = limit
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_length, self.batch_tokens, self.padding_side = max_length, batch_tokens, padding_side
-        self.progress = progress
+        self.cache, self.shard, self.min_fill = cache, shard or Shard(), min_fill
+        self.progress = progress and self.shard.is_main
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = pad if pad is not None else 0  # pads are masked out: any id will do
         self.stats = ScorerStats()
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._oom_tokens: int | None = None  # padded tokens of the smallest batch that ran out of memory
 
     @classmethod
@@ -184,10 +113,18 @@ class HFScorer:
     def device(self) -> Any:
         return next(self.model.parameters()).device
 
-    def score(self, pairs: Sequence[Request | tuple[str, str]]) -> list[PairScore]:
-        """Score every pair; the result is in the order of ``pairs``."""
-        from tqdm.auto import tqdm
+    @property
+    def precision(self) -> str:
+        """How the forward runs (part of the resume cache's fingerprint)."""
+        return "bf16-autocast" if self.device.type == "cuda" else "fp32"
 
+    def score(self, pairs: Sequence[Request | tuple[str, str]]) -> list[PairScore]:
+        """Score every pair; the result is in the order of ``pairs``.
+
+        With a :class:`Shard` of several ranks, every rank must call this with the same pairs:
+        each computes its batches, and all ranks return the merged result. With a
+        :class:`PairCache`, batches found there are not computed and new ones are appended.
+        """
         requests = [p if isinstance(p, Request) else Request(*p) for p in pairs]
         unique = list(dict.fromkeys(requests))  # variants share Q and A: score each pair once
         self.stats.pairs += len(requests)
@@ -200,19 +137,43 @@ class HFScorer:
                 todo.append(i)
             else:
                 results[i] = PairScore(None, 0, p.target_tokens, p.truncated, STATUS_EMPTY)
-        batches = make_batches([len(plans[i].ids) for i in todo], self.batch_tokens)
-        with tqdm(total=len(todo), desc="score", unit="pair", disable=not self.progress) as bar:
-            for batch in batches:
-                idx = [todo[j] for j in batch]
-                for i, (total, count) in zip(idx, self._run([plans[i] for i in idx])):
-                    p = plans[i]
-                    loss = total / count
-                    ok = math.isfinite(loss)
-                    results[i] = PairScore(loss if ok else None, count, p.target_tokens, p.truncated,
-                                           STATUS_OK if ok else STATUS_NAN)
-                bar.update(len(idx))
+        batches = [[todo[j] for j in b] for b in make_batches([len(plans[i].ids) for i in todo], self.batch_tokens,
+                                                                 self.min_fill)]
+        owner = assign_batches([len(b) * len(plans[b[0]].ids) for b in batches], self.shard.world)
+        mine = [b for b, rank in zip(batches, owner) if rank == self.shard.rank]
+        results.update(self._score_batches(unique, plans, mine))
+        if self.shard.distributed:
+            for part in gather({i: results[i] for b in mine for i in b}, self.shard):
+                results.update(part)
         by_request = {r: results[i] for i, r in enumerate(unique)}
         return [by_request[r] for r in requests]
+
+    def _score_batches(self, unique: list[Request], plans: list[Plan], batches: list[list[int]]) -> dict[int, PairScore]:
+        """Scores of the plans in ``batches`` (indices into ``plans``), from the cache or the model."""
+        from tqdm.auto import tqdm
+
+        out: dict[int, PairScore] = {}
+        with tqdm(total=sum(map(len, batches)), desc="score", unit="pair", disable=not self.progress) as bar:
+            for idx in batches:
+                keys = [self.cache.key(unique[i], self.max_length) for i in idx] if self.cache is not None else []
+                hit = self.cache.get_all(keys) if self.cache is not None else None
+                if hit is not None:
+                    self.stats.pairs_cached += len(idx)
+                    out.update(zip(idx, hit))
+                    bar.update(len(idx))
+                    continue
+                scores = []
+                for i, (total, count) in zip(idx, self._run([plans[i] for i in idx])):
+                    p, loss = plans[i], total / count
+                    ok = math.isfinite(loss)
+                    scores.append(PairScore(loss if ok else None, count, p.target_tokens, p.truncated,
+                                            STATUS_OK if ok else STATUS_NAN))
+                self.stats.pairs_scored += len(idx)
+                out.update(zip(idx, scores))
+                if self.cache is not None:
+                    self.cache.put(keys, scores)
+                bar.update(len(idx))
+        return out
 
     def _plan(self, requests: list[Request]) -> list[Plan]:
         if not requests:
@@ -250,7 +211,8 @@ class HFScorer:
         """Summed NLL (nats, fp64) and token count of the scored positions of each plan.
 
         Tensors: ``input_ids``/``attention_mask``/``position_ids``/``labels`` are ``[B, L]``;
-        logits ``[B, L, V]``; the per-token NLL ``[N]`` over the N scored positions.
+        logits ``[N, V]`` at the N predicting positions only where the model takes a boolean
+        ``logits_to_keep`` (transformers >= 5), else ``[B, L, V]``; the per-token NLL ``[N]``.
         """
         import torch
         import torch.nn.functional as F
@@ -272,14 +234,22 @@ class HFScorer:
             t.to(device) for t in (input_ids, attention_mask, position_ids, labels))
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                     else contextlib.nullcontext())  # fp32 on CPU: bf16 matmuls there are slow and lossy
+        # Logits at t predict token t+1. Boolean selection (not a 0/1 product) so that any
+        # NaN at a padded position cannot leak into a sum.
+        shifted = labels[:, 1:]
+        sel = shifted != -100
         with torch.inference_mode(), autocast:
-            logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                use_cache=False).logits
-            # Logits at t predict token t+1. Boolean selection (not a 0/1 product) so that any
-            # NaN at a padded position cannot leak into a sum.
-            shifted = labels[:, 1:]
-            sel = shifted != -100
-            nll = F.cross_entropy(logits[:, :-1][sel].float(), shifted[sel], reduction="none")
+            if self._keeps_logits:
+                # Project only the predicting positions onto the vocabulary: [N, V], not [B, L, V].
+                keep = torch.zeros((B, L), dtype=torch.bool, device=device)
+                keep[:, :-1] = sel
+                logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                    use_cache=False, logits_to_keep=keep).logits
+                logits = logits.reshape(-1, logits.shape[-1])
+            else:
+                logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                    use_cache=False).logits[:, :-1][sel]
+            nll = F.cross_entropy(logits.float(), shifted[sel], reduction="none")
             rows = torch.arange(B, device=device).unsqueeze(1).expand(B, L - 1)[sel]
             sums = torch.zeros(B, dtype=torch.float64, device=device).index_add_(0, rows, nll.double())
         counts = [len(p.positions) for p in plans]

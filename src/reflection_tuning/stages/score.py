@@ -2,7 +2,8 @@
 
 Pipeline mode (``reflection-tuning score --dataset K``) reads ``data/K/{original,
 instruction,response,both}.jsonl`` and writes ``data/K/scores.jsonl`` (one row per
-(id, variant)), ``metrics/K/score.json`` and ``metrics/K/score_ifd.csv`` (plot data).
+(id, variant)), ``metrics/K/score.json`` and the plot data ``metrics/K/score_{ifd,hist,
+reflected}.csv`` (:mod:`reflection_tuning.scoring.report`).
 Plain mode (``reflection-tuning score --input rows.jsonl --output scored.jsonl``) scores
 plain ``{instruction, input, output}`` rows and writes them back with the score fields.
 
@@ -11,12 +12,17 @@ Per row the four terms of ``templates.scoring_pairs`` are scored (Cherry LLM, ar
 conditional terms go first; when one was truncated to ``max_length``, its "alone" term
 is cut to the same number of target tokens, so that both PPLs of a ratio cover the same
 text, as the reference does with ``max_length - prompt_length + 1``.
+
+Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) each rank scores its share
+of the batches and rank 0 writes the same outputs as one process
+(:mod:`reflection_tuning.scoring.shard`). With ``cache_dir`` set, pair scores are appended
+there as they are computed, and a killed run resumes (:mod:`reflection_tuning.scoring.resume`).
 """
 
 from __future__ import annotations
 
 import logging
-import statistics
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,28 +31,31 @@ from typing import Any
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
+from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
+from reflection_tuning.scoring.batching import ScorerStats
 from reflection_tuning.scoring.ifd import TERMS, score_fields
+from reflection_tuning.scoring.report import STATUS_UNUSABLE, STATUSES, score_metrics, write_plots  # noqa: F401
+from reflection_tuning.scoring.shard import Shard, gather, shard_from_env, start, stop
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.templates import TEMPLATES, scoring_pairs
 
 log = logging.getLogger(__name__)
 
-STATUS_UNUSABLE = "unusable"
-STATUSES = ("ok", STATUS_UNUSABLE, "empty", "nan")
 CONDITIONAL = {"a": "a_given_q", "q": "q_given_a"}  # alone term -> the conditional it must match
 
 
 @dataclass(frozen=True)
 class Config:
-    """The ``score:`` section. ``max_length``, ``batch_tokens``: tokens; ``device``: auto | cpu | cuda[:N]."""
+    """The ``score:`` section. ``max_length``, ``batch_tokens``: tokens; ``device``: auto | cpu | cuda[:N];
+    ``cache_dir``: the resume cache of pair scores (None: no cache)."""
 
     template: str = "alpaca"
     max_length: int = 1024
     batch_tokens: int = 8192
     device: str = "auto"
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
@@ -67,7 +76,9 @@ class Inputs:
 class Outputs:
     scores: Path
     metrics: Path
-    plot: Path
+    plot: Path  # score_ifd.csv
+    hist: Path  # score_hist.csv
+    reflected: Path  # score_reflected.csv
 
 
 def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str) -> list[dict[str, Any]]:
@@ -101,53 +112,34 @@ def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str) -> li
     return out
 
 
-def _mean(xs: list[float]) -> float | None:
-    return statistics.fmean(xs) if xs else None
+def _scorer_metrics(scorer: Any, shard: Shard) -> dict[str, Any]:
+    """The scorer's counters, summed over the ranks (a collective: every rank calls it)."""
+    s = ScorerStats.merge(gather(scorer.stats, shard))
+    return {"pairs": s.pairs, "pairs_unique": s.unique_pairs, "pairs_scored": s.pairs_scored,
+            "pairs_cached": s.pairs_cached, "batches": s.batches, "tokens_forward": s.tokens_forward,
+            "tokens_scored": s.tokens_target, "padding_fraction": s.padding_fraction, "straddles": s.straddles,
+            "oom_splits": s.oom_splits}
 
 
-def _median(xs: list[float]) -> float | None:
-    return statistics.median(xs) if xs else None
-
-
-def score_metrics(rows: Sequence[dict[str, Any]], variants: Sequence[str]) -> dict[str, Any]:
-    """Flat metrics per variant: rows, a count per status, failed, mean/median IFD and r-IFD,
-    the share of ok rows with IFD < 1, the share of scored rows truncated."""
-    m: dict[str, Any] = {"rows": len(rows)}
-    for v in variants:
-        rs = [r for r in rows if r.get("variant", "original") == v]
-        ok = [r for r in rs if r["status"] == STATUS_OK]
-        scored = [r for r in rs if r["status"] != STATUS_UNUSABLE]
-        m[f"{v}_rows"] = len(rs)
-        for s in STATUSES:
-            m[f"{v}_status_{s}"] = sum(r["status"] == s for r in rs)
-        m[f"{v}_failed"] = len(scored) - len(ok)  # scored but no usable ratio (empty, nan)
-        for key in ("ifd", "rifd"):
-            values = [r[key] for r in ok]
-            m[f"{v}_{key}_mean"] = _mean(values)
-            m[f"{v}_{key}_median"] = _median(values)
-        m[f"{v}_ifd_lt1_share"] = sum(r["ifd"] < 1 for r in ok) / len(ok) if ok else None
-        m[f"{v}_truncated_share"] = sum(bool(r["truncated"]) for r in scored) / len(scored) if scored else None
-    return m
-
-
-def _scorer_metrics(scorer: Any) -> dict[str, Any]:
-    s = scorer.stats
-    return {"pairs": s.pairs, "pairs_unique": s.unique_pairs, "batches": s.batches,
-            "tokens_forward": s.tokens_forward, "tokens_scored": s.tokens_target,
-            "padding_fraction": s.padding_fraction, "straddles": s.straddles, "oom_splits": s.oom_splits}
-
-
-def write_plot(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """``id,variant,ifd,rifd`` of the ok rows, for DVC histogram plots."""
-    ok = sorted((r for r in rows if r["status"] == STATUS_OK), key=lambda r: (str(r["id"]), r["variant"]))
-    write_csv(path, ["id", "variant", "ifd", "rifd"], ([r["id"], r["variant"], repr(r["ifd"]), repr(r["rifd"])] for r in ok))
-
-
-def _load_scorer(cfg: Config, student: StudentConfig) -> Any:
+def _load_scorer(cfg: Config, student: StudentConfig, shard: Shard) -> Any:
+    from reflection_tuning.scoring.resume import PairCache, model_fingerprint
     from reflection_tuning.scoring.scorer import HFScorer
+    from reflection_tuning.student import resolve_device
 
-    return HFScorer.from_pretrained(student.model, cfg.device, max_length=cfg.max_length,
-                                    batch_tokens=cfg.batch_tokens)
+    device = resolve_device(cfg.device)
+    if shard.distributed and device == "cuda":
+        device = f"cuda:{shard.local_rank}"  # one GPU per rank
+    scorer = HFScorer.from_pretrained(student.model, device, max_length=cfg.max_length,
+                                      batch_tokens=cfg.batch_tokens, shard=shard)
+    if cfg.cache_dir:
+        fingerprint = model_fingerprint(student.model, scorer.precision)
+        scorer.cache = PairCache(cfg.cache_dir, fingerprint, writer=f"rank{shard.rank}")
+    return scorer
+
+
+def _close(scorer: Any) -> None:
+    if getattr(scorer, "cache", None) is not None:
+        scorer.cache.close()
 
 
 def gather_variants(inputs: Inputs) -> list[dict[str, Any]]:
@@ -181,40 +173,48 @@ def gather_variants(inputs: Inputs) -> list[dict[str, Any]]:
     return out
 
 
-def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, scorer: Any = None) -> dict:
+def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, scorer: Any = None,
+        shard: Shard = Shard()) -> dict:
     """Score all four variants of every original row; write scores, metrics and plot data.
 
-    ``scorer`` defaults to the student model loaded per ``cfg``. Returns the metrics written.
+    ``scorer`` defaults to the student model loaded per ``cfg``. In a data-parallel job every
+    rank calls this; only rank 0 writes. Returns the metrics (on every rank).
     """
-    start = time.monotonic()
+    start_time = time.monotonic()
     entries = gather_variants(inputs)
-    scorer = scorer or _load_scorer(cfg, student)
+    scorer = scorer or _load_scorer(cfg, student, shard)
     fields = score_rows([e["_row"] or {"status": "missing"} for e in entries], scorer, cfg.template)
     rows = [{"id": e["id"], "variant": e["variant"], **f} for e, f in zip(entries, fields)]
-    write_jsonl(outputs.scores, rows, sort_by=("id", "variant"))
-    write_plot(outputs.plot, rows)
-    metrics = {**score_metrics(rows, VARIANTS), **_scorer_metrics(scorer), "seconds": time.monotonic() - start}
-    write_metrics(outputs.metrics, metrics)
-    log.info("scored %d rows (%d ok) in %.1fs", len(rows), sum(r["status"] == STATUS_OK for r in rows),
-             metrics["seconds"])
+    metrics = {**score_metrics(rows, VARIANTS), **_scorer_metrics(scorer, shard), "ranks": shard.world}
+    _close(scorer)
+    metrics["seconds"] = time.monotonic() - start_time
+    if shard.is_main:
+        write_jsonl(outputs.scores, rows, sort_by=("id", "variant"))
+        write_plots(outputs.plot, outputs.hist, outputs.reflected, rows, VARIANTS)
+        write_metrics(outputs.metrics, metrics)
+        log.info("scored %d rows (%d ok) in %.1fs", len(rows), sum(r["status"] == STATUS_OK for r in rows),
+                 metrics["seconds"])
     return metrics
 
 
 def run_plain(cfg: Config, student: StudentConfig, input: Path, output: Path, metrics: Path | None = None,
-              scorer: Any = None) -> dict:
+              scorer: Any = None, shard: Shard = Shard()) -> dict:
     """Score plain ``{instruction, input, output}`` rows; write them back, in order, with the score fields."""
-    start = time.monotonic()
+    start_time = time.monotonic()
     if not Path(input).exists():
         raise UserError(f"score: input file {input} does not exist")
     rows = read_jsonl(input)
-    scorer = scorer or _load_scorer(cfg, student)
+    scorer = scorer or _load_scorer(cfg, student, shard)
     fields = score_rows(rows, scorer, cfg.template)
     out = [{**r, **f} for r, f in zip(rows, fields)]
-    write_jsonl(output, out, sort_by=())  # no sort key: keep the input order
     variants = list(dict.fromkeys(r.get("variant", "original") for r in rows))
-    m = {**score_metrics(out, variants), **_scorer_metrics(scorer), "seconds": time.monotonic() - start}
-    if metrics:
-        write_metrics(metrics, m)
+    m = {**score_metrics(out, variants), **_scorer_metrics(scorer, shard), "ranks": shard.world}
+    _close(scorer)
+    m["seconds"] = time.monotonic() - start_time
+    if shard.is_main:
+        write_jsonl(output, out, sort_by=())  # no sort key: keep the input order
+        if metrics:
+            write_metrics(metrics, m)
     return m
 
 
@@ -225,14 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, default=None, help="plain mode: metrics file (optional)")
     args, (cfg, student), _ = parse_stage_args(
         parser, [Section(Config, "score"), Section(StudentConfig, "student")], argv)
-    if args.input or args.output:
-        if not (args.input and args.output):
-            parser.error("plain mode needs both --input and --output")
-        run_plain(cfg, student, args.input, args.output, args.metrics)
-        return 0
-    if not args.dataset:
+    if (args.input or args.output) and not (args.input and args.output):
+        parser.error("plain mode needs both --input and --output")
+    if not (args.input or args.dataset):
         parser.error("give --dataset K (pipeline mode) or --input/--output (plain mode)")
-    d, m = Path("data") / args.dataset, Path("metrics") / args.dataset
-    inputs = Inputs(*(d / f"{v}.jsonl" for v in VARIANTS))
-    run(cfg, student, inputs, Outputs(scores=d / "scores.jsonl", metrics=m / "score.json", plot=m / "score_ifd.csv"))
+    shard = shard_from_env(os.environ)  # RANK / WORLD_SIZE from torchrun or accelerate launch
+    start(shard)  # a rank that fails exits with an error, and the launcher stops the others
+    if args.input:
+        run_plain(cfg, student, args.input, args.output, args.metrics, shard=shard)
+    else:
+        d, m = Path("data") / args.dataset, Path("metrics") / args.dataset
+        inputs = Inputs(*(d / f"{v}.jsonl" for v in VARIANTS))
+        outputs = Outputs(scores=d / "scores.jsonl", metrics=m / "score.json", plot=m / "score_ifd.csv",
+                          hist=m / "score_hist.csv", reflected=m / "score_reflected.csv")
+        run(cfg, student, inputs, outputs, shard=shard)
+    stop(shard)
     return 0

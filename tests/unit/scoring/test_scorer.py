@@ -127,7 +127,8 @@ class _Wrapped(torch.nn.Module):
 def test_oom_halves_the_batch_and_retries(tiny_scorer, alpaca_rows):
     pairs = [("", r["output"]) for r in alpaca_rows[:3]]
     expected = tiny_scorer.score(pairs)
-    sc = HFScorer(_Wrapped(tiny_scorer.model, "oom"), tiny_scorer.tokenizer, batch_tokens=100_000, progress=False)
+    sc = HFScorer(_Wrapped(tiny_scorer.model, "oom"), tiny_scorer.tokenizer, batch_tokens=100_000, progress=False,
+                  min_fill=0.0)
     got = sc.score(pairs)
     assert sc.stats.oom_splits == 2 and sc.stats.batches == 3
     assert [g.loss for g in got] == pytest.approx([e.loss for e in expected], abs=1e-5)
@@ -170,3 +171,5 @@ def test_make_batches_bounds_padded_tokens():
     assert batches[0] == [6]  # longer than the budget: alone, and first
     flat = [lengths[i] for b in batches for i in b]
     assert flat == sorted(flat, reverse=True)
+    # min_fill: no row shorter than 0.7 x the longest of its batch
+    assert make_batches(lengths, batch_tokens=1000, min_fill=0.7) == [[6], [1, 4], [3, 2], [5, 0]]

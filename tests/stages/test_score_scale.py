@@ -1,0 +1,116 @@
+"""The score stage at scale: 2 CPU processes under torchrun, and resuming a killed run.
+
+Both must give byte-identical outputs to one uninterrupted process, on real Alpaca rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.scoring.scorer import HFScorer
+from reflection_tuning.stages.score import main
+
+N = 6
+OUTS = ("data/alpaca/scores.jsonl", "metrics/alpaca/score_ifd.csv", "metrics/alpaca/score_hist.csv",
+        "metrics/alpaca/score_reflected.csv")
+# Small batches, so that there are several for the ranks to share and for a kill to land between.
+ARGS = ["--dataset", "alpaca", "--params", "none.yaml", "--device", "cpu", "--batch-tokens", "768",
+        "--log-level", "WARNING"]
+
+
+def write_variants(rows: list[dict], root: Path) -> None:
+    """The four variants of rows[:N] from real texts: instruction = row N+k, response = (Q, row 2N+k's A),
+    both = (row N+k's Q, row 3N+k's A)."""
+    def row(orig, variant, src, output):
+        return {"id": orig["id"], "variant": variant, "instruction": src["instruction"], "input": src["input"],
+                "output": output, "source": orig["source"], "status": "ok"}
+
+    orig = rows[:N]
+    d = root / "data" / "alpaca"
+    write_jsonl(d / "original.jsonl", orig)
+    write_jsonl(d / "instruction.jsonl", [row(o, "instruction", rows[N + k], rows[N + k]["output"])
+                                          for k, o in enumerate(orig)])
+    write_jsonl(d / "response.jsonl", [row(o, "response", o, rows[2 * N + k]["output"]) for k, o in enumerate(orig)])
+    write_jsonl(d / "both.jsonl", [row(o, "both", rows[N + k], rows[3 * N + k]["output"]) for k, o in enumerate(orig)])
+
+
+def metrics(root: Path) -> dict:
+    return json.loads((root / "metrics/alpaca/score.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def single(alpaca_rows, tiny_model, tmp_path_factory) -> Path:
+    """One plain process, no cache: the reference output."""
+    root = tmp_path_factory.mktemp("single")
+    write_variants(alpaca_rows, root)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main([*ARGS, "--model", str(tiny_model)]) == 0
+    finally:
+        os.chdir(cwd)
+    assert metrics(root)["batches"] >= 4
+    return root
+
+
+WORK = ("pairs_scored", "pairs_cached", "batches", "tokens_forward", "tokens_scored", "padding_fraction",
+        "oom_splits")
+
+
+def assert_same_outputs(a: Path, b: Path, same_work: bool = True) -> None:
+    for name in OUTS:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    ma, mb = metrics(a), metrics(b)
+    for key in ("seconds", "ranks", *(() if same_work else WORK)):
+        ma.pop(key), mb.pop(key)
+    assert ma == mb
+
+
+def test_two_processes_under_torchrun_match_one(single, alpaca_rows, tiny_model, tmp_path):
+    write_variants(alpaca_rows, tmp_path)
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "reflection_tuning.cli", "score", *ARGS, "--model", str(tiny_model)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same_outputs(single, tmp_path)
+    m = metrics(tmp_path)
+    assert m["ranks"] == 2 and m["pairs_scored"] == metrics(single)["pairs_scored"]
+
+
+def test_a_killed_run_resumes_where_it_stopped(single, alpaca_rows, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_variants(alpaca_rows, tmp_path)
+    forward, calls = HFScorer._forward, []
+
+    def dies_on_the_third_batch(self, plans):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        calls.append(len(plans))
+        return forward(self, plans)
+
+    monkeypatch.setattr(HFScorer, "_forward", dies_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        main([*ARGS, "--model", str(tiny_model), "--cache-dir", "cache/score"])
+    assert not Path(OUTS[0]).exists()
+    (cached,) = Path("cache/score").glob("*/pairs.rank0.jsonl")
+    assert len(read_jsonl(cached)) == sum(calls)  # every finished batch was on disk
+
+    monkeypatch.setattr(HFScorer, "_forward", forward)
+    assert main([*ARGS, "--model", str(tiny_model), "--cache-dir", "cache/score"]) == 0
+    m, full = metrics(tmp_path), metrics(single)
+    assert m["pairs_cached"] == sum(calls) and m["pairs_scored"] == full["pairs_scored"] - sum(calls)
+    assert_same_outputs(single, tmp_path, same_work=False)
+
+    # a third run computes nothing
+    assert main([*ARGS, "--model", str(tiny_model), "--cache-dir", "cache/score"]) == 0
+    assert metrics(tmp_path)["pairs_scored"] == 0 and metrics(tmp_path)["batches"] == 0
+    assert_same_outputs(single, tmp_path, same_work=False)
