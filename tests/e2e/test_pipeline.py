@@ -56,6 +56,7 @@ def project(tmp_path_factory, shared_data) -> tuple[Path, dict]:
     params["datasets"] = {"alpaca": {"source": str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json"), "format": "alpaca", "limit": 4, "seed": 0}}
     params["teacher"]["max_tokens"] = 128
     params["teacher"]["max_concurrency"] = 8
+    params["select"]["eval_prompts_dir"] = str(shared_data / "eval_prompts")
     params["finetune"].update(max_length=256, batch_size=2)
     params["evaluate"].update(data_dir=str(shared_data / "benchmarks"), limit=4, tasks=["rt_arc_challenge", "rt_truthfulqa_mc2"])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

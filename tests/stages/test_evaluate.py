@@ -162,3 +162,14 @@ def test_cli_per_task_fewshot(tmp_path, tiny_model, shared_data, monkeypatch):
     m = json.loads((tmp_path / "metrics" / "alpaca" / "evaluate.json").read_text())
     assert m["docs.rt_arc_challenge"] == m["docs.rt_truthfulqa_mc2"] == 2
     assert 0 <= m["sft.rt_truthfulqa_mc2.acc"] <= 1 and m["delta.rt_arc_challenge.acc_norm"] == 0
+
+
+def test_hub_task_names_are_lm_eval_tasks():
+    """The online preset's names exist in lm-eval's index (their data is not downloaded here)."""
+    from lm_eval.tasks import TaskManager
+
+    from reflection_tuning.stages.evaluate import load_tasks
+
+    assert {"arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2"} <= set(TaskManager().all_tasks)
+    with pytest.raises(UserError, match="neither local"):
+        load_tasks([], ["rt_arc_challeng"])

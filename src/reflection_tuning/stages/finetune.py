@@ -256,6 +256,11 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
         log.warning("%d of %d rows have no completion token within max_length=%d and are not trained on",
                     len(examples) - len(trainable), len(examples), cfg.max_length)
     trainer = build_trainer(cfg, model, tokenizer, trainable, outputs.model_dir) if trainable else None
+    if cfg.lora_r and trainer is not None and (
+        trainer.is_fsdp_enabled or getattr(trainer.accelerator.state.deepspeed_plugin, "zero_stage", 0) == 3
+    ):
+        raise UserError("finetune.lora_r > 0 under FSDP or ZeRO-3: merging LoRA needs the whole weights in one "
+                        "process; use configs/accelerate/ddp.yaml or deepspeed_zero2.yaml")
 
     curve: list[tuple[int, float]] = []
     metrics: dict[str, Any] = {"train_rows": 0, "train_loss": None, "steps": 0, "tokens": 0, "completion_tokens": 0}
