@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ def _leaves(obj: Any) -> list[Any]:
     return list(obj.get_all_tasks()) if isinstance(obj, Group) else [obj]
 
 
-def load_tasks(configs: list[dict[str, Any]], hub_names: list[str] = (),
+def load_tasks(configs: list[dict[str, Any]], hub_names: Sequence[str] = (),
                shots: dict[str, int | None] | None = None) -> dict[str, Any]:
     """lm-eval ``Task`` / ``Group`` objects by name, documents loaded and few-shot counts set.
 
@@ -253,8 +254,8 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     names = [cfg.tasks] if isinstance(cfg.tasks, str) else list(cfg.tasks)
     if not names:
         raise UserError("evaluate.tasks is empty")
-    local = set(available_tasks())
-    configs = task_configs([n for n in names if n in local], cfg.data_dir)
+    local = [n for n in names if n in set(available_tasks())]
+    configs = task_configs(local, cfg.data_dir) if local else []  # hub tasks alone need no data_dir
     tasks = load_tasks(configs, [n for n in names if n not in local], fewshot_for(names, cfg.num_fewshot))
     tasks = {name: tasks[name] for name in names}
     metrics: dict[str, Any] = {}
