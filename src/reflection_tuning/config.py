@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import types
 import typing
 from pathlib import Path
@@ -113,15 +114,54 @@ def cli_overrides(args: argparse.Namespace, cls: type, prefix: str = "") -> dict
     return out
 
 
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def available_presets(section: str) -> list[str]:
+    """The preset names of params section ``section`` (``presets/<section>/<name>.yaml``)."""
+    return sorted(p.stem for p in (PRESETS_DIR / section).glob("*.yaml"))
+
+
+def preset_values(section: str, name: str) -> dict[str, Any]:
+    """The keys preset ``name`` sets in section ``section``.
+
+    Raises:
+        ConfigError: an unknown preset, or a preset file that is not a mapping (or sets ``preset``).
+    """
+    path = PRESETS_DIR / section / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{section}.preset: unknown preset {name!r}; available: {available_presets(section)}")
+    with open(path, encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict) or "preset" in values:
+        raise ConfigError(f"{path}: a preset is a mapping of {section} keys (and cannot name another preset)")
+    return values
+
+
 def load_config(
     cls: type[T], params: dict[str, Any], section: str, overrides: dict[str, Any] | None = None
 ) -> T:
-    """Section ``section`` of ``params`` (a dotted path), with CLI ``overrides`` on top."""
+    """Section ``section`` of ``params`` (a dotted path), with CLI ``overrides`` on top.
+
+    A section with a ``preset`` key (``finetune.preset: paper``) takes the preset's values
+    over those in ``params``, and the CLI options over both: params.yaml lists every key,
+    so a preset that gave way to it would never apply. A params value the preset replaces
+    is logged as a warning.
+    """
     node: Any = params
     for part in section.split("."):
         node = (node or {}).get(part) if isinstance(node, dict) else None
     merged = dict(node or {})
-    merged.update(overrides or {})
+    overrides = overrides or {}
+    preset = overrides.get("preset", merged.get("preset"))
+    if preset:
+        values = preset_values(section.split(".")[0], preset)
+        replaced = sorted(k for k, v in values.items() if k in merged and merged[k] != v and k not in overrides)
+        if replaced:
+            logging.getLogger(__name__).warning(
+                "%s.preset=%s replaces the params values of %s", section, preset, ", ".join(replaced))
+        merged.update(values)
+    merged.update(overrides)
     return from_dict(cls, merged, where=section)
 
 

@@ -57,6 +57,7 @@ def ci_params(params: dict, shared_data: Path, cache: Path) -> dict:
                                      "format": "alpaca", "limit": 4, "seed": 0}}
     params["teacher"].update(max_tokens=128, max_concurrency=8, cache_dir=str(cache / "teacher"))
     params["finetune"].update(max_length=256, batch_size=2)
+    params["select"]["eval_prompts_dir"] = str(shared_data / "eval_prompts")  # the copy is not next to ../shared
     params["evaluate"].update(data_dir=str(shared_data / "benchmarks"), limit=4,
                               tasks=["rt_arc_challenge", "rt_truthfulqa_mc2"])
     params["generate"].update(prompts_dir=str(shared_data / "eval_prompts"), sets=["vicuna", "koala"], limit=1,

@@ -100,3 +100,76 @@ def test_cli_one_task(tmp_path, tiny_model, shared_data, monkeypatch):
     assert (tmp_path / "metrics" / "alpaca" / "evaluate_plot.csv").exists()
     with pytest.raises(SystemExit):
         main(["--tasks", "rt_arc_challenge"])  # no --dataset and no explicit paths
+
+
+def test_mmlu_shots_are_the_dev_rows_of_the_question_subject(shared_data):
+    from reflection_tuning.stages.evaluate import fewshot_for, load_tasks
+    from reflection_tuning.tasks.utils import read_mmlu_csv
+
+    bench = shared_data / "benchmarks"
+    names = ["rt_mmlu", "rt_arc_challenge", "rt_truthfulqa_mc2"]
+    shots = fewshot_for(names, {"rt_mmlu": 5, "rt_arc_challenge": 25, "rt_truthfulqa_mc2": 0})
+    tasks = load_tasks(task_configs(names, bench), [], shots)
+    assert {n: tasks[n].get_config("num_fewshot") for n in names} == {"rt_mmlu": 5, "rt_arc_challenge": 25,
+                                                                       "rt_truthfulqa_mc2": 0}
+    mmlu = tasks["rt_mmlu"]
+    for doc in list(mmlu.eval_docs)[:3]:  # three subjects (interleaved)
+        context = mmlu.fewshot_context(doc, 5)
+        dev = read_mmlu_csv(bench / "mmlu" / "dev" / f"{doc['subject']}_dev.csv")
+        assert context.startswith(f"The following are multiple choice questions (with answers) about "
+                                  f"{doc['subject'].replace('_', ' ')}.\n\n")
+        positions = [context.index(row["question"].strip()) for row in dev]
+        assert positions == sorted(positions)  # all five, in the dev file's order
+        assert context.count("\nAnswer:") == 6 and context.endswith(mmlu.doc_to_text(doc))
+    arc = tasks["rt_arc_challenge"]
+    doc = list(arc.eval_docs)[0]
+    assert arc.fewshot_context(doc, 25).count("Question: ") == 26
+
+
+def test_fewshot_mapping_errors():
+    from reflection_tuning.stages.evaluate import fewshot_for
+
+    assert fewshot_for(["a", "b"], 3) == {"a": 3, "b": 3}
+    assert fewshot_for(["a", "b"], {"a": 5}) == {"a": 5, "b": None}
+    with pytest.raises(UserError, match=r"\['c'\]"):
+        fewshot_for(["a", "b"], {"c": 5})
+    with pytest.raises(UserError, match="count"):
+        fewshot_for(["a"], {"a": -1})
+
+
+def test_leaderboard_presets(tmp_path):
+    from reflection_tuning.config import load_config
+
+    online = load_config(Config, {"evaluate": {"preset": "open_llm_leaderboard", "limit": 10}}, "evaluate")
+    assert online.tasks == ["arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2"] and online.limit is None
+    assert online.num_fewshot == {"arc_challenge": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa_mc2": 0}
+    offline = load_config(Config, {"evaluate": {"preset": "open_llm_leaderboard_offline"}}, "evaluate")
+    assert offline.tasks == list(DEFAULT_TASKS)
+    assert offline.num_fewshot == {"rt_arc_challenge": 25, "rt_hellaswag": 10, "rt_mmlu": 5, "rt_truthfulqa_mc2": 0}
+
+
+def test_cli_per_task_fewshot(tmp_path, tiny_model, shared_data, monkeypatch):
+    params = {"student": {"model": str(tiny_model)},
+              "evaluate": {"preset": "open_llm_leaderboard_offline", "data_dir": str(shared_data / "benchmarks"),
+                           "device": "cpu", "batch_size": 16}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "alpaca").mkdir(parents=True)
+    (tmp_path / "models" / "alpaca" / "student-sft").symlink_to(tiny_model, target_is_directory=True)
+    # the preset's tasks and shots, with a command-line limit and task list on top
+    assert main(["--dataset", "alpaca", "--limit", "2", "--tasks", "[rt_arc_challenge, rt_truthfulqa_mc2]",
+                 "--num-fewshot", "{rt_arc_challenge: 3}"]) == 0
+    m = json.loads((tmp_path / "metrics" / "alpaca" / "evaluate.json").read_text())
+    assert m["docs.rt_arc_challenge"] == m["docs.rt_truthfulqa_mc2"] == 2
+    assert 0 <= m["sft.rt_truthfulqa_mc2.acc"] <= 1 and m["delta.rt_arc_challenge.acc_norm"] == 0
+
+
+def test_hub_task_names_are_lm_eval_tasks():
+    """The online preset's names exist in lm-eval's index (their data is not downloaded here)."""
+    from lm_eval.tasks import TaskManager
+
+    from reflection_tuning.stages.evaluate import load_tasks
+
+    assert {"arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2"} <= set(TaskManager().all_tasks)
+    with pytest.raises(UserError, match="neither local"):
+        load_tasks([], ["rt_arc_challeng"])

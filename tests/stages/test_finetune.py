@@ -108,3 +108,54 @@ def test_bad_rows_and_missing_paths(tiny_model, tmp_path):
         training_examples([{"id": "abc", "instruction": None, "output": None}], "vicuna", None)
     with pytest.raises(SystemExit):
         main(["--params", str(tmp_path / "none.yaml")])  # no --dataset and no --input
+
+
+def test_packed_batch_loss_equals_the_rows_losses(tiny_model, alpaca_rows, tmp_path):
+    """Packing is padding-free: one flattened sequence, attention kept within each row by its
+    position_ids (SDPA here). Its loss must equal the token-mean loss of the rows run one by one."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    examples = training_examples(alpaca_rows[:6], "vicuna", tokenizer)
+    cfg = Config(max_length=512, batch_size=8, packing=True, device="cpu")
+    trainer = build_trainer(cfg, model, tokenizer, examples, tmp_path / "out")
+    packed = trainer.train_dataset
+    assert len(packed) < len(examples) and sum(len(s) for s in packed["seq_lengths"]) == len(examples)
+    batch = trainer.data_collator([packed[i] for i in range(len(packed))])
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1  # flattened, no pad token
+    with torch.no_grad():
+        packed_loss = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                            labels=batch["labels"]).loss
+    nll, count = 0.0, 0
+    for e in examples:
+        prompt = tokenizer(e["prompt"])["input_ids"]
+        ids = tokenizer(e["prompt"] + e["completion"])["input_ids"][:512]
+        labels = torch.tensor([[-100] * len(prompt) + ids[len(prompt):]])
+        with torch.no_grad():
+            loss = model(input_ids=torch.tensor([ids]), labels=labels).loss
+        n = len(ids) - len(prompt)  # completion tokens, each predicted from the tokens before it
+        nll, count = nll + loss.item() * n, count + n
+    assert int((batch["labels"] != -100).sum()) == count  # loss on the completions only
+    assert packed_loss.item() == pytest.approx(nll / count, rel=1e-4)
+
+
+def test_lora_checkpointing_packing_and_global_batch(tiny_model, alpaca_rows, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    write_jsonl(tmp_path / "selected.jsonl", alpaca_rows[:4])
+    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
+    cfg = Config(max_length=128, batch_size=1, global_batch_size=2, packing=True, gradient_checkpointing=True,
+                 lora_r=4, lora_alpha=8, learning_rate=1e-2, device="cpu")
+    m = run(cfg, StudentConfig(model=str(tiny_model)), Inputs(rows=tmp_path / "selected.jsonl"), out)
+    assert m["train_rows"] == 4 and m["gradient_accumulation_steps"] == 2 and m["world_size"] == 1
+    assert m["steps"] == math.ceil(m["sequences"] / 2) and math.isfinite(m["train_loss"])
+    assert not (out.model_dir / "adapter_config.json").exists()  # merged: a plain model directory
+    model = AutoModelForCausalLM.from_pretrained(out.model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
+    state = model.state_dict()
+    assert set(state) == set(base)
+    changed = [k for k in state if not torch.equal(state[k], base[k])]
+    assert changed and all("proj" in k for k in changed)  # only the LoRA-wrapped linear layers moved

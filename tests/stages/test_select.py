@@ -124,3 +124,31 @@ def test_main_paths_and_unknown_method(inputs, tmp_path, monkeypatch):
     assert main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "v1"]) == 0  # no scores needed
     with pytest.raises(ConfigError, match="not both"):
         Config(top_k=1, ratio=0.5)
+
+
+def test_decontamination_report_and_drop(inputs, alpaca_rows, shared_data, tmp_path):
+    from reflection_tuning.decontamination import read_eval_sets
+
+    vicuna = read_eval_sets(shared_data / "eval_prompts")["vicuna"]
+    # the kept `both` row (sample 0) now answers with a Vicuna question in it
+    both = read_jsonl(inputs.both)
+    kept = next(r for r in both if r["id"] == alpaca_rows[0]["id"])
+    kept["output"] = f"Here is a question: {vicuna[0]} And an answer."
+    write_jsonl(inputs.both, both)
+    prompts = shared_data / "eval_prompts"
+    inputs = Inputs(inputs.scores, inputs.original, inputs.instruction, inputs.response, inputs.both, prompts)
+    out = Outputs(tmp_path / "selected.jsonl", tmp_path / "select.json", tmp_path / "rejects.jsonl")
+
+    m = run(Config(method="v2", eval_prompts_dir=str(prompts)), inputs, out)  # report only
+    assert (m["kept"], m["dropped_contaminated"], m["contaminated_rows"], m["contaminated_rows_vicuna"]) == (2, 0, 1, 1)
+    assert m["contaminated_prompts_vicuna"] == 1 and m["eval_prompts_lima"] == 300
+    assert read_jsonl(out.rejects) == []
+
+    m = run(Config(method="v2", eval_prompts_dir=str(prompts), decontaminate=True), inputs, out)
+    assert (m["kept_before_rank"], m["dropped_contaminated"], m["dropped_by_rank"], m["kept"]) == (2, 1, 0, 1)
+    assert [r["variant"] for r in read_jsonl(out.selected)] == ["response"]
+    (reject,) = read_jsonl(out.rejects)
+    assert (reject["variant"], reject["reason"]) == ("both", "contaminated")
+    assert reject["eval_sets"] == ["lima", "vicuna"]  # LIMA's test set has the same question
+    with pytest.raises(ConfigError, match="eval_prompts_dir"):
+        Config(decontaminate=True)

@@ -4,8 +4,14 @@ Runs lm-evaluation-harness (``lm_eval.simple_evaluate``, model ``hf``) on both m
 the local tasks of ``reflection_tuning/tasks`` (``rt_arc_challenge``, ``rt_hellaswag``,
 ``rt_mmlu``, ``rt_truthfulqa_mc2``): the upstream lm-eval prompts and metrics, reading the
 benchmark files under ``evaluate.data_dir`` (relative to the working directory), so the
-stage needs no network. Prompts are plain text, without the chat template, as in the Open
-LLM Leaderboard the papers report.
+stage needs no network. Any other name is an lm-eval task or group (``arc_challenge``,
+``mmlu``, …), whose data lm-eval downloads from the HF hub. Prompts are plain text,
+without the chat template, as in the Open LLM Leaderboard the papers report.
+
+``num_fewshot`` is one number for every task or a mapping ``{task: shots}``; the presets
+``open_llm_leaderboard`` (hub tasks) and ``open_llm_leaderboard_offline`` (local tasks)
+set the Open LLM Leaderboard v1 shots: ARC-Challenge 25, HellaSwag 10, MMLU 5,
+TruthfulQA mc2 0.
 
 Outputs: flat metrics ``base.<task>.<metric>``, ``sft.<task>.<metric>`` (scores in [0, 1]),
 their standard errors ``…<metric>_stderr``, ``delta.<task>.<metric>`` (sft - base) and
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +42,12 @@ MODELS = ("base", "sft")
 
 @dataclass(frozen=True)
 class Config:
+    preset: str | None = None  # a file of presets/evaluate/ whose values replace the params ones
     tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
     data_dir: str = "../shared/data/benchmarks"  # relative to the working directory
-    num_fewshot: int = 0  # ignored by tasks that fix it in their YAML (rt_truthfulqa_mc2)
+    # shots for every task, or {task: shots} (a task left out keeps its YAML's, else 0);
+    # a task whose YAML fixes 0 (rt_truthfulqa_mc2, truthfulqa_mc2: a fixed primer) keeps 0
+    num_fewshot: int | dict[str, int] = 0
     limit: int | None = 20  # documents per task, the first ones; None = all
     batch_size: int = 8
     device: str = "cpu"  # auto | cpu | cuda | cuda:N
@@ -124,20 +134,68 @@ def flatten_results(results: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-def load_tasks(configs: list[dict[str, Any]]) -> list[Any]:
-    """lm-eval ``Task`` objects for the config dicts, documents loaded and processed.
+def fewshot_for(names: list[str], num_fewshot: int | dict[str, int]) -> dict[str, int | None]:
+    """Shots per task: ``num_fewshot`` for all, or looked up in the mapping (``None``: the task's own).
 
-    Built once and shared by both models: lm-eval rebuilds a task's requests on every run,
-    and reading the files (HellaSwag: 60k lines) is then done once.
+    Raises:
+        UserError: a mapping names a task that is not in ``names``, or a count is not an int >= 0.
+    """
+    if not isinstance(num_fewshot, dict):
+        num_fewshot = {name: num_fewshot for name in names}
+    unknown = sorted(set(num_fewshot) - set(names))
+    if unknown:
+        raise UserError(f"evaluate.num_fewshot names {unknown}, which are not in evaluate.tasks {names}")
+    for name, n in num_fewshot.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise UserError(f"evaluate.num_fewshot for {name}: {n!r} is not a count >= 0")
+    return {name: num_fewshot.get(name) for name in names}
+
+
+def _leaves(obj: Any) -> list[Any]:
+    from lm_eval.api.group import Group
+
+    return list(obj.get_all_tasks()) if isinstance(obj, Group) else [obj]
+
+
+def load_tasks(configs: list[dict[str, Any]], hub_names: Sequence[str] = (),
+               shots: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """lm-eval ``Task`` / ``Group`` objects by name, documents loaded and few-shot counts set.
+
+    ``configs`` are the local tasks (:func:`task_configs`); ``hub_names`` are lm-eval's own
+    tasks or groups, which download their data. Built once and shared by both models:
+    lm-eval rebuilds a task's requests on every run, and reading the files (HellaSwag: 60k
+    lines) is then done once. ``shots[name]`` goes to every task of a group, except to a
+    task whose config fixes 0 shots (as ``simple_evaluate`` does).
+
+    Raises:
+        UserError: a name that is neither a local task nor an lm-eval task or group.
     """
     from lm_eval.tasks import TaskManager
 
-    # The configs are complete, so the built-in task index is not needed.
-    return list(TaskManager(include_defaults=False).load(configs)["tasks"].values())
+    objects: dict[str, Any] = {}
+    # The local configs are complete, so the built-in task index is not needed for them.
+    if configs:
+        objects.update(TaskManager(include_defaults=False).load(configs)["tasks"])
+    if hub_names:
+        manager = TaskManager()
+        unknown = [n for n in hub_names if n not in manager.all_tasks]
+        if unknown:
+            raise UserError(f"unknown task {unknown}: neither local ({available_tasks()}) nor lm-eval tasks")
+        loaded = manager.load(list(hub_names))
+        objects.update({n: loaded["groups"].get(n) or loaded["tasks"][n] for n in hub_names})
+    for name, n in (shots or {}).items():
+        for task in _leaves(objects[name]):
+            if n is not None and task.get_config("num_fewshot") != 0:
+                task.set_config(key="num_fewshot", value=n)
+            elif n:
+                log.warning("%s: its config fixes 0 shots; num_fewshot=%d is ignored", task.task_name, n)
+    return objects
 
 
-def evaluate_model(model: Path, cfg: Config, tasks: list[Any]) -> tuple[dict[str, float], dict[str, int]]:
+def evaluate_model(model: Path, cfg: Config, tasks: dict[str, Any]) -> tuple[dict[str, float], dict[str, int]]:
     """Run the tasks (from :func:`load_tasks`) on one model directory.
+
+    Only the named tasks and groups are reported (a group's subtasks are not).
 
     Returns:
         (``{"<task>.<metric>": score}``, ``{task: documents scored}``).
@@ -151,15 +209,14 @@ def evaluate_model(model: Path, cfg: Config, tasks: list[Any]) -> tuple[dict[str
     if not Path(model).is_dir():
         raise UserError(f"model directory {model} not found")
     device = resolve_device(cfg.device)
-    log.info("evaluating %s on %s (limit %s, %d-shot, %s)", model, [t.task_name for t in tasks], cfg.limit,
-             cfg.num_fewshot, device)
+    log.info("evaluating %s on %s (limit %s, shots %s, %s)", model, list(tasks), cfg.limit, cfg.num_fewshot, device)
     out = lm_eval.simple_evaluate(
         model="hf",
         # An absolute path: lm-eval asks the hub about `pretrained` as a repo id, which a
         # path with a leading "/" can never be, so nothing goes to the network.
         model_args={"pretrained": str(Path(model).resolve()), "dtype": "float32" if device == "cpu" else "auto"},
-        tasks=tasks,
-        num_fewshot=cfg.num_fewshot,
+        tasks=list(tasks.values()),
+        num_fewshot=None,  # set per task by load_tasks
         limit=cfg.limit,
         batch_size=cfg.batch_size,
         device=device,
@@ -168,13 +225,21 @@ def evaluate_model(model: Path, cfg: Config, tasks: list[Any]) -> tuple[dict[str
         log_samples=False,
         bootstrap_iters=1000,  # every metric here is a mean with a closed-form stderr
     )
-    docs = {task: int(n["effective"]) for task, n in (out.get("n-samples") or {}).items()}
-    scores = flatten_results(out["results"])
+    samples = out.get("n-samples") or {}
+    docs = {name: sum(int(samples[t.task_name]["effective"]) for t in _leaves(obj) if t.task_name in samples)
+            for name, obj in tasks.items()}
+    results = {**(out.get("groups") or {}), **out["results"]}
+    scores = flatten_results({name: results[name] for name in tasks if name in results})
     del out
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return scores, docs
+
+
+def _hub_primary(scores: dict[str, float], task: str) -> str:
+    # the Open LLM Leaderboard v1 reports acc_norm where a task has it (ARC, HellaSwag), else acc
+    return "acc_norm" if f"{task}.acc_norm" in scores else "acc"
 
 
 def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -> dict:
@@ -189,10 +254,12 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     names = [cfg.tasks] if isinstance(cfg.tasks, str) else list(cfg.tasks)
     if not names:
         raise UserError("evaluate.tasks is empty")
-    configs = task_configs(names, cfg.data_dir)
+    local = [n for n in names if n in set(available_tasks())]
+    configs = task_configs(local, cfg.data_dir) if local else []  # hub tasks alone need no data_dir
+    tasks = load_tasks(configs, [n for n in names if n not in local], fewshot_for(names, cfg.num_fewshot))
+    tasks = {name: tasks[name] for name in names}
     metrics: dict[str, Any] = {}
     scores: dict[str, dict[str, float]] = {}
-    tasks = load_tasks(configs)
     for name, model in zip(MODELS, (inputs.base_model, inputs.model_dir), strict=True):
         scores[name], docs = evaluate_model(model, cfg, tasks)
         metrics.update({f"{name}.{k}": v for k, v in scores[name].items()})
@@ -201,10 +268,11 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
         if not key.endswith("_stderr") and key in scores["base"]:
             metrics[f"delta.{key}"] = value - scores["base"][key]
     plot = []
-    for config in configs:
-        key = f"{config['task']}.{primary_metric(config)}"
+    primary = {c["task"]: primary_metric(c) for c in configs}
+    for task in names:
+        key = f"{task}.{primary.get(task) or _hub_primary(scores['base'], task)}"
         by_model = {name: scores[name].get(key) for name in MODELS}
-        plot += [(config["task"], name, v) for name, v in by_model.items() if v is not None]
+        plot += [(task, name, v) for name, v in by_model.items() if v is not None]
         log.info("%s: base %s, sft %s", key, by_model["base"], by_model["sft"])
     write_metrics(outputs.metrics, metrics)
     write_csv(outputs.plot, ("task", "model", "score"), plot)

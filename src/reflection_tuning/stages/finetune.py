@@ -7,6 +7,15 @@ computes the loss on the completion tokens only (prompt labels are -100). The sc
 the Alpaca / Reflection-Tuning recipe: AdamW, linear warm-up for ``warmup_ratio`` of the
 steps, then cosine decay. No checkpoints are written, nothing is reported or pushed.
 
+Options: ``packing`` (TRL best-fit-decreasing packing of whole rows into blocks of
+``max_length`` tokens, padding-free: no pad token is computed, and the attention of a
+block stays within each row, from its ``position_ids``); ``lora_r > 0`` (a peft LoRA
+adapter, merged into the weights before saving, so the output is a plain model
+directory); ``gradient_checkpointing``; ``global_batch_size`` (rows per optimizer step
+over all processes; the gradient accumulation is derived from it); ``preset`` (``paper``:
+the papers' hyperparameters, see ``presets/finetune/``). Several GPUs: run the command
+under ``accelerate launch`` (README, ``configs/accelerate/``).
+
 With zero selected rows (or none with a response token within ``max_length``) the
 unchanged student is saved with ``train_rows = 0``, ``train_loss = null`` and a warning,
 so that ``evaluate`` still runs and the pipeline completes (its deltas are then 0).
@@ -29,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning import templates
+from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_csv, write_metrics
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
@@ -39,16 +49,30 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Config:
+    preset: str | None = None  # a file of presets/finetune/ whose values replace the params ones
     template: str = "vicuna"
     epochs: float = 1
     learning_rate: float = 2.0e-5
-    batch_size: int = 4  # rows per device per forward pass
-    gradient_accumulation_steps: int = 1
+    batch_size: int = 4  # rows (packed blocks with `packing`) per device per forward pass
+    gradient_accumulation_steps: int = 1  # used when global_batch_size is null
+    global_batch_size: int | None = None  # rows per optimizer step over all processes
     max_length: int = 512  # tokens of prompt + completion; longer examples are cut at the end
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03  # fraction of the optimizer steps, in [0, 1)
+    packing: bool = False  # best-fit-decreasing packing into blocks of max_length, padding-free
+    gradient_checkpointing: bool = False
+    lora_r: int = 0  # LoRA rank; 0 = full fine-tuning
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: str | list[str] = "all-linear"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        if self.lora_r < 0:
+            raise ConfigError(f"finetune.lora_r must be >= 0 (0 = no LoRA), got {self.lora_r}")
+        if self.global_batch_size is not None and self.global_batch_size < 1:
+            raise ConfigError(f"finetune.global_batch_size must be >= 1 or null, got {self.global_batch_size}")
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,41 @@ def training_examples(rows: Sequence[dict[str, Any]], template: str, tokenizer: 
         prompt = templates.prompt(template, instruction, row.get("input") or "", tokenizer)
         examples.append({"prompt": prompt, "completion": output + tokenizer.eos_token})
     return examples
+
+
+def gradient_accumulation(global_batch_size: int, batch_size: int, world_size: int) -> int:
+    """Accumulation steps so that ``batch_size x steps x world_size == global_batch_size`` (rows).
+
+    Raises:
+        UserError: the global batch is not a multiple of ``batch_size x world_size``.
+    """
+    per_step = batch_size * world_size
+    if global_batch_size % per_step:
+        raise UserError(
+            f"finetune.global_batch_size={global_batch_size} is not a multiple of batch_size x processes "
+            f"= {batch_size} x {world_size}; change batch_size or the number of processes"
+        )
+    return global_batch_size // per_step
+
+
+def keep_trainable(examples: list[dict[str, str]], tokenizer: Any, max_length: int) -> list[dict[str, str]]:
+    """The examples whose prompt leaves at least one completion token within ``max_length``.
+
+    Done before TRL, which drops such rows only without packing (with packing they would
+    become blocks with no loss-bearing token).
+    """
+    lengths = tokenizer([e["prompt"] for e in examples])["input_ids"] if examples else []
+    return [e for e, ids in zip(examples, lengths, strict=True) if len(ids) < max_length]
+
+
+def lora_config(cfg: Config) -> Any:
+    """The peft ``LoraConfig`` of ``cfg``, or ``None`` when ``lora_r`` is 0."""
+    if cfg.lora_r == 0:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
 
 
 def _checkpointing_field(config_cls: type) -> str:
@@ -126,7 +185,11 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[s
         seed=cfg.seed,
         data_seed=cfg.seed,
         completion_only_loss=True,
-        packing=False,
+        # "bfd" keeps rows whole and implies padding-free batches; transformers derives the
+        # per-row (block-diagonal) causal mask from position_ids for SDPA/eager attention,
+        # and passes cu_seq_lens to flash-attention.
+        packing=cfg.packing,
+        packing_strategy="bfd",
         logging_steps=1,  # one loss point per optimizer step for the plot
         save_strategy="no",
         report_to=[],
@@ -135,14 +198,19 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[s
         # bf16 autocast only where the hardware has it; CPU trains in float32 (TRL defaults bf16 on).
         bf16=on_cuda and torch.cuda.is_bf16_supported(),
         disable_tqdm=True,
-        # small students fit; activation checkpointing (TRL's default) would only slow them down
-        **{_checkpointing_field(SFTConfig): False},
+        # off by default: small students fit, and recomputing activations costs ~30% more time
+        **{_checkpointing_field(SFTConfig): cfg.gradient_checkpointing},
     )
+    if cfg.global_batch_size is not None:
+        # the world size is known once the (accelerate) distributed state is set up by the args
+        args.gradient_accumulation_steps = gradient_accumulation(cfg.global_batch_size, cfg.batch_size,
+                                                                 args.world_size)
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=datasets.Dataset.from_list(examples),
         processing_class=tokenizer,
+        peft_config=lora_config(cfg),
     )
     # The Trainer prints every log record to stdout; send the losses to our logger instead.
     trainer.remove_callback(PrinterCallback)
@@ -183,35 +251,53 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     tokenizer = AutoTokenizer.from_pretrained(student.model)
     model = AutoModelForCausalLM.from_pretrained(student.model, dtype=torch.float32)
     examples = training_examples(rows, cfg.template, tokenizer)
-    trainer = build_trainer(cfg, model, tokenizer, examples, outputs.model_dir) if examples else None
-    # TRL drops examples whose completion is cut off entirely by max_length
-    train_rows = len(trainer.train_dataset) if trainer is not None else 0
-    if train_rows < len(examples):
+    trainable = keep_trainable(examples, tokenizer, cfg.max_length)
+    if len(trainable) < len(examples):
         log.warning("%d of %d rows have no completion token within max_length=%d and are not trained on",
-                    len(examples) - train_rows, len(examples), cfg.max_length)
+                    len(examples) - len(trainable), len(examples), cfg.max_length)
+    trainer = build_trainer(cfg, model, tokenizer, trainable, outputs.model_dir) if trainable else None
+    if cfg.lora_r and trainer is not None and (
+        trainer.is_fsdp_enabled or getattr(trainer.accelerator.state.deepspeed_plugin, "zero_stage", 0) == 3
+    ):
+        raise UserError("finetune.lora_r > 0 under FSDP or ZeRO-3: merging LoRA needs the whole weights in one "
+                        "process; use configs/accelerate/ddp.yaml or deepspeed_zero2.yaml")
 
     curve: list[tuple[int, float]] = []
     metrics: dict[str, Any] = {"train_rows": 0, "train_loss": None, "steps": 0, "tokens": 0, "completion_tokens": 0}
-    if trainer is None or train_rows == 0:
+    if trainer is None:
         # Nothing to learn from: the pipeline still completes, and evaluate reports deltas of 0.
         log.warning("no rows to train on (%s): saving the unchanged student %s", inputs.rows, student.model)
         model.save_pretrained(outputs.model_dir)
     else:
         tokens, completion_tokens = _token_counts(trainer.train_dataset)
         log.info(
-            "fine-tuning %s on %d rows (%d tokens an epoch, %d in the loss), %s epochs, device %s",
-            student.model, train_rows, tokens, completion_tokens, cfg.epochs, trainer.args.device,
+            "fine-tuning %s on %d rows (%d tokens an epoch, %d in the loss, %d sequences%s), %s epochs, "
+            "%d x %d x %d rows a step, device %s",
+            student.model, len(trainable), tokens, completion_tokens, len(trainer.train_dataset),
+            " packed" if cfg.packing else "", cfg.epochs, cfg.batch_size, trainer.args.gradient_accumulation_steps,
+            trainer.args.world_size, trainer.args.device,
         )
         result = trainer.train()
-        trainer.save_model(str(outputs.model_dir))
+        if cfg.lora_r:
+            # a plain model directory, so that evaluate (and any consumer) needs no peft
+            merged = trainer.model.merge_and_unload()
+            if trainer.is_world_process_zero():
+                merged.save_pretrained(outputs.model_dir)
+        else:
+            trainer.save_model(str(outputs.model_dir))  # every process: ZeRO-3 / FSDP gather the weights
         curve = loss_curve(trainer.state.log_history)
         metrics = {
-            "train_rows": train_rows,
+            "train_rows": len(trainable),
             "train_loss": float(result.training_loss),
             "steps": int(trainer.state.global_step),
             "tokens": round(tokens * cfg.epochs),
             "completion_tokens": round(completion_tokens * cfg.epochs),
+            "sequences": len(trainer.train_dataset),
+            "gradient_accumulation_steps": int(trainer.args.gradient_accumulation_steps),
+            "world_size": int(trainer.args.world_size),
         }
+    if trainer is not None and not trainer.is_world_process_zero():
+        return metrics  # under `accelerate launch`, the first process writes the outputs
     tokenizer.save_pretrained(outputs.model_dir)
     metrics.update({"selected_rows": len(examples), "seconds": round(time.monotonic() - start, 3)})
     write_metrics(outputs.metrics, metrics)

@@ -5,6 +5,13 @@ student-selected by IFD / r-IFD), ``v1`` (Reflection-Tuning, the recycled pairs)
 ``original``. Then ``top_k`` / ``ratio`` optionally keep the highest-IFD rows only.
 Writes ``data/K/selected.jsonl`` and ``metrics/K/select.json``, which counts every branch
 (the ``branch_*`` counts sum to ``read``).
+
+Decontamination (:mod:`reflection_tuning.decontamination`): the selected rows are checked
+for word ``decontaminate_ngram``-gram overlap with every prompt set under
+``eval_prompts_dir``, and the counts per set go to the metrics; with ``decontaminate:
+true`` the contaminated rows are dropped (before ``top_k`` / ``ratio``) and written to
+``data/K/select_rejects.jsonl`` with their reason and sets (``kept_before_rank =
+dropped_contaminated + dropped_by_rank + kept``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.config import ConfigError
+from reflection_tuning.decontamination import DEFAULT_NGRAM, build_index, overlap_report, read_eval_sets
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
@@ -34,6 +42,9 @@ class Config:
     method: str = "v2"
     top_k: int | None = None
     ratio: float | None = None
+    eval_prompts_dir: str | None = None  # the prompt sets to check (params: ../shared/data/eval_prompts)
+    decontaminate_ngram: int = DEFAULT_NGRAM  # words per n-gram (13: GPT-3, lm-eval)
+    decontaminate: bool = False  # drop the rows that overlap an evaluation prompt
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -44,6 +55,10 @@ class Config:
             raise ConfigError(f"select.top_k must be >= 0, got {self.top_k}")
         if self.ratio is not None and not 0 <= self.ratio <= 1:
             raise ConfigError(f"select.ratio must be in [0, 1], got {self.ratio}")
+        if self.decontaminate_ngram < 1:
+            raise ConfigError(f"select.decontaminate_ngram must be >= 1, got {self.decontaminate_ngram}")
+        if self.decontaminate and self.eval_prompts_dir is None:
+            raise ConfigError("select.decontaminate needs select.eval_prompts_dir")
 
 
 @dataclass(frozen=True)
@@ -53,12 +68,14 @@ class Inputs:
     instruction: Path
     response: Path
     both: Path
+    eval_prompts: Path | None = None  # the directory of evaluation prompt sets
 
 
 @dataclass(frozen=True)
 class Outputs:
     selected: Path
     metrics: Path
+    rejects: Path | None = None  # rows dropped as contaminated (written when eval_prompts is given)
 
 
 def _index(rows: list[dict[str, Any]], where: Path, key: tuple[str, ...] = ("id",)) -> dict[Any, dict[str, Any]]:
@@ -98,6 +115,29 @@ def select_rows(method: str, originals: list[str], variants: dict[str, dict[str,
     return kept, branches
 
 
+def decontaminate(cfg: Config, rows: list[dict[str, Any]],
+                  eval_prompts: Path | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """The n-gram overlap of ``rows`` with the prompt sets; drops the contaminated rows if asked.
+
+    Returns:
+        (the rows kept, the rows dropped with ``reason: "contaminated"`` and their
+        ``eval_sets``, the overlap metrics; empty when there is no prompt directory).
+    Raises:
+        UserError: see :func:`decontamination.read_eval_sets`.
+    """
+    if cfg.eval_prompts_dir is None or eval_prompts is None:
+        return rows, [], {}
+    index = build_index(read_eval_sets(eval_prompts), cfg.decontaminate_ngram)
+    metrics, by_row = overlap_report(rows, index)
+    log.info("%d of %d selected rows overlap an evaluation prompt (%d-grams)%s", len(by_row), len(rows),
+             cfg.decontaminate_ngram, "; dropped" if cfg.decontaminate else "")
+    if not cfg.decontaminate:
+        return rows, [], metrics
+    kept = [r for r in rows if r["id"] not in by_row]
+    dropped = [{**r, "reason": "contaminated", "eval_sets": by_row[r["id"]]} for r in rows if r["id"] in by_row]
+    return kept, dropped, metrics
+
+
 def run(cfg: Config, inputs: Inputs, outputs: Outputs) -> dict:
     """Select, rank/limit, write ``selected.jsonl`` and the metrics; returns the metrics.
 
@@ -116,13 +156,18 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs) -> dict:
         scores = {}
     originals = list(variants["original"])
     kept, branches = select_rows(cfg.method, originals, variants, scores)
-    final = rank_limit(kept, cfg.top_k, cfg.ratio)
+    clean, dropped, contamination = decontaminate(cfg, kept, inputs.eval_prompts)
+    final = rank_limit(clean, cfg.top_k, cfg.ratio)
     write_jsonl(outputs.selected, final)
+    if outputs.rejects is not None:
+        write_jsonl(outputs.rejects, dropped)
     metrics: dict[str, Any] = {
         "read": len(originals),
         "kept_before_rank": len(kept),
-        "dropped_by_rank": len(kept) - len(final),
+        "dropped_contaminated": len(kept) - len(clean),
+        "dropped_by_rank": len(clean) - len(final),
         "kept": len(final),
+        **contamination,
     }
     # every method's branches, zero where unused, so the keys stay stable across experiments
     for b in sorted({b for names in BRANCHES.values() for b in names}):
@@ -141,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dataset:
         parser.error("--dataset is required")
     d, m = Path("data") / args.dataset, Path("metrics") / args.dataset
-    inputs = Inputs(d / "scores.jsonl", *(d / f"{v}.jsonl" for v in VARIANTS))
-    run(cfg, inputs, Outputs(selected=d / "selected.jsonl", metrics=m / "select.json"))
+    eval_prompts = Path(cfg.eval_prompts_dir) if cfg.eval_prompts_dir is not None else None
+    inputs = Inputs(d / "scores.jsonl", *(d / f"{v}.jsonl" for v in VARIANTS), eval_prompts=eval_prompts)
+    outputs = Outputs(selected=d / "selected.jsonl", metrics=m / "select.json", rejects=d / "select_rejects.jsonl")
+    run(cfg, inputs, outputs)
     return 0

@@ -1,8 +1,8 @@
 """Loaders, ``process_docs`` and ``process_results`` of the local ``rt_*`` lm-eval tasks.
 
 The YAMLs next to this file name these functions with ``!function utils.<name>``; lm-eval
-imports this file by path, so it only imports the standard library, ``datasets`` and
-``numpy`` (never relative imports). Every function turns the on-disk benchmark format
+imports this file by path, so it only imports the standard library, ``datasets``,
+``numpy`` and ``lm_eval`` (never relative imports). Every function turns the on-disk benchmark format
 (``shared/data/MANIFEST.md``) into the document schema of the matching upstream
 lm-eval task, so the prompts and metrics are the upstream ones:
 
@@ -25,6 +25,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+from lm_eval.api import samplers
 
 HELLASWAG_LINES_PER_TASK = 6
 MMLU_COLUMNS = ["question", "choice0", "choice1", "choice2", "choice3", "answer"]
@@ -176,19 +177,47 @@ def load_mmlu(data_files: DataFiles, **_: Any) -> datasets.DatasetDict:
 
     Subjects are interleaved round-robin, so that ``limit`` (the first N documents) samples
     N subjects instead of N questions of ``abstract_algebra``; accuracy over all documents
-    does not depend on the order. Other keyword arguments (lm-eval passes the task
-    metadata) are ignored.
+    does not depend on the order. With a ``dev`` split, every other split's document also
+    carries ``dev``: the dev rows of its own subject, in file order, which
+    :class:`SubjectDevSampler` takes as its few-shot examples (upstream ``mmlu`` is one task
+    per subject, each 5-shot from its own dev file). Other keyword arguments (lm-eval passes
+    the task metadata) are ignored.
 
     Raises:
         FileNotFoundError: a split's files are missing.
         ValueError: a malformed file (see :func:`read_mmlu_csv`).
     """
-    return datasets.DatasetDict(
-        {
-            split: datasets.Dataset.from_list(interleave([read_mmlu_csv(p) for p in expand_files(files)]))
-            for split, files in data_files.items()
-        }
-    )
+    splits = {split: [read_mmlu_csv(p) for p in expand_files(files)] for split, files in data_files.items()}
+    dev_by_subject = {rows[0]["subject"]: rows for rows in splits.get("dev", []) if rows}
+    out = {}
+    for split, groups in splits.items():
+        docs = interleave(groups)
+        if split != "dev" and dev_by_subject:
+            docs = [{**d, "dev": dev_by_subject.get(d["subject"], [])} for d in docs]
+        out[split] = datasets.Dataset.from_list(docs)
+    return datasets.DatasetDict(out)
+
+
+class SubjectDevSampler(samplers.ContextSampler):
+    """lm-eval few-shot sampler: the first ``n`` dev rows of the evaluated question's subject.
+
+    lm-eval passes the evaluated document only when the few-shot split is the test split,
+    so ``rt_mmlu`` names ``test`` as both and each test document carries its subject's dev
+    rows (``doc["dev"]``, see :func:`load_mmlu`). The order is the dev file's, as upstream
+    ``mmlu``'s ``first_n`` sampler.
+
+    Raises:
+        ValueError: fewer than ``n`` dev rows for the subject (MMLU has 5 per subject).
+    """
+
+    def sample(self, n: int, eval_doc: dict[str, Any] | None = None, df: Any = None, **kwargs: Any) -> list:
+        if n == 0:
+            return []
+        pool = list((eval_doc or {}).get("dev") or [])
+        if len(pool) < n:
+            subject = (eval_doc or {}).get("subject")
+            raise ValueError(f"MMLU {n}-shot: only {len(pool)} dev rows for subject {subject!r}")
+        return pool[:n]
 
 
 # ---------------------------------------------------------------- TruthfulQA

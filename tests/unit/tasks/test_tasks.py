@@ -94,3 +94,18 @@ def test_arc_doc(bench):
     assert doc["choices"]["label"].index(doc["answerKey"]) == 2
     with pytest.raises(ValueError, match="answerKey"):
         utils.arc_doc({**raw, "answerKey": "E"})
+
+
+def test_mmlu_test_docs_carry_their_subject_dev_rows(bench):
+    files = {"test": [str(bench / "mmlu" / "test" / f"{s}_test.csv") for s in ("anatomy", "virology")],
+             "dev": str(bench / "mmlu" / "dev" / "*_dev.csv")}
+    ds = utils.load_mmlu(files)
+    doc = ds["test"][1]  # interleaved: the first virology question
+    assert doc["subject"] == "virology"
+    dev = utils.read_mmlu_csv(bench / "mmlu" / "dev" / "virology_dev.csv")
+    assert doc["dev"] == dev and len(dev) == 5
+    sampler = utils.SubjectDevSampler([])
+    assert sampler.sample(5, eval_doc=doc) == dev and sampler.sample(0, eval_doc=doc) == []
+    assert sampler.sample(3, eval_doc=doc) == dev[:3]
+    with pytest.raises(ValueError, match="only 0 dev rows"):
+        sampler.sample(5, eval_doc={"subject": "x"})

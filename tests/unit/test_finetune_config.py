@@ -1,0 +1,47 @@
+"""Pure parts of the finetune stage: presets, the global batch, the LoRA switch."""
+
+from __future__ import annotations
+
+import pytest
+
+from reflection_tuning.config import ConfigError, available_presets, load_config
+from reflection_tuning.errors import UserError
+from reflection_tuning.stages.finetune import Config, gradient_accumulation, lora_config
+
+
+@pytest.mark.parametrize(("global_batch", "batch", "world", "steps"), [(128, 4, 1, 32), (128, 4, 8, 4), (128, 128, 1, 1)])
+def test_gradient_accumulation(global_batch, batch, world, steps):
+    assert gradient_accumulation(global_batch, batch, world) == steps
+    assert batch * steps * world == global_batch
+
+
+def test_gradient_accumulation_must_divide():
+    with pytest.raises(UserError, match="multiple of batch_size x processes = 3 x 2"):
+        gradient_accumulation(128, 3, 2)
+
+
+def test_paper_preset_replaces_params_and_cli_wins(caplog):
+    params = {"finetune": {"preset": "paper", "epochs": 1, "batch_size": 8, "max_length": 512}}
+    cfg = load_config(Config, params, "finetune")
+    assert (cfg.epochs, cfg.learning_rate, cfg.global_batch_size, cfg.max_length) == (3, 2.0e-5, 128, 2048)
+    assert (cfg.weight_decay, cfg.warmup_ratio, cfg.template, cfg.packing) == (0.0, 0.03, "vicuna", False)
+    assert cfg.batch_size == 8  # hardware-dependent: not in the preset
+    assert "epochs, max_length" in caplog.text  # the params values it replaced are named
+    assert load_config(Config, params, "finetune", {"epochs": 1}).epochs == 1
+    assert load_config(Config, {"finetune": {"epochs": 1}}, "finetune", {"preset": "paper"}).epochs == 3
+    assert "paper" in available_presets("finetune")
+
+
+def test_unknown_preset_and_bad_values():
+    with pytest.raises(ConfigError, match=r"unknown preset 'papr'; available: \[.*'paper'"):
+        load_config(Config, {"finetune": {"preset": "papr"}}, "finetune")
+    with pytest.raises(ConfigError, match="lora_r"):
+        Config(lora_r=-1)
+    with pytest.raises(ConfigError, match="global_batch_size"):
+        Config(global_batch_size=0)
+
+
+def test_lora_config():
+    assert lora_config(Config()) is None
+    lc = lora_config(Config(lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_target_modules=["q_proj", "v_proj"]))
+    assert (lc.r, lc.lora_alpha, set(lc.target_modules)) == (8, 16, {"q_proj", "v_proj"})
