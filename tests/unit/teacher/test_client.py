@@ -28,6 +28,16 @@ def cfg_for(tmp_path: Path, **over) -> TeacherConfig:
     return dataclasses.replace(base, **over)
 
 
+def _all(teacher: Teacher, batch: list) -> list:
+    async def go():
+        try:
+            return await teacher.complete_all(batch, desc="test")
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(go())
+
+
 async def _complete(teacher: Teacher, messages=MESSAGES):
     try:
         return await teacher.complete(messages)
@@ -127,13 +137,7 @@ def test_sliding_window_bounds_requests_in_flight(tmp_path, fake_openai):
     teacher = make(cfg_for(tmp_path, max_concurrency=3, cache_dir=None), fake_openai.url)
     batch = [[{"role": "user", "content": f"question {i}"}] for i in range(12)]
 
-    async def go():
-        try:
-            return await teacher.complete_all(batch, desc="test")
-        finally:
-            await teacher.aclose()
-
-    results = asyncio.run(go())
+    results = _all(teacher, batch)
     assert len(results) == 12 and all(r.content for r in results)
     assert fake_openai.max_in_flight == 3 and teacher.max_in_flight == 3
     assert teacher.requests_sent == 12 and teacher.cache_hits == 0
@@ -171,13 +175,7 @@ def test_round_robin_over_several_endpoints_and_retries_move_on(tmp_path, fake_o
     teacher = make(cfg_for(tmp_path, cache_dir=None), [fake_openai.url, second])
     batch = [[{"role": "user", "content": f"question {i}"}] for i in range(8)]
 
-    async def go():
-        try:
-            return await teacher.complete_all(batch, desc="test")
-        finally:
-            await teacher.aclose()
-
-    results = asyncio.run(go())
+    results = _all(teacher, batch)
     assert all(r.content for r in results)
     first_hits = fake_openai.paths.count("/v1/chat/completions")
     second_hits = fake_openai.paths.count("/second/v1/chat/completions")
@@ -197,13 +195,7 @@ def test_cost_cap_stops_sending_and_keeps_what_came_back(tmp_path, fake_openai):
     budget = Budget(price, cap=18 * 2 + hold)  # the fake bills 11 + 7 = 18 tokens a reply
     teacher = make(cfg, fake_openai.url, budget=budget)
 
-    async def go():
-        try:
-            return await teacher.complete_all(batch, desc="test")
-        finally:
-            await teacher.aclose()
-
-    results = asyncio.run(go())
+    results = _all(teacher, batch)
     sent = [r for r in results if not isinstance(r, TeacherCostCap)]
     assert len(sent) == 3 and len(fake_openai.requests) == 3
     assert all(isinstance(r, TeacherCostCap) for r in results[3:])
