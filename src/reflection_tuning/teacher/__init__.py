@@ -65,8 +65,9 @@ class TeacherConfig:
                 raise ConfigError("teacher.base_url: a list needs at least one URL and cannot hold 'embedded'")
         if self.mode not in MODES:
             raise ConfigError(f"teacher.mode must be one of {MODES}, got {self.mode!r}")
-        if self.mode == "batch" and self.base_url == EMBEDDED:
-            raise ConfigError("teacher.mode batch needs a Batch API endpoint (OpenAI), not the embedded server")
+        if self.mode == "batch" and (self.base_url == EMBEDDED or not self.cache_dir):
+            raise ConfigError("teacher.mode batch needs a Batch API endpoint (OpenAI), not the embedded server, "
+                              "and a cache_dir (the results are read back into it; the batch ids are kept there)")
         try:
             Price.from_params(self.price)
         except ValueError as e:

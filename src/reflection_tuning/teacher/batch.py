@@ -175,7 +175,7 @@ def send_batch(
 
 
 def _run_chunk(cfg: TeacherConfig, api: BatchAPI, todo: dict[str, Messages], cache: ReplyCache, sleep) -> dict[str, Result]:
-    assert cfg.cache_dir, "batch mode needs teacher.cache_dir to resume and to read results back"
+    assert cfg.cache_dir  # TeacherConfig refuses batch mode without one
     state_path = _state_path(cfg.cache_dir, list(todo))
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     if state.get("batch_id"):
