@@ -300,7 +300,7 @@ class Teacher:
             **{f"retries_{kind}": self.retries.get(kind, 0) for kind in RETRY_KINDS},
             "cache_hits": self.cache_hits,
             "max_in_flight": self.max_in_flight,
-            "endpoints": len(self.per_endpoint),
+            "endpoints": len(self.cfg.base_urls),  # configured, so a fully cached rerun reports the same
             "requests_per_endpoint_max": max(self.per_endpoint, default=0),
             "requests_per_endpoint_min": min(self.per_endpoint, default=0),
         }

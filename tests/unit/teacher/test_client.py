@@ -172,7 +172,8 @@ def test_no_endpoint_is_a_request_error(tmp_path):
 def test_round_robin_over_several_endpoints_and_retries_move_on(tmp_path, fake_openai):
     second = fake_openai.url.replace("/v1", "/second/v1")
     fake_openai.failures = [Failure(500)]  # the very first attempt fails; its retry goes to the other endpoint
-    teacher = make(cfg_for(tmp_path, cache_dir=None), [fake_openai.url, second])
+    urls = [fake_openai.url, second]
+    teacher = make(cfg_for(tmp_path, cache_dir=None, base_url=urls), urls)
     batch = [[{"role": "user", "content": f"question {i}"}] for i in range(8)]
 
     results = _all(teacher, batch)
