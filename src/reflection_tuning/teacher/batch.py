@@ -174,7 +174,9 @@ def send_batch(
     return [results[key] for key in keys]
 
 
-def _run_chunk(cfg: TeacherConfig, api: BatchAPI, todo: dict[str, Messages], cache: ReplyCache, sleep) -> dict[str, Result]:
+def _run_chunk(
+    cfg: TeacherConfig, api: BatchAPI, todo: dict[str, Messages], cache: ReplyCache, sleep
+) -> dict[str, Result]:
     assert cfg.cache_dir  # TeacherConfig refuses batch mode without one
     state_path = _state_path(cfg.cache_dir, list(todo))
     state = json.loads(state_path.read_text()) if state_path.exists() else {}

@@ -260,7 +260,9 @@ class Teacher:
             self.cache.set(self.key(messages), completion)
         return completion
 
-    async def complete_all(self, batch: Sequence[Messages], desc: str = "teacher") -> list[Completion | TeacherRequestError]:
+    async def complete_all(
+        self, batch: Sequence[Messages], desc: str = "teacher"
+    ) -> list[Completion | TeacherRequestError]:
         """Replies to every message list, in order; a failed request is returned as its error.
 
         Shows a tqdm bar (one tick per reply, cached or not). Other exceptions propagate.

@@ -35,7 +35,8 @@ class Price:
         if price is None:
             return None
         if set(price) != {"input", "output"}:
-            raise ValueError(f"teacher.price needs exactly the keys input and output (USD per 1M tokens), got {sorted(price)}")
+            raise ValueError("teacher.price needs exactly the keys input and output (USD per 1M tokens), "
+                             f"got {sorted(price)}")
         out = cls(float(price["input"]), float(price["output"]))
         if out.input < 0 or out.output < 0:
             raise ValueError(f"teacher.price must not be negative, got {dict(price)}")

@@ -97,7 +97,8 @@ def _send_batch(cfg: TeacherConfig, teacher: Teacher, batch: Sequence[Messages],
     from reflection_tuning.teacher.batch import send_batch
 
     base_url = cfg.base_urls[0]
-    api = openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=cfg.timeout, max_retries=cfg.max_retries)
+    api = openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=cfg.timeout,
+                        max_retries=cfg.max_retries)
     try:
         results = send_batch(cfg, api, batch, teacher.cache, [teacher.key(m) for m in batch], budget=budget)
     finally:
