@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.rows import STATUS_OK
+from reflection_tuning.teacher import prompts
 
 ORDERS = ("sft_first", "baseline_first")
 ROLES = ("sft", "baseline")
@@ -36,53 +37,26 @@ WIN, TIE, LOSE, FAILED = "win", "tie", "lose", "failed"
 OUTCOMES = (WIN, TIE, LOSE, FAILED)
 
 PLACEHOLDERS = ("question", "answer_1", "answer_2")
-_FIELD_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _NUMBER_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
 SCORE_MIN, SCORE_MAX = 0.0, 10.0
 
 
-@dataclass(frozen=True)
-class JudgePrompt:
-    """A loaded judge template (``{question}``, ``{answer_1}``, ``{answer_2}``) and system prompt."""
-
-    system: str
-    template: str
-    hash: str
-
-    def messages(self, question: str, answer_1: str, answer_2: str) -> list[dict[str, str]]:
-        """The chat messages for one judgement (no system message when the system prompt is empty)."""
-        return build_messages(self.system, self.template, question, answer_1, answer_2)
-
-
-def fill(template: str, values: Mapping[str, str]) -> str:
-    """Fill the placeholders in one pass: text from an answer is never scanned again, so an
-    answer that contains ``{answer_2}`` or braces is kept as it is."""
-    return _FIELD_RE.sub(lambda m: str(values.get(m.group(1)) or ""), template)
-
-
 def build_messages(system: str, template: str, question: str, answer_1: str, answer_2: str) -> list[dict[str, str]]:
-    """The messages of one judge request: an optional system message, then the filled template."""
-    messages = [{"role": "system", "content": system.strip()}] if system.strip() else []
-    messages.append({"role": "user", "content": fill(template, {
-        "question": question, "answer_1": answer_1, "answer_2": answer_2})})
-    return messages
+    """The messages of one judge request: an optional system message, then the template
+    filled in one pass (an answer holding ``{answer_2}`` or braces is kept as it is)."""
+    return prompts.build_messages(system, template, fields=PLACEHOLDERS, question=question, answer_1=answer_1,
+                                  answer_2=answer_2)
 
 
-def load_judge_prompt(template_path: str | Path, system_path: str | Path) -> JudgePrompt:
-    """Read the judge template and system prompt (UTF-8).
+def load_judge_prompt(template_path: str | Path, system_path: str | Path) -> prompts.Prompt:
+    """Read the judge template and system prompt (UTF-8); fill it with ``prompt.fill(question=…,
+    answer_1=…, answer_2=…)``.
 
     Raises:
         FileNotFoundError: a file is missing.
         ValueError: the template lacks one of ``{question}``, ``{answer_1}``, ``{answer_2}``.
     """
-    from reflection_tuning.teacher.prompts import template_hash
-
-    template = Path(template_path).read_text(encoding="utf-8")
-    system = Path(system_path).read_text(encoding="utf-8")
-    missing = [p for p in PLACEHOLDERS if "{" + p + "}" not in template]
-    if missing:
-        raise ValueError(f"{template_path}: judge template lacks placeholders {['{' + m + '}' for m in missing]}")
-    return JudgePrompt(system=system, template=template, hash=template_hash(system, template))
+    return prompts.load_prompt(template_path, system_path, fields=PLACEHOLDERS)
 
 
 def order_answers(order: str, sft: str, baseline: str) -> tuple[str, str]:

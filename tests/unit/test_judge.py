@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_shipped_prompt_loads_and_fills_in_one_pass():
     prompt = j.load_judge_prompt(REPO / "prompts/judge.txt", REPO / "prompts/judge.system.txt")
     assert len(prompt.hash) == 12
-    msgs = prompt.messages("What is 2+2?", "It is {answer_2}.", "4")
+    msgs = prompt.fill(question="What is 2+2?", answer_1="It is {answer_2}.", answer_2="4")
     assert [m["role"] for m in msgs] == ["system", "user"]
     user = msgs[1]["content"]
     assert "What is 2+2?" in user and "It is {answer_2}." in user  # an answer is never re-filled

@@ -118,8 +118,11 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = Non
             raise UserError(f"judge: missing {what} {path}; run generate first, or check judge.{what}")
     prompt = core.load_judge_prompt(cfg.template, cfg.system)
     pairs = pair_answers(read_jsonl(inputs.answers))
-    batch = [prompt.messages(p["prompt"], *core.order_answers(o, p["sft"], p["baseline"]))
-             for p in pairs for o in core.ORDERS]
+    batch = []
+    for pair in pairs:
+        for order in core.ORDERS:
+            answer_1, answer_2 = core.order_answers(order, pair["sft"], pair["baseline"])
+            batch.append(prompt.fill(question=pair["prompt"], answer_1=answer_1, answer_2=answer_2))
     results, stats = send_all(cfg, batch, template_hash=prompt.hash, api_key=api_key, desc="judge")
     rows = []
     for n, pair in enumerate(pairs):

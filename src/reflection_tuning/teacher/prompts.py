@@ -11,15 +11,21 @@ Template syntax (kept in the text files under ``prompts/``):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 FIELDS = ("instruction", "input", "output")
-_FIELD_RE = re.compile(r"\{(" + "|".join(FIELDS) + r")\}")
-_IF_RE = re.compile(r"\{if (" + "|".join(FIELDS) + r")\}(.*?)\{endif\}", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=None)
+def _patterns(fields: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    names = "|".join(map(re.escape, fields))
+    return re.compile(r"\{(" + names + r")\}"), re.compile(r"\{if (" + names + r")\}(.*?)\{endif\}", re.DOTALL)
 
 
 def template_hash(system: str, template: str) -> str:
@@ -28,31 +34,27 @@ def template_hash(system: str, template: str) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
-def render(template: str, values: dict[str, str]) -> str:
-    """Fill ``template`` with ``values`` (missing or ``None`` values read as "").
+def render(template: str, values: Mapping[str, str | None], fields: tuple[str, ...] = FIELDS) -> str:
+    """Fill the ``fields`` placeholders of ``template`` (missing or ``None`` values read as "").
 
     Conditional blocks are resolved on the template first, then the placeholders are
     substituted in a single pass, so nothing from a row is ever interpreted.
     """
-    clean = {k: ("" if values.get(k) is None else str(values[k])) for k in FIELDS}
-    resolved = _IF_RE.sub(lambda m: m.group(2) if clean[m.group(1)].strip() else "", template)
-    return _FIELD_RE.sub(lambda m: clean[m.group(1)], resolved)
+    field_re, if_re = _patterns(fields)
+    clean = {k: ("" if values.get(k) is None else str(values[k])) for k in fields}
+    resolved = if_re.sub(lambda m: m.group(2) if clean[m.group(1)].strip() else "", template)
+    return field_re.sub(lambda m: clean[m.group(1)], resolved)
 
 
-def build_messages(
-    system: str, template: str, *, instruction: str, input: str | None, output: str
-) -> list[dict[str, str]]:
-    """The chat messages of one reflection request (system message omitted when empty).
-
-    Used for both instruction reflection (the reply holds a new instruction and answer)
-    and response reflection (the reply holds a better answer): the difference is the
-    template, and the placeholders are the same.
-    """
+def build_messages(system: str, template: str, *, fields: tuple[str, ...] = FIELDS, **values: str | None
+                   ) -> list[dict[str, str]]:
+    """The chat messages of one request: the system message (omitted when empty), then the
+    filled template. The teacher's two reflections and the judge differ only in template
+    and ``fields``."""
     messages = []
     if system.strip():
         messages.append({"role": "system", "content": system.strip()})
-    user = render(template, {"instruction": instruction, "input": input or "", "output": output})
-    messages.append({"role": "user", "content": user})
+    messages.append({"role": "user", "content": render(template, values, fields)})
     return messages
 
 
@@ -63,27 +65,34 @@ class Prompt:
     system: str
     template: str
     hash: str
+    fields: tuple[str, ...] = FIELDS
+
+    def fill(self, **values: str | None) -> list[dict[str, str]]:
+        """:func:`build_messages` with this prompt."""
+        return build_messages(self.system, self.template, fields=self.fields, **values)
 
     def messages(self, instruction: str, input: str | None, output: str) -> list[dict[str, str]]:
-        """:func:`build_messages` with this prompt."""
-        return build_messages(self.system, self.template, instruction=instruction, input=input, output=output)
+        """The messages of one reflection request for the row (Q, input, A)."""
+        return self.fill(instruction=instruction, input=input or "", output=output)
 
 
-def load_prompt(template_path: str | Path, system_path: str | Path, required: tuple[str, ...] = FIELDS) -> Prompt:
-    """Read a template and its system prompt (UTF-8 text files).
+def load_prompt(template_path: str | Path, system_path: str | Path, fields: tuple[str, ...] = FIELDS) -> Prompt:
+    """Read a template and its system prompt (UTF-8 text files); every one of ``fields``
+    must appear in the template.
 
     Raises:
         FileNotFoundError: either file is missing.
-        ValueError: the template lacks one of the ``required`` placeholders, or has an
+        ValueError: the template lacks one of the ``fields`` placeholders, or has an
             unbalanced ``{if …}``/``{endif}``.
     """
+    field_re, if_re = _patterns(fields)
     template = Path(template_path).read_text(encoding="utf-8")
     system = Path(system_path).read_text(encoding="utf-8")
-    without_ifs = _IF_RE.sub(lambda m: m.group(2), template)
+    without_ifs = if_re.sub(lambda m: m.group(2), template)
     if "{endif}" in without_ifs or re.search(r"\{if \w+\}", without_ifs):
         raise ValueError(f"{template_path}: unbalanced {{if …}} / {{endif}} block")
-    present = set(_FIELD_RE.findall(without_ifs))
-    missing = [f for f in required if f not in present]
+    present = set(field_re.findall(without_ifs))
+    missing = [f for f in fields if f not in present]
     if missing:
         raise ValueError(f"{template_path}: template lacks placeholders {['{' + m + '}' for m in missing]}")
-    return Prompt(system=system, template=template, hash=template_hash(system, template))
+    return Prompt(system=system, template=template, hash=template_hash(system, template), fields=fields)
