@@ -27,9 +27,9 @@ from pathlib import Path
 
 from reflection_tuning.rows import canonical
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.client import Completion, Teacher
+from reflection_tuning.llm.client import Completion, Teacher
 from reflection_tuning.teacher.prompts import load_prompt
-from reflection_tuning.teacher.server import embedded_server
+from reflection_tuning.llm.server import embedded_server
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"

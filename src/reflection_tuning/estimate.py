@@ -29,7 +29,7 @@ from reflection_tuning.rows import STATUS_OK
 from reflection_tuning.stages import reflect_instruction, reflect_response
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.cache import Messages, ReplyCache, cache_key
+from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
 from reflection_tuning.teacher.prompts import Prompt, load_prompt
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.cache import Completion, ReplyCache, cache_key
+from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from reflection_tuning.teacher.server import embedded_server
+from reflection_tuning.llm.server import embedded_server
 
 # fault kinds a plan can return for an attempt
 RATE_LIMITED, SERVER_ERROR, DROP, SLOW, CUT_BODY, CUT_CONTENT = "429", "500", "drop", "slow", "cut_body", "cut_content"

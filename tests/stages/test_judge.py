@@ -17,7 +17,7 @@ import pytest
 from reflection_tuning import judge as core
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import judge
-from reflection_tuning.teacher.server import embedded_server
+from reflection_tuning.llm.server import embedded_server
 
 pytestmark = pytest.mark.slow  # a real transformers serve: about a minute on 2 CPU cores
 

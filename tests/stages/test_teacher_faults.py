@@ -167,7 +167,7 @@ def test_sigkill_mid_run_then_rerun_pays_at_most_the_window_twice(tmp_path, teac
 
 def test_a_sigkilled_stage_takes_its_embedded_server_with_it(tmp_path, tiny_model):
     script = ("import sys, time\n"
-              "from reflection_tuning.teacher.server import embedded_server\n"
+              "from reflection_tuning.llm.server import embedded_server\n"
               f"with embedded_server({str(tiny_model)!r}, startup_timeout=240) as url:\n"
               "    print(url, flush=True)\n"
               "    time.sleep(600)\n")

@@ -78,7 +78,7 @@ def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def judgement(order: str, result: Any) -> dict[str, Any]:
     """One order's judgement record from a reply (or a request error)."""
-    from reflection_tuning.teacher.client import Completion
+    from reflection_tuning.llm.client import Completion
 
     if not isinstance(result, Completion):
         return {"order": order, "status": core.STATUS_REQUEST_ERROR, "score_1": None, "score_2": None,

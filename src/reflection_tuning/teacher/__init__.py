@@ -2,14 +2,14 @@
 
 ``TeacherConfig`` is the ``teacher:`` section of ``params.yaml``. It lives here, free of
 heavy imports, so that ``from reflection_tuning.teacher import TeacherConfig`` is cheap;
-the client (openai, tenacity, diskcache) is in :mod:`reflection_tuning.teacher.client`.
+the client (openai, tenacity, diskcache) is in :mod:`reflection_tuning.llm.client`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from reflection_tuning.config import ConfigError
-from reflection_tuning.teacher.cost import Price
+from reflection_tuning.llm.cost import Price
 
 EMBEDDED = "embedded"
 MODES = ("online", "batch")
@@ -89,7 +89,7 @@ class TeacherConfig:
         return (self.base_url,) if isinstance(self.base_url, str) else tuple(self.base_url)
 
     def price_usd(self) -> Price | None:
-        """``price`` as a :class:`~reflection_tuning.teacher.cost.Price`, or ``None``."""
+        """``price`` as a :class:`~reflection_tuning.llm.cost.Price`, or ``None``."""
         return Price.from_params(self.price)
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from reflection_tuning.errors import UserError
 from reflection_tuning.rows import STATUS_OK
 from reflection_tuning.teacher import EMBEDDED, TeacherConfig
-from reflection_tuning.teacher.client import Completion, Messages, Teacher, TeacherCostCap, TeacherRequestError
-from reflection_tuning.teacher.cost import Budget, Price
+from reflection_tuning.llm.client import Completion, Messages, Teacher, TeacherCostCap, TeacherRequestError
+from reflection_tuning.llm.cost import Budget, Price
 from reflection_tuning.teacher.parse import ParseResult
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def send_all(
         if misses and cfg.mode == "batch":
             results = _send_batch(cfg, teacher, batch, api_key, budget)
         elif misses and cfg.base_url == EMBEDDED:
-            from reflection_tuning.teacher.server import embedded_server
+            from reflection_tuning.llm.server import embedded_server
 
             tokens = kv_cache_tokens(cfg, batch, misses)
             with embedded_server(cfg.model, seed=cfg.seed, kv_cache_tokens=tokens) as url:
@@ -94,7 +94,7 @@ def _send_batch(cfg: TeacherConfig, teacher: Teacher, batch: Sequence[Messages],
                 budget: Budget) -> list[Result]:
     import openai
 
-    from reflection_tuning.teacher.batch import send_batch
+    from reflection_tuning.llm.batch import send_batch
 
     base_url = cfg.base_urls[0]
     api = openai.OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=cfg.timeout,

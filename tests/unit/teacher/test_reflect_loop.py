@@ -13,7 +13,7 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction, reflect_response
 
-from .conftest import Failure
+from ..conftest import Failure
 
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "sk-fake-DO-NOT-LEAK-42"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.client import Teacher, TeacherRequestError, cache_key, retry_after_seconds
+from reflection_tuning.llm.client import Teacher, TeacherRequestError, cache_key, retry_after_seconds
 
-from .conftest import Failure
+from ..conftest import Failure
 
 KEY = "sk-test-SECRET-0123456789"
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Say {hi} in French."}]
@@ -186,8 +186,8 @@ def test_round_robin_over_several_endpoints_and_retries_move_on(tmp_path, fake_o
 
 
 def test_cost_cap_stops_sending_and_keeps_what_came_back(tmp_path, fake_openai):
-    from reflection_tuning.teacher.client import TeacherCostCap
-    from reflection_tuning.teacher.cost import Budget, Price, prompt_tokens_upper_bound
+    from reflection_tuning.llm.client import TeacherCostCap
+    from reflection_tuning.llm.cost import Budget, Price, prompt_tokens_upper_bound
 
     cfg = cfg_for(tmp_path, max_concurrency=1, max_tokens=10)
     batch = [[{"role": "user", "content": f"question {i}"}] for i in range(6)]

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import pytest
 
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.batch import ENDPOINT, read_result_line, read_results, request_line, send_batch
-from reflection_tuning.teacher.cache import Completion, ReplyCache, cache_key
-from reflection_tuning.teacher.client import TeacherCostCap, TeacherRequestError
-from reflection_tuning.teacher.cost import Budget, Price
+from reflection_tuning.llm.batch import ENDPOINT, read_result_line, read_results, request_line, send_batch
+from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
+from reflection_tuning.llm.client import TeacherCostCap, TeacherRequestError
+from reflection_tuning.llm.cost import Budget, Price
 
 DOC_OUTPUT = {
     "id": "batch_req_123",

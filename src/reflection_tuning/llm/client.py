@@ -23,8 +23,8 @@ from tenacity.wait import wait_random_exponential
 from tqdm.auto import tqdm
 
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.cache import Completion, Messages, ReplyCache, cache_key
-from reflection_tuning.teacher.cost import Budget, CostCapReached, prompt_tokens_upper_bound
+from reflection_tuning.llm.cache import Completion, Messages, ReplyCache, cache_key
+from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
 
 log = logging.getLogger(__name__)
 

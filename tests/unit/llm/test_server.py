@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning.teacher.server import embedded_server, free_port, transformers_cli
+from reflection_tuning.llm.server import embedded_server, free_port, transformers_cli
 
 
 def test_helpers():

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.cache import Completion, Messages, ReplyCache
-from reflection_tuning.teacher.client import TeacherCostCap, TeacherRequestError
-from reflection_tuning.teacher.cost import Budget, CostCapReached, prompt_tokens_upper_bound
+from reflection_tuning.llm.cache import Completion, Messages, ReplyCache
+from reflection_tuning.llm.client import TeacherCostCap, TeacherRequestError
+from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import pytest
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.cost import Budget, CostCapReached, Price, prompt_tokens_upper_bound
+from reflection_tuning.llm.cost import Budget, CostCapReached, Price, prompt_tokens_upper_bound
 
 
 def test_price_is_usd_per_million_tokens():
