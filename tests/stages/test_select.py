@@ -93,6 +93,19 @@ def test_v2_top_k_keeps_the_highest_ifd(inputs, tmp_path):
     assert m["kept"] == 1
 
 
+def test_top_k_drops_ifd_ge_1_before_ranking(inputs, tmp_path):
+    """v1 keeps a row of every sample; case 2's `both` has IFD 1.3: dropped before ranking,
+    never first in the IFD-descending order (Cherry LLM / Superfiltering). Case 6's score
+    failed: unscored, never read as 0. Case 7 fell back to `instruction` (IFD 0.7)."""
+    m = run(Config(method="v1", top_k=3), inputs, _out(tmp_path))
+    assert (m["kept_before_rank"], m["dropped_ifd_ge1"], m["dropped_unscored"]) == (N, 1, 1)
+    assert m["kept"] == 3 and m["dropped_by_rank"] == 3
+    assert m["kept_before_rank"] == (m["dropped_contaminated"] + m["dropped_ifd_ge1"] + m["dropped_unscored"]
+                                     + m["dropped_by_rank"] + m["kept"])
+    kept = read_jsonl(tmp_path / "selected.jsonl")
+    assert sorted(r["ifd"] for r in kept) == [0.7, 0.9, 0.9]
+
+
 def test_v1_trains_on_recycled_pairs(inputs, alpaca_rows, tmp_path):
     m = run(Config(method="v1"), inputs, _out(tmp_path))
     assert (m["read"], m["kept"], m["branch_both"], m["branch_instruction_fallback"]) == (N, N, N - 1, 1)

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.selection import BRANCHES, KEPT_BRANCHES, rank_limit, select_one, select_v1, select_v2
+from reflection_tuning.selection import (
+    BRANCHES,
+    KEPT_BRANCHES,
+    Ranked,
+    rank_limit,
+    select_one,
+    select_v1,
+    select_v2,
+    usable_score,
+)
 
 
 def s(ifd, rifd, status="ok"):
@@ -93,14 +102,51 @@ def test_unknown_method():
         select_one("v3", {}, {})
 
 
-def test_rank_limit_highest_ifd_first_ties_by_id_missing_last():
-    rows = [{"id": "d", "ifd": None}, {"id": "c", "ifd": 0.5}, {"id": "a", "ifd": 0.9}, {"id": "b", "ifd": 0.5}]
-    assert [r["id"] for r in rank_limit(rows)] == ["a", "b", "c", "d"]
-    assert [r["id"] for r in rank_limit(rows, top_k=2)] == ["a", "b"]
-    assert [r["id"] for r in rank_limit(rows, top_k=10)] == ["a", "b", "c", "d"]
-    assert [r["id"] for r in rank_limit(rows, ratio=0.5)] == ["a", "b"]
-    assert [r["id"] for r in rank_limit(rows, ratio=0.6)] == ["a", "b"]  # floor
-    assert rank_limit(rows, top_k=0) == []
+def test_rank_limit_highest_ifd_first_ties_by_id():
+    rows = [{"id": "c", "ifd": 0.5}, {"id": "a", "ifd": 0.9}, {"id": "b", "ifd": 0.5}, {"id": "e", "ifd": 0.1}]
+    assert [r["id"] for r in rank_limit(rows, top_k=2).rows] == ["a", "b"]
+    assert [r["id"] for r in rank_limit(rows, top_k=10).rows] == ["a", "b", "c", "e"]
+    assert [r["id"] for r in rank_limit(rows, ratio=0.5).rows] == ["a", "b"]
+    assert [r["id"] for r in rank_limit(rows, ratio=0.6).rows] == ["a", "b"]  # floor
+    assert rank_limit(rows, top_k=0) == Ranked([], 0, 0, 4)
+    assert rank_limit(rows) == Ranked(rows, 0, 0, 0)  # no limit: the selection as it is
+
+
+def test_rank_limit_drops_ifd_ge_1_and_unscored_before_ranking():
+    """Cherry LLM / Superfiltering: IFD >= 1 means the instruction does not help; never ranked first."""
+    rows = [{"id": "a", "ifd": 3.0}, {"id": "b", "ifd": 1.0}, {"id": "c", "ifd": 0.99}, {"id": "d", "ifd": None},
+            {"id": "e", "ifd": 0.2}, {"id": "f", "ifd": float("nan")}, {"id": "g", "ifd": 0.5}]
+    r = rank_limit(rows, top_k=2)
+    assert [x["id"] for x in r.rows] == ["c", "g"]
+    assert (r.dropped_ifd_ge1, r.dropped_unscored, r.dropped_by_rank) == (2, 2, 1)
+    r = rank_limit(rows, top_k=5)
+    assert [x["id"] for x in r.rows] == ["c", "g", "e"] and r.dropped_by_rank == 0
+    # ratio: of the rows left after the filter (Cherry_LLM data_by_IFD.py)
+    assert [x["id"] for x in rank_limit(rows, ratio=2 / 3).rows] == ["c", "g"]
+    r = rank_limit(rows, ratio=1.0)
+    assert len(rows) == len(r.rows) + r.dropped_ifd_ge1 + r.dropped_unscored + r.dropped_by_rank
+
+
+def test_failed_rifd_does_not_hide_the_ifd():
+    """IFD and r-IFD are independent: a failed r-IFD only removes the comparisons that need it."""
+    def row(ifd, rifd, ifd_status="ok", rifd_status="ok"):
+        return {"status": ifd_status if ifd_status != "ok" else rifd_status, "ifd_status": ifd_status,
+                "rifd_status": rifd_status, "ifd": ifd, "rifd": rifd}
+
+    # the instruction's r-IFD failed; its IFD still decides that Q* is accepted, and the
+    # both-vs-instruction r-IFD comparison, which needs it, is what fails
+    scores = {"original": row(0.5, 0.8), "instruction": row(0.7, None, rifd_status="empty"),
+              "both": row(0.9, 0.5), "response": row(0.1, 0.1)}
+    assert usable_score(scores["instruction"], "ifd") == 0.7
+    assert select_v2(scores) == (None, "unscored")
+    # the original's r-IFD failed but Q* is accepted: both vs instruction does not need it
+    scores = {"original": row(0.5, None, rifd_status="nan"), "instruction": row(0.7, 0.6), "both": row(0.9, 0.5)}
+    assert select_v2(scores) == ("both", "both")
+    # the instruction's IFD failed: rejected (no evidence it is better); the response branch
+    # needs only the original's r-IFD and the response's scores
+    scores = {"original": row(0.7, 0.6), "instruction": row(None, 0.1, ifd_status="empty"),
+              "response": row(0.9, 0.5)}
+    assert select_v2(scores) == ("response", "response")
 
 
 @pytest.mark.parametrize("kw", [{"top_k": 1, "ratio": 0.5}, {"top_k": -1}, {"ratio": 1.5}])

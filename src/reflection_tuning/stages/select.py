@@ -2,7 +2,9 @@
 
 ``method`` (see :mod:`reflection_tuning.selection`): ``v2`` (Selective Reflection-Tuning,
 student-selected by IFD / r-IFD), ``v1`` (Reflection-Tuning, the recycled pairs) or
-``original``. Then ``top_k`` / ``ratio`` optionally keep the highest-IFD rows only.
+``original``. Then ``top_k`` / ``ratio`` optionally keep the highest-IFD rows only: rows
+with IFD >= 1 or no usable IFD are dropped first (``dropped_ifd_ge1``,
+``dropped_unscored``), then IFD descending (Cherry LLM; :func:`selection.rank_limit`).
 Writes ``data/K/selected.jsonl`` and ``metrics/K/select.json``, which counts every branch
 (the ``branch_*`` counts sum to ``read``).
 
@@ -11,7 +13,7 @@ for word ``decontaminate_ngram``-gram overlap with every prompt set under
 ``eval_prompts_dir``, and the counts per set go to the metrics; with ``decontaminate:
 true`` the contaminated rows are dropped (before ``top_k`` / ``ratio``) and written to
 ``data/K/select_rejects.jsonl`` with their reason and sets (``kept_before_rank =
-dropped_contaminated + dropped_by_rank + kept``).
+dropped_contaminated + dropped_ifd_ge1 + dropped_unscored + dropped_by_rank + kept``).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.decontamination import DEFAULT_NGRAM, build_index, overlap_report, read_eval_sets
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
-from reflection_tuning.selection import BRANCHES, METHODS, rank_limit, select_one
+from reflection_tuning.rows import VARIANTS, is_usable
+from reflection_tuning.selection import BRANCHES, METHODS, rank_limit, select_one, usable_score
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
 
 log = logging.getLogger(__name__)
@@ -109,8 +111,8 @@ def select_rows(method: str, originals: list[str], variants: dict[str, dict[str,
         kept.append({
             "id": i, "variant": variant, "instruction": row["instruction"], "input": row.get("input") or "",
             "output": row["output"], "source": row.get("source"),
-            "ifd": score.get("ifd") if score.get("status") == STATUS_OK else None,
-            "rifd": score.get("rifd") if score.get("status") == STATUS_OK else None,
+            "ifd": usable_score(score, "ifd"),
+            "rifd": usable_score(score, "rifd"),
         })
     return kept, branches
 
@@ -142,10 +144,10 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs) -> dict:
     """Select, rank/limit, write ``selected.jsonl`` and the metrics; returns the metrics.
 
     Raises:
-        UserError: an input is missing (the scores only matter for ``v2`` and ranking; they
-            are required for ``v2`` only). ValueError: a repeated id.
+        UserError: an input is missing (the scores are required for ``v2`` and for ranking). ValueError: a repeated id.
     """
-    needed = [getattr(inputs, v) for v in VARIANTS] + ([inputs.scores] if cfg.method == "v2" else [])
+    ranks = cfg.top_k is not None or cfg.ratio is not None
+    needed = [getattr(inputs, v) for v in VARIANTS] + ([inputs.scores] if cfg.method == "v2" or ranks else [])
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         raise UserError(f"select: missing {', '.join(missing)}; run the earlier stages first (dvc repro)")
@@ -157,7 +159,8 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs) -> dict:
     originals = list(variants["original"])
     kept, branches = select_rows(cfg.method, originals, variants, scores)
     clean, dropped, contamination = decontaminate(cfg, kept, inputs.eval_prompts)
-    final = rank_limit(clean, cfg.top_k, cfg.ratio)
+    ranked = rank_limit(clean, cfg.top_k, cfg.ratio)
+    final = ranked.rows
     write_jsonl(outputs.selected, final)
     if outputs.rejects is not None:
         write_jsonl(outputs.rejects, dropped)
@@ -165,7 +168,9 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs) -> dict:
         "read": len(originals),
         "kept_before_rank": len(kept),
         "dropped_contaminated": len(kept) - len(clean),
-        "dropped_by_rank": len(clean) - len(final),
+        "dropped_ifd_ge1": ranked.dropped_ifd_ge1,
+        "dropped_unscored": ranked.dropped_unscored,
+        "dropped_by_rank": ranked.dropped_by_rank,
         "kept": len(final),
         **contamination,
     }
