@@ -6,6 +6,15 @@ Methods:
     ``v1``        Reflection-Tuning (arXiv 2310.11716): the recycled pair, no student
                   selection, see :func:`select_v1`.
     ``original``  the original rows, unchanged (the baseline).
+    ``random``    a seeded uniform sample of the original rows, at the budget (Xia et al.,
+                  arXiv 2410.09335: random is a hard baseline for selection), :func:`cut_random`.
+    ``length``    the original rows with the longest responses, in tokens of the student's
+                  tokenizer, at the budget (Zhao et al., arXiv 2402.04833), :func:`cut_length`.
+
+``select.budget`` (an int, or ``{match: v2}``: as many rows as v2 keeps on the same scores,
+:func:`resolve_budget`) sets the rows kept, so that methods compare on equal terms. A
+method that keeps more is cut to the budget: ``random`` and ``length`` by their own rule,
+the others by a seeded uniform sample (or facility location, :mod:`.diversity`).
 
 After a method has kept rows, ``top_k`` or ``ratio`` may keep the highest-IFD ones only
 (Cherry LLM's ranking, arXiv 2308.12032, Sec. 3; Cherry_LLM ``cherry_seletion/
@@ -25,7 +34,8 @@ from typing import Any, NamedTuple
 
 from reflection_tuning.scoring.ifd import ratio_status
 
-METHODS = ("v2", "v1", "original")
+METHODS = ("v2", "v1", "original", "random", "length")
+BASELINES = ("random", "length")  # the original rows, cut to the budget by their own rule
 
 # Every branch a sample can end in, per method; each is counted in the select metrics.
 BRANCHES = {
@@ -40,6 +50,8 @@ BRANCHES = {
     ),
     "v1": ("both", "instruction_fallback", "original_fallback", "unusable"),
     "original": ("original", "unusable"),
+    "random": ("original", "unusable"),
+    "length": ("original", "unusable"),
 }
 KEPT_BRANCHES = {"both", "response", "instruction_fallback", "original_fallback", "original"}
 
@@ -132,7 +144,7 @@ def select_one(method: str, scores: Mapping[str, Mapping[str, Any] | None],
         return variant, branch
     if method == "v1":
         return select_v1(usable)
-    if method == "original":
+    if method == "original" or method in BASELINES:
         return select_original(usable)
     raise ValueError(f"unknown selection method {method!r}; expected one of {METHODS}")
 
@@ -176,3 +188,52 @@ def rank_limit(rows: Sequence[Mapping[str, Any]], top_k: int | None = None,
     ranked = [r for v, r in sorted(candidates, key=lambda vr: (-vr[0], str(vr[1].get("id", ""))))]
     limit = top_k if top_k is not None else math.floor(ratio * len(ranked))
     return Ranked(ranked[:limit], ge1, unscored, max(len(ranked) - limit, 0))
+
+
+def resolve_budget(budget: int | Mapping[str, str] | None, match_count: Any = None) -> int | None:
+    """The number of rows to keep: ``budget`` itself, or for ``{match: v2}`` ``match_count("v2")``.
+
+    Args:
+        budget: None (no budget), an int >= 0, or ``{"match": method}``.
+        match_count: ``method -> rows that method keeps`` (called only for ``match``).
+    Raises:
+        ValueError: a negative int, or a mapping that is not ``{match: <method>}``.
+    """
+    if budget is None:
+        return None
+    if isinstance(budget, bool):
+        raise ValueError(f"budget must be an int or {{match: v2}}, got {budget!r}")
+    if isinstance(budget, int):
+        if budget < 0:
+            raise ValueError(f"budget must be >= 0, got {budget}")
+        return budget
+    if isinstance(budget, Mapping) and set(budget) == {"match"} and budget["match"] in METHODS:
+        return int(match_count(budget["match"]))
+    raise ValueError(f"budget must be an int or {{match: <method>}} with a method of {METHODS}, got {budget!r}")
+
+
+def cut_random(rows: Sequence[Mapping[str, Any]], n: int, seed: int) -> list[Mapping[str, Any]]:
+    """A seeded uniform sample of ``n`` rows (all if fewer), in ``id`` order.
+
+    The sample depends only on the seed and the set of ids (the rows are sorted by ``id``
+    first), not on the order they come in.
+    """
+    import random
+
+    ordered = sorted(rows, key=lambda r: str(r.get("id", "")))
+    if n >= len(ordered):
+        return ordered
+    keep = sorted(random.Random(seed).sample(range(len(ordered)), n))
+    return [ordered[i] for i in keep]
+
+
+def cut_length(rows: Sequence[Mapping[str, Any]], n: int, tokens: Mapping[Any, int]) -> list[Mapping[str, Any]]:
+    """The ``n`` rows with the longest responses: ``tokens[id]`` descending, ties by ``id``.
+
+    Args:
+        tokens: response length of each row, in tokens of the student's tokenizer.
+    Raises:
+        KeyError: a row without a length.
+    """
+    ranked = sorted(rows, key=lambda r: (-tokens[r["id"]], str(r["id"])))
+    return ranked[:n]

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reflection_tuning.config import ConfigError
@@ -42,8 +43,10 @@ def build_variants(rows: list[dict], data: Path) -> None:
 def test_pipeline_mode(alpaca_rows, tiny_model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     build_variants(alpaca_rows, tmp_path / "data" / "alpaca")
-    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--model", str(tiny_model), "--device", "cpu",
-                 "--batch-tokens", "4096", "--log-level", "WARNING"]) == 0
+    # the student is a directory that does not exist: the proxy scorer is the one loaded
+    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--model", "no/such/student", "--device", "cpu",
+                 "--proxy-model", str(tiny_model), "--batch-tokens", "4096", "--embed", "true",
+                 "--log-level", "WARNING"]) == 0
 
     rows = read_jsonl("data/alpaca/scores.jsonl")
     assert len(rows) == 4 * N
@@ -71,6 +74,12 @@ def test_pipeline_mode(alpaca_rows, tiny_model, tmp_path, monkeypatch):
     assert m["pairs_unique"] == m["pairs"] - 6  # 3 shared Q, 3 shared Q*
     assert 0 <= m["padding_fraction"] < 1 and m["tokens_scored"] > 0 and m["seconds"] > 0
     assert m["original_ifd_mean"] == pytest.approx(sum(by[i, "original"]["ifd"] for i in ids) / N)
+
+    emb = np.load("data/alpaca/embeddings.npz")  # one mean-pooled vector per scored row, sorted
+    keys = list(zip(emb["ids"].tolist(), emb["variants"].tolist()))
+    assert keys == sorted((r["id"], r["variant"]) for r in rows if r["status"] != "unusable")
+    assert emb["vectors"].shape == (4 * N - 2, 64) and np.isfinite(emb["vectors"]).all()
+    assert not np.allclose(emb["vectors"][0], emb["vectors"][1])
 
     with open("metrics/alpaca/score_ifd.csv", newline="") as f:
         plot = list(csv.DictReader(f))

@@ -6,7 +6,10 @@ from reflection_tuning.selection import (
     BRANCHES,
     KEPT_BRANCHES,
     Ranked,
+    cut_length,
+    cut_random,
     rank_limit,
+    resolve_budget,
     select_one,
     select_v1,
     select_v2,
@@ -153,3 +156,36 @@ def test_failed_rifd_does_not_hide_the_ifd():
 def test_rank_limit_rejects_bad_limits(kw):
     with pytest.raises(ValueError):
         rank_limit([], **kw)
+
+
+ROWS = [{"id": f"r{i}", "output": "x" * (i % 4)} for i in range(10)]
+
+
+def test_random_baseline_is_seeded_and_order_free():
+    a = cut_random(ROWS, 4, seed=0)
+    assert len(a) == 4 and a == sorted(a, key=lambda r: r["id"])
+    assert cut_random(list(reversed(ROWS)), 4, seed=0) == a  # same ids, same sample
+    assert cut_random(ROWS, 4, seed=1) != a
+    assert cut_random(ROWS, 20, seed=0) == sorted(ROWS, key=lambda r: r["id"])
+    # uniform: over many seeds every row is picked about 4/10 of the time
+    counts = {r["id"]: 0 for r in ROWS}
+    for seed in range(2000):
+        for r in cut_random(ROWS, 4, seed):
+            counts[r["id"]] += 1
+    assert all(abs(c / 2000 - 0.4) < 0.05 for c in counts.values())
+
+
+def test_length_baseline_keeps_the_longest_ties_by_id():
+    tokens = {r["id"]: len(r["output"]) for r in ROWS}
+    assert [r["id"] for r in cut_length(ROWS, 4, tokens)] == ["r3", "r7", "r2", "r6"]
+    assert len(cut_length(ROWS, 0, tokens)) == 0 and len(cut_length(ROWS, 99, tokens)) == 10
+
+
+def test_budget_int_or_match():
+    assert resolve_budget(None) is None and resolve_budget(5) == 5 and resolve_budget(0) == 0
+    assert resolve_budget({"match": "v2"}, lambda m: {"v2": 7}[m]) == 7
+    for bad in (-1, True, {"match": "v9"}, {"top": 3}, "5"):
+        with pytest.raises(ValueError):
+            resolve_budget(bad, lambda m: 0)
+    assert {"random", "length"} <= set(BRANCHES) and select_one("random", {}, {"original": True}) == (
+        "original", "original")

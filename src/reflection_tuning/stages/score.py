@@ -21,6 +21,12 @@ fetch already merged this changes nothing. ``keep`` scores a row with an input i
 with-input template, as the reference scorer does on a file with an ``input`` field; then
 IFD(instruction) > IFD(original) compares two template shapes for those rows.
 
+``score.proxy_model`` (null = the student) may name a smaller proxy scorer, as Superfiltering
+does with GPT-2 (arXiv 2402.00530); give it its own ``template`` (``bare`` is
+Superfiltering's). ``score.embed: true`` also stores one embedding per scored row in
+``data/K/embeddings.npz`` (:mod:`reflection_tuning.scoring.embed`), for ``select.diversity``;
+with ``false`` the file holds no rows.
+
 IFD and r-IFD are independent (``ifd_status``, ``rifd_status``): a failed r-IFD (e.g. a
 reverse prompt that fills ``max_length``) leaves the IFD, and the reverse.
 
@@ -67,14 +73,18 @@ CONDITIONAL = {"a": "a_given_q", "q": "q_given_a"}  # alone term -> the conditio
 class Config:
     """The ``score:`` section. ``template``: None = the training template; ``input_mode``: merge | keep;
     ``max_length``, ``batch_tokens``: tokens; ``device``: auto | cpu | cuda[:N];
-    ``cache_dir``: the resume cache of pair scores (None: no cache)."""
+    ``cache_dir``: the resume cache of pair scores (None: no cache); ``proxy_model``: the scoring model,
+    None = the student (named apart from ``student.model``, whose option is ``--model``);
+    ``embed``: store mean-pooled last hidden states beside the scores."""
 
+    proxy_model: str | None = None
     template: str | None = None
     input_mode: str = "merge"
     max_length: int = 2048
     batch_tokens: int = 8192
     device: str = "auto"
     cache_dir: str | None = None
+    embed: bool = False
 
     def __post_init__(self) -> None:
         if self.template is not None and self.template not in TEMPLATES:
@@ -100,6 +110,7 @@ class Outputs:
     plot: Path  # score_ifd.csv
     hist: Path  # score_hist.csv
     reflected: Path  # score_reflected.csv
+    embeddings: Path | None = None  # embeddings.npz (always written in pipeline mode; no rows unless cfg.embed)
 
 
 def template_of(cfg: Config, train_template: str | None = None) -> str:
@@ -149,6 +160,21 @@ def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str,
     return out
 
 
+def write_embeddings(cfg: Config, entries: list[dict[str, Any]], scorer: Any, template: str, path: Path) -> None:
+    """Embed every usable (id, variant) as the scorer reads its ``a_given_q`` text (none unless ``cfg.embed``)."""
+    from reflection_tuning.scoring.embed import embed_texts, save_embeddings
+
+    usable = [e for e in entries if is_usable(e["_row"])] if cfg.embed else []
+    texts = []
+    for e in usable:
+        r = e["_row"]
+        pair = scoring_pairs(template, r["instruction"], r.get("input") or "", r["output"], scorer.tokenizer,
+                             cfg.input_mode)["a_given_q"]
+        texts.append(pair.prefix + pair.target)
+    vectors = embed_texts(scorer.model, scorer.tokenizer, texts, cfg.max_length) if texts else None
+    save_embeddings(path, [(e["id"], e["variant"]) for e in usable], vectors)
+
+
 def _scorer_metrics(scorer: Any, shard: Shard) -> dict[str, Any]:
     """The scorer's counters, summed over the ranks (a collective: every rank calls it)."""
     s = ScorerStats.merge(gather(scorer.stats, shard))
@@ -166,10 +192,11 @@ def _load_scorer(cfg: Config, student: StudentConfig, shard: Shard) -> Any:
     device = resolve_device(cfg.device)
     if shard.distributed and device == "cuda":
         device = f"cuda:{shard.local_rank}"  # one GPU per rank
-    scorer = HFScorer.from_pretrained(student.model, device, max_length=cfg.max_length,
+    model = cfg.proxy_model or student.model
+    scorer = HFScorer.from_pretrained(model, device, max_length=cfg.max_length,
                                       batch_tokens=cfg.batch_tokens, shard=shard)
     if cfg.cache_dir:
-        fingerprint = model_fingerprint(student.model, scorer.precision)
+        fingerprint = model_fingerprint(model, scorer.precision)
         scorer.cache = PairCache(cfg.cache_dir, fingerprint, writer=f"rank{shard.rank}")
     return scorer
 
@@ -227,6 +254,8 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, s
     rows = [{"id": e["id"], "variant": e["variant"], **f} for e, f in zip(entries, fields)]
     metrics = {**score_metrics(rows, VARIANTS), **_scorer_metrics(scorer, shard), "ranks": shard.world}
     _close(scorer)
+    if shard.is_main and outputs.embeddings is not None:
+        write_embeddings(cfg, entries, scorer, template_of(cfg, train_template), outputs.embeddings)
     metrics["seconds"] = time.monotonic() - start_time
     if shard.is_main:
         write_jsonl(outputs.scores, rows, sort_by=("id", "variant"))
@@ -280,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         d, m = Path("data") / args.dataset, Path("metrics") / args.dataset
         inputs = Inputs(*(d / f"{v}.jsonl" for v in VARIANTS))
         outputs = Outputs(scores=d / "scores.jsonl", metrics=m / "score.json", plot=m / "score_ifd.csv",
-                          hist=m / "score_hist.csv", reflected=m / "score_reflected.csv")
+                          hist=m / "score_hist.csv", reflected=m / "score_reflected.csv",
+                          embeddings=d / "embeddings.npz")
         run(cfg, student, inputs, outputs, shard=shard, train_template=args.train_template)
     stop(shard)
     return 0
