@@ -106,6 +106,17 @@ def test_top_k_drops_ifd_ge_1_before_ranking(inputs, tmp_path):
     assert sorted(r["ifd"] for r in kept) == [0.7, 0.9, 0.9]
 
 
+def test_compatibility_outputs(inputs, tmp_path):
+    out = Outputs(tmp_path / "selected.jsonl", tmp_path / "select.json", shift=tmp_path / "shift.csv",
+                  compat=tmp_path / "compat.csv")
+    m = run(Config(method="v1"), inputs, out)  # the student's view does not depend on the method
+    assert m["compat_both_samples"] == 3 and m["compat_response_samples"] == 3  # 2 unscored of 8
+    assert m["compat_both_accepted_share"] == pytest.approx(1 / 3)
+    lines = (tmp_path / "shift.csv").read_text().splitlines()
+    assert lines[0] == "id,teacher,candidate,branch,accepted,ifd_shift,rifd_shift" and len(lines) == 7
+    assert (tmp_path / "compat.csv").read_text().startswith("teacher,candidate,samples,accepted,accepted_share")
+
+
 def test_v1_trains_on_recycled_pairs(inputs, alpaca_rows, tmp_path):
     m = run(Config(method="v1"), inputs, _out(tmp_path))
     assert (m["read"], m["kept"], m["branch_both"], m["branch_instruction_fallback"]) == (N, N, N - 1, 1)

@@ -15,6 +15,10 @@ more rows than the budget is cut by a seeded uniform sample (``seed``), or with
 score stage stored (``data/K/embeddings.npz``, ``score.embed: true``;
 :mod:`reflection_tuning.diversity`), which reports ``diversity_coverage``.
 
+Teacher–student compatibility (:mod:`reflection_tuning.compatibility`): how IFD and r-IFD
+moved from the original to the candidate v2 weighed, and the share accepted, per teacher:
+``compat_*`` metrics, ``metrics/K/select_shift.csv`` (plot) and ``select_compat.csv`` (table).
+
 Decontamination (:mod:`reflection_tuning.decontamination`): the selected rows are checked
 for word ``decontaminate_ngram``-gram overlap with every prompt set under
 ``eval_prompts_dir``, and the counts per set go to the metrics; with ``decontaminate:
@@ -33,6 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning import compatibility
 from reflection_tuning.config import ConfigError
 from reflection_tuning.decontamination import DEFAULT_NGRAM, build_index, overlap_report, read_eval_sets
 from reflection_tuning.errors import UserError
@@ -114,6 +119,8 @@ class Outputs:
     selected: Path
     metrics: Path
     rejects: Path | None = None  # rows dropped as contaminated (written when eval_prompts is given)
+    shift: Path | None = None  # select_shift.csv: teacher-student IFD / r-IFD shift per sample (plot)
+    compat: Path | None = None  # select_compat.csv: the same per teacher and candidate (table)
 
 
 def _index(rows: list[dict[str, Any]], where: Path, key: tuple[str, ...] = ("id",)) -> dict[Any, dict[str, Any]]:
@@ -268,6 +275,10 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, count_tokens: Callable[[s
         metrics[f"branch_{b}"] = steps.branches.get(b, 0)
     for v in VARIANTS:
         metrics[f"kept_{v}"] = sum(r["variant"] == v for r in final)
+    shift_rows = compatibility.shifts(originals, variants, scores)  # the student's view, whatever the method
+    metrics.update(compatibility.metrics(shift_rows))
+    if outputs.shift is not None and outputs.compat is not None:
+        compatibility.write_csvs(outputs.shift, outputs.compat, shift_rows)
     write_metrics(outputs.metrics, metrics)
     log.info("select %s: kept %d of %d (%s)", cfg.method, len(final), len(originals),
              ", ".join(f"{b}={n}" for b, n in sorted(steps.branches.items())))
@@ -284,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     eval_prompts = Path(cfg.eval_prompts_dir) if cfg.eval_prompts_dir is not None else None
     inputs = Inputs(d / "scores.jsonl", *(d / f"{v}.jsonl" for v in VARIANTS), eval_prompts=eval_prompts,
                     embeddings=d / "embeddings.npz")
-    outputs = Outputs(selected=d / "selected.jsonl", metrics=m / "select.json", rejects=d / "select_rejects.jsonl")
+    outputs = Outputs(selected=d / "selected.jsonl", metrics=m / "select.json", rejects=d / "select_rejects.jsonl",
+                      shift=m / "select_shift.csv", compat=m / "select_compat.csv")
     count_tokens = None
     if cfg.method == "length":
         from transformers import AutoTokenizer
