@@ -18,12 +18,13 @@ import hashlib
 import logging
 import random
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reflection_tuning.errors import SourceError
-from reflection_tuning.io import write_jsonl, write_metrics
+from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, write_jsonl, write_metrics
 from reflection_tuning.readers import Record, read_records
 from reflection_tuning.rows import INPUT_MODES, canonical
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
@@ -129,7 +130,9 @@ def run(cfg: Config, outputs: Outputs, name: str = "") -> dict:
 
     A record that is not valid UTF-8 or not valid JSON, or lacks a field, is rejected with
     its line (and byte offset for UTF-8); it never stops the stage. An empty source writes
-    empty files and says so in the log.
+    empty files and says so in the log. Rows and rejects stream through sorted writers
+    (``io.SortedJsonlWriter``): memory holds the ids seen (for duplicates and sampling),
+    not the rows.
 
     Raises:
         SourceError: the source cannot be opened or reached (``readers.read_records``).
@@ -139,46 +142,30 @@ def run(cfg: Config, outputs: Outputs, name: str = "") -> dict:
         raise ValueError(f"unknown format {cfg.format!r}; expected one of {FORMATS}")
     if cfg.input not in INPUT_MODES:
         raise ValueError(f"unknown input mode {cfg.input!r}; expected one of {INPUT_MODES}")
-    kept: dict[str, dict] = {}
     first_seen: dict[str, str] = {}
-    rejects: list[dict] = []
-    read = duplicates = merged = 0
-    for record in read_records(cfg.source):
-        read += 1
-        reject = {"id": _reject_id(record), "line": record.line}
-        if record.shard:
-            reject["shard"] = record.shard
-        if record.error is not None:
-            rejects.append({**reject, "reason": record.error})
-            continue
-        try:
-            instruction, input_, output = to_fields(record.value, cfg.format)
-        except ValueError as e:
-            rejects.append({**reject, "reason": str(e)})
-            continue
-        row = canonical(instruction, input_, output, name or cfg.source, input_mode=cfg.input)
-        if row["id"] in kept:
-            duplicates += 1
-            rejects.append({**reject, "reason": f"duplicate of {first_seen[row['id']]}"})
-            continue
-        merged += int(cfg.input == "merge" and bool(input_.strip()))
-        kept[row["id"]] = row
-        first_seen[row["id"]] = _where(record)
-    if read == 0:
-        log.warning("%s: no records; writing empty outputs", cfg.source)
-    ids = sorted(kept)
-    if cfg.limit is not None and cfg.limit < len(ids):
-        ids = sorted(random.Random(cfg.seed).sample(ids, cfg.limit))
-    write_jsonl(outputs.rows, [kept[i] for i in ids])
-    write_jsonl(outputs.rejects, rejects)
-    metrics = {
-        "read": read,
-        "kept": len(kept),
-        "rejected": len(rejects) - duplicates,
-        "duplicates": duplicates,
-        "sampled": len(ids),
-        "inputs_merged": merged,
-    }
+    counts = {"read": 0, "rejected": 0, "duplicates": 0, "inputs_merged": 0}
+    # With a limit the sample is known only once every id is: all kept rows go to a temp file first.
+    kept_path = outputs.rows if cfg.limit is None else outputs.rows.with_name(f".{outputs.rows.name}.kept.tmp")
+    try:
+        with SortedJsonlWriter(kept_path) as rows_out, SortedJsonlWriter(outputs.rejects) as rejects_out:
+            for record in read_records(cfg.source):
+                row, reason = _row(record, cfg, name, first_seen, counts)
+                if row is not None:
+                    rows_out.write(row)
+                else:
+                    reject = {"id": _reject_id(record), "line": record.line}
+                    rejects_out.write({**reject, "shard": record.shard, "reason": reason} if record.shard
+                                      else {**reject, "reason": reason})
+        sampled = len(first_seen)
+        if cfg.limit is not None:
+            chosen = _sample(first_seen, cfg.limit, cfg.seed)
+            sampled = write_jsonl(outputs.rows, (r for r in iter_jsonl(kept_path) if r["id"] in chosen))
+    finally:
+        if kept_path != outputs.rows:
+            kept_path.unlink(missing_ok=True)
+    if counts["read"] == 0:
+        log.warning("%s: no records; wrote empty outputs", cfg.source)
+    metrics = {**counts, "kept": len(first_seen), "sampled": sampled}
     assert metrics["read"] == metrics["kept"] + metrics["rejected"] + metrics["duplicates"]
     sha = _source_sha256(cfg.source)
     if sha is not None:
@@ -186,8 +173,38 @@ def run(cfg: Config, outputs: Outputs, name: str = "") -> dict:
         metrics["source_sha256"] = sha
     write_metrics(outputs.metrics, metrics)
     log.info("%s: read %d, kept %d, rejected %d, duplicates %d, sampled %d, inputs merged %d", cfg.source,
-             read, metrics["kept"], metrics["rejected"], duplicates, len(ids), merged)
+             metrics["read"], metrics["kept"], metrics["rejected"], metrics["duplicates"], sampled,
+             metrics["inputs_merged"])
     return metrics
+
+
+def _row(record: Record, cfg: Config, name: str, first_seen: dict[str, str],
+         counts: dict[str, int]) -> tuple[dict | None, str]:
+    """(the canonical row, "") for a new valid record, else (None, the reject reason); updates the counts."""
+    counts["read"] += 1
+    if record.error is not None:
+        counts["rejected"] += 1
+        return None, record.error
+    try:
+        instruction, input_, output = to_fields(record.value, cfg.format)
+    except ValueError as e:
+        counts["rejected"] += 1
+        return None, str(e)
+    row = canonical(instruction, input_, output, name or cfg.source, input_mode=cfg.input)
+    if row["id"] in first_seen:
+        counts["duplicates"] += 1
+        return None, f"duplicate of {first_seen[row['id']]}"
+    first_seen[row["id"]] = _where(record)
+    counts["inputs_merged"] += int(cfg.input == "merge" and bool(input_.strip()))
+    return row, ""
+
+
+def _sample(ids: Iterable[str], limit: int, seed: int) -> set[str]:
+    """``limit`` ids drawn with ``seed`` from the sorted ids (all of them when fewer)."""
+    ordered = sorted(ids)
+    if limit >= len(ordered):
+        return set(ordered)
+    return set(random.Random(seed).sample(ordered, limit))
 
 
 def main(argv: list[str] | None = None) -> int:
