@@ -78,3 +78,11 @@ def test_write_jsonl_takes_a_generator_and_logs_the_file(tmp_path, caplog):
         n = write_jsonl(path, ({"id": str(9 - i)} for i in range(10)), buffer_rows=3)
     assert n == 10 and [r["id"] for r in read_jsonl(path)] == [str(i) for i in range(10)]
     assert f"wrote {path}" in caplog.text
+
+
+def test_write_jsonl_without_sort_key_keeps_the_order(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    rows = [{"id": str(i % 7), "n": i} for i in range(30)]
+    assert write_jsonl(path, iter(rows), sort_by=()) == 30
+    assert read_jsonl(path) == rows
+    assert list(tmp_path.iterdir()) == [path]
