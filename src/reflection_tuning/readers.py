@@ -68,10 +68,10 @@ def read_records(source: str) -> Iterator[Record]:
 
 
 def _looks_like_path(source: str) -> bool:
-    # A hub id is "owner/name" (which may hold dots: "teknium/OpenHermes-2.5"); a name with a data
-    # file's suffix, or one that starts like a path, is a missing file.
+    # A hub id is "name" or "owner/name" (which may hold dots: "teknium/OpenHermes-2.5"); a name
+    # with a data file's suffix, deeper than owner/name, or that starts like a path, is a missing file.
     lower = _inner_name(source).lower()
-    return source.startswith((".", "/", "~")) or lower.endswith(_DATA_SUFFIXES) or source.count("/") != 1
+    return source.startswith((".", "/", "~")) or lower.endswith(_DATA_SUFFIXES) or source.count("/") > 1
 
 
 def _inner_name(name: str) -> str:

@@ -151,3 +151,7 @@ def test_missing_file_and_hub_ids(tmp_path):
         list(read_records("data/rows.csv.gz"))
     with pytest.raises(SourceError, match="HF hub dataset 'teknium/OpenHermes-2.5'"):
         list(read_records("teknium/OpenHermes-2.5"))  # a dot in a hub id; HF_HUB_OFFLINE=1 in tests
+    with pytest.raises(SourceError, match="HF hub dataset 'squad'"):
+        list(read_records("squad"))  # a hub id without an owner
+    with pytest.raises(SourceError, match="not found"):
+        list(read_records("a/b/c"))
