@@ -105,27 +105,80 @@ def _decompressed(raw: IO[bytes]) -> IO[bytes]:
 
         return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
     if head.startswith(_ZSTD_MAGIC):
+        return io.BufferedReader(_ZstdFrames(buffered))  # type: ignore[return-value]
+    return buffered  # type: ignore[return-value]
+
+
+class _ZstdFrames(io.RawIOBase):
+    """A readable over zstd frames that raises ``EOFError`` when the data ends inside a frame.
+
+    ``zstandard``'s own ``stream_reader`` returns a clean end of file on a truncated frame,
+    which would read a cut file as a shorter (or empty) one; its ``decompressobj`` says
+    whether a frame ended (``eof``), so the frames are fed through one per frame.
+    """
+
+    def __init__(self, raw: IO[bytes], chunk: int = 1 << 16):
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(buffered))  # type: ignore[return-value]
-    return buffered  # type: ignore[return-value]
+        self._zstd = zstandard
+        self._raw, self._chunk = raw, chunk
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = b""
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            data = self._raw.read(self._chunk)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("zstd data ended inside a frame (a truncated file)")
+                return 0
+            while data:
+                self._in_frame = True
+                self._pending += self._obj.decompress(data)
+                data = b""
+                if self._obj.eof:  # one frame done; what follows starts the next one
+                    data = self._obj.unused_data
+                    self._in_frame = False
+                    self._obj = self._zstd.ZstdDecompressor().decompressobj()
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 def _read_stream(raw: IO[bytes], name: str, shard: str = "") -> Iterator[Record]:
     try:
         stream = _decompressed(raw)
         head = stream.peek(4)[:4]  # type: ignore[attr-defined]
-    except OSError as e:  # a truncated or corrupt compressed file
-        raise SourceError(f"{shard or name}: cannot decompress ({e})") from e
+    except (OSError, EOFError) as e:  # a truncated or corrupt compressed file
+        raise SourceError(f"{shard or name}: cannot decompress ({type(e).__name__}: {e})") from e
     suffix = Path(name).suffix.lower()
-    if head == _PARQUET_MAGIC:
-        yield from _read_parquet(stream, shard)
-    elif head == _ARROW_STREAM_MAGIC or suffix == ".arrow":
-        yield from _read_arrow(stream, name, shard)
-    elif suffix in (".csv", ".tsv"):
-        yield from read_csv(stream.read(), "\t" if suffix == ".tsv" else ",", shard)
-    else:
-        yield from read_json_text(stream, name, shard)
+    try:
+        if head == _PARQUET_MAGIC:
+            yield from _read_parquet(stream, shard)
+        elif head == _ARROW_STREAM_MAGIC or suffix == ".arrow":
+            yield from _read_arrow(stream, name, shard)
+        elif suffix in (".csv", ".tsv"):
+            yield from read_csv(stream.read(), "\t" if suffix == ".tsv" else ",", shard)
+        else:
+            yield from read_json_text(stream, name, shard)
+    except (OSError, EOFError) as e:  # a truncated gzip, a corrupt zstd frame: the file itself is broken
+        raise SourceError(f"{shard or name}: cannot read past byte {_position(raw)} ({type(e).__name__}: {e})") from e
+    except Exception as e:
+        if type(e).__module__.startswith("zstandard"):
+            raise SourceError(f"{shard or name}: corrupt zstd data ({e})") from e
+        raise
+
+
+def _position(raw: IO[bytes]) -> str:
+    try:
+        return str(raw.tell())
+    except (OSError, ValueError):
+        return "?"
 
 
 def _read_parquet(stream: IO[bytes], shard: str) -> Iterator[Record]:

@@ -71,8 +71,21 @@ def test_gzip_and_zstd_by_magic_bytes(recs, tmp_path):
     (tmp_path / "r.jsonl.gz").write_bytes(gzip.compress(_jsonl(recs)))
     (tmp_path / "r.json.zst").write_bytes(zstandard.ZstdCompressor().compress(json.dumps(recs).encode()))
     (tmp_path / "misnamed.jsonl").write_bytes(gzip.compress(codecs.BOM_UTF8 + _jsonl(recs)))
-    for name in ("r.jsonl.gz", "r.json.zst", "misnamed.jsonl"):
+    two_frames = b"".join(zstandard.ZstdCompressor().compress(_jsonl([r])) for r in recs)  # as zstd -c a b > c
+    (tmp_path / "frames.jsonl.zst").write_bytes(two_frames)
+    for name in ("r.jsonl.gz", "r.json.zst", "misnamed.jsonl", "frames.jsonl.zst"):
         assert _values(tmp_path / name) == recs, name
+
+
+def test_truncated_compressed_file_is_a_source_error(recs, tmp_path):
+    import zstandard
+
+    data = _jsonl(recs)
+    for name, packed in (("cut.jsonl.gz", gzip.compress(data)), ("cut.jsonl.zst", zstandard.ZstdCompressor().compress(data))):
+        (tmp_path / name).write_bytes(packed[: len(packed) // 2])
+    for name in ("cut.jsonl.gz", "cut.jsonl.zst"):
+        with pytest.raises(SourceError, match="cut.jsonl"):
+            list(read_records(str(tmp_path / name)))
 
 
 def test_csv_and_tsv_with_a_header(recs, tmp_path):
