@@ -5,7 +5,7 @@ half-written file behind (temp file in the same directory, then ``os.replace``),
 log names each file written. Rows stream both ways: ``iter_jsonl`` reads one line at a
 time, and ``SortedJsonlWriter`` holds at most ``buffer_rows`` rows, spilling sorted runs to
 disk and merging them (``heapq.merge``) when the rows outgrow the buffer, so memory stays
-flat in the number of rows.
+flat in the number of rows; ``join_by_id`` joins files sorted by ``id`` one row at a time.
 """
 
 from __future__ import annotations
@@ -56,6 +56,33 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         ValueError: a line is not a JSON object; the message names the line number.
     """
     return list(iter_jsonl(path))
+
+
+def join_by_id(*streams: Iterable[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any] | None]]]:
+    """Join row streams that are sorted by ``id`` (as every stage writes them), one id at a time.
+
+    Yields ``(id, [the row of that id in each stream, or None])`` in ``id`` order, holding one
+    row per stream: a streaming merge-join, so ``original.jsonl`` and ``instruction.jsonl``
+    join without either being read whole.
+
+    Raises:
+        ValueError: a stream is not sorted by ``id``, or repeats an ``id``.
+    """
+    iters = [iter(s) for s in streams]
+    heads: list[dict[str, Any] | None] = [next(it, None) for it in iters]
+    while any(h is not None for h in heads):
+        current = min(str(h["id"]) for h in heads if h is not None)
+        out: list[dict[str, Any] | None] = []
+        for n, head in enumerate(heads):
+            if head is None or str(head["id"]) != current:
+                out.append(None)
+                continue
+            out.append(head)
+            nxt = next(iters[n], None)
+            if nxt is not None and str(nxt["id"]) <= current:
+                raise ValueError(f"stream {n + 1} is not sorted by id: {nxt['id']!r} after {current!r}")
+            heads[n] = nxt
+        yield current, out
 
 
 def _fsync_replace(fd_file: IO[str], tmp: str, path: Path) -> None:

@@ -86,3 +86,17 @@ def test_write_jsonl_without_sort_key_keeps_the_order(tmp_path):
     assert write_jsonl(path, iter(rows), sort_by=()) == 30
     assert read_jsonl(path) == rows
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_join_by_id_streams_sorted_files(tmp_path):
+    from reflection_tuning.io import iter_jsonl, join_by_id
+
+    write_jsonl(tmp_path / "a.jsonl", [{"id": i, "a": 1} for i in ("1", "2", "4")])
+    write_jsonl(tmp_path / "b.jsonl", [{"id": i, "b": 1} for i in ("2", "3", "4")])
+    got = [(k, [r is not None for r in rows]) for k, rows in join_by_id(iter_jsonl(tmp_path / "a.jsonl"),
+                                                                           iter_jsonl(tmp_path / "b.jsonl"))]
+    assert got == [("1", [True, False]), ("2", [True, True]), ("3", [False, True]), ("4", [True, True])]
+    with pytest.raises(ValueError, match="stream 1 is not sorted"):
+        list(join_by_id([{"id": "2"}, {"id": "1"}], []))
+    with pytest.raises(ValueError, match="not sorted"):
+        list(join_by_id([{"id": "1"}, {"id": "1"}]))
