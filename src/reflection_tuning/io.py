@@ -145,12 +145,14 @@ class SortedJsonlWriter:
         ValueError: ``buffer_rows`` < 1.
     """
 
-    def __init__(self, path: str | Path, sort_by: tuple[str, ...] = ("id",), buffer_rows: int = BUFFER_ROWS):
+    def __init__(self, path: str | Path, sort_by: tuple[str, ...] = ("id",), buffer_rows: int = BUFFER_ROWS,
+                 scratch: bool = False):
         if buffer_rows < 1:
             raise ValueError(f"buffer_rows must be >= 1, got {buffer_rows}")
         self.path = Path(path)
         self.sort_by = sort_by
         self.buffer_rows = buffer_rows
+        self.scratch = scratch  # a file the stage deletes before it ends: logged at DEBUG, not as written
         self.count = 0
         self._buffer: list[dict[str, Any]] = []
         self._runs: list[Path] = []
@@ -195,7 +197,7 @@ class SortedJsonlWriter:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        log.info("wrote %s (%d rows%s)", self.path, self.count,
+        log.log(logging.DEBUG if self.scratch else logging.INFO, "wrote %s (%d rows%s)", self.path, self.count,
                  f", merged from {len(self._runs)} sorted runs" if self._runs else "")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
