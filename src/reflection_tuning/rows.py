@@ -70,14 +70,3 @@ def is_usable(row: dict | None) -> bool:
     if row is None or row.get("status", STATUS_OK) != STATUS_OK:
         return False
     return isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str)
-
-
-def merge_input(instruction: str, input: str) -> str:
-    """The instruction with its input folded in: ``instruction + "\\n\\n" + input``; no input, unchanged.
-
-    One deterministic rule wherever an input is folded (fetch with ``input: merge``, and
-    the score stage's ``input: merge``), so that a merged row and a row merged at scoring
-    time give the same text. A blank line keeps the input a paragraph of its own, as the
-    Alpaca template sets it apart.
-    """
-    return f"{instruction}\n\n{input}" if input else instruction
