@@ -46,6 +46,7 @@ def test_pipeline_mode(alpaca_rows, tiny_model, tmp_path, monkeypatch):
     # the student is a directory that does not exist: the proxy scorer is the one loaded
     assert main(["--dataset", "alpaca", "--params", "none.yaml", "--model", "no/such/student", "--device", "cpu",
                  "--proxy-model", str(tiny_model), "--batch-tokens", "4096", "--embed", "true",
+                 "--train-template", "alpaca",  # as dvc.yaml passes finetune.template
                  "--log-level", "WARNING"]) == 0
 
     rows = read_jsonl("data/alpaca/scores.jsonl")
