@@ -2,16 +2,36 @@
 
 The templates are the ones of the reference scoring code (Selective Reflection-Tuning,
 arXiv 2402.10110, and Cherry LLM's IFD, arXiv 2308.12032): ``alpaca`` (Stanford Alpaca),
-``vicuna`` (FastChat v1.1), ``wizardlm``, and ``chat``, the student's own chat template.
-There is no separator between a prompt and its target: the target follows
-``### Response:`` (or ``ASSISTANT:``) directly, as in the reference.
+``vicuna`` (FastChat v1.1), ``wizardlm``, ``bare`` (Superfiltering's proxy-scorer prompt,
+``code_ifd/data_analysis.py``: ``{instruction}\n{input}\n`` and nothing else), and ``chat``,
+the student's own chat template.
+
+One turn format for training, scoring and generation. A prompt ends where the answer
+starts (``### Response:``, ``ASSISTANT:``); the answer text is :func:`answer` =
+``SEPARATORS[template] + output``. For ``vicuna`` the separator is one space, as FastChat
+writes the turn (``ASSISTANT: `` + answer, ``Conversation.get_prompt`` with
+``SeparatorStyle.ADD_COLON_TWO``); the space belongs to the answer, so it opens the
+answer's first token (``Ġanswer`` in a byte-level BPE, ``▁answer`` in SentencePiece) and
+the prompt's tokens are a prefix of the prompt+answer tokens. A space at the end of the
+prompt instead would be a token of its own that the trained model never sees before an
+answer. ``alpaca``, ``wizardlm`` and ``bare`` join with no separator, as Stanford Alpaca's
+training code and the reference scorers do. (The reference scorer also writes the Vicuna
+answer directly after ``ASSISTANT:``; we do not: scoring uses the training format.)
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-TEMPLATES = ("alpaca", "vicuna", "wizardlm", "chat")
+from reflection_tuning.rows import merge_input
+
+TEMPLATES = ("alpaca", "vicuna", "wizardlm", "bare", "chat")
+# The papers' training template (FastChat Vicuna); the scoring template defaults to finetune.template.
+DEFAULT_TEMPLATE = "vicuna"
+# What goes between a prompt and its answer (see the module doc).
+SEPARATORS = {"alpaca": "", "vicuna": " ", "wizardlm": "", "bare": "", "chat": ""}
+# How an input reaches the scoring prompt: folded into the instruction, or the with-input template.
+INPUT_MODES = ("merge", "keep")
 
 ALPACA_NO_INPUT = (
     "Below is an instruction that describes a task. "
@@ -31,11 +51,15 @@ VICUNA_NO_INPUT = VICUNA_SYSTEM + " USER: {instruction} ASSISTANT:"
 VICUNA_INPUT = VICUNA_SYSTEM + " USER: {instruction}\nInput:\n{input} ASSISTANT:"
 WIZARDLM_NO_INPUT = "{instruction}\n\n### Response:"
 WIZARDLM_INPUT = "{instruction}\n{input}\n\n### Response:"
+# Superfiltering's PROMPT_DICT_NONE (code_ifd/data_analysis.py): no system text, no role markers.
+BARE_NO_INPUT = "{instruction}\n"
+BARE_INPUT = "{instruction}\n{input}\n"
 
 _FORMATS = {
     "alpaca": (ALPACA_NO_INPUT, ALPACA_INPUT),
     "vicuna": (VICUNA_NO_INPUT, VICUNA_INPUT),
     "wizardlm": (WIZARDLM_NO_INPUT, WIZARDLM_INPUT),
+    "bare": (BARE_NO_INPUT, BARE_INPUT),
 }
 
 # Selective Reflection-Tuning, Sec. 3.2: the reverse prompt put in the instruction slot to
@@ -67,11 +91,28 @@ def prompt(template: str, instruction: str, input: str = "", tokenizer: Any = No
     if template == "chat":
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise ValueError("template 'chat' needs a tokenizer with a chat template")
-        content = f"{instruction}\n\n{input}" if input else instruction
+        content = merge_input(instruction, input)
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )
     raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
+
+
+def answer(template: str, output: str) -> str:
+    """The answer text as it follows :func:`prompt`: ``SEPARATORS[template] + output`` ("" stays "").
+
+    An empty output stays empty, so that scoring it is an explicit ``empty`` failure, not
+    the loss of a lone separator.
+
+    finetune trains on ``prompt + answer + eos``; score takes the loss over ``answer``;
+    generate prompts with :func:`prompt` and strips the decoded answer.
+
+    Raises:
+        ValueError: unknown template.
+    """
+    if template not in SEPARATORS:
+        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
+    return SEPARATORS[template] + output if output else ""
 
 
 def reverse_prompt(output: str) -> str:
@@ -80,18 +121,36 @@ def reverse_prompt(output: str) -> str:
 
 
 def scoring_pairs(
-    template: str, instruction: str, input: str, output: str, tokenizer: Any = None
+    template: str, instruction: str, input: str, output: str, tokenizer: Any = None, input_mode: str = "merge"
 ) -> dict[str, Pair]:
     """The four (prefix, target) pairs behind IFD and r-IFD for one sample.
 
     Keys: ``a_given_q`` (A after the prompt with Q), ``a`` (A alone), ``q_given_a`` (Q after
-    the template filled with the reverse prompt), ``q`` (Q alone). Q is the instruction
-    followed directly by the input, as in the reference code (Selective Reflection-Tuning).
+    the template filled with the reverse prompt), ``q`` (Q alone). Each target is written as
+    :func:`answer` writes it (a leading space for ``vicuna``), alone as after its prompt, so
+    that both perplexities of a ratio cover the same text.
+
+    ``input_mode``:
+        ``merge`` (default): Q is ``rows.merge_input(instruction, input)`` and every prompt
+        has the no-input shape. A reflected instruction has no input, so IFD(instruction)
+        and IFD(original) are computed on prompts of the same shape (the reference merged
+        the input into the instruction before scoring: its compressed Alpaca file has no
+        ``input`` field). A row whose input is empty is unchanged.
+        ``keep``: the with-input template when there is an input, and Q is the instruction
+        followed directly by the input, as the reference scorer does with an input field.
+
+    Raises:
+        ValueError: unknown template or input mode.
     """
-    question = instruction + input
+    if input_mode not in INPUT_MODES:
+        raise ValueError(f"unknown input mode {input_mode!r}; expected one of {INPUT_MODES}")
+    if input_mode == "merge":
+        instruction, input = merge_input(instruction, input), ""
+    question = answer(template, instruction + input)
+    target = answer(template, output)
     return {
-        "a_given_q": Pair(prompt(template, instruction, input, tokenizer), output),
-        "a": Pair("", output),
+        "a_given_q": Pair(prompt(template, instruction, input, tokenizer), target),
+        "a": Pair("", target),
         "q_given_a": Pair(prompt(template, reverse_prompt(output), "", tokenizer), question),
         "q": Pair("", question),
     }

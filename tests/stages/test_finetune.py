@@ -67,7 +67,7 @@ def test_labels_mask_the_prompt(tiny_model, alpaca_rows, tmp_path):
     row = next(r for r in alpaca_rows if r["input"] and r["output"][:1].isalpha())
     examples = training_examples([row], "vicuna", tokenizer)
     assert examples[0]["prompt"] == templates.prompt("vicuna", row["instruction"], row["input"])
-    assert examples[0]["completion"] == row["output"] + tokenizer.eos_token
+    assert examples[0]["completion"] == " " + row["output"] + tokenizer.eos_token  # FastChat: "ASSISTANT: " + answer
     trainer = build_trainer(Config(max_length=1024, device="cpu"), model, tokenizer, examples, tmp_path / "out")
     batch = trainer.data_collator([trainer.train_dataset[0]])
     input_ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
@@ -77,7 +77,7 @@ def test_labels_mask_the_prompt(tiny_model, alpaca_rows, tmp_path):
     assert labels[:n] == [-100] * n  # no loss on the prompt
     assert labels[n:] == input_ids[n:]  # loss on every response token ...
     assert labels[-1] == tokenizer.eos_token_id  # ... including the EOS that ends it
-    assert tokenizer.decode(input_ids[n:-1]) == row["output"]
+    assert tokenizer.decode(input_ids[n:-1]) == " " + row["output"]
 
 
 def test_zero_rows_saves_the_unchanged_student(tiny_model, tmp_path, caplog):

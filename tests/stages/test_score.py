@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reflection_tuning.config import ConfigError
@@ -42,8 +43,11 @@ def build_variants(rows: list[dict], data: Path) -> None:
 def test_pipeline_mode(alpaca_rows, tiny_model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     build_variants(alpaca_rows, tmp_path / "data" / "alpaca")
-    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--model", str(tiny_model), "--device", "cpu",
-                 "--batch-tokens", "4096", "--log-level", "WARNING"]) == 0
+    # the student is a directory that does not exist: the proxy scorer is the one loaded
+    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--model", "no/such/student", "--device", "cpu",
+                 "--proxy-model", str(tiny_model), "--batch-tokens", "4096", "--embed", "true",
+                 "--train-template", "alpaca",  # as dvc.yaml passes finetune.template
+                 "--log-level", "WARNING"]) == 0
 
     rows = read_jsonl("data/alpaca/scores.jsonl")
     assert len(rows) == 4 * N
@@ -72,6 +76,12 @@ def test_pipeline_mode(alpaca_rows, tiny_model, tmp_path, monkeypatch):
     assert 0 <= m["padding_fraction"] < 1 and m["tokens_scored"] > 0 and m["seconds"] > 0
     assert m["original_ifd_mean"] == pytest.approx(sum(by[i, "original"]["ifd"] for i in ids) / N)
 
+    emb = np.load("data/alpaca/embeddings.npz")  # one mean-pooled vector per scored row, sorted
+    keys = list(zip(emb["ids"].tolist(), emb["variants"].tolist()))
+    assert keys == sorted((r["id"], r["variant"]) for r in rows if r["status"] != "unusable")
+    assert emb["vectors"].shape == (4 * N - 2, 64) and np.isfinite(emb["vectors"]).all()
+    assert not np.allclose(emb["vectors"][0], emb["vectors"][1])
+
     with open("metrics/alpaca/score_ifd.csv", newline="") as f:
         plot = list(csv.DictReader(f))
     assert len(plot) == len(ok) and set(plot[0]) == {"id", "variant", "ifd", "rifd"}
@@ -91,13 +101,17 @@ def test_truncated_rows_compare_like_with_like(alpaca_rows, tiny_model, tmp_path
     n_prompt = len(tok(prompt("alpaca", row["instruction"], row["input"])).input_ids)
     assert len(tok(row["output"]).input_ids) > 20
     write_jsonl(tmp_path / "in.jsonl", [row])
-    m = run_plain(Config(max_length=n_prompt + 10, device="cpu"), StudentConfig(str(tiny_model)),
-                  tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    m = run_plain(Config(template="alpaca", input_mode="keep", max_length=n_prompt + 10, device="cpu"),
+                  StudentConfig(str(tiny_model)), tmp_path / "in.jsonl", tmp_path / "out.jsonl")
     (r,) = read_jsonl(tmp_path / "out.jsonl")
     assert r["truncated"] is True and r["tokens_a_given_q"] == 10 == r["tokens_a"]
     # the reverse prompt holds the whole response: no room is left for Q, an explicit failure
-    assert r["tokens_q_given_a"] == 0 and r["status"] == "empty" and r["ifd"] is None and r["rifd"] is None
+    # of the r-IFD alone; the IFD stands (the two are independent)
+    assert r["tokens_q_given_a"] == 0 and r["status"] == "empty" and r["rifd"] is None
+    assert (r["ifd_status"], r["rifd_status"]) == ("ok", "empty")
+    assert r["ifd"] == pytest.approx(r["ppl_a_given_q"] / r["ppl_a"])
     assert m["original_truncated_share"] == 1.0 and m["original_status_empty"] == 1
+    assert m["original_ifd_status_ok"] == 1 and m["original_rifd_status_empty"] == 1
 
 
 def test_plain_mode(alpaca_rows, tiny_model, tmp_path):
@@ -114,9 +128,46 @@ def test_plain_mode(alpaca_rows, tiny_model, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["original_status_empty"] == 1
 
 
+class Recording:
+    """The real scorer, recording the requests it is given."""
+
+    def __init__(self, scorer):
+        self.inner, self.requests = scorer, []
+        self.tokenizer, self.stats = scorer.tokenizer, scorer.stats
+
+    def score(self, requests):
+        self.requests += list(requests)
+        return self.inner.score(requests)
+
+
+def test_template_defaults_to_the_training_template_and_input_is_merged(alpaca_rows, tiny_model, tmp_path):
+    from reflection_tuning.rows import merge_input
+    from reflection_tuning.scoring.scorer import HFScorer
+    from reflection_tuning.stages.score import run_plain, template_of
+    from reflection_tuning.student import StudentConfig
+    from reflection_tuning.templates import prompt
+
+    row = next(r for r in alpaca_rows if r["input"])
+    write_jsonl(tmp_path / "in.jsonl", [{k: row[k] for k in ("instruction", "input", "output")}])
+    assert Config().template is None and Config().max_length == 2048 and Config().input_mode == "merge"
+    assert template_of(Config()) == "vicuna" and template_of(Config(), "alpaca") == "alpaca"
+    assert template_of(Config(template="bare"), "alpaca") == "bare"
+    merged = merge_input(row["instruction"], row["input"])
+    for train_template, expected in ((None, "vicuna"), ("alpaca", "alpaca")):
+        scorer = Recording(HFScorer.from_pretrained(tiny_model, "cpu"))
+        run_plain(Config(device="cpu"), StudentConfig(str(tiny_model)), tmp_path / "in.jsonl",
+                  tmp_path / "out.jsonl", scorer=scorer, train_template=train_template)
+        prefixes = {r.prefix for r in scorer.requests}
+        # the original is scored in the no-input shape, its input merged as rows.merge_input does
+        assert prompt(expected, merged) in prefixes
+        assert read_jsonl(tmp_path / "out.jsonl")[0]["ifd_status"] == "ok"
+
+
 def test_bad_config():
     with pytest.raises(ConfigError, match="template"):
         Config(template="llama")
+    with pytest.raises(ConfigError, match="input"):
+        Config(input_mode="drop")
     with pytest.raises(UserError, match="missing"):
         main(["--dataset", "nowhere", "--params", "none.yaml"])
     with pytest.raises(SystemExit):

@@ -93,6 +93,30 @@ def test_v2_top_k_keeps_the_highest_ifd(inputs, tmp_path):
     assert m["kept"] == 1
 
 
+def test_top_k_drops_ifd_ge_1_before_ranking(inputs, tmp_path):
+    """v1 keeps a row of every sample; case 2's `both` has IFD 1.3: dropped before ranking,
+    never first in the IFD-descending order (Cherry LLM / Superfiltering). Case 6's score
+    failed: unscored, never read as 0. Case 7 fell back to `instruction` (IFD 0.7)."""
+    m = run(Config(method="v1", top_k=3), inputs, _out(tmp_path))
+    assert (m["kept_before_rank"], m["dropped_ifd_ge1"], m["dropped_unscored"]) == (N, 1, 1)
+    assert m["kept"] == 3 and m["dropped_by_rank"] == 3
+    assert m["kept_before_rank"] == (m["dropped_contaminated"] + m["dropped_ifd_ge1"] + m["dropped_unscored"]
+                                     + m["dropped_by_rank"] + m["kept"])
+    kept = read_jsonl(tmp_path / "selected.jsonl")
+    assert sorted(r["ifd"] for r in kept) == [0.7, 0.9, 0.9]
+
+
+def test_compatibility_outputs(inputs, tmp_path):
+    out = Outputs(tmp_path / "selected.jsonl", tmp_path / "select.json", shift=tmp_path / "shift.csv",
+                  compat=tmp_path / "compat.csv")
+    m = run(Config(method="v1"), inputs, out)  # the student's view does not depend on the method
+    assert m["compat_both_samples"] == 3 and m["compat_response_samples"] == 3  # 2 unscored of 8
+    assert m["compat_both_accepted_share"] == pytest.approx(1 / 3)
+    lines = (tmp_path / "shift.csv").read_text().splitlines()
+    assert lines[0] == "id,teacher,candidate,branch,accepted,ifd_shift,rifd_shift" and len(lines) == 7
+    assert (tmp_path / "compat.csv").read_text().startswith("teacher,candidate,samples,accepted,accepted_share")
+
+
 def test_v1_trains_on_recycled_pairs(inputs, alpaca_rows, tmp_path):
     m = run(Config(method="v1"), inputs, _out(tmp_path))
     assert (m["read"], m["kept"], m["branch_both"], m["branch_instruction_fallback"]) == (N, N, N - 1, 1)
@@ -122,6 +146,10 @@ def test_main_paths_and_unknown_method(inputs, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="scores.jsonl"):
         main(["--dataset", "alpaca", "--params", "none.yaml"])
     assert main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "v1"]) == 0  # no scores needed
+    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "random", "--budget", "2"]) == 0
+    assert json.loads(Path("metrics/alpaca/select.json").read_text())["kept"] == 2
+    with pytest.raises(UserError, match="scores.jsonl"):  # {match: v2} needs the scores
+        main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "random", "--budget", "{match: v2}"])
     with pytest.raises(ConfigError, match="not both"):
         Config(top_k=1, ratio=0.5)
 
@@ -152,3 +180,58 @@ def test_decontamination_report_and_drop(inputs, alpaca_rows, shared_data, tmp_p
     assert reject["eval_sets"] == ["lima", "vicuna"]  # LIMA's test set has the same question
     with pytest.raises(ConfigError, match="eval_prompts_dir"):
         Config(decontaminate=True)
+
+
+def test_baselines_at_the_budget_of_v2(inputs, alpaca_rows, tmp_path):
+    """random and length keep as many original rows as v2 does ({match: v2}: 2 here)."""
+    m = run(Config(method="random", budget={"match": "v2"}, seed=3), inputs, _out(tmp_path))
+    assert (m["budget"], m["kept"], m["kept_original"], m["dropped_by_budget"]) == (2, 2, 2, N - 2)
+    first = read_jsonl(tmp_path / "selected.jsonl")
+    run(Config(method="random", budget=2, seed=3), inputs, _out(tmp_path))
+    assert read_jsonl(tmp_path / "selected.jsonl") == first  # seeded
+    originals = {r["id"]: r for r in alpaca_rows[:N]}
+    assert all(r["output"] == originals[r["id"]]["output"] for r in first)
+
+    m = run(Config(method="length", budget=3), inputs, _out(tmp_path), count_tokens=len)
+    longest = sorted(alpaca_rows[:N], key=lambda r: (-len(r["output"]), r["id"]))[:3]
+    assert {r["id"] for r in read_jsonl(tmp_path / "selected.jsonl")} == {r["id"] for r in longest}
+    assert m["kept"] == 3 and m["kept_before_rank"] == (m["dropped_contaminated"] + m["dropped_ifd_ge1"]
+                                                        + m["dropped_unscored"] + m["dropped_by_rank"]
+                                                        + m["dropped_by_budget"] + m["kept"])
+    # v1 keeps every sample: cut to the budget by a seeded sample
+    m = run(Config(method="v1", budget=5), inputs, _out(tmp_path))
+    assert (m["kept"], m["dropped_by_budget"], m["diversity_coverage"]) == (5, N - 5, None)
+
+
+def test_diversity_picks_by_facility_location(inputs, tmp_path):
+    """Embeddings in two clusters (v1 keeps `both` of samples 0-6 and `instruction` of 7): a budget
+    of 2 takes one row from each cluster."""
+    from reflection_tuning.scoring.embed import save_embeddings
+
+    rows = read_jsonl(inputs.original)
+    keys = [(r["id"], v) for r in rows for v in VARIANTS]
+    cluster = {r["id"]: k < 5 for k, r in enumerate(rows)}  # samples 0-4 vs 5-7
+    vectors = [[1.0, 0.01 * n] if cluster[i] else [-1.0, 0.01 * n] for n, (i, _) in enumerate(keys)]
+    save_embeddings(tmp_path / "emb.npz", keys, vectors)
+    inputs = Inputs(**{**inputs.__dict__, "embeddings": tmp_path / "emb.npz"})
+    m = run(Config(method="v1", budget=2, diversity="facility_location"), inputs, _out(tmp_path))
+    picked = read_jsonl(tmp_path / "selected.jsonl")
+    assert m["kept"] == 2 and {cluster[r["id"]] for r in picked} == {True, False}
+    assert 0.9 < m["diversity_coverage"] <= 1.0
+    # no embeddings: a clear error
+    with pytest.raises(UserError, match="score.embed"):
+        run(Config(method="v1", budget=2, diversity="facility_location"),
+            Inputs(**{**inputs.__dict__, "embeddings": tmp_path / "none.npz"}), _out(tmp_path))
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"method": "random"}, "needs select.budget"),
+    ({"budget": -1}, "budget"),
+    ({"budget": {"match": "v9"}}, "budget"),
+    ({"diversity": "facility_location"}, "diversity needs"),
+    ({"method": "length", "budget": 3, "diversity": "facility_location"}, "diversity needs"),
+    ({"budget": 3, "diversity": "kmeans"}, "diversity"),
+])
+def test_bad_budget_config(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        Config(**kw)

@@ -5,6 +5,10 @@ A value that cannot be computed is an explicit failure, ``Ratio(None, status)``:
 reference scorer (Reflection_Tuning ``selection_code/data_analysis.py``) returned ``0``
 on failure, which then passed every ``< 1`` filter and got selected. Never here.
 
+IFD and r-IFD are independent: each has its own status (``ifd_status``, ``rifd_status``),
+and a failure of one never removes the other, as in the reference, where each ratio
+stands alone and a failure only removes the comparisons that need it.
+
 Statuses (the score-row statuses of CONTRIBUTING.md):
     ``ok``     the value is a finite positive number.
     ``empty``  a term was computed over zero target tokens.
@@ -99,23 +103,35 @@ def score_fields(losses: Mapping[str, float | None], tokens: Mapping[str, int | 
         losses: ``{term: mean NLL or None}`` for every term in :data:`TERMS`.
         tokens: ``{term: target tokens scored}``.
     Returns:
-        ``status``, ``ppl_<term>``, ``ifd``, ``rifd``, ``loss_<term>``, ``tokens_<term>``.
-        ``status`` is ``ok`` only if both ratios are; the first failure otherwise (IFD's
-        first). ``ppl_*``, ``ifd``, ``rifd`` are all None unless the status is ``ok``.
+        ``status``, ``ifd_status``, ``rifd_status``, ``ppl_<term>``, ``ifd``, ``rifd``,
+        ``loss_<term>``, ``tokens_<term>``.
+        ``ifd`` is None unless ``ifd_status`` is ``ok``, ``rifd`` unless ``rifd_status`` is;
+        neither depends on the other. ``status`` summarises the row: ``ok`` if both ratios
+        are, else the first failure (IFD's first); a consumer of one ratio reads that
+        ratio's own status (:func:`ratio_status`). ``ppl_<term>`` is None where the loss is
+        not a usable NLL.
     """
     ppls = {t: perplexity(losses.get(t)) for t in TERMS}
     r_ifd = ifd(ppls["a_given_q"], ppls["a"], tokens.get("a_given_q"), tokens.get("a"))
     r_rifd = rifd(ppls["q_given_a"], ppls["q"], tokens.get("q_given_a"), tokens.get("q"))
     status = r_ifd.status if r_ifd.status != STATUS_OK else r_rifd.status
-    ok = status == STATUS_OK
-    out: dict[str, Any] = {"status": status}
+    out: dict[str, Any] = {"status": status, "ifd_status": r_ifd.status, "rifd_status": r_rifd.status}
     for t in TERMS:
-        out[f"ppl_{t}"] = ppls[t] if ok else None
-    out["ifd"] = r_ifd.value if ok else None
-    out["rifd"] = r_rifd.value if ok else None
+        out[f"ppl_{t}"] = ppls[t]
+    out["ifd"] = r_ifd.value
+    out["rifd"] = r_rifd.value
     for t in TERMS:
         loss = losses.get(t)
         out[f"loss_{t}"] = loss if loss is not None and math.isfinite(loss) else None
     for t in TERMS:
         out[f"tokens_{t}"] = tokens.get(t)
     return out
+
+
+def ratio_status(row: Mapping[str, Any], key: str) -> str | None:
+    """The status of ratio ``key`` (``ifd`` or ``rifd``) in a score row: ``<key>_status``.
+
+    A row written before the per-ratio statuses existed has only ``status``, which then
+    stands for both ratios.
+    """
+    return row.get(f"{key}_status", row.get("status"))

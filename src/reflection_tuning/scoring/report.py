@@ -1,14 +1,18 @@
 """What the score stage reports: flat metrics and DVC plot data from the score rows. Pure, no torch.
 
 Metrics (keys ``<variant>_<name>``, all present for every variant, ``null`` when there is
-no ok row): rows and a count per status, ``failed``, the mean, median and quantiles
-``p10 p25 p50 p75 p90`` of IFD and r-IFD, the share of ok rows with IFD < 1, and the
-share of scored rows truncated. Quantiles interpolate linearly between order statistics
+no ok row): rows and a count per row status (``status_<s>``, ok only when both ratios
+are), ``failed``, a count per status of each ratio (``ifd_status_<s>``,
+``rifd_status_<s>``), the mean, median and quantiles ``p10 p25 p50 p75 p90`` of IFD over
+the rows whose IFD is ok and of r-IFD over the rows whose r-IFD is ok (the two are
+independent), the share of IFD-ok rows with IFD < 1, and the share of scored rows
+truncated. Quantiles interpolate linearly between order statistics
 (numpy's default).
 
 Plots:
     ``score_ifd.csv``       ``id, variant, ifd, rifd`` per ok row (scatter IFD against r-IFD).
-    ``score_hist.csv``      ``measure, variant, bin, count``: IFD and r-IFD histograms per variant,
+    ``score_hist.csv``      ``measure, variant, bin, count``: IFD and r-IFD histograms per variant
+                            (each over the rows where that ratio is ok),
                             fixed bins of :data:`BIN_WIDTH` from 0; the last bin (``bin = HIST_MAX``)
                             holds everything at or above :data:`HIST_MAX`.
     ``score_reflected.csv`` ``id, variant, ifd_original, ifd_reflected, rifd_original, rifd_reflected``
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.io import write_csv
+from reflection_tuning.scoring.ifd import ratio_status
 
 STATUS_OK = "ok"
 STATUS_UNUSABLE = "unusable"
@@ -55,14 +60,18 @@ def score_metrics(rows: Sequence[dict[str, Any]], variants: Sequence[str]) -> di
         m[f"{v}_rows"] = len(rs)
         for s in STATUSES:
             m[f"{v}_status_{s}"] = sum(r["status"] == s for r in rs)
-        m[f"{v}_failed"] = len(scored) - len(ok)  # scored but no usable ratio (empty, nan)
+        m[f"{v}_failed"] = len(scored) - len(ok)  # scored but not both ratios usable (empty, nan)
         for key in MEASURES:
-            values = [r[key] for r in ok]
+            for s in STATUSES:
+                m[f"{v}_{key}_status_{s}"] = sum(ratio_status(r, key) == s for r in rs)
+        for key in MEASURES:
+            values = [r[key] for r in rs if ratio_status(r, key) == STATUS_OK]
             m[f"{v}_{key}_mean"] = statistics.fmean(values) if values else None
             m[f"{v}_{key}_median"] = statistics.median(values) if values else None
             for q in QUANTILES:
                 m[f"{v}_{key}_p{q}"] = quantile(values, q / 100)
-        m[f"{v}_ifd_lt1_share"] = sum(r["ifd"] < 1 for r in ok) / len(ok) if ok else None
+        ifd_ok = [r["ifd"] for r in rs if ratio_status(r, "ifd") == STATUS_OK]
+        m[f"{v}_ifd_lt1_share"] = sum(x < 1 for x in ifd_ok) / len(ifd_ok) if ifd_ok else None
         m[f"{v}_truncated_share"] = sum(bool(r["truncated"]) for r in scored) / len(scored) if scored else None
     return m
 
@@ -85,7 +94,7 @@ def write_plots(plot: Path, hist_path: Path, reflected: Path, rows: Sequence[dic
     hist = []
     for key in MEASURES:
         for v in variants:
-            counts = histogram([r[key] for r in ok if r["variant"] == v])
+            counts = histogram([r[key] for r in rows if r["variant"] == v and ratio_status(r, key) == STATUS_OK])
             hist += [[key, v, repr(round(k * BIN_WIDTH, 6)), c] for k, c in enumerate(counts)]
     write_csv(hist_path, ["measure", "variant", "bin", "count"], hist)
     original = {r["id"]: r for r in ok if r["variant"] == "original"}

@@ -88,7 +88,7 @@ class Outputs:
 
 
 def training_examples(rows: Sequence[dict[str, Any]], template: str, tokenizer: Any) -> list[dict[str, str]]:
-    """Prompt-completion examples: ``templates.prompt(...)`` and ``output + eos``.
+    """Prompt-completion examples: ``templates.prompt(...)`` and ``templates.answer(...) + eos``.
 
     Raises:
         UserError: a row without a string ``instruction`` or ``output`` (names its ``id``).
@@ -100,7 +100,7 @@ def training_examples(rows: Sequence[dict[str, Any]], template: str, tokenizer: 
         if not isinstance(instruction, str) or not isinstance(output, str):
             raise UserError(f"selected row {row.get('id')!r} has no instruction/output text; re-run select")
         prompt = templates.prompt(template, instruction, row.get("input") or "", tokenizer)
-        examples.append({"prompt": prompt, "completion": output + tokenizer.eos_token})
+        examples.append({"prompt": prompt, "completion": templates.answer(template, output) + tokenizer.eos_token})
     return examples
 
 

@@ -7,6 +7,29 @@ reflected}.csv`` (:mod:`reflection_tuning.scoring.report`).
 Plain mode (``reflection-tuning score --input rows.jsonl --output scored.jsonl``) scores
 plain ``{instruction, input, output}`` rows and writes them back with the score fields.
 
+The template: ``score.template``, or when it is null the training template
+(``finetune.template``, given on the command line as ``--train-template`` by dvc.yaml; the
+papers' Vicuna when absent), so scoring and training use one prompt unless a user sets
+them apart on purpose. The reference scores in Vicuna with ``max_length`` 2048
+(Reflection_Tuning ``selection_code/data_analysis.py``), our defaults too.
+
+Inputs (``score.input_mode``): with ``merge`` (default) every variant is scored in the no-input
+shape, its input folded into the instruction by ``rows.merge_input``, the rule fetch uses
+for ``datasets.K.input: merge``. A reflected instruction has no input, so IFD(instruction)
+and IFD(original), which v2 compares, come from prompts of the same shape; on rows that
+fetch already merged this changes nothing. ``keep`` scores a row with an input in the
+with-input template, as the reference scorer does on a file with an ``input`` field; then
+IFD(instruction) > IFD(original) compares two template shapes for those rows.
+
+``score.proxy_model`` (null = the student) may name a smaller proxy scorer, as Superfiltering
+does with GPT-2 (arXiv 2402.00530); give it its own ``template`` (``bare`` is
+Superfiltering's). ``score.embed: true`` also stores one embedding per scored row in
+``data/K/embeddings.npz`` (:mod:`reflection_tuning.scoring.embed`), for ``select.diversity``;
+with ``false`` the file holds no rows.
+
+IFD and r-IFD are independent (``ifd_status``, ``rifd_status``): a failed r-IFD (e.g. a
+reverse prompt that fills ``max_length``) leaves the IFD, and the reverse.
+
 Per row the four terms of ``templates.scoring_pairs`` are scored (Cherry LLM, arXiv
 2308.12032, Sec. 3; Selective Reflection-Tuning, arXiv 2402.10110, Sec. 3). The
 conditional terms go first; when one was truncated to ``max_length``, its "alone" term
@@ -39,7 +62,7 @@ from reflection_tuning.scoring.report import STATUS_UNUSABLE, STATUSES, score_me
 from reflection_tuning.scoring.shard import Shard, gather, shard_from_env, start, stop
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
 from reflection_tuning.student import StudentConfig
-from reflection_tuning.templates import TEMPLATES, scoring_pairs
+from reflection_tuning.templates import DEFAULT_TEMPLATE, INPUT_MODES, TEMPLATES, scoring_pairs
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +71,26 @@ CONDITIONAL = {"a": "a_given_q", "q": "q_given_a"}  # alone term -> the conditio
 
 @dataclass(frozen=True)
 class Config:
-    """The ``score:`` section. ``max_length``, ``batch_tokens``: tokens; ``device``: auto | cpu | cuda[:N];
-    ``cache_dir``: the resume cache of pair scores (None: no cache)."""
+    """The ``score:`` section. ``template``: None = the training template; ``input_mode``: merge | keep;
+    ``max_length``, ``batch_tokens``: tokens; ``device``: auto | cpu | cuda[:N];
+    ``cache_dir``: the resume cache of pair scores (None: no cache); ``proxy_model``: the scoring model,
+    None = the student (named apart from ``student.model``, whose option is ``--model``);
+    ``embed``: store mean-pooled last hidden states beside the scores."""
 
-    template: str = "alpaca"
-    max_length: int = 1024
+    proxy_model: str | None = None
+    template: str | None = None
+    input_mode: str = "merge"
+    max_length: int = 2048
     batch_tokens: int = 8192
     device: str = "auto"
     cache_dir: str | None = None
+    embed: bool = False
 
     def __post_init__(self) -> None:
-        if self.template not in TEMPLATES:
+        if self.template is not None and self.template not in TEMPLATES:
             raise ConfigError(f"score.template: {self.template!r} is not one of {TEMPLATES}")
+        if self.input_mode not in INPUT_MODES:
+            raise ConfigError(f"score.input_mode: {self.input_mode!r} is not one of {INPUT_MODES}")
         if self.max_length < 2 or self.batch_tokens < 1:
             raise ConfigError("score: max_length must be >= 2 and batch_tokens >= 1")
 
@@ -79,19 +110,35 @@ class Outputs:
     plot: Path  # score_ifd.csv
     hist: Path  # score_hist.csv
     reflected: Path  # score_reflected.csv
+    embeddings: Path | None = None  # embeddings.npz (always written in pipeline mode; no rows unless cfg.embed)
 
 
-def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str) -> list[dict[str, Any]]:
-    """The score fields of each row (``status``, ``ppl_*``, ``ifd``, ``rifd``, ``loss_*``, ``tokens_*``, ``truncated``).
+def template_of(cfg: Config, train_template: str | None = None) -> str:
+    """The scoring template: ``cfg.template``, else the training template, else :data:`DEFAULT_TEMPLATE`.
 
-    Rows that are not :func:`usable` get status ``unusable`` and nulls. ``scorer`` is a
-    :class:`reflection_tuning.scoring.scorer.Scorer`.
+    Raises:
+        ConfigError: the training template is not a known template.
+    """
+    template = cfg.template or train_template or DEFAULT_TEMPLATE
+    if template not in TEMPLATES:
+        raise ConfigError(f"score: the training template {template!r} is not one of {TEMPLATES}")
+    return template
+
+
+def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str,
+               input_mode: str = "merge") -> list[dict[str, Any]]:
+    """The score fields of each row (``status``, ``ifd_status``, ``rifd_status``, ``ppl_*``, ``ifd``,
+    ``rifd``, ``loss_*``, ``tokens_*``, ``truncated``).
+
+    Rows that are not :func:`usable` get status ``unusable`` (all three statuses) and nulls.
+    ``scorer`` is a :class:`reflection_tuning.scoring.scorer.Scorer`; ``input_mode`` is
+    ``score.input_mode`` (see :func:`templates.scoring_pairs`).
     """
     from reflection_tuning.scoring.scorer import Request
 
     idx = [i for i, r in enumerate(rows) if is_usable(r)]
     pairs = {i: scoring_pairs(template, rows[i]["instruction"], rows[i].get("input") or "", rows[i]["output"],
-                              scorer.tokenizer) for i in idx}
+                              scorer.tokenizer, input_mode) for i in idx}
     # Conditional terms first: a truncated one caps its "alone" term to the same target tokens.
     keys = [(i, t) for i in idx for t in CONDITIONAL.values()]
     results = dict(zip(keys, scorer.score([Request(*pairs[i][t]) for i, t in keys])))
@@ -103,13 +150,29 @@ def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str) -> li
     for i in range(len(rows)):
         if i not in pairs:
             fields = score_fields({}, {})
-            fields.update({"status": STATUS_UNUSABLE, **{f"tokens_{t}": None for t in TERMS}, "truncated": None})
+            fields.update({"status": STATUS_UNUSABLE, "ifd_status": STATUS_UNUSABLE, "rifd_status": STATUS_UNUSABLE,
+                           **{f"tokens_{t}": None for t in TERMS}, "truncated": None})
         else:
             res = {t: results[i, t] for t in TERMS}
             fields = score_fields({t: r.loss for t, r in res.items()}, {t: r.tokens for t, r in res.items()})
             fields["truncated"] = any(r.truncated for r in res.values())
         out.append(fields)
     return out
+
+
+def write_embeddings(cfg: Config, entries: list[dict[str, Any]], scorer: Any, template: str, path: Path) -> None:
+    """Embed every usable (id, variant) as the scorer reads its ``a_given_q`` text (none unless ``cfg.embed``)."""
+    from reflection_tuning.scoring.embed import embed_texts, save_embeddings
+
+    usable = [e for e in entries if is_usable(e["_row"])] if cfg.embed else []
+    texts = []
+    for e in usable:
+        r = e["_row"]
+        pair = scoring_pairs(template, r["instruction"], r.get("input") or "", r["output"], scorer.tokenizer,
+                             cfg.input_mode)["a_given_q"]
+        texts.append(pair.prefix + pair.target)
+    vectors = embed_texts(scorer.model, scorer.tokenizer, texts, cfg.max_length) if texts else None
+    save_embeddings(path, [(e["id"], e["variant"]) for e in usable], vectors)
 
 
 def _scorer_metrics(scorer: Any, shard: Shard) -> dict[str, Any]:
@@ -129,10 +192,11 @@ def _load_scorer(cfg: Config, student: StudentConfig, shard: Shard) -> Any:
     device = resolve_device(cfg.device)
     if shard.distributed and device == "cuda":
         device = f"cuda:{shard.local_rank}"  # one GPU per rank
-    scorer = HFScorer.from_pretrained(student.model, device, max_length=cfg.max_length,
+    model = cfg.proxy_model or student.model
+    scorer = HFScorer.from_pretrained(model, device, max_length=cfg.max_length,
                                       batch_tokens=cfg.batch_tokens, shard=shard)
     if cfg.cache_dir:
-        fingerprint = model_fingerprint(student.model, scorer.precision)
+        fingerprint = model_fingerprint(model, scorer.precision)
         scorer.cache = PairCache(cfg.cache_dir, fingerprint, writer=f"rank{shard.rank}")
     return scorer
 
@@ -174,19 +238,24 @@ def gather_variants(inputs: Inputs) -> list[dict[str, Any]]:
 
 
 def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, scorer: Any = None,
-        shard: Shard = Shard()) -> dict:
+        shard: Shard = Shard(), train_template: str | None = None) -> dict:
     """Score all four variants of every original row; write scores, metrics and plot data.
 
-    ``scorer`` defaults to the student model loaded per ``cfg``. In a data-parallel job every
-    rank calls this; only rank 0 writes. Returns the metrics (on every rank).
+    ``scorer`` defaults to the student model loaded per ``cfg``. ``train_template`` is
+    ``finetune.template``, the scoring template when ``cfg.template`` is None. In a
+    data-parallel job every rank calls this; only rank 0 writes. Returns the metrics (on
+    every rank).
     """
     start_time = time.monotonic()
     entries = gather_variants(inputs)
     scorer = scorer or _load_scorer(cfg, student, shard)
-    fields = score_rows([e["_row"] or {"status": "missing"} for e in entries], scorer, cfg.template)
+    fields = score_rows([e["_row"] or {"status": "missing"} for e in entries], scorer,
+                        template_of(cfg, train_template), cfg.input_mode)
     rows = [{"id": e["id"], "variant": e["variant"], **f} for e, f in zip(entries, fields)]
     metrics = {**score_metrics(rows, VARIANTS), **_scorer_metrics(scorer, shard), "ranks": shard.world}
     _close(scorer)
+    if shard.is_main and outputs.embeddings is not None:
+        write_embeddings(cfg, entries, scorer, template_of(cfg, train_template), outputs.embeddings)
     metrics["seconds"] = time.monotonic() - start_time
     if shard.is_main:
         write_jsonl(outputs.scores, rows, sort_by=("id", "variant"))
@@ -198,14 +267,14 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, s
 
 
 def run_plain(cfg: Config, student: StudentConfig, input: Path, output: Path, metrics: Path | None = None,
-              scorer: Any = None, shard: Shard = Shard()) -> dict:
+              scorer: Any = None, shard: Shard = Shard(), train_template: str | None = None) -> dict:
     """Score plain ``{instruction, input, output}`` rows; write them back, in order, with the score fields."""
     start_time = time.monotonic()
     if not Path(input).exists():
         raise UserError(f"score: input file {input} does not exist")
     rows = read_jsonl(input)
     scorer = scorer or _load_scorer(cfg, student, shard)
-    fields = score_rows(rows, scorer, cfg.template)
+    fields = score_rows(rows, scorer, template_of(cfg, train_template), cfg.input_mode)
     out = [{**r, **f} for r, f in zip(rows, fields)]
     variants = list(dict.fromkeys(r.get("variant", "original") for r in rows))
     m = {**score_metrics(out, variants), **_scorer_metrics(scorer, shard), "ranks": shard.world}
@@ -223,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", type=Path, default=None, help="plain mode: rows to score")
     parser.add_argument("--output", type=Path, default=None, help="plain mode: where to write the scored rows")
     parser.add_argument("--metrics", type=Path, default=None, help="plain mode: metrics file (optional)")
+    parser.add_argument("--train-template", default=None,
+                        help=f"finetune.template: the scoring template when score.template is null "
+                             f"(absent: {DEFAULT_TEMPLATE})")
     args, (cfg, student), _ = parse_stage_args(
         parser, [Section(Config, "score"), Section(StudentConfig, "student")], argv)
     if (args.input or args.output) and not (args.input and args.output):
@@ -232,12 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     shard = shard_from_env(os.environ)  # RANK / WORLD_SIZE from torchrun or accelerate launch
     start(shard)  # a rank that fails exits with an error, and the launcher stops the others
     if args.input:
-        run_plain(cfg, student, args.input, args.output, args.metrics, shard=shard)
+        run_plain(cfg, student, args.input, args.output, args.metrics, shard=shard, train_template=args.train_template)
     else:
         d, m = Path("data") / args.dataset, Path("metrics") / args.dataset
         inputs = Inputs(*(d / f"{v}.jsonl" for v in VARIANTS))
         outputs = Outputs(scores=d / "scores.jsonl", metrics=m / "score.json", plot=m / "score_ifd.csv",
-                          hist=m / "score_hist.csv", reflected=m / "score_reflected.csv")
-        run(cfg, student, inputs, outputs, shard=shard)
+                          hist=m / "score_hist.csv", reflected=m / "score_reflected.csv",
+                          embeddings=d / "embeddings.npz")
+        run(cfg, student, inputs, outputs, shard=shard, train_template=args.train_template)
     stop(shard)
     return 0

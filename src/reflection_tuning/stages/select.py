@@ -2,33 +2,61 @@
 
 ``method`` (see :mod:`reflection_tuning.selection`): ``v2`` (Selective Reflection-Tuning,
 student-selected by IFD / r-IFD), ``v1`` (Reflection-Tuning, the recycled pairs) or
-``original``. Then ``top_k`` / ``ratio`` optionally keep the highest-IFD rows only.
+``original``. Then ``top_k`` / ``ratio`` optionally keep the highest-IFD rows only: rows
+with IFD >= 1 or no usable IFD are dropped first (``dropped_ifd_ge1``,
+``dropped_unscored``), then IFD descending (Cherry LLM; :func:`selection.rank_limit`).
 Writes ``data/K/selected.jsonl`` and ``metrics/K/select.json``, which counts every branch
 (the ``branch_*`` counts sum to ``read``).
+
+Budget (``budget``: an int, or ``{match: v2}``) and baselines: ``random`` and ``length``
+keep the original rows cut to the budget by their own rule; another method that keeps
+more rows than the budget is cut by a seeded uniform sample (``seed``), or with
+``diversity: facility_location`` by greedy facility location over the embeddings the
+score stage stored (``data/K/embeddings.npz``, ``score.embed: true``;
+:mod:`reflection_tuning.diversity`), which reports ``diversity_coverage``.
+
+Teacher–student compatibility (:mod:`reflection_tuning.compatibility`): how IFD and r-IFD
+moved from the original to the candidate v2 weighed, and the share accepted, per teacher:
+``compat_*`` metrics, ``metrics/K/select_shift.csv`` (plot) and ``select_compat.csv`` (table).
 
 Decontamination (:mod:`reflection_tuning.decontamination`): the selected rows are checked
 for word ``decontaminate_ngram``-gram overlap with every prompt set under
 ``eval_prompts_dir``, and the counts per set go to the metrics; with ``decontaminate:
 true`` the contaminated rows are dropped (before ``top_k`` / ``ratio``) and written to
 ``data/K/select_rejects.jsonl`` with their reason and sets (``kept_before_rank =
-dropped_contaminated + dropped_by_rank + kept``).
+dropped_contaminated + dropped_ifd_ge1 + dropped_unscored + dropped_by_rank +
+dropped_by_budget + kept``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning import compatibility
 from reflection_tuning.config import ConfigError
 from reflection_tuning.decontamination import DEFAULT_NGRAM, build_index, overlap_report, read_eval_sets
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
-from reflection_tuning.selection import BRANCHES, METHODS, rank_limit, select_one
+from reflection_tuning.rows import VARIANTS, is_usable
+from reflection_tuning.selection import (
+    BASELINES,
+    BRANCHES,
+    METHODS,
+    Ranked,
+    cut_length,
+    cut_random,
+    rank_limit,
+    resolve_budget,
+    select_one,
+    usable_score,
+)
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.student import StudentConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +65,8 @@ SELECTED_FIELDS = ("id", "variant", "instruction", "input", "output", "source", 
 
 @dataclass(frozen=True)
 class Config:
-    """The ``select:`` section: ``method`` (v2 | v1 | original), then ``top_k`` or ``ratio`` (or neither)."""
+    """The ``select:`` section: ``method`` (v2 | v1 | original | random | length), then ``top_k`` or
+    ``ratio`` (or neither), then ``budget`` (rows; an int or ``{match: v2}``) with ``seed`` and ``diversity``."""
 
     method: str = "v2"
     top_k: int | None = None
@@ -45,6 +74,9 @@ class Config:
     eval_prompts_dir: str | None = None  # the prompt sets to check (params: ../shared/data/eval_prompts)
     decontaminate_ngram: int = DEFAULT_NGRAM  # words per n-gram (13: GPT-3, lm-eval)
     decontaminate: bool = False  # drop the rows that overlap an evaluation prompt
+    budget: int | dict | None = None  # rows kept: an int, or {match: v2}
+    seed: int = 0  # the random baseline's and the budget cut's sample
+    diversity: str | None = None  # facility_location: cut to the budget by diversity
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -59,6 +91,16 @@ class Config:
             raise ConfigError(f"select.decontaminate_ngram must be >= 1, got {self.decontaminate_ngram}")
         if self.decontaminate and self.eval_prompts_dir is None:
             raise ConfigError("select.decontaminate needs select.eval_prompts_dir")
+        try:
+            resolve_budget(self.budget, lambda method: 0)
+        except ValueError as e:
+            raise ConfigError(f"select.budget: {e}") from None
+        if self.method in BASELINES and self.budget is None:
+            raise ConfigError(f"select.method {self.method} needs select.budget (an int or {{match: v2}})")
+        if self.diversity not in (None, "facility_location"):
+            raise ConfigError(f"select.diversity: {self.diversity!r} is not null or facility_location")
+        if self.diversity and (self.budget is None or self.method in BASELINES):
+            raise ConfigError("select.diversity needs select.budget and a method among v2, v1, original")
 
 
 @dataclass(frozen=True)
@@ -69,6 +111,7 @@ class Inputs:
     response: Path
     both: Path
     eval_prompts: Path | None = None  # the directory of evaluation prompt sets
+    embeddings: Path | None = None  # data/K/embeddings.npz from score (for diversity)
 
 
 @dataclass(frozen=True)
@@ -76,6 +119,8 @@ class Outputs:
     selected: Path
     metrics: Path
     rejects: Path | None = None  # rows dropped as contaminated (written when eval_prompts is given)
+    shift: Path | None = None  # select_shift.csv: teacher-student IFD / r-IFD shift per sample (plot)
+    compat: Path | None = None  # select_compat.csv: the same per teacher and candidate (table)
 
 
 def _index(rows: list[dict[str, Any]], where: Path, key: tuple[str, ...] = ("id",)) -> dict[Any, dict[str, Any]]:
@@ -109,8 +154,8 @@ def select_rows(method: str, originals: list[str], variants: dict[str, dict[str,
         kept.append({
             "id": i, "variant": variant, "instruction": row["instruction"], "input": row.get("input") or "",
             "output": row["output"], "source": row.get("source"),
-            "ifd": score.get("ifd") if score.get("status") == STATUS_OK else None,
-            "rifd": score.get("rifd") if score.get("status") == STATUS_OK else None,
+            "ifd": usable_score(score, "ifd"),
+            "rifd": usable_score(score, "rifd"),
         })
     return kept, branches
 
@@ -138,14 +183,60 @@ def decontaminate(cfg: Config, rows: list[dict[str, Any]],
     return kept, dropped, metrics
 
 
-def run(cfg: Config, inputs: Inputs, outputs: Outputs) -> dict:
-    """Select, rank/limit, write ``selected.jsonl`` and the metrics; returns the metrics.
+@dataclass
+class Steps:
+    """The rows after each step of one selection, for the metrics."""
+
+    kept: list[dict[str, Any]]
+    branches: Counter
+    clean: list[dict[str, Any]]
+    dropped: list[dict[str, Any]]
+    contamination: dict[str, Any]
+    ranked: Ranked
+
+
+def _steps(cfg: Config, inputs: Inputs, originals: list[str], variants: dict, scores: dict) -> Steps:
+    kept, branches = select_rows(cfg.method, originals, variants, scores)
+    clean, dropped, contamination = decontaminate(cfg, kept, inputs.eval_prompts)
+    return Steps(kept, branches, clean, dropped, contamination, rank_limit(clean, cfg.top_k, cfg.ratio))
+
+
+def cut_to_budget(cfg: Config, rows: list[dict[str, Any]], budget: int | None,
+                  count_tokens: Callable[[str], int] | None = None,
+                  embeddings: Path | None = None) -> tuple[list[dict[str, Any]], float | None]:
+    """``rows`` cut to ``budget`` by the method's rule; returns (rows, facility-location coverage or None).
 
     Raises:
-        UserError: an input is missing (the scores only matter for ``v2`` and ranking; they
-            are required for ``v2`` only). ValueError: a repeated id.
+        UserError: ``length`` without a tokenizer, or diversity without stored embeddings.
     """
-    needed = [getattr(inputs, v) for v in VARIANTS] + ([inputs.scores] if cfg.method == "v2" else [])
+    if budget is None or (len(rows) <= budget and cfg.method != "random"):
+        return rows, None
+    if cfg.method == "length":
+        if count_tokens is None:
+            raise UserError("select: method length needs the student's tokenizer")
+        return cut_length(rows, budget, {r["id"]: count_tokens(r["output"]) for r in rows}), None
+    if cfg.diversity == "facility_location":
+        from reflection_tuning.diversity import facility_location
+        from reflection_tuning.scoring.embed import load_embeddings
+
+        ordered = sorted(rows, key=lambda r: str(r["id"]))
+        picked = facility_location(load_embeddings(embeddings, [(r["id"], r["variant"]) for r in ordered]), budget)
+        return [ordered[i] for i in picked.indices], picked.coverage
+    return cut_random(rows, budget, cfg.seed), None
+
+
+def run(cfg: Config, inputs: Inputs, outputs: Outputs, count_tokens: Callable[[str], int] | None = None) -> dict:
+    """Select, rank/limit, cut to the budget, write ``selected.jsonl`` and the metrics; returns the metrics.
+
+    ``count_tokens``: a response's length in the student's tokens (method ``length``).
+
+    Raises:
+        UserError: an input is missing (the scores are required for ``v2``, ranking and
+            ``{match: v2}``). ValueError: a repeated id.
+    """
+    ranks = cfg.top_k is not None or cfg.ratio is not None
+    needs_scores = cfg.method == "v2" or ranks or isinstance(cfg.budget, dict)
+    needed = [getattr(inputs, v) for v in VARIANTS] + ([inputs.scores] if needs_scores else [])
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         raise UserError(f"select: missing {', '.join(missing)}; run the earlier stages first (dvc repro)")
@@ -155,39 +246,62 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs) -> dict:
     else:
         scores = {}
     originals = list(variants["original"])
-    kept, branches = select_rows(cfg.method, originals, variants, scores)
-    clean, dropped, contamination = decontaminate(cfg, kept, inputs.eval_prompts)
-    final = rank_limit(clean, cfg.top_k, cfg.ratio)
+    steps = _steps(cfg, inputs, originals, variants, scores)
+
+    def match_count(method: str) -> int:  # what `method` keeps on the same scores, with no budget
+        other = replace(cfg, method=method, budget=None, diversity=None)
+        return len(_steps(other, inputs, originals, variants, scores).ranked.rows)
+
+    budget = resolve_budget(cfg.budget, match_count)
+    final, coverage = cut_to_budget(cfg, steps.ranked.rows, budget, count_tokens, inputs.embeddings)
     write_jsonl(outputs.selected, final)
     if outputs.rejects is not None:
-        write_jsonl(outputs.rejects, dropped)
+        write_jsonl(outputs.rejects, steps.dropped)
     metrics: dict[str, Any] = {
         "read": len(originals),
-        "kept_before_rank": len(kept),
-        "dropped_contaminated": len(kept) - len(clean),
-        "dropped_by_rank": len(clean) - len(final),
+        "kept_before_rank": len(steps.kept),
+        "dropped_contaminated": len(steps.kept) - len(steps.clean),
+        "dropped_ifd_ge1": steps.ranked.dropped_ifd_ge1,
+        "dropped_unscored": steps.ranked.dropped_unscored,
+        "dropped_by_rank": steps.ranked.dropped_by_rank,
+        "budget": budget,
+        "dropped_by_budget": len(steps.ranked.rows) - len(final),
+        "diversity_coverage": coverage,
         "kept": len(final),
-        **contamination,
+        **steps.contamination,
     }
     # every method's branches, zero where unused, so the keys stay stable across experiments
     for b in sorted({b for names in BRANCHES.values() for b in names}):
-        metrics[f"branch_{b}"] = branches.get(b, 0)
+        metrics[f"branch_{b}"] = steps.branches.get(b, 0)
     for v in VARIANTS:
         metrics[f"kept_{v}"] = sum(r["variant"] == v for r in final)
+    shift_rows = compatibility.shifts(originals, variants, scores)  # the student's view, whatever the method
+    metrics.update(compatibility.metrics(shift_rows))
+    if outputs.shift is not None and outputs.compat is not None:
+        compatibility.write_csvs(outputs.shift, outputs.compat, shift_rows)
     write_metrics(outputs.metrics, metrics)
     log.info("select %s: kept %d of %d (%s)", cfg.method, len(final), len(originals),
-             ", ".join(f"{b}={n}" for b, n in sorted(branches.items())))
+             ", ".join(f"{b}={n}" for b, n in sorted(steps.branches.items())))
     return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("select", __doc__)
-    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, "select")], argv)
+    args, (cfg, student), _ = parse_stage_args(
+        parser, [Section(Config, "select"), Section(StudentConfig, "student")], argv)
     if not args.dataset:
         parser.error("--dataset is required")
     d, m = Path("data") / args.dataset, Path("metrics") / args.dataset
     eval_prompts = Path(cfg.eval_prompts_dir) if cfg.eval_prompts_dir is not None else None
-    inputs = Inputs(d / "scores.jsonl", *(d / f"{v}.jsonl" for v in VARIANTS), eval_prompts=eval_prompts)
-    outputs = Outputs(selected=d / "selected.jsonl", metrics=m / "select.json", rejects=d / "select_rejects.jsonl")
-    run(cfg, inputs, outputs)
+    inputs = Inputs(d / "scores.jsonl", *(d / f"{v}.jsonl" for v in VARIANTS), eval_prompts=eval_prompts,
+                    embeddings=d / "embeddings.npz")
+    outputs = Outputs(selected=d / "selected.jsonl", metrics=m / "select.json", rejects=d / "select_rejects.jsonl",
+                      shift=m / "select_shift.csv", compat=m / "select_compat.csv")
+    count_tokens = None
+    if cfg.method == "length":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(student.model)
+        count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+    run(cfg, inputs, outputs, count_tokens)
     return 0

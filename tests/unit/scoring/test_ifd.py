@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reflection_tuning.scoring.ifd import TERMS, Ratio, ifd, perplexity, ratio, rifd, score_fields
+from reflection_tuning.scoring.ifd import TERMS, Ratio, ifd, perplexity, ratio, ratio_status, rifd, score_fields
 
 
 def test_perplexity_is_exp_of_the_mean_nll():
@@ -47,20 +47,34 @@ def test_score_fields_ok():
     losses = {"a_given_q": math.log(2), "a": math.log(4), "q_given_a": math.log(3), "q": math.log(6)}
     tokens = dict.fromkeys(TERMS, 5)
     f = score_fields(losses, tokens)
-    assert f["status"] == "ok"
+    assert (f["status"], f["ifd_status"], f["rifd_status"]) == ("ok", "ok", "ok")
     assert f["ifd"] == pytest.approx(0.5) and f["rifd"] == pytest.approx(0.5)
     assert f["ppl_a"] == pytest.approx(4.0) and f["loss_q"] == pytest.approx(math.log(6))
     assert f["tokens_a_given_q"] == 5
-    assert set(f) == {"status", "ifd", "rifd"} | {f"{k}_{t}" for k in ("ppl", "loss", "tokens") for t in TERMS}
+    assert set(f) == {"status", "ifd_status", "rifd_status", "ifd", "rifd"} | {
+        f"{k}_{t}" for k in ("ppl", "loss", "tokens") for t in TERMS}
 
 
-def test_score_fields_failure_nulls_every_score():
+def test_a_failed_rifd_keeps_the_ifd():
     losses = {"a_given_q": math.log(2), "a": math.log(4), "q_given_a": float("nan"), "q": math.log(6)}
     f = score_fields(losses, dict.fromkeys(TERMS, 5))
-    assert f["status"] == "nan"
-    assert f["ifd"] is None and f["rifd"] is None
-    assert all(f[f"ppl_{t}"] is None for t in TERMS)
+    assert (f["status"], f["ifd_status"], f["rifd_status"]) == ("nan", "ok", "nan")
+    assert f["ifd"] == pytest.approx(0.5) and f["rifd"] is None
+    assert f["ppl_a"] == pytest.approx(4.0) and f["ppl_q_given_a"] is None
     assert f["loss_q_given_a"] is None and f["loss_a"] == pytest.approx(math.log(4))
+    # a reverse prompt that filled max_length: no Q token scored
+    f = score_fields({**losses, "q_given_a": None}, {**dict.fromkeys(TERMS, 5), "q_given_a": 0})
+    assert (f["status"], f["ifd_status"], f["rifd_status"]) == ("empty", "ok", "empty")
+    assert f["ifd"] == pytest.approx(0.5)
 
-    f = score_fields({**losses, "q_given_a": 1.0, "a": None}, {**dict.fromkeys(TERMS, 5), "a": 0})
-    assert f["status"] == "empty" and f["ifd"] is None
+
+def test_a_failed_ifd_keeps_the_rifd():
+    losses = {"a_given_q": 1.0, "a": None, "q_given_a": math.log(3), "q": math.log(6)}
+    f = score_fields(losses, {**dict.fromkeys(TERMS, 5), "a": 0})
+    assert (f["status"], f["ifd_status"], f["rifd_status"]) == ("empty", "empty", "ok")
+    assert f["ifd"] is None and f["rifd"] == pytest.approx(0.5)
+
+
+def test_ratio_status_reads_old_rows():
+    assert ratio_status({"status": "nan", "ifd_status": "ok"}, "ifd") == "ok"
+    assert ratio_status({"status": "nan"}, "rifd") == "nan"

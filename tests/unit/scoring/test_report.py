@@ -33,6 +33,9 @@ def _rows():
         rows.append({"id": f"r{i}", "variant": "original", "status": "ok", "ifd": a, "rifd": b, "truncated": i == 0})
         rows.append({"id": f"r{i}", "variant": "response", "status": "ok", "ifd": a / 2, "rifd": b, "truncated": False})
     rows.append({"id": "r3", "variant": "original", "status": "nan", "ifd": None, "rifd": None, "truncated": False})
+    # r-IFD failed, IFD ok: counts in the IFD statistics, not in the r-IFD ones
+    rows.append({"id": "r4", "variant": "instruction", "status": "empty", "ifd_status": "ok", "rifd_status": "empty",
+                 "ifd": 0.7, "rifd": None, "truncated": True})
     rows.append({"id": "r3", "variant": "both", "status": "unusable", "ifd": None, "rifd": None, "truncated": None})
     return rows
 
@@ -45,7 +48,20 @@ def test_metrics_keys_are_flat_and_stable():
     for v in VARIANTS:  # every key exists for every variant, null without ok rows
         for key in ("ifd", "rifd"):
             assert all(f"{v}_{key}_p{q}" in m for q in (10, 25, 50, 75, 90))
-    assert m["instruction_ifd_p90"] is None and not any(isinstance(x, (dict, list)) for x in m.values())
+    assert m["instruction_rifd_p90"] is None and not any(isinstance(x, (dict, list)) for x in m.values())
+    assert m["instruction_ifd_mean"] == 0.7 and m["instruction_ifd_lt1_share"] == 1.0
+    counts = ("instruction_status_empty", "instruction_ifd_status_ok", "instruction_rifd_status_empty")
+    assert [m[k] for k in counts] == [1, 1, 1]
+    assert m["original_ifd_status_nan"] == m["original_rifd_status_nan"] == 1  # old rows: status stands for both
+
+
+def test_histogram_counts_each_ratio_where_it_is_ok(tmp_path):
+    paths = [tmp_path / f for f in ("ifd.csv", "hist.csv", "reflected.csv")]
+    write_plots(*paths, _rows(), VARIANTS)
+    hist = list(csv.DictReader(open(paths[1], newline="")))
+    count = {m: sum(int(r["count"]) for r in hist if r["measure"] == m and r["variant"] == "instruction")
+             for m in ("ifd", "rifd")}
+    assert count == {"ifd": 1, "rifd": 0}
 
 
 def test_plot_files(tmp_path):

@@ -12,7 +12,7 @@ from reflection_tuning.templates import TEMPLATES, scoring_pairs
 
 # The model forward is the cost on CPU: one short real row per template, the shortest of the first 64
 # rows (20, no input) and, for alpaca, the shortest with an input (10).
-TEMPLATE_ROW = {"alpaca": 10, "vicuna": 20, "wizardlm": 20, "chat": 20}
+TEMPLATE_ROW = {"alpaca": 10, "vicuna": 20, "wizardlm": 20, "bare": 10, "chat": 20}
 
 
 def naive(model, tokenizer, prefix: str, target: str, keep: int | None = None) -> tuple[float, int]:
