@@ -73,16 +73,18 @@ def build(dataset: str, data_dir: Path, metrics_dir: Path, output: Path, method:
           title: str = "Reflection-tuning data") -> dict[str, Any]:
     """Read ``data/K`` and ``metrics/K``, write the page to ``output``; returns its figures.
 
-    A missing variant, scores or selected file shows as missing in the page, not an error;
-    only ``original.jsonl`` is required.
+    A missing file (rows, scores, selection, plot CSV) shows as missing in the page, not as
+    an error: the report is written whatever ran.
 
     Raises:
-        FileNotFoundError: ``data_dir/original.jsonl`` does not exist.
         ValueError: a JSONL line that is not a JSON object.
     """
     def rows(name: str) -> list[dict[str, Any]]:
         path = data_dir / f"{name}.jsonl"
-        return read_jsonl(path) if name == "original" or path.is_file() else []
+        if path.is_file():
+            return read_jsonl(path)
+        log.warning("browse: %s does not exist; the page shows it as missing", path)
+        return []
 
     variants = {v: rows(v) for v in VARIANTS}
     records = sample_records(variants, rows("scores"), rows("selected"), method)
