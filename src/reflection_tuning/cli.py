@@ -24,9 +24,10 @@ COMMANDS = (
     "generate",
     "judge",
     "report",
+    "export",
 )
 # Commands that are not pipeline stages (they write no DVC outs): module paths.
-TOOLS = {"estimate": "reflection_tuning.estimate"}
+TOOLS = {"estimate": "reflection_tuning.estimate", "push": "reflection_tuning.hub"}
 
 
 def main(argv: list[str] | None = None) -> int:
