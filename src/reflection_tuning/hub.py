@@ -29,10 +29,11 @@ def push(folder: Path, repo: str, token: str, private: bool = True, endpoint: st
     """Create ``repo`` (a dataset, ``exist_ok``) and upload ``folder`` as one commit; returns the commit URL.
 
     Raises:
-        PushError: ``folder`` has no README.md (run ``export`` first), or the Hub answered with an error.
+        PushError: ``folder`` has no README.md (run ``export`` first), offline mode is on
+            (``HF_HUB_OFFLINE``), or the Hub answered with an error.
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     if not (folder / "README.md").is_file():
         raise PushError(f"push: {folder} has no README.md; run 'reflection-tuning export' first")
@@ -40,6 +41,8 @@ def push(folder: Path, repo: str, token: str, private: bool = True, endpoint: st
     try:
         api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
         info = api.upload_folder(folder_path=folder, repo_id=repo, repo_type="dataset", commit_message=message)
+    except OfflineModeIsEnabled as e:
+        raise PushError("push: HF_HUB_OFFLINE is set; unset it to upload") from e
     except HfHubHTTPError as e:
         raise PushError(f"push: the Hub refused the upload to {repo}: {e}") from e
     log.info("push: uploaded %s to %s (%s)", folder, repo, info.commit_url)
