@@ -24,15 +24,17 @@ from reflection_tuning.selection import select_one
 
 FIELDS = ("instruction", "input", "output")
 REFLECTED = VARIANTS[1:]  # instruction, response, both
-_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+# a word or a punctuation mark with the whitespace after it: a changed word is one edit, and
+# difflib stays fast (whitespace alone would be the most frequent token of every text)
+_TOKENS = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
 
 
 def word_diff(a: str, b: str) -> list[list[str]]:
     """The word-level diff of ``a`` into ``b`` as ``[op, text]`` segments (difflib).
 
     ``op`` is ``=`` (in both), ``-`` (only in ``a``) or ``+`` (only in ``b``); joining the
-    ``=`` and ``-`` texts gives ``a``, the ``=`` and ``+`` texts give ``b``. Words, runs of
-    whitespace and single punctuation marks are the units, so a changed word is one edit.
+    ``=`` and ``-`` texts gives ``a``, the ``=`` and ``+`` texts give ``b``. The units are words
+    and single punctuation marks, each with the whitespace after it.
     """
     ta, tb = _TOKENS.findall(a), _TOKENS.findall(b)
     segments: list[list[str]] = []

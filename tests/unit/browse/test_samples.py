@@ -14,8 +14,8 @@ def test_word_diff_rebuilds_both_sides():
     b = "Give four practical tips for staying healthy!\n1. Eat well."
     d = word_diff(a, b)
     assert _side(d, "-") == a and _side(d, "+") == b
-    assert ["-", "three"] in d and ["+", "four practical"] in d
-    assert ["-", "."] in d and ["+", "!"] in d
+    assert ["-", "three "] in d and ["+", "four practical "] in d
+    assert ["-", ".\n"] in d and ["+", "!\n"] in d
 
 
 def test_word_diff_of_equal_and_empty_texts():
