@@ -34,7 +34,8 @@ def make_run(n: int, d: Path) -> None:
     from reflection_tuning.rows import VARIANTS, canonical
 
     rows = json.loads((ALPACA / "cherry_alpaca_5_percent.json").read_text())
-    merged = {r["output"]: r["instruction"] for r in json.loads((ALPACA / "cherry_alpaca_5_percent_compressed.json").read_text())}
+    compressed = json.loads((ALPACA / "cherry_alpaca_5_percent_compressed.json").read_text())
+    merged = {r["output"]: r["instruction"] for r in compressed}
     rng = random.Random(0)
     out = {v: [] for v in VARIANTS}
     scores, selected = [], []
@@ -48,8 +49,9 @@ def make_run(n: int, d: Path) -> None:
                  "both": (merged.get(r["output"], r["instruction"]), nxt["output"])}
         for v, (q, a) in texts.items():
             ok = rng.random() > 0.2
-            out[v].append({"id": o["id"], "variant": v, "instruction": q if ok else None, "input": "" if ok else None,
-                           "output": a if ok else None, "source": "cherry_alpaca", "status": "ok" if ok else "parse_error",
+            out[v].append({"id": o["id"], "variant": v, "instruction": q if ok else None,
+                           "input": "" if ok else None, "output": a if ok else None, "source": "cherry_alpaca",
+                           "status": "ok" if ok else "parse_error",
                            "teacher_model": "bench", "template_hash": "000000000000",
                            "error": None if ok else "no [New Answer] section"})
         for v in VARIANTS:

@@ -39,7 +39,8 @@ def distributions(variants: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     out = []
     for v in VARIANTS:
         for key, name in MEASURES.items():
-            xs = sorted(float(r[key]) for r in variants if r["variant"] == v and isinstance(r.get(key), (int, float)))
+            xs = sorted(float(r[key]) for r in variants
+                        if r["variant"] == v and isinstance(r.get(key), (int, float)))
             if not xs:
                 out.append({"variant": v, "measure": name, "n": 0, "mean": "–", "p10": "–", "median": "–", "p90": "–"})
                 continue
@@ -51,13 +52,16 @@ def distributions(variants: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 def card_data(cfg: Any, prov: Any, n_selected: int, files: Mapping[str, str | None]) -> DatasetCardData:
     """The card's YAML metadata; ``configs`` map each parquet file to a ``train`` split."""
-    configs = [{"config_name": "default", "default": True, "data_files": [{"split": "train", "path": files["selected"]}]}]
+    configs = [{"config_name": "default", "default": True,
+                "data_files": [{"split": "train", "path": files["selected"]}]}]
     if files.get("all_variants"):
         configs.append({"config_name": "all_variants",
                         "data_files": [{"split": "train", "path": files["all_variants"]}]})
     return DatasetCardData(
-        license=cfg.license or "other", language=["en"], pretty_name=cfg.pretty_name or f"{prov.dataset} (reflection-tuning)",
-        size_categories=[size_category(n_selected)], source_datasets=[prov.source], task_categories=["text-generation"],
+        license=cfg.license or "other", language=["en"],
+        pretty_name=cfg.pretty_name or f"{prov.dataset} (reflection-tuning)",
+        size_categories=[size_category(n_selected)], source_datasets=[prov.source],
+        task_categories=["text-generation"],
         tags=["reflection-tuning", "selective-reflection-tuning", "ifd", "synthetic"], configs=configs,
     )
 

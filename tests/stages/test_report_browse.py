@@ -193,7 +193,8 @@ def test_dvc_plots_page_renders_offline(project, tmp_path):
         inked = page.evaluate("""() => [...document.querySelectorAll('canvas')].map((c) => {
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0;
-            for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) n++;
+            for (let i = 0; i < d.length; i += 4)
+                if (d[i + 3] > 0 && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) n++;
             return n;
         })""")
         assert len(inked) >= 3 and all(n > 100 for n in inked), inked

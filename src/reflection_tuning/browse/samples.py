@@ -65,8 +65,8 @@ def _note(row: Mapping[str, Any]) -> str | None:
     return row.get("critique") or row.get("error") or None
 
 
-def sample_record(sid: str, rows: Mapping[str, Mapping[str, Any] | None], scores: Mapping[str, Mapping[str, Any] | None],
-                  method: str, kept: str | None) -> dict[str, Any]:
+def sample_record(sid: str, rows: Mapping[str, Mapping[str, Any] | None],
+                  scores: Mapping[str, Mapping[str, Any] | None], method: str, kept: str | None) -> dict[str, Any]:
     """The browser's record of one sample.
 
     Args:

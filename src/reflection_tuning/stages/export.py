@@ -113,7 +113,8 @@ def variant_rows(data_dir: Path) -> list[dict[str, Any]]:
         for r in read_jsonl(path) if path.is_file() else []:
             s = scores.get((r["id"], v), {})
             ok = s.get("status") == "ok"
-            out.append({"id": r["id"], "variant": v, **{k: r.get(k) for k in ("instruction", "input", "output", "source")},
+            text = {k: r.get(k) for k in ("instruction", "input", "output", "source")}
+            out.append({"id": r["id"], "variant": v, **text,
                         "status": r.get("status", "ok"), "teacher_model": r.get("teacher_model"),
                         "template_hash": r.get("template_hash"), "score_status": s.get("status"),
                         "ifd": s.get("ifd") if ok else None, "rifd": s.get("rifd") if ok else None})
