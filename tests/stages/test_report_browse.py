@@ -33,13 +33,16 @@ KEY_ENV = "RT_FAKE_TEACHER_KEY"
 def project(tmp_path_factory, teacher_url, embedded_model, shared_data) -> Path:
     """A project directory after the real 8-row run (cwd-relative paths, as under DVC)."""
     root = tmp_path_factory.mktemp("project")
+    # the teacher's request cache outlives the session (pytest's base temp parent), so a rerun on
+    # this machine reuses the real replies; a fresh machine (CI) asks the server
+    cache = tmp_path_factory.getbasetemp().parent / "rt-report-browse-teacher-cache"
     reflect = {name: {"template": str(REPO / f"prompts/{name}.txt"), "system": str(REPO / f"prompts/{name}.system.txt")}
                for name in ("reflect_instruction", "reflect_response")}
     params = {
         "datasets": {"alpaca": {"source": str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json"),
                                 "format": "alpaca", "limit": 8, "seed": 0}},
         "teacher": {"model": str(embedded_model), "base_url": teacher_url, "api_key_env": KEY_ENV,
-                    "max_tokens": 128, "timeout": 240, "cache_dir": "cache/teacher"},
+                    "max_tokens": 128, "timeout": 900, "max_retries": 1, "cache_dir": str(cache)},
         **reflect,
         "student": {"model": str(embedded_model)},
         "score": {"device": "cpu", "cache_dir": None},
@@ -189,14 +192,17 @@ def test_dvc_plots_page_renders_offline(project, tmp_path):
         page.goto(index.as_uri())
         page.wait_for_function("document.querySelectorAll('canvas, svg.marks').length >= 3", timeout=60_000)
         page.wait_for_timeout(500)
-        # pixels a plot drew: not transparent, not white
-        inked = page.evaluate("""() => [...document.querySelectorAll('canvas')].map((c) => {
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        # per plot: the marks an SVG holds, or the pixels a canvas inked (not transparent, not white)
+        drawn = page.evaluate("""() => [...document.querySelectorAll('svg.marks, canvas')].map((el) => {
+            if (el.tagName.toLowerCase() === 'svg')
+                return el.querySelectorAll('g.mark-symbol > path, g.mark-line > path, g.mark-rect > path').length;
+            const d = el.getContext('2d').getImageData(0, 0, el.width, el.height).data;
             let n = 0;
             for (let i = 0; i < d.length; i += 4)
                 if (d[i + 3] > 0 && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) n++;
             return n;
         })""")
-        assert len(inked) >= 3 and all(n > 100 for n in inked), inked
+        # score_ifd, score_hist, score_reflected (the stages that did not run have empty plots)
+        assert sum(n > 0 for n in drawn) >= 3, drawn
         assert not errors and not blocked, (errors, blocked)
         browser.close()
