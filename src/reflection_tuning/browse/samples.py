@@ -76,8 +76,9 @@ def sample_record(sid: str, rows: Mapping[str, Mapping[str, Any] | None],
         kept: the variant in ``selected.jsonl``, or None.
     Returns:
         ``{id, branch, kept, original: {instruction, input, output}, v: {variant: {status,
-        ifd, rifd, note, diff: {field: segments}}}}``; ``status`` is the teacher's status of the
-        row (``missing`` when absent), else the score's status when that is not ``ok``.
+        ifd, rifd, note, diff: {field: segments} or raw (the failed reply)}}}``; ``status`` is
+        the teacher's status of the row (``missing`` when absent), else the score's status
+        when that is not ``ok``.
     """
     original = rows.get("original") or {}
     usable = {v: is_usable(rows.get(v)) for v in VARIANTS}
@@ -100,6 +101,8 @@ def sample_record(sid: str, rows: Mapping[str, Mapping[str, Any] | None],
             entry["note"] = _note(row)
             if usable[v]:
                 entry["diff"] = {f: word_diff(out["original"][f], row.get(f) or "") for f in FIELDS}
+            elif row.get("raw_reply"):  # why it failed; an ok row's reply is its diff's text
+                entry["raw"] = row["raw_reply"]
         out["v"][v] = entry
     return out
 

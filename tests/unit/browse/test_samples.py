@@ -29,7 +29,7 @@ def _row(i, variant, status="ok", **fields):
     if variant == "original":
         return base
     if status != "ok":
-        base.update(instruction=None, input=None, output=None, error="no [New Answer]")
+        base.update(instruction=None, input=None, output=None, error="no [New Answer]", raw_reply="Sure! Here is")
     return {**base, "variant": variant, "status": status, **fields}
 
 
@@ -62,7 +62,7 @@ def test_records_join_variants_scores_and_selection():
     assert a["v"]["instruction"]["note"] == "too vague"
     assert (b["branch"], b["kept"]) == ("response_not_easier", None)
     assert b["v"]["instruction"]["status"] == "parse_error" and "diff" not in b["v"]["instruction"]
-    assert b["v"]["instruction"]["note"] == "no [New Answer]"
+    assert b["v"]["instruction"]["note"] == "no [New Answer]" and b["v"]["instruction"]["raw"] == "Sure! Here is"
     assert b["v"]["both"]["status"] == "upstream_unusable" and b["v"]["both"]["ifd"] is None
     assert b["original"] == {"instruction": "q original", "input": "", "output": "a original"}
 

@@ -83,7 +83,8 @@ function showDetail(r) {
     } else {
       body = `<p><i>no text: ${esc(e.status)}</i></p>`;
     }
-    const note = e.note ? `<div class="label">teacher</div><div class="note">${esc(e.note)}</div>` : "";
+    const note = (e.note ? `<div class="label">teacher</div><div class="note">${esc(e.note)}</div>` : "") +
+      (e.raw ? `<details><summary class="label">the teacher's reply</summary><div class="note">${esc(e.raw)}</div></details>` : "");
     return `<div class="variant${r.kept === v ? " kept" : ""}" data-variant="${v}"><h3>${v}${r.kept === v ? " ✓ kept" : ""}</h3>` +
       `<p><span class="status ${ok ? "ok" : "bad"}">${esc(e.status)}</span> IFD ${fmt(e.ifd)} · r-IFD ${fmt(e.rifd)}</p>${body}${note}</div>`;
   }).join("");
