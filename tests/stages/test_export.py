@@ -21,6 +21,13 @@ def test_missing_selection_is_a_user_error(tmp_path):
                    export.Outputs(tmp_path / "export"), _prov())
 
 
+def test_empty_selection_is_a_user_error(tmp_path):
+    write_jsonl(tmp_path / "selected.jsonl", [])
+    with pytest.raises(UserError, match="has no rows"):
+        export.run(export.Config(), export.Inputs(tmp_path, tmp_path / "select.json"),
+                   export.Outputs(tmp_path / "export"), _prov())
+
+
 def test_unset_license_is_other_and_said_so(tmp_path, alpaca_rows):
     write_jsonl(tmp_path / "original.jsonl", alpaca_rows[:3])
     write_jsonl(tmp_path / "selected.jsonl", [{**r, "variant": "original", "ifd": None, "rifd": None}

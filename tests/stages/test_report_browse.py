@@ -1,12 +1,22 @@
 """The data browser, DVC's plots page and the export, from a real 8-row run, in a real browser.
 
-The run: the stages' CLIs in a temporary project, as ``dvc repro`` calls them, on 8 real
-Cherry-Alpaca rows: fetch, reflect_instruction and reflect_response with the real embedded
-teacher (``transformers serve``), score with the embedded SmolLM2 as the student, select
-(v2), report (``reports/alpaca.md`` and ``.html``), export. Headless Chromium (Debian's
-``chromium``, driven by Playwright with ``executable_path``; every request that is not a
-``file:``/``data:`` URL is blocked and recorded) opens the page and DVC's plots page.
-The screenshot is saved to ``tests/artifacts/report_browse.png`` (gitignored).
+The run, in a temporary project through the stages' CLIs as ``dvc repro`` calls them, on 8
+real Cherry-Alpaca rows: fetch, score (the embedded SmolLM2 as the student), select (v1),
+report (``reports/alpaca.md`` and ``.html``), export. The reflection rows are not asked of a
+live teacher (on the shared CI CPU, 8 live replies of 128 tokens took over 20 minutes):
+they are built by the teacher's own row builder (``teacher_row``) and parsers from real
+teacher text, the cheaper route the issue allows:
+
+- ``instruction``: rows 0-5 take the reference's ChatGPT rewrite of the same sample's
+  instruction (``cherry_alpaca_5_percent_compressed.json``, joined on ``output``); rows 6-7
+  take two replies of the embedded teacher that its parser rejects (``parse_error``);
+- ``response`` and ``both``: the embedded teacher's recorded replies to the response
+  prompt (``tests/data/teacher_replies.jsonl``), parsed: some ``ok``, some ``parse_error``;
+  ``both`` is ``upstream_unusable`` where ``instruction`` failed.
+
+Headless Chromium (Debian's ``chromium``, driven by Playwright with ``executable_path``;
+every request that is not a ``file:``/``data:`` URL is blocked and recorded) opens the page
+and DVC's plots page. The screenshot goes to ``tests/artifacts/report_browse.png`` (gitignored).
 """
 
 from __future__ import annotations
@@ -21,40 +31,78 @@ import pytest
 import yaml
 
 from reflection_tuning import cli
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.llm.cache import Completion
+from reflection_tuning.teacher.parse import parse_instruction_reply, parse_response_reply
+from reflection_tuning.teacher.reflect import teacher_row
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = os.environ.get("RT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-KEY_ENV = "RT_FAKE_TEACHER_KEY"
+REFERENCE = "reference:cherry_alpaca_5_percent_compressed"  # teacher_model of the reference's rewrites
+
+
+def _reflections(d: Path, shared_data: Path) -> None:
+    """Write instruction/response/both.jsonl for the fetched rows (see the module doc)."""
+    originals = read_jsonl(d / "original.jsonl")
+    merged = {r["output"]: r["instruction"] for r in
+              json.loads((shared_data / "alpaca" / "cherry_alpaca_5_percent_compressed.json").read_text())}
+    recorded = read_jsonl(REPO / "tests" / "data" / "teacher_replies.jsonl")
+    bad_instruction = [r for r in recorded if r["kind"] == "instruction" and r["expected_status"] == "parse_error"]
+    responses = [r for r in recorded if r["kind"] == "response"]
+
+    def completion(r: dict) -> Completion:
+        return Completion(content=r["raw_reply"], finish_reason=r["finish_reason"], prompt_tokens=0,
+                          completion_tokens=0)
+
+    rows: dict[str, list[dict]] = {"instruction": [], "response": [], "both": []}
+    for i, o in enumerate(originals):
+        if i < 6:
+            ins = teacher_row(o, "instruction", status="ok", teacher_model=REFERENCE, template_hash="reference000",
+                              fields={"instruction": merged[o["output"]], "input": "", "output": o["output"]})
+        else:
+            reply = bad_instruction[i]
+            parsed = parse_instruction_reply(reply["raw_reply"])
+            ins = teacher_row(o, "instruction", status=parsed.status, teacher_model=reply["teacher_model"],
+                              template_hash="recorded0000", completion=completion(reply), error=parsed.reason)
+        rows["instruction"].append(ins)
+        for variant, upstream in (("response", o), ("both", ins)):
+            reply = responses[2 * i + (variant == "both")]
+            parsed = parse_response_reply(reply["raw_reply"])
+            if upstream.get("status", "ok") != "ok":
+                row = teacher_row(o, variant, status="upstream_unusable", teacher_model=reply["teacher_model"],
+                                  template_hash="recorded0000", error="the instruction reflection failed")
+            else:
+                fields = {"instruction": upstream["instruction"], "input": upstream["input"] or "", **parsed.fields}
+                row = teacher_row(o, variant, status=parsed.status, teacher_model=reply["teacher_model"],
+                                  template_hash="recorded0000", fields=fields if parsed.status == "ok" else None,
+                                  completion=completion(reply), error=parsed.reason)
+            rows[variant].append(row)
+    for variant, out in rows.items():
+        write_jsonl(d / f"{variant}.jsonl", out)
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, teacher_url, embedded_model, shared_data) -> Path:
-    """A project directory after the real 8-row run (cwd-relative paths, as under DVC)."""
+def project(tmp_path_factory, embedded_model, shared_data) -> Path:
+    """A project directory after the 8-row run (cwd-relative paths, as under DVC)."""
     root = tmp_path_factory.mktemp("project")
-    # the teacher's request cache outlives the session (pytest's base temp parent), so a rerun on
-    # this machine reuses the real replies; a fresh machine (CI) asks the server
-    cache = tmp_path_factory.getbasetemp().parent / "rt-report-browse-teacher-cache"
-    reflect = {name: {"template": str(REPO / f"prompts/{name}.txt"), "system": str(REPO / f"prompts/{name}.system.txt")}
-               for name in ("reflect_instruction", "reflect_response")}
     params = {
         "datasets": {"alpaca": {"source": str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json"),
                                 "format": "alpaca", "limit": 8, "seed": 0}},
-        "teacher": {"model": str(embedded_model), "base_url": teacher_url, "api_key_env": KEY_ENV,
-                    "max_tokens": 128, "timeout": 900, "max_retries": 1, "cache_dir": str(cache)},
-        **reflect,
         "student": {"model": str(embedded_model)},
         "score": {"device": "cpu", "cache_dir": None},
-        "select": {"method": "v2", "eval_prompts_dir": None},
+        # v1 keeps every sample (v2 kept none of these 8: the rewrites are not harder, the
+        # recorded responses answer other prompts), so the export has rows to round-trip
+        "select": {"method": "v1", "eval_prompts_dir": None},
         "export": {"license": "cc-by-nc-4.0"},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     mp = pytest.MonkeyPatch()
     mp.chdir(root)
-    mp.setenv(KEY_ENV, "sk-local-never-used")
     try:
-        for stage in ("fetch", "reflect_instruction", "reflect_response", "score", "select", "report", "export"):
+        assert cli.main(["fetch", "--dataset", "alpaca"]) == 0
+        _reflections(root / "data" / "alpaca", shared_data)
+        for stage in ("score", "select", "report", "export"):
             assert cli.main([stage, "--dataset", "alpaca"]) == 0, stage
     finally:
         mp.undo()

@@ -137,12 +137,14 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, prov: Provenance) -> dict
     """Write the export folder (replacing an old one atomically); returns its counts.
 
     Raises:
-        UserError: ``selected.jsonl`` is missing (run ``select`` first).
+        UserError: ``selected.jsonl`` is missing (run ``select`` first) or empty.
     """
     selected_path = inputs.data_dir / "selected.jsonl"
     if not selected_path.is_file():
         raise UserError(f"export: {selected_path} is missing; run the pipeline up to select first (dvc repro)")
     selected = sorted(read_jsonl(selected_path), key=lambda r: str(r["id"]))
+    if not selected:
+        raise UserError(f"export: {selected_path} has no rows (select kept none); there is nothing to publish")
     variants = variant_rows(inputs.data_dir)
     select_metrics = json.loads(inputs.select_metrics.read_text()) if inputs.select_metrics.is_file() else {}
     out = outputs.export_dir
