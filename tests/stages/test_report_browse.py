@@ -116,19 +116,22 @@ def test_the_run_fills_every_file_the_page_reads(project):
     assert (project / "reports" / "alpaca.md").is_file() and (project / "reports" / "alpaca.html").is_file()
 
 
-def test_export_round_trips_the_selected_rows_and_the_card_validates(project):
+def test_export_round_trips_the_selected_rows_and_the_card_validates(project, tmp_path):
     import datasets
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard
 
     export = project / "data" / "alpaca" / "export"
     selected = read_jsonl(project / "data" / "alpaca" / "selected.jsonl")
-    loaded = datasets.load_dataset("parquet", data_dir=str(export))
+    # a fresh datasets cache: offline, a local folder is looked up in the cache by its name
+    # ("export") first, and an earlier folder of that name would answer instead
+    cache = str(tmp_path / "hf-datasets")
+    loaded = datasets.load_dataset("parquet", data_dir=str(export), cache_dir=cache)
     assert list(loaded) == ["train"]
     assert loaded["train"].to_list() == [{k: r.get(k) for k in loaded["train"].column_names} for r in selected]
     assert set(loaded["train"].column_names) == {"id", "variant", "instruction", "input", "output", "source",
                                                  "ifd", "rifd"}
-    variants = datasets.load_dataset(str(export), "all_variants")["train"]  # through the card's configs
+    variants = datasets.load_dataset(str(export), "all_variants", cache_dir=cache)["train"]  # the card's configs
     assert variants.num_rows == 32 and set(variants["variant"]) == {"original", "instruction", "response", "both"}
 
     card = DatasetCard.load(export / "README.md")
