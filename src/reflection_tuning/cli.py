@@ -24,9 +24,14 @@ COMMANDS = (
     "generate",
     "judge",
     "report",
+    "export",
 )
 # Commands that are not pipeline stages (they write no DVC outs): module paths.
-TOOLS = {"estimate": "reflection_tuning.estimate", "compare": "reflection_tuning.compare"}
+TOOLS = {
+    "estimate": "reflection_tuning.estimate",
+    "compare": "reflection_tuning.compare",
+    "push": "reflection_tuning.hub",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning.browse.page import build as build_page
 from reflection_tuning.config import ConfigError
 from reflection_tuning.io import write_text
 from reflection_tuning.report import METRICS, PLOTS, render
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.select import Config as SelectConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,13 @@ class Config:
 @dataclass(frozen=True)
 class Inputs:
     metrics_dir: Path  # metrics/K: <stage>.json and <plot>.csv
+    data_dir: Path | None = None  # data/K: the rows the HTML data browser shows
 
 
 @dataclass(frozen=True)
 class Outputs:
     report: Path
+    html: Path | None = None  # reports/K.html, the data browser (reflection_tuning.browse)
 
 
 def read_metrics(path: Path) -> dict[str, Any] | None:
@@ -70,7 +74,7 @@ def read_csv(path: Path) -> list[list[str]] | None:
         return list(csv.reader(f))
 
 
-def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str) -> str:
+def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str, method: str = "v2") -> str:
     """Render and write the report; returns its text.
 
     Raises:
@@ -85,6 +89,8 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str) -> str:
     text = render(dataset, metrics, plots, links, title=cfg.title, precision=cfg.precision,
                   max_plot_rows=cfg.max_plot_rows)
     write_text(outputs.report, text)
+    if outputs.html is not None and inputs.data_dir is not None:  # method: select.method, for the branches
+        build_page(dataset, inputs.data_dir, inputs.metrics_dir, outputs.html, method, title=cfg.title)
     missing = [n for n, m in metrics.items() if m is None]
     log.info("report: wrote %s%s", outputs.report, f" (not run: {', '.join(missing)})" if missing else "")
     return text
@@ -94,8 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("report", __doc__)
     parser.add_argument("--metrics-dir", type=Path, default=None, help="default metrics/K")
     parser.add_argument("--output", type=Path, default=None, help="default reports/K.md")
-    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, "report")], argv)
-    paths = resolve_paths(parser, args, {"metrics_dir": "metrics/{dataset}", "output": "reports/{dataset}.md"})
-    run(cfg, Inputs(metrics_dir=paths["metrics_dir"]), Outputs(report=paths["output"]),
-        dataset=args.dataset or paths["metrics_dir"].name)
+    parser.add_argument("--data-dir", type=Path, default=None, help="default data/K")
+    parser.add_argument("--html", type=Path, default=None, help="default reports/K.html")
+    sections = [Section(Config, "report"), Section(SelectConfig, "select", "select")]  # select.method: branches
+    args, (cfg, select), _ = parse_stage_args(parser, sections, argv)
+    page = {"data_dir": "data/{dataset}", "html": "reports/{dataset}.html"}  # without --dataset: only if given
+    paths = resolve_paths(parser, args, {"metrics_dir": "metrics/{dataset}", "output": "reports/{dataset}.md",
+                                         **{k: v for k, v in page.items() if args.dataset or getattr(args, k)}})
+    run(cfg, Inputs(metrics_dir=paths["metrics_dir"], data_dir=paths.get("data_dir")),
+        Outputs(report=paths["output"], html=paths.get("html")), dataset=args.dataset or paths["metrics_dir"].name,
+        method=select.method)
     return 0
