@@ -20,6 +20,7 @@ COMMANDS = (
     "score",
     "select",
     "finetune",
+    "finetune_baseline",
     "evaluate",
     "generate",
     "judge",

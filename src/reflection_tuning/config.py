@@ -115,11 +115,26 @@ def cli_overrides(args: argparse.Namespace, cls: type, prefix: str = "") -> dict
 
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+# The top-level params key naming a pipeline preset: ``presets/<name>.yaml``, one mapping per section.
+PIPELINE_PRESET_KEY = "preset"
 
 
 def available_presets(section: str) -> list[str]:
     """The preset names of params section ``section`` (``presets/<section>/<name>.yaml``)."""
     return sorted(p.stem for p in (PRESETS_DIR / section).glob("*.yaml"))
+
+
+def available_pipeline_presets() -> list[str]:
+    """The pipeline preset names (``presets/<name>.yaml``), for the top-level ``preset`` key."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a preset is a mapping")
+    return values
 
 
 def preset_values(section: str, name: str) -> dict[str, Any]:
@@ -131,11 +146,38 @@ def preset_values(section: str, name: str) -> dict[str, Any]:
     path = PRESETS_DIR / section / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"{section}.preset: unknown preset {name!r}; available: {available_presets(section)}")
-    with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
-    if not isinstance(values, dict) or "preset" in values:
+    values = _read_mapping(path)
+    if "preset" in values:
         raise ConfigError(f"{path}: a preset is a mapping of {section} keys (and cannot name another preset)")
     return values
+
+
+def pipeline_preset_values(name: str, section: str) -> dict[str, Any]:
+    """The keys pipeline preset ``name`` (``presets/<name>.yaml``) sets in section ``section``.
+
+    A pipeline preset may set a section's own ``preset`` key (``finetune: {preset: paper}``),
+    which :func:`load_config` then applies: one file per set of values, no copies.
+
+    Returns:
+        The section's mapping, ``{}`` when the preset leaves the section alone.
+    Raises:
+        ConfigError: an unknown preset, or a file (or a section of it) that is not a mapping.
+    """
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{PIPELINE_PRESET_KEY}: unknown pipeline preset {name!r}; "
+                          f"available: {available_pipeline_presets()}")
+    values = _read_mapping(path).get(section) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: section {section!r} must be a mapping of its keys")
+    return values
+
+
+def _apply(merged: dict[str, Any], values: dict[str, Any], overrides: dict[str, Any], what: str) -> None:
+    replaced = sorted(k for k, v in values.items() if k in merged and merged[k] != v and k not in overrides)
+    if replaced:
+        logging.getLogger(__name__).warning("%s replaces the params values of %s", what, ", ".join(replaced))
+    merged.update(values)
 
 
 def load_config(
@@ -143,24 +185,29 @@ def load_config(
 ) -> T:
     """Section ``section`` of ``params`` (a dotted path), with CLI ``overrides`` on top.
 
-    A section with a ``preset`` key (``finetune.preset: paper``) takes the preset's values
-    over those in ``params``, and the CLI options over both: params.yaml lists every key,
-    so a preset that gave way to it would never apply. A params value the preset replaces
-    is logged as a warning.
+    Layers, each over the one before: the params values; the pipeline preset named by the
+    top-level ``preset`` key (``preset: reference`` reads this section's mapping in
+    ``presets/reference.yaml``); the section preset named by the section's ``preset`` key
+    (``finetune.preset: paper`` reads ``presets/finetune/paper.yaml``; the pipeline preset
+    may set it); the CLI options. A preset wins over params.yaml because params.yaml lists
+    every key, so a preset that gave way to it would never apply. A params value a preset
+    replaces is logged as a warning.
+
+    Raises:
+        ConfigError: an unknown preset or key (see :func:`from_dict`).
     """
     node: Any = params
     for part in section.split("."):
         node = (node or {}).get(part) if isinstance(node, dict) else None
     merged = dict(node or {})
     overrides = overrides or {}
+    top = section.split(".")[0]
+    pipeline = params.get(PIPELINE_PRESET_KEY) if isinstance(params, dict) else None
+    if pipeline:
+        _apply(merged, pipeline_preset_values(pipeline, top), overrides, f"{PIPELINE_PRESET_KEY}={pipeline}")
     preset = overrides.get("preset", merged.get("preset"))
     if preset:
-        values = preset_values(section.split(".")[0], preset)
-        replaced = sorted(k for k, v in values.items() if k in merged and merged[k] != v and k not in overrides)
-        if replaced:
-            logging.getLogger(__name__).warning(
-                "%s.preset=%s replaces the params values of %s", section, preset, ", ".join(replaced))
-        merged.update(values)
+        _apply(merged, preset_values(top, preset), overrides, f"{section}.preset={preset}")
     merged.update(overrides)
     return from_dict(cls, merged, where=section)
 

@@ -1,5 +1,10 @@
 """The Markdown report of one dataset's run, rendered from its metrics and plot files.
 
+The report opens with the papers' comparison (Reflection-Tuning, arXiv 2310.11716, Sec. 4;
+Selective Reflection-Tuning, arXiv 2402.10110, Sec. 4): the base, baseline-SFT (trained on
+the original rows) and recycled-SFT (trained on the selected rows) students side by side on
+the benchmarks, then the judge's recycled-vs-baseline result; every stage's section follows.
+
 Pure: :func:`render` takes the metrics dicts and the plot tables already read, and any of
 them may be missing (``None``): a stage that did not run gets a "not run" line, so a report
 can be rendered at any point of the pipeline.
@@ -20,12 +25,17 @@ METRICS = {
     "reflect_response": "Response reflection (`reflect_response`)",
     "score": "Student scores (`score`)",
     "select": "Selection (`select`)",
-    "finetune": "Fine-tuning (`finetune`)",
-    "evaluate": "Benchmarks, base vs SFT (`evaluate`)",
+    "finetune": "Fine-tuning on the selected rows: recycled-SFT (`finetune`)",
+    "finetune_baseline": "Fine-tuning on the original rows: baseline-SFT (`finetune_baseline`)",
+    "evaluate": "Benchmarks: base, baseline-SFT, recycled-SFT (`evaluate`)",
     "generate": "Answers to the evaluation prompts (`generate`)",
-    "judge": "Pairwise judge, SFT vs baseline (`judge`)",
+    "judge": "Pairwise judge, recycled-SFT vs baseline (`judge`)",
 }
-PLOTS = ("score_ifd", "finetune_loss", "evaluate_plot", "judge_plot")
+PLOTS = ("score_ifd", "finetune_loss", "finetune_baseline_loss", "evaluate_plot", "judge_plot")
+# evaluate.json prefixes: the three students, and the columns of the benchmark tables
+MODELS = {"base": "base", "baseline": "baseline-SFT", "sft": "recycled-SFT"}
+# generate.baseline values, as the report names them (anything else is a model directory)
+BASELINE_LABELS = {"baseline_sft": "baseline-SFT", "base": "base"}
 NA = "–"
 
 
@@ -67,17 +77,34 @@ def score_section(m: Mapping[str, Any], precision: int) -> str:
                  rows, precision)
 
 
-def evaluate_section(m: Mapping[str, Any], precision: int) -> str:
-    """One row per ``<task>.<metric>``: base, SFT and their difference (stderrs left out)."""
-    keys = sorted({k.split(".", 1)[1] for k in m if k.startswith(("base.", "sft."))} - {""})
-    keys = [k for k in keys if not k.endswith("_stderr")]
+def _minus(a: Any, b: Any) -> float | None:
+    return a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+
+
+def _score_keys(m: Mapping[str, Any]) -> list[str]:
+    """The ``<task>.<metric>`` names of evaluate.json, stderrs left out."""
+    keys = {k.split(".", 1)[1] for k in m if k.split(".", 1)[0] in MODELS and "." in k}
+    return sorted(k for k in keys if not k.endswith("_stderr"))
+
+
+def comparison_table(m: Mapping[str, Any], precision: int) -> str:
+    """One row per ``<task>.<metric>``: base, baseline-SFT, recycled-SFT, recycled − baseline
+    (the headline delta) and recycled − base."""
     rows = []
-    for k in keys:
-        base, sft = m.get(f"base.{k}"), m.get(f"sft.{k}")
-        delta = m.get(f"delta.{k}", sft - base if isinstance(base, (int, float)) and isinstance(sft, (int, float))
-                      else None)
-        rows.append([k, base, sft, delta])
-    return table(("task.metric", "base", "SFT", "SFT − base"), rows, precision)
+    for k in _score_keys(m):
+        base, baseline, sft = (m.get(f"{p}.{k}") for p in MODELS)
+        rows.append([k, base, baseline, sft, m.get(f"delta_vs_baseline.{k}", _minus(sft, baseline)),
+                     m.get(f"delta.{k}", _minus(sft, base))])
+    return table(("task.metric", *MODELS.values(), "recycled − baseline", "recycled − base"), rows, precision)
+
+
+def evaluate_section(m: Mapping[str, Any], precision: int) -> str:
+    """The standard errors of every score, and the documents scored per task (the scores
+    themselves lead the report, see :func:`headline`)."""
+    rows = [[k, *(m.get(f"{p}.{k}_stderr") for p in MODELS)] for k in _score_keys(m)]
+    docs = sorted((k.removeprefix("docs."), v) for k, v in m.items() if k.startswith("docs."))
+    return "\n\n".join([table(("task.metric", *(f"{v} stderr" for v in MODELS.values())), rows, precision),
+                         table(("task", "documents per model"), docs, precision)])
 
 
 def judge_sets(m: Mapping[str, Any]) -> list[str]:
@@ -90,9 +117,9 @@ def judge_section(m: Mapping[str, Any], precision: int) -> str:
     cols = ("win", "tie", "lose", "failed", "winning_score")
     rows = [[s, *(m.get(f"judge_{s}_{c}") for c in cols)] for s in judge_sets(m)]
     rows.append(["**all**", *(m.get(f"judge_{c}") for c in cols)])
-    note = ("Win: the SFT answer scores higher in both orders, or higher in one and equal in the other; "
+    note = ("Win: the recycled-SFT answer scores higher in both orders, or higher in one and equal in the other; "
             "lose: the mirror image; tie: anything else; failed: a judgement could not be read. "
-            "Winning score = (win − lose) / (win + tie + lose) + 1 (> 1: SFT better than the baseline).")
+            "Winning score = (win − lose) / (win + tie + lose) + 1 (> 1: recycled-SFT better than the baseline).")
     return table(("set", "win", "tie", "lose", "failed", "winning score"), rows, precision) + "\n\n" + note
 
 
@@ -120,17 +147,51 @@ def plot_section(name: str, link: str, rows: list[list[str]] | None, max_rows: i
     return text
 
 
+def baseline_label(generate: Mapping[str, Any] | None) -> str:
+    """What the judge compared recycled-SFT with: ``baseline-SFT``, ``base`` or a directory."""
+    choice = (generate or {}).get("baseline")
+    return BASELINE_LABELS.get(choice, f"`{choice}`") if choice else "the baseline"
+
+
+def headline(metrics: Mapping[str, Mapping[str, Any] | None], links: Mapping[str, str], precision: int) -> str:
+    """The papers' comparison: rows trained on per arm, the benchmarks of the three students,
+    then the judge's recycled-vs-baseline result."""
+    parts = ["## Recycled-SFT vs baseline-SFT",
+             "The student fine-tuned on the recycled, selected rows (recycled-SFT, `finetune`) against the "
+             "same student fine-tuned on the original rows of the same samples (baseline-SFT, "
+             "`finetune_baseline`), as in the papers; the untuned base student beside them."]
+    arms = [(name, (metrics.get(stage) or {}).get("train_rows"), (metrics.get(stage) or {}).get("train_loss"))
+            for name, stage in (("recycled-SFT", "finetune"), ("baseline-SFT", "finetune_baseline"))]
+    parts.append(table(("student", "rows trained on", "train loss (nats/token)"), arms, precision))
+    evaluate, judge = metrics.get("evaluate"), metrics.get("judge")
+    link = links.get("evaluate", "evaluate.json")
+    parts.append(f"Benchmarks, from [{link}]({link}):\n\n{comparison_table(evaluate, precision)}" if evaluate
+                 else f"Benchmarks: _not run_ (`{link}` is missing)")
+    versus = baseline_label(metrics.get("generate"))
+    link = links.get("judge", "judge.json")
+    if judge:
+        # other ways of counting the winning score (failures excluded, or scored as the reference does)
+        cols = ["win", "tie", "lose", "failed", "pairs", "winning_score"]
+        cols += sorted(k.removeprefix("judge_") for k in judge if k.startswith("judge_winning_score_"))
+        parts.append(f"Pairwise judge, recycled-SFT vs {versus}, from [{link}]({link}) (per test set below):\n\n"
+                     + table([c.replace("_", " ") for c in cols], [[judge.get(f"judge_{c}") for c in cols]],
+                             precision))
+    else:
+        parts.append(f"Pairwise judge, recycled-SFT vs {versus}: _not run_ (`{link}` is missing)")
+    return "\n\n".join(parts)
+
+
 def render(dataset: str, metrics: Mapping[str, Mapping[str, Any] | None], plots: Mapping[str, list[list[str]] | None],
            links: Mapping[str, str], *, title: str = "Reflection-tuning report", precision: int = 4,
            max_plot_rows: int = 20) -> str:
-    """The whole report as Markdown.
+    """The whole report as Markdown: the :func:`headline` comparison, then one section per stage.
 
     Args:
         metrics: ``{stage: metrics dict or None}`` for the stages of :data:`METRICS`.
         plots: ``{plot name: CSV rows (header first) or None}`` for :data:`PLOTS`.
         links: ``{stage or plot name: relative link}`` to the files they were read from.
     """
-    parts = [f"# {title}: `{dataset}`"]
+    parts = [f"# {title}: `{dataset}`", headline(metrics, links, precision)]
     for name, heading in METRICS.items():
         m = metrics.get(name)
         link = links.get(name, f"{name}.json")

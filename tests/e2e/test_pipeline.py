@@ -16,8 +16,8 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["fetch", "reflect_instruction", "reflect_response", "score", "select", "finetune", "evaluate",
-          "generate", "judge", "report"]
+STAGES = ["fetch", "reflect_instruction", "reflect_response", "score", "select", "finetune", "finetune_baseline",
+          "evaluate", "generate", "judge", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,14 @@ def test_repro_runs_every_stage_on_real_rows(project, e2e):
         assert len(rows) == 4, f"{variant}: counts in must equal counts out"
     scores = (root / "data/alpaca/scores.jsonl").read_text().splitlines()
     assert len(scores) == 16  # 4 samples x 4 variants, failures included with their status
-    answers = (root / "data/alpaca/answers.jsonl").read_text().splitlines()
+    answers = [json.loads(line) for line in (root / "data/alpaca/answers.jsonl").read_text().splitlines()]
     assert len(answers) == 2 * 2  # 1 prompt of 2 sets, sft and baseline
+    # the papers' comparison: the baseline answers come from the student trained on the original rows
+    assert {r["generator"] for r in answers if r["role"] == "baseline"} == {"alpaca-baseline-sft"}
+    baseline = json.loads((root / "metrics/alpaca/finetune_baseline.json").read_text())
+    assert baseline["rows_in"] == 4 and baseline["train_rows"] + baseline["rows_too_long"] == 4
+    evaluate = json.loads((root / "metrics/alpaca/evaluate.json").read_text())
+    assert {k.split(".")[0] for k in evaluate} == {"base", "baseline", "sft", "delta", "delta_vs_baseline", "docs"}
     assert len(json.loads((root / "data/alpaca/alpaca_eval/model_outputs.json").read_text())) == 2
     assert len((root / "data/alpaca/judgements.jsonl").read_text().splitlines()) == 2
 
@@ -48,13 +54,16 @@ def test_repro_runs_every_stage_on_real_rows(project, e2e):
     judge = json.loads((root / "metrics/alpaca/judge.json").read_text())
     assert judge["judge_pairs"] == 2 and sum(judge[f"judge_{o}"] for o in ("win", "tie", "lose", "failed")) == 2
     report = (root / "reports/alpaca.md").read_text()
-    assert "# Reflection-tuning report: `alpaca`" in report and "_not run_" not in report
+    assert report.startswith("# Reflection-tuning report: `alpaca`\n\n## Recycled-SFT vs baseline-SFT\n")
+    assert "| task.metric | base | baseline-SFT | recycled-SFT | recycled − baseline |" in report
+    assert "Pairwise judge, recycled-SFT vs baseline-SFT" in report and "_not run_" not in report
     assert e2e.secret not in (root / "dvc.lock").read_text()
 
 
 def test_changing_select_method_reruns_only_downstream(project, e2e):
-    """v2 (the first run), then v1, then original: each reruns only what selection feeds,
-    and the metrics of the three methods have the same keys, so experiments compare."""
+    """v2 (the first run), then v1, then original: each reruns only what selection feeds (never
+    the baseline arm, which reads no selection), and the metrics of the three methods have the
+    same keys, so experiments compare."""
     root, env = project
     keys = {s: set(json.loads((root / f"metrics/alpaca/{s}.json").read_text()))
             for s in ("select", "evaluate", "judge")}
@@ -70,6 +79,7 @@ def test_changing_select_method_reruns_only_downstream(project, e2e):
         downstream = {f"{s}@alpaca" for s in ("select", "report")}
         downstream |= {f"{s}@alpaca" for s in ("finetune", "evaluate", "generate")} if trained else set()
         assert downstream <= e2e.ran(out) <= downstream | {"judge@alpaca"}, method
+        assert "finetune_baseline@alpaca" not in e2e.ran(out), method
         assert "up to date" in e2e.sh(["dvc", "status"], root, env).lower()
         for stage, before in keys.items():
             assert set(json.loads((root / f"metrics/alpaca/{stage}.json").read_text())) == before, (method, stage)

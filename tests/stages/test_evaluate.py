@@ -56,13 +56,13 @@ def result(tmp_path_factory, tiny_model, shared_data):
     out = tmp_path_factory.mktemp("evaluate")
     cfg = Config(data_dir=str(shared_data / "benchmarks"), limit=LIMIT, batch_size=16, device="cpu")
     outputs = Outputs(metrics=out / "evaluate.json", plot=out / "evaluate_plot.csv")
-    # the same weights as base and sft: the mechanics are under test, and the deltas must be 0
-    inputs = Inputs(model_dir=tiny_model, base_model=tiny_model)
+    # the same weights as base, baseline and sft: the mechanics are under test, and the deltas must be 0
+    inputs = Inputs(model_dir=tiny_model, base_model=tiny_model, baseline_model=tiny_model)
     metrics = run(cfg, StudentConfig(model=str(tiny_model)), inputs, outputs)
     return metrics, outputs, cfg
 
 
-def test_metrics_for_base_sft_and_deltas(result):
+def test_metrics_for_base_baseline_sft_and_deltas(result):
     metrics, outputs, cfg = result
     assert json.loads(outputs.metrics.read_text()) == pytest.approx(metrics)
     configs = {c["task"]: c for c in task_configs(list(DEFAULT_TASKS), cfg.data_dir)}
@@ -72,18 +72,21 @@ def test_metrics_for_base_sft_and_deltas(result):
         assert primary_metric(configs[task]) in names
         assert metrics[f"docs.{task}"] == LIMIT
         for metric in names:
-            for model in ("base", "sft"):
+            for model in ("base", "baseline", "sft"):
                 assert 0.0 <= metrics[f"{model}.{task}.{metric}"] <= 1.0, (model, task, metric)
                 assert f"{model}.{task}.{metric}_stderr" in metrics
             assert metrics[f"delta.{task}.{metric}"] == pytest.approx(0.0)
+            assert metrics[f"delta_vs_baseline.{task}.{metric}"] == pytest.approx(0.0)  # the headline
+    assert not any(k.startswith(("delta.", "delta_vs_baseline.")) and k.endswith("_stderr") for k in metrics)
 
 
 def test_plot_data(result):
     metrics, outputs, _ = result
     with open(outputs.plot, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["task"], r["model"]) for r in rows] == [(t, m) for t in DEFAULT_TASKS for m in ("base", "sft")]
-    assert metrics["sft.rt_arc_challenge.acc_norm"] == pytest.approx(float(rows[1]["score"]))
+    models = ("base", "baseline", "sft")
+    assert [(r["task"], r["model"]) for r in rows] == [(t, m) for t in DEFAULT_TASKS for m in models]
+    assert metrics["sft.rt_arc_challenge.acc_norm"] == pytest.approx(float(rows[2]["score"]))
 
 
 def test_cli_one_task(tmp_path, tiny_model, shared_data, monkeypatch):
@@ -92,11 +95,12 @@ def test_cli_one_task(tmp_path, tiny_model, shared_data, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "alpaca").mkdir(parents=True)
-    (tmp_path / "models" / "alpaca" / "student-sft").symlink_to(tiny_model, target_is_directory=True)
+    for arm in ("student-sft", "baseline-sft"):  # the default paths of finetune and finetune_baseline
+        (tmp_path / "models" / "alpaca" / arm).symlink_to(tiny_model, target_is_directory=True)
     assert main(["--dataset", "alpaca", "--tasks", "rt_arc_challenge"]) == 0
     m = json.loads((tmp_path / "metrics" / "alpaca" / "evaluate.json").read_text())
     assert m["docs.rt_arc_challenge"] == 2
-    assert {k.split(".")[1] for k in m if k.startswith(("base.", "sft."))} == {"rt_arc_challenge"}
+    assert {k.split(".")[1] for k in m if k.startswith(("base.", "baseline.", "sft."))} == {"rt_arc_challenge"}
     assert (tmp_path / "metrics" / "alpaca" / "evaluate_plot.csv").exists()
     with pytest.raises(SystemExit):
         main(["--tasks", "rt_arc_challenge"])  # no --dataset and no explicit paths
@@ -155,7 +159,8 @@ def test_cli_per_task_fewshot(tmp_path, tiny_model, shared_data, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "alpaca").mkdir(parents=True)
-    (tmp_path / "models" / "alpaca" / "student-sft").symlink_to(tiny_model, target_is_directory=True)
+    for arm in ("student-sft", "baseline-sft"):  # the default paths of finetune and finetune_baseline
+        (tmp_path / "models" / "alpaca" / arm).symlink_to(tiny_model, target_is_directory=True)
     # the preset's tasks and shots, with a command-line limit and task list on top
     assert main(["--dataset", "alpaca", "--limit", "2", "--tasks", "[rt_arc_challenge, rt_truthfulqa_mc2]",
                  "--num-fewshot", "{rt_arc_challenge: 3}"]) == 0

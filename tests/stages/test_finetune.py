@@ -33,7 +33,7 @@ def cli_run(tmp_path_factory, tiny_model, alpaca_rows):
 
 def test_trains_and_writes_metrics(cli_run):
     m = json.loads((cli_run / "metrics/alpaca/finetune.json").read_text())
-    assert m["train_rows"] == m["selected_rows"] == 8
+    assert m["train_rows"] == m["selected_rows"] == m["rows_in"] == 8 and m["rows_too_long"] == 0
     assert m["steps"] == 2  # 8 rows / batch 4, 1 epoch
     assert math.isfinite(m["train_loss"]) and m["train_loss"] > 0
     assert 0 < m["completion_tokens"] < m["tokens"]
@@ -98,6 +98,7 @@ def test_rows_cut_off_by_max_length_are_not_trained(tiny_model, alpaca_rows, tmp
     m = run(Config(max_length=16, device="cpu"), StudentConfig(model=str(tiny_model)),
             Inputs(rows=tmp_path / "selected.jsonl"), out)
     assert m["selected_rows"] == 2 and m["train_rows"] == 0 and m["train_loss"] is None
+    assert m["rows_in"] == m["train_rows"] + m["rows_too_long"]  # counts in = counts out
     assert (out.model_dir / "model.safetensors").exists()
 
 
@@ -159,3 +160,21 @@ def test_lora_checkpointing_packing_and_global_batch(tiny_model, alpaca_rows, tm
     assert set(state) == set(base)
     changed = [k for k in state if not torch.equal(state[k], base[k])]
     assert changed and all("proj" in k for k in changed)  # only the LoRA-wrapped linear layers moved
+
+
+def test_baseline_arm_trains_on_the_original_rows(tmp_path, tiny_model, alpaca_rows, cli_run, monkeypatch):
+    """`reflection-tuning finetune_baseline --dataset alpaca`: the same run on data/K/original.jsonl,
+    written to the baseline's own paths, with the finetune metric keys."""
+    from reflection_tuning.stages import finetune_baseline
+
+    write_jsonl(tmp_path / "data" / "alpaca" / "original.jsonl", alpaca_rows[:4])
+    write_jsonl(tmp_path / "data" / "alpaca" / "selected.jsonl", [])  # never read by the baseline
+    (tmp_path / "params.yaml").write_text((cli_run / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    assert finetune_baseline.main(["--dataset", "alpaca", "--max-length", "256"]) == 0
+    m = json.loads((tmp_path / "metrics/alpaca/finetune_baseline.json").read_text())
+    assert m["rows_in"] == m["train_rows"] == 4 and m["rows_too_long"] == 0 and m["steps"] == 1
+    assert set(m) == set(json.loads((cli_run / "metrics/alpaca/finetune.json").read_text()))
+    assert (tmp_path / "metrics/alpaca/finetune_baseline_loss.csv").is_file()
+    assert (tmp_path / "models/alpaca/baseline-sft/config.json").is_file()
+    assert not (tmp_path / "models/alpaca/student-sft").exists()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
+from reflection_tuning.config import ConfigError
+from reflection_tuning.errors import UserError
 from reflection_tuning.generation import PROMPT_SETS
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.stages import generate
@@ -20,7 +23,7 @@ def run(tmp_path_factory, tiny_model, shared_data):
     tmp = tmp_path_factory.mktemp("generate")
     params = {"student": {"model": str(tiny_model)}, "finetune": {"template": "alpaca"},
               "generate": {"prompts_dir": str(shared_data / "eval_prompts"), "limit": 2, "max_new_tokens": 8,
-                           "batch_size": 4, "device": "cpu"}}
+                           "batch_size": 4, "device": "cpu", "baseline": "base"}}
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     assert generate.main(["--params", str(tmp / "params.yaml"), "--model-dir", str(tiny_model),
                           "--output", str(tmp / "answers.jsonl"), "--alpaca-eval-dir", str(tmp / "alpaca_eval"),
@@ -28,7 +31,7 @@ def run(tmp_path_factory, tiny_model, shared_data):
     return tmp
 
 
-def test_one_answer_per_prompt_and_role_sorted_by_id(run):
+def test_one_answer_per_prompt_and_role_sorted_by_id(run, tiny_model):
     rows = read_jsonl(run / "answers.jsonl")
     assert len(rows) == 2 * 2 * len(PROMPT_SETS)
     assert [(r["id"], r["role"]) for r in rows] == sorted((r["id"], r["role"]) for r in rows)
@@ -37,6 +40,7 @@ def test_one_answer_per_prompt_and_role_sorted_by_id(run):
         assert r["role"] in ("sft", "baseline") and r["finish"] in ("stop", "length")
         assert 1 <= r["new_tokens"] <= 8 and (r["finish"] == "stop" or r["new_tokens"] == 8)
     assert {r["generator"] for r in rows if r["role"] == "sft"} == {"alpaca-student-sft"}
+    assert {r["generator"] for r in rows if r["role"] == "baseline"} == {tiny_model.name}  # baseline: base
 
 
 def test_greedy_is_deterministic_and_template_comes_from_finetune(run, tiny_model):
@@ -63,5 +67,38 @@ def test_metrics_count_every_answer(run):
     m = json.loads((run / "generate.json").read_text())
     assert m["prompts"] == 2 * len(PROMPT_SETS) and m["rejected"] == 0
     assert all(m[f"prompts_{s}"] == 2 for s in PROMPT_SETS)
+    assert m["baseline"] == "base"
     for role in ("sft", "baseline"):
         assert m[f"{role}_stop"] + m[f"{role}_length"] == m["prompts"]
+
+
+def test_baseline_choices():
+    """generate.baseline: the baseline-SFT arm by default (the papers), the base student, or a directory."""
+    assert generate.Config().baseline == generate.BASELINE_SFT
+    assert generate.baseline_model("baseline_sft", "alpaca", "models/base") == Path("models/alpaca/baseline-sft")
+    assert generate.baseline_model("base", "alpaca", "models/base") == Path("models/base")
+    assert generate.baseline_model("/x/other", "alpaca", "models/base") == Path("/x/other")
+    with pytest.raises(UserError, match="--dataset"):
+        generate.baseline_model("baseline_sft", None, "models/base")
+    with pytest.raises(ConfigError, match="generate.baseline"):
+        generate.Config(baseline="")
+    assert generate.generator_names("alpaca", Path("models/alpaca/baseline-sft")) == {
+        "sft": "alpaca-student-sft", "baseline": "alpaca-baseline-sft"}
+
+
+def test_default_baseline_is_the_baseline_sft_arm(tmp_path, tiny_model, shared_data, monkeypatch):
+    """With no generate.baseline, the answers compared with recycled-SFT are baseline-SFT's
+    (models/K/baseline-sft, written by finetune_baseline)."""
+    params = {"student": {"model": str(tmp_path / "no-such-base")},
+              "generate": {"prompts_dir": str(shared_data / "eval_prompts"), "sets": ["vicuna"], "limit": 1,
+                           "max_new_tokens": 2, "device": "cpu"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "alpaca").mkdir(parents=True)
+    for arm in ("student-sft", "baseline-sft"):
+        (tmp_path / "models" / "alpaca" / arm).symlink_to(tiny_model, target_is_directory=True)
+    assert generate.main(["--dataset", "alpaca"]) == 0
+    rows = read_jsonl(tmp_path / "data" / "alpaca" / "answers.jsonl")
+    assert [(r["role"], r["generator"]) for r in rows] == [("baseline", "alpaca-baseline-sft"),
+                                                           ("sft", "alpaca-student-sft")]
+    assert json.loads((tmp_path / "metrics" / "alpaca" / "generate.json").read_text())["baseline"] == "baseline_sft"

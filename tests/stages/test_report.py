@@ -23,4 +23,5 @@ def test_report_from_metrics_files(tmp_path):
     assert "[../metrics/alpaca/judge.json](../metrics/alpaca/judge.json)" in text
     assert "| vicuna | 1 | 0 | 0 | 0 | 2 |" in text and "| lima | 0 | 0 | 0 | 1 | – |" in text
     assert "| vicuna win | 1 | vicuna | win |" in text
-    assert "## Benchmarks, base vs SFT (`evaluate`)\n\n_not run_" in text
+    assert "## Benchmarks: base, baseline-SFT, recycled-SFT (`evaluate`)\n\n_not run_" in text
+    assert "Pairwise judge, recycled-SFT vs the baseline, from [../metrics/alpaca/judge.json]" in text

@@ -38,3 +38,59 @@ def test_dotted_section_with_cli_overrides_on_top():
     cfg = load_config(Cfg, params, "datasets.alpaca", cli_overrides(args, Cfg))
     assert cfg == Cfg(name="a", limit=None, rate=0.5, flag=True, tasks=["a", "b"])
     assert cli_overrides(parser.parse_args([]), Cfg) == {}
+
+
+def _reference_sections() -> dict[str, type]:
+    """Every params section the `reference` preset sets, with the dataclass that reads it."""
+    from reflection_tuning.stages import evaluate, finetune, generate, judge, score
+    from reflection_tuning.teacher import TeacherConfig
+
+    return {"teacher": TeacherConfig, "score": score.Config, "finetune": finetune.Config,
+            "evaluate": evaluate.Config, "generate": generate.Config, "judge": judge.Config}
+
+
+def test_reference_preset_sets_the_reference_choices_in_every_section():
+    import yaml
+
+    from reflection_tuning.config import PRESETS_DIR, available_pipeline_presets
+
+    assert "reference" in available_pipeline_presets()
+    sections = _reference_sections()
+    written = yaml.safe_load((PRESETS_DIR / "reference.yaml").read_text())
+    assert set(written) == set(sections)  # every section it names is read by a stage (a typo would be lost)
+    params = {"preset": "reference", "teacher": {"max_tokens": 384}, "score": {"max_length": 1024},
+              "finetune": {"epochs": 1, "batch_size": 4}, "generate": {"limit": 4, "max_new_tokens": 64},
+              "judge": {"max_tokens": 128}, "evaluate": {"limit": 10}}
+    cfgs = {name: load_config(cls, params, name) for name, cls in sections.items()}
+    assert cfgs["teacher"].max_tokens == 2048 and cfgs["teacher"].temperature == 0.0
+    assert cfgs["score"].template == "vicuna" and cfgs["score"].max_length == 2048
+    # the finetune section's own `paper` preset, named by the pipeline preset, applies too
+    ft = cfgs["finetune"]
+    assert (ft.preset, ft.epochs, ft.global_batch_size, ft.max_length, ft.warmup_ratio) == ("paper", 3, 128, 2048, 0.03)
+    assert ft.batch_size == 4  # hardware-dependent: left to params
+    assert cfgs["evaluate"].limit is None and cfgs["evaluate"].num_fewshot["rt_arc_challenge"] == 25
+    assert cfgs["generate"].limit is None and cfgs["generate"].max_new_tokens == 1024
+    assert cfgs["judge"].max_tokens == 1024
+
+
+def test_pipeline_preset_layers(caplog):
+    """params < pipeline preset < section preset < CLI; untouched sections stay as they are."""
+    from reflection_tuning.stages import finetune
+
+    params = {"preset": "reference", "finetune": {"epochs": 1}, "datasets": {"alpaca": {"name": "a"}}}
+    assert load_config(Cfg, params, "datasets.alpaca") == Cfg(name="a")
+    assert load_config(finetune.Config, params, "finetune", {"epochs": 2}).epochs == 2
+    assert caplog.text == ""  # a value the CLI gives is not replaced, so nothing to warn about
+    assert load_config(finetune.Config, params, "finetune").epochs == 3
+    assert "finetune.preset=paper replaces the params values of epochs" in caplog.text
+    # the CLI can set the section preset back to none under the pipeline preset
+    cfg = load_config(finetune.Config, params, "finetune", {"preset": None})
+    assert cfg.preset is None and cfg.epochs == 1
+    assert load_config(finetune.Config, {"preset": None, "finetune": {"epochs": 1}}, "finetune").epochs == 1
+
+
+def test_unknown_pipeline_preset():
+    from reflection_tuning.stages import finetune
+
+    with pytest.raises(ConfigError, match=r"unknown pipeline preset 'refrence'; available: \[.*'reference'"):
+        load_config(finetune.Config, {"preset": "refrence"}, "finetune")

@@ -45,3 +45,39 @@ def test_lora_config():
     assert lora_config(Config()) is None
     lc = lora_config(Config(lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_target_modules=["q_proj", "v_proj"]))
     assert (lc.r, lc.lora_alpha, set(lc.target_modules)) == (8, 16, {"q_proj", "v_proj"})
+
+
+def _dvc_stage(name: str) -> dict:
+    from pathlib import Path
+
+    import yaml
+
+    dvc = yaml.safe_load((Path(__file__).resolve().parents[2] / "dvc.yaml").read_text())
+    return dvc["stages"][name]["do"]
+
+
+def test_baseline_arm_reads_nothing_select_writes():
+    """finetune_baseline depends on fetch's rows and the finetune params only (plus the student):
+    a new selection never retrains it. It trains with finetune's own code and params section."""
+    from reflection_tuning.stages import finetune, finetune_baseline
+
+    stage = _dvc_stage("finetune_baseline")
+    assert "data/${key}/original.jsonl" in stage["deps"]
+    assert not any("select" in d for d in stage["deps"])
+    assert set(stage["params"]) == {"preset", "student", "finetune"}
+    assert stage["outs"] == ["models/${key}/baseline-sft"]
+    assert finetune_baseline.PATHS["input"] == "data/{dataset}/original.jsonl"
+    assert set(finetune_baseline.PATHS.values()).isdisjoint(finetune.PATHS.values())
+    # the same params section and options as finetune: the arms differ only by their paths
+    assert finetune_baseline.stage_main is finetune.stage_main
+
+
+def test_stages_downstream_of_training_read_both_arms_and_the_preset():
+    for name in ("evaluate", "generate"):
+        stage = _dvc_stage(name)
+        assert {"models/${key}/student-sft", "models/${key}/baseline-sft"} <= set(stage["deps"]), name
+    for name in ("finetune", "finetune_baseline", "evaluate", "generate", "judge"):
+        stage = _dvc_stage(name)
+        assert "preset" in stage["params"] and "${pkg}/presets" in stage["deps"], name
+    report = _dvc_stage("report")
+    assert {"metrics/${key}/finetune_baseline.json", "metrics/${key}/finetune_baseline_loss.csv"} <= set(report["deps"])

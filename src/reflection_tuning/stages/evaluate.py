@@ -1,6 +1,12 @@
-"""Stage ``evaluate@<dataset>``: benchmark the fine-tuned student against the base student.
+"""Stage ``evaluate@<dataset>``: benchmark the recycled-SFT student against the baseline-SFT and the base.
 
-Runs lm-evaluation-harness (``lm_eval.simple_evaluate``, model ``hf``) on both models with
+The papers' comparison (Reflection-Tuning, arXiv 2310.11716, Sec. 4; Selective
+Reflection-Tuning, arXiv 2402.10110, Sec. 4) is the student fine-tuned on the recycled,
+selected data (``finetune``, ``models/K/student-sft``) against the same student fine-tuned
+on the original data (``finetune_baseline``, ``models/K/baseline-sft``); the untuned base
+student is reported beside them.
+
+Runs lm-evaluation-harness (``lm_eval.simple_evaluate``, model ``hf``) on the three models with
 the local tasks of ``reflection_tuning/tasks`` (``rt_arc_challenge``, ``rt_hellaswag``,
 ``rt_mmlu``, ``rt_truthfulqa_mc2``): the upstream lm-eval prompts and metrics, reading the
 benchmark files under ``evaluate.data_dir`` (relative to the working directory), so the
@@ -13,10 +19,12 @@ without the chat template, as in the Open LLM Leaderboard the papers report.
 set the Open LLM Leaderboard v1 shots: ARC-Challenge 25, HellaSwag 10, MMLU 5,
 TruthfulQA mc2 0.
 
-Outputs: flat metrics ``base.<task>.<metric>``, ``sft.<task>.<metric>`` (scores in [0, 1]),
-their standard errors ``…<metric>_stderr``, ``delta.<task>.<metric>`` (sft - base) and
-``docs.<task>`` (documents scored per model); and DVC plot data ``task,model,score`` with the
-task's primary metric (``metadata.primary_metric`` in its YAML).
+Outputs: flat metrics ``base.<task>.<metric>``, ``baseline.<task>.<metric>`` (baseline-SFT)
+and ``sft.<task>.<metric>`` (recycled-SFT), scores in [0, 1], their standard errors
+``…<metric>_stderr``, the headline ``delta_vs_baseline.<task>.<metric>`` (sft - baseline),
+``delta.<task>.<metric>`` (sft - base) and ``docs.<task>`` (documents scored per model); and
+DVC plot data ``task,model,score`` (model ``base`` | ``baseline`` | ``sft``) with the task's
+primary metric (``metadata.primary_metric`` in its YAML).
 """
 
 from __future__ import annotations
@@ -31,13 +39,15 @@ from typing import Any
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_csv, write_metrics
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.finetune import PATHS as FINETUNE_PATHS
+from reflection_tuning.stages.finetune_baseline import PATHS as BASELINE_PATHS
 from reflection_tuning.student import StudentConfig, resolve_device
 from reflection_tuning.tasks import TASKS_DIR
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TASKS = ("rt_arc_challenge", "rt_hellaswag", "rt_mmlu", "rt_truthfulqa_mc2")
-MODELS = ("base", "sft")
+MODELS = ("base", "baseline", "sft")  # metric prefixes, in the order they are evaluated
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,9 @@ class Config:
 
 @dataclass(frozen=True)
 class Inputs:
-    model_dir: Path  # the fine-tuned student
+    model_dir: Path  # the recycled-SFT student (finetune)
     base_model: Path  # the student before fine-tuning
+    baseline_model: Path  # the baseline-SFT student (finetune_baseline)
 
 
 @dataclass(frozen=True)
@@ -243,7 +254,7 @@ def _hub_primary(scores: dict[str, float], task: str) -> str:
 
 
 def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -> dict:
-    """Evaluate the base and the fine-tuned student; write the metrics and the plot data.
+    """Evaluate the base, the baseline-SFT and the recycled-SFT student; write the metrics and plot data.
 
     Returns:
         The metrics written.
@@ -260,20 +271,22 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     tasks = {name: tasks[name] for name in names}
     metrics: dict[str, Any] = {}
     scores: dict[str, dict[str, float]] = {}
-    for name, model in zip(MODELS, (inputs.base_model, inputs.model_dir), strict=True):
+    for name, model in zip(MODELS, (inputs.base_model, inputs.baseline_model, inputs.model_dir), strict=True):
         scores[name], docs = evaluate_model(model, cfg, tasks)
         metrics.update({f"{name}.{k}": v for k, v in scores[name].items()})
         metrics.update({f"docs.{task}": n for task, n in docs.items()})
-    for key, value in scores["sft"].items():
-        if not key.endswith("_stderr") and key in scores["base"]:
-            metrics[f"delta.{key}"] = value - scores["base"][key]
+    # the headline: recycled - baseline (the papers' comparison); and recycled - base
+    for prefix, reference in (("delta_vs_baseline", "baseline"), ("delta", "base")):
+        for key, value in scores["sft"].items():
+            if not key.endswith("_stderr") and key in scores[reference]:
+                metrics[f"{prefix}.{key}"] = value - scores[reference][key]
     plot = []
     primary = {c["task"]: primary_metric(c) for c in configs}
     for task in names:
         key = f"{task}.{primary.get(task) or _hub_primary(scores['base'], task)}"
         by_model = {name: scores[name].get(key) for name in MODELS}
         plot += [(task, name, v) for name, v in by_model.items() if v is not None]
-        log.info("%s: base %s, sft %s", key, by_model["base"], by_model["sft"])
+        log.info("%s: base %s, baseline-SFT %s, recycled-SFT %s", key, *(by_model[m] for m in MODELS))
     write_metrics(outputs.metrics, metrics)
     write_csv(outputs.plot, ("task", "model", "score"), plot)
     return metrics
@@ -281,18 +294,21 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("evaluate", __doc__)
-    parser.add_argument("--model-dir", type=Path, default=None, help="fine-tuned model (default models/K/student-sft)")
+    parser.add_argument("--model-dir", type=Path, default=None, help="recycled-SFT (default models/K/student-sft)")
+    parser.add_argument("--baseline-dir", type=Path, default=None,
+                        help="baseline-SFT (default models/K/baseline-sft)")
     parser.add_argument("--metrics", type=Path, default=None, help="metrics JSON (default metrics/K/evaluate.json)")
     parser.add_argument("--plot", type=Path, default=None, help="plot CSV (default metrics/K/evaluate_plot.csv)")
     args, (cfg, student), _ = parse_stage_args(
         parser, [Section(Config, "evaluate"), Section(StudentConfig, "student")], argv
     )
     paths = resolve_paths(parser, args, {
-        "model_dir": "models/{dataset}/student-sft",
+        "model_dir": FINETUNE_PATHS["output"],
+        "baseline_dir": BASELINE_PATHS["output"],
         "metrics": "metrics/{dataset}/evaluate.json",
         "plot": "metrics/{dataset}/evaluate_plot.csv",
     })
-    inputs = Inputs(model_dir=paths["model_dir"], base_model=Path(student.model))
+    inputs = Inputs(model_dir=paths["model_dir"], base_model=Path(student.model), baseline_model=paths["baseline_dir"])
     outputs = Outputs(metrics=paths["metrics"], plot=paths["plot"])
     run(cfg, student, inputs, outputs)
     return 0

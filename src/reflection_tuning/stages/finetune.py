@@ -14,14 +14,16 @@ adapter, merged into the weights before saving, so the output is a plain model
 directory); ``gradient_checkpointing``; ``global_batch_size`` (rows per optimizer step
 over all processes; the gradient accumulation is derived from it); ``preset`` (``paper``:
 the papers' hyperparameters, see ``presets/finetune/``). Several GPUs: run the command
-under ``accelerate launch`` (README, ``configs/accelerate/``).
+under ``accelerate launch`` (README, ``configs/accelerate/``). The baseline arm,
+``finetune_baseline``, runs this same code on the original rows (:data:`PATHS` differ only).
 
 With zero selected rows (or none with a response token within ``max_length``) the
 unchanged student is saved with ``train_rows = 0``, ``train_loss = null`` and a warning,
 so that ``evaluate`` still runs and the pipeline completes (its deltas are then 0).
 
 Outputs: the model and tokenizer directory, flat metrics (``train_loss``: mean over steps
-of the loss in nats per response token; ``selected_rows`` read, ``train_rows`` trained on,
+of the loss in nats per response token; ``rows_in`` read (also ``selected_rows``),
+``train_rows`` trained on, ``rows_too_long`` left out (``rows_in = train_rows + rows_too_long``),
 ``steps`` (optimizer steps), ``tokens`` and ``completion_tokens`` over all epochs,
 ``seconds`` of wall time), and the loss curve as DVC plot data (``step,loss``).
 """
@@ -299,29 +301,42 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     if trainer is not None and not trainer.is_world_process_zero():
         return metrics  # under `accelerate launch`, the first process writes the outputs
     tokenizer.save_pretrained(outputs.model_dir)
-    metrics.update({"selected_rows": len(examples), "seconds": round(time.monotonic() - start, 3)})
+    # rows_in = train_rows + rows_too_long; selected_rows is the older name of rows_in
+    metrics.update({"rows_in": len(examples), "selected_rows": len(examples),
+                    "rows_too_long": len(examples) - len(trainable), "seconds": round(time.monotonic() - start, 3)})
     write_metrics(outputs.metrics, metrics)
     write_csv(outputs.loss_plot, ("step", "loss"), curve)
     log.info("saved %s: %s", outputs.model_dir, metrics)
     return metrics
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("finetune", __doc__)
-    parser.add_argument("--input", type=Path, default=None, help="selected rows (default data/K/selected.jsonl)")
-    parser.add_argument("--output", type=Path, default=None, help="model directory (default models/K/student-sft)")
-    parser.add_argument("--metrics", type=Path, default=None, help="metrics JSON (default metrics/K/finetune.json)")
-    parser.add_argument("--loss-plot", type=Path, default=None, help="loss CSV (default metrics/K/finetune_loss.csv)")
+# Where each arm reads its rows and writes its model, metrics and loss curve ({dataset} = K).
+PATHS = {
+    "input": "data/{dataset}/selected.jsonl",
+    "output": "models/{dataset}/student-sft",
+    "metrics": "metrics/{dataset}/finetune.json",
+    "loss_plot": "metrics/{dataset}/finetune_loss.csv",
+}
+
+
+def stage_main(command: str, doc: str | None, paths: dict[str, str], argv: list[str] | None) -> int:
+    """The ``main`` of a fine-tuning stage: the ``finetune`` and ``student`` params, rows from
+    ``paths["input"]``, outputs at ``paths`` (defaults filled with ``--dataset``). Shared by
+    ``finetune`` and ``finetune_baseline``, which differ only in their paths."""
+    parser = stage_parser(command, doc)
+    parser.add_argument("--input", type=Path, default=None, help=f"rows to train on (default {paths['input']})")
+    parser.add_argument("--output", type=Path, default=None, help=f"model directory (default {paths['output']})")
+    parser.add_argument("--metrics", type=Path, default=None, help=f"metrics JSON (default {paths['metrics']})")
+    parser.add_argument("--loss-plot", type=Path, default=None, help=f"loss CSV (default {paths['loss_plot']})")
     args, (cfg, student), _ = parse_stage_args(
         parser, [Section(Config, "finetune"), Section(StudentConfig, "student")], argv
     )
-    paths = resolve_paths(parser, args, {
-        "input": "data/{dataset}/selected.jsonl",
-        "output": "models/{dataset}/student-sft",
-        "metrics": "metrics/{dataset}/finetune.json",
-        "loss_plot": "metrics/{dataset}/finetune_loss.csv",
-    })
-    inputs = Inputs(rows=paths["input"])
-    outputs = Outputs(model_dir=paths["output"], metrics=paths["metrics"], loss_plot=paths["loss_plot"])
+    resolved = resolve_paths(parser, args, paths)
+    inputs = Inputs(rows=resolved["input"])
+    outputs = Outputs(model_dir=resolved["output"], metrics=resolved["metrics"], loss_plot=resolved["loss_plot"])
     run(cfg, student, inputs, outputs)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("finetune", __doc__, PATHS, argv)

@@ -1,16 +1,18 @@
-"""Stage ``generate@<dataset>``: the fine-tuned student and the baseline answer the evaluation prompts.
+"""Stage ``generate@<dataset>``: the recycled-SFT student and the baseline answer the evaluation prompts.
 
 Both models answer the first ``limit`` prompts of each test set (Vicuna, Koala, WizardLM,
 LIMA, Self-Instruct: the papers' pairwise evaluation, see :mod:`reflection_tuning.generation`)
 greedily, in the prompt template the student was fine-tuned with (``finetune.template``),
-up to ``max_new_tokens`` new tokens. The baseline is the base student (``student.model``)
-unless ``generate.baseline`` names another model directory.
+up to ``max_new_tokens`` new tokens. ``generate.baseline`` chooses the baseline:
+``baseline_sft`` (the default, as in the papers: the same student fine-tuned on the original
+rows, ``models/K/baseline-sft`` from ``finetune_baseline``), ``base`` (the untuned student,
+``student.model``) or a model directory.
 
 Outputs: ``data/K/answers.jsonl`` (one row per prompt and role ``sft`` / ``baseline``:
 ``id``, ``set``, ``source_id``, ``instruction``, ``input``, ``prompt``, ``role``,
 ``generator``, ``answer``, ``finish`` (``stop`` | ``length``), ``new_tokens``), the AlpacaEval
 inputs ``data/K/alpaca_eval/model_outputs.json`` (SFT) and ``reference_outputs.json``
-(baseline), and ``metrics/K/generate.json``.
+(baseline), and ``metrics/K/generate.json`` (with ``baseline``, the ``generate.baseline`` value).
 """
 
 from __future__ import annotations
@@ -25,12 +27,19 @@ from reflection_tuning import templates
 from reflection_tuning.config import ConfigError, load_config
 from reflection_tuning.generation import PROMPT_SETS, alpaca_eval_records, generate_answers, load_prompts
 from reflection_tuning.io import write_json, write_jsonl, write_metrics
+from reflection_tuning.errors import UserError
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.finetune import PATHS as FINETUNE_PATHS
+from reflection_tuning.stages.finetune import Config as FinetuneConfig
+from reflection_tuning.stages.finetune_baseline import PATHS as BASELINE_PATHS
 from reflection_tuning.student import StudentConfig, resolve_device
 
 log = logging.getLogger(__name__)
 
 ROLES = ("sft", "baseline")
+# generate.baseline: the papers' baseline-SFT arm, or the untuned student; anything else is a directory
+BASELINE_SFT = "baseline_sft"
+BASE = "base"
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class Config:
     limit: int | None = 4  # prompts per set, the first ones in the file; None = all
     max_new_tokens: int = 64
     batch_size: int = 8
-    baseline: str | None = None  # model directory; None = student.model
+    baseline: str = BASELINE_SFT  # baseline_sft | base | a model directory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
@@ -50,6 +59,9 @@ class Config:
             raise ConfigError(f"generate.limit must be >= 1 or null, got {self.limit}")
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ConfigError("generate.max_new_tokens and generate.batch_size must be >= 1")
+        if not isinstance(self.baseline, str) or not self.baseline:
+            raise ConfigError(f"generate.baseline must be {BASELINE_SFT}, {BASE} or a model directory, "
+                              f"got {self.baseline!r}")
 
 
 @dataclass(frozen=True)
@@ -65,10 +77,25 @@ class Outputs:
     metrics: Path
 
 
-def generator_names(dataset: str, baseline_model: Path) -> dict[str, str]:
-    """The ``generator`` of each role in the AlpacaEval files: ``<dataset>-student-sft``, and the
-    baseline directory's name."""
-    return {"sft": f"{dataset}-student-sft", "baseline": Path(baseline_model).name}
+def baseline_model(choice: str, dataset: str | None, student_model: str | Path) -> Path:
+    """The model directory of ``generate.baseline``: ``baseline_sft`` (``models/K/baseline-sft``),
+    ``base`` (``student_model``) or ``choice`` itself, a directory.
+
+    Raises:
+        UserError: ``baseline_sft`` without a dataset name.
+    """
+    if choice == BASELINE_SFT:
+        if not dataset:
+            raise UserError(f"generate.baseline={BASELINE_SFT} needs --dataset (or give a model directory)")
+        return Path(BASELINE_PATHS["output"].format(dataset=dataset))
+    return Path(student_model) if choice == BASE else Path(choice)
+
+
+def generator_names(dataset: str, baseline_model: Path, baseline: str = BASELINE_SFT) -> dict[str, str]:
+    """The ``generator`` of each role in the AlpacaEval files: ``<dataset>-student-sft``, and
+    ``<dataset>-baseline-sft`` for the baseline arm, else the baseline directory's name."""
+    name = f"{dataset}-baseline-sft" if baseline == BASELINE_SFT else Path(baseline_model).name
+    return {"sft": f"{dataset}-student-sft", "baseline": name}
 
 
 def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: str = "student") -> dict[str, Any]:
@@ -89,7 +116,7 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
     for r in rejects:
         log.warning("%s line %d rejected: %s", r["set"], r["line"], r["reason"])
     device = resolve_device(cfg.device)
-    names = generator_names(dataset, inputs.baseline_model)
+    names = generator_names(dataset, inputs.baseline_model, cfg.baseline)
     rows: list[dict[str, Any]] = []
     by_role: dict[str, list[dict[str, Any]]] = {}
     from transformers import AutoTokenizer
@@ -107,7 +134,7 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
     write_json(outputs.alpaca_eval_dir / "model_outputs.json", alpaca_eval_records(by_role["sft"], names["sft"]))
     write_json(outputs.alpaca_eval_dir / "reference_outputs.json",
                alpaca_eval_records(by_role["baseline"], names["baseline"]))
-    metrics: dict[str, Any] = {"prompts": len(prompts), "rejected": len(rejects)}
+    metrics: dict[str, Any] = {"baseline": cfg.baseline, "prompts": len(prompts), "rejected": len(rejects)}
     for s in sets:
         metrics[f"prompts_{s}"] = sum(p["set"] == s for p in prompts)
     for role, rs in by_role.items():
@@ -123,14 +150,12 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
 
 def finetune_template(params: dict[str, Any]) -> str:
     """``finetune.template`` from params (its default when unset): the one source of the prompt format."""
-    from reflection_tuning.stages.finetune import Config as FinetuneConfig
-
     return load_config(FinetuneConfig, params, "finetune").template
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("generate", __doc__)
-    parser.add_argument("--model-dir", type=Path, default=None, help="fine-tuned model (default models/K/student-sft)")
+    parser.add_argument("--model-dir", type=Path, default=None, help="recycled-SFT (default models/K/student-sft)")
     parser.add_argument("--template", default=None, help="prompt template (default finetune.template from params)")
     parser.add_argument("--output", type=Path, default=None, help="answers (default data/K/answers.jsonl)")
     parser.add_argument("--alpaca-eval-dir", type=Path, default=None, help="default data/K/alpaca_eval")
@@ -139,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         parser, [Section(Config, "generate"), Section(StudentConfig, "student")], argv
     )
     paths = resolve_paths(parser, args, {
-        "model_dir": "models/{dataset}/student-sft",
+        "model_dir": FINETUNE_PATHS["output"],
         "output": "data/{dataset}/answers.jsonl",
         "alpaca_eval_dir": "data/{dataset}/alpaca_eval",
         "metrics": "metrics/{dataset}/generate.json",
     })
     template = args.template or finetune_template(params)
-    inputs = Inputs(sft_model=paths["model_dir"], baseline_model=Path(cfg.baseline or student.model))
+    inputs = Inputs(sft_model=paths["model_dir"], baseline_model=baseline_model(cfg.baseline, args.dataset,
+                                                                                 student.model))
     outputs = Outputs(answers=paths["output"], alpaca_eval_dir=paths["alpaca_eval_dir"], metrics=paths["metrics"])
     run(cfg, template, inputs, outputs, dataset=args.dataset or "student")
     return 0

@@ -1,9 +1,10 @@
 """Stage ``report@<dataset>``: a Markdown summary of the run, ``reports/K.md``.
 
-Reads ``metrics/K/<stage>.json`` of every stage and the plot CSVs, and renders data counts
-(fetch, the reflection statuses, each selection branch), the IFD / r-IFD summaries, the
-fine-tuning figures, the benchmarks of the base and the fine-tuned student, the judge's
-win / tie / lose per test set, and the plot data as small tables with links (see
+Reads ``metrics/K/<stage>.json`` of every stage and the plot CSVs. The report opens with the
+papers' comparison: base, baseline-SFT and recycled-SFT side by side on the benchmarks, and
+the judge's recycled-vs-baseline result; then data counts (fetch, the reflection statuses,
+each selection branch), the IFD / r-IFD summaries, both fine-tuning runs, the judge's win /
+tie / lose per test set, and the plot data as small tables with links (see
 :mod:`reflection_tuning.report`). A missing file gives a "not run" line, not an error.
 """
 
