@@ -110,7 +110,9 @@ class HFScorer:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = pad if pad is not None else 0  # pads are masked out: any id will do
         self.stats = ScorerStats()
-        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        params = inspect.signature(model.forward).parameters
+        self._keeps_logits = "logits_to_keep" in params
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.x
         self._oom_tokens: int | None = None  # padded tokens of the smallest batch that ran out of memory
 
     @classmethod
@@ -305,8 +307,9 @@ class HFScorer:
             past = DynamicCache([(kk.expand(B, -1, -1, -1), vv.expand(B, -1, -1, -1)) for kk, vv in kv],
                                 config=self.model.config)
         with torch.inference_mode(), self._autocast():
-            args = dict(input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
-                        past_key_values=past, use_cache=past is not None)
+            args = dict(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=past is not None)
+            if past is not None:
+                args[self._cache_arg] = past
             if self._keeps_logits:
                 # Project only the predicting positions onto the vocabulary: [N, V], not [B, L, V].
                 logits = self.model(**args, logits_to_keep=keep).logits
