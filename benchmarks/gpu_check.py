@@ -15,7 +15,8 @@ Writes every figure to one JSON file (``--json``) and prints a table. A section 
 recorded with its error and the others still run; a section that would start after
 ``--budget-s`` seconds is skipped and recorded as such.
 
-    python benchmarks/gpu_check.py                     # on a GPU machine: ~5-7 min on one H100/H200
+    python benchmarks/gpu_check.py                     # on a GPU machine: ~5-7 min on one H100/H200 (estimated:
+                                                       # score ~2, sft ~2, teacher ~2 incl. server start)
     python benchmarks/gpu_check.py --dry               # CPU, tiny sizes: proves the script runs (~2-4 min)
 """
 
@@ -37,8 +38,8 @@ DEFAULT_MODEL = REPO / "models" / "smollm2-135m-instruct"
 # (full run, --dry) sizes per section
 SIZES = {
     "score": {"rows": (128, 2), "parity_rows": (512, 3)},
-    "sft": {"rows": (512, 4), "max_length": (1024, 128), "batch_size": (16, 2)},
-    "teacher": {"rows": (64, 3), "max_tokens": (256, 8)},
+    "sft": {"rows": (256, 4), "max_length": (1024, 128), "batch_size": (16, 2)},
+    "teacher": {"rows": (40, 3), "max_tokens": (128, 8)},
 }
 
 
