@@ -159,6 +159,28 @@ def shared_prefixes(prompts: Sequence[Sequence[int]], min_share: int = 8, min_to
     return out
 
 
+def prefix_batches(plans: Sequence[Plan], todo: Sequence[int], batch_tokens: int, min_fill: float,
+                   min_share: int | None) -> list[tuple[int, list[int]]]:
+    """``(k, indices into plans)`` batches of the plans in ``todo`` (each with a scored position).
+
+    Every plan of a batch starts with the same ``k`` prompt tokens, to be fed once
+    (:func:`shared_prefixes`, ``min_share=None``: k = 0 everywhere); each group is packed by
+    :func:`make_batches` on its suffix lengths. Groups come shortest prefix first, so the
+    order does not depend on anything but the plans.
+    """
+    # The cacheable part ends before the position that predicts the first target token.
+    prompts = [plans[i].ids[: plans[i].positions[0] - 1] for i in todo]
+    ks = shared_prefixes(prompts, min_share) if min_share is not None else [0] * len(todo)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, k in zip(todo, ks):
+        groups.setdefault(tuple(plans[i].ids[:k]), []).append(i)
+    out = []
+    for key, members in sorted(groups.items(), key=lambda g: (len(g[0]), g[0])):
+        lengths = [len(plans[i].ids) - len(key) for i in members]
+        out += [(len(key), [members[j] for j in b]) for b in make_batches(lengths, batch_tokens, min_fill)]
+    return out
+
+
 def assign_batches(costs: Sequence[int], world: int) -> list[int]:
     """The rank (0..world-1) of each batch: greedy, in order, to the least-loaded rank so far.
 

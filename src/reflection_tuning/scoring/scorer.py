@@ -65,6 +65,7 @@ from reflection_tuning.scoring.batching import (  # noqa: F401  (re-exported: th
     assign_batches,
     make_batches,
     plan,
+    prefix_batches,
     shared_prefixes,
 )
 from reflection_tuning.scoring.ifd import STATUS_EMPTY, STATUS_NAN, STATUS_OK
@@ -82,6 +83,10 @@ MIN_SHARE = 8
 
 class HFScorer:
     """A Hugging Face causal LM as a :class:`Scorer` (fp32 weights; bf16 autocast on CUDA unless ``bf16=False``).
+
+    ``share_prefix``/``min_share``: feed once the prompt prefixes at least ``min_share`` pairs of a
+    call start with (see "Shared prompt prefixes" above). ``min_fill``: no row of a batch shorter
+    than this fraction of its longest. ``bf16``: bf16 autocast (None: on CUDA only).
 
     Raises:
         ValueError: the tokenizer is not a fast tokenizer (no offsets), or bad sizes.
@@ -159,7 +164,8 @@ class HFScorer:
                 todo.append(i)
             else:
                 results[i] = PairScore(None, 0, p.target_tokens, p.truncated, STATUS_EMPTY)
-        batches = self._batches(plans, todo)
+        batches = prefix_batches(plans, todo, self.batch_tokens, self.min_fill,
+                                 self.min_share if self.share_prefix else None)
         owner = assign_batches([len(b) * (len(plans[b[0]].ids) - k) for k, b in batches], self.shard.world)
         mine = [b for b, rank in zip(batches, owner) if rank == self.shard.rank]
         results.update(self._score_batches(unique, plans, mine))
@@ -168,21 +174,6 @@ class HFScorer:
                 results.update(part)
         by_request = {r: results[i] for i, r in enumerate(unique)}
         return [by_request[r] for r in requests]
-
-    def _batches(self, plans: list[Plan], todo: list[int]) -> list[tuple[int, list[int]]]:
-        """``(k, indices)`` batches: every plan of a batch starts with the same ``k`` prompt tokens,
-        computed once (:func:`shared_prefixes`); the rest is packed by :func:`make_batches`."""
-        # The cacheable part ends before the position that predicts the first target token.
-        ks = shared_prefixes([plans[i].ids[: plans[i].positions[0] - 1] for i in todo],
-                             self.min_share) if self.share_prefix else [0] * len(todo)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, k in zip(todo, ks):
-            groups.setdefault(tuple(plans[i].ids[:k]), []).append(i)
-        out = []
-        for key, members in sorted(groups.items(), key=lambda g: (len(g[0]), g[0])):
-            lengths = [len(plans[i].ids) - len(key) for i in members]
-            out += [(len(key), [members[j] for j in b]) for b in make_batches(lengths, self.batch_tokens, self.min_fill)]
-        return out
 
     def _score_batches(self, unique: list[Request], plans: list[Plan],
                        batches: list[tuple[int, list[int]]]) -> dict[int, PairScore]:
