@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "models" / "smollm2-135m-instruct"
 # (full run, --dry) sizes per section
 SIZES = {
-    "score": {"rows": (128, 2), "parity_rows": (512, 3)},
-    "sft": {"rows": (256, 4), "max_length": (1024, 128), "batch_size": (16, 2)},
-    "teacher": {"rows": (40, 3), "max_tokens": (128, 8)},
+    "score": {"rows": (128, 1), "parity_rows": (512, 1)},
+    "sft": {"rows": (256, 2), "max_length": (1024, 64), "batch_size": (16, 2)},
+    "teacher": {"rows": (40, 2), "max_tokens": (128, 4)},
 }
 
 
@@ -180,11 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-length", type=int, default=2048)
     p.add_argument("--batch-tokens", type=int, default=32768)
     p.add_argument("--peak-tflops", type=float, default=None)
-    p.add_argument("--budget-s", type=float, default=450.0, help="skip sections that would start after this")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="skip sections that would start after this many seconds (default 450; none with --dry)")
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/gpu_check.json"))
     p.add_argument("--out", type=Path, default=Path("/tmp/gpu_check"), help="scratch for SFT checkpoints")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (1 if args.dry else 3)
+    if args.budget_s is None:
+        args.budget_s = float("inf") if args.dry else 450.0
     device = torch.device(args.device or ("cpu" if args.dry else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --dry on CPU, or on a GPU machine")
