@@ -222,10 +222,10 @@ class HFScorer:
         """The key/value states ``[1, kv_heads, k, head_dim]`` of each layer for the shared prompt ``ids``."""
         import torch
 
+        extra = {"logits_to_keep": 1} if self._keeps_logits else {}  # no [k, V] logits: only the states
         with torch.inference_mode(), self._autocast():
-            cache = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True,
-                               logits_to_keep=1).past_key_values if self._keeps_logits else self.model(
-                input_ids=torch.tensor([ids], device=self.device), use_cache=True).past_key_values
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, **extra)
+        cache = getattr(out, self._cache_arg)  # the output field is renamed with the argument
         self.stats.prefixes += 1
         self.stats.tokens_forward += len(ids)
         self.stats.tokens_padded += len(ids)
