@@ -7,7 +7,10 @@ computed here for every pair of ``--rows`` real rows under every template; the p
 target token sets differ are scored both ways (batch size 1, fp32), and the IFD / r-IFD of
 their rows compared.
 
-    python benchmarks/boundary_policy.py --rows 64
+Prints the machine, sizes and load (``harness.py``); ``ratio:`` is the share of pairs whose
+target tokens differ between the two policies (target 0.00).
+
+    python benchmarks/boundary_policy.py --rows 64     # ~1 min (the model runs only on differing pairs)
 """
 
 from __future__ import annotations
@@ -48,8 +51,21 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     p.add_argument("--rows", type=int, default=64)
     p.add_argument("--templates", default="alpaca,vicuna,wizardlm,chat")
+    p.add_argument("--repeats", type=int, default=3, help="runs (deterministic: the figures must not change)")
     args = p.parse_args()
 
+    from harness import Bench
+
+    bench = Bench("boundary_policy", {"model": args.model.name, "rows": args.rows, "templates": args.templates,
+                                      "repeats": args.repeats})
+    runs = bench.alternate({"both boundaries": lambda: compare(args)}, args.repeats)
+    n_pairs, n_diff = runs["both boundaries"]
+    # ratio: the share of pairs whose target tokens the two policies disagree on (0 = no policy effect)
+    bench.finish(n_diff / n_pairs, "0.00")
+
+
+def compare(args) -> tuple[int, int]:
+    """Print one line per template; return (pairs, pairs with a different first target token)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from reflection_tuning.scoring.ifd import score_fields
@@ -57,6 +73,7 @@ def main() -> None:
 
     tok = AutoTokenizer.from_pretrained(args.model)
     model = None
+    total_pairs = total_diff = 0
     rows = json.loads(ALPACA.read_text(encoding="utf-8"))[: args.rows]
     for template in args.templates.split(","):
         n_pairs = n_diff = 0
@@ -86,6 +103,8 @@ def main() -> None:
                      + (f", over changed rows {sum(ds) / len(ds):.2e}" if ds else ""))
         print(line)
         assert all(math.isfinite(d) for ds in deltas.values() for d in ds)
+        total_pairs, total_diff = total_pairs + n_pairs, total_diff + n_diff
+    return total_pairs, total_diff
 
 
 if __name__ == "__main__":

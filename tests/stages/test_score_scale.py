@@ -91,11 +91,11 @@ def test_a_killed_run_resumes_where_it_stopped(single, alpaca_rows, tiny_model, 
     write_variants(alpaca_rows, tmp_path)
     forward, calls = HFScorer._forward, []
 
-    def dies_on_the_third_batch(self, plans):
+    def dies_on_the_third_batch(self, plans, *shared_prefix):
         if len(calls) == 2:
             raise KeyboardInterrupt("killed")
         calls.append(len(plans))
-        return forward(self, plans)
+        return forward(self, plans, *shared_prefix)
 
     monkeypatch.setattr(HFScorer, "_forward", dies_on_the_third_batch)
     with pytest.raises(KeyboardInterrupt):

@@ -1,7 +1,8 @@
 """What the scorer batches: requests, per-pair scores, counters, and the pure planning steps.
 
 :func:`plan` finds the target tokens of one tokenized ``prefix + target`` from its offsets
-and truncates it; :func:`make_batches` packs plans into token-bounded batches;
+and truncates it; :func:`shared_prefixes` finds the prompt prefixes many pairs start with (computed once);
+:func:`make_batches` packs plans into token-bounded batches;
 :func:`assign_batches` spreads batches over data-parallel ranks. No torch here.
 """
 
@@ -51,6 +52,8 @@ class ScorerStats:
     oom_splits: int = 0
     pairs_scored: int = 0  # pairs that went through the model in this run
     pairs_cached: int = 0  # pairs taken from the resume cache instead
+    prefixes: int = 0  # shared prompt prefixes computed once and reused by a group of pairs
+    tokens_prefix_reused: int = 0  # prompt tokens not recomputed thanks to those shared prefixes
 
     # Every rank plans all requests, so these are the same on every rank; the rest is per-rank work.
     SHARED = ("pairs", "unique_pairs", "straddles")
@@ -125,6 +128,57 @@ def make_batches(lengths: Sequence[int], batch_tokens: int, min_fill: float = 0.
         else:
             batches.append([i])
     return batches
+
+
+def shared_prefixes(prompts: Sequence[Sequence[int]], min_share: int = 8, min_tokens: int = 8) -> list[int]:
+    """How many leading tokens of each prompt to compute once and share with other prompts.
+
+    ``prompts[i]`` are the token ids of pair i that no scored position depends on being
+    recomputed (its ids before the position predicting the first target token). Builds a
+    trie of the prompts and walks each one down while at least ``min_share`` prompts pass
+    through the node: the deepest such node is the shared prefix (the template header, the
+    reverse-prompt header). Prefixes under ``min_tokens`` tokens are not worth a separate
+    forward pass and give 0. Pure Python, O(total prompt tokens).
+    """
+    root: dict = {}
+    counts: dict[int, int] = {}  # id(node) -> prompts passing through it
+    for ids in prompts:
+        node = root
+        for t in ids:
+            node = node.setdefault(t, {})
+            counts[id(node)] = counts.get(id(node), 0) + 1
+    out = []
+    for ids in prompts:
+        node, depth = root, 0
+        for t in ids:
+            node = node[t]
+            if counts[id(node)] < min_share:
+                break
+            depth += 1
+        out.append(depth if depth >= min_tokens else 0)
+    return out
+
+
+def prefix_batches(plans: Sequence[Plan], todo: Sequence[int], batch_tokens: int, min_fill: float,
+                   min_share: int | None) -> list[tuple[int, list[int]]]:
+    """``(k, indices into plans)`` batches of the plans in ``todo`` (each with a scored position).
+
+    Every plan of a batch starts with the same ``k`` prompt tokens, to be fed once
+    (:func:`shared_prefixes`, ``min_share=None``: k = 0 everywhere); each group is packed by
+    :func:`make_batches` on its suffix lengths. Groups come shortest prefix first, so the
+    order does not depend on anything but the plans.
+    """
+    # The cacheable part ends before the position that predicts the first target token.
+    prompts = [plans[i].ids[: plans[i].positions[0] - 1] for i in todo]
+    ks = shared_prefixes(prompts, min_share) if min_share is not None else [0] * len(todo)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, k in zip(todo, ks):
+        groups.setdefault(tuple(plans[i].ids[:k]), []).append(i)
+    out = []
+    for key, members in sorted(groups.items(), key=lambda g: (len(g[0]), g[0])):
+        lengths = [len(plans[i].ids) - len(key) for i in members]
+        out += [(len(key), [members[j] for j in b]) for b in make_batches(lengths, batch_tokens, min_fill)]
+    return out
 
 
 def assign_batches(costs: Sequence[int], world: int) -> list[int]:

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reflection_tuning.scoring.scorer import HFScorer, Request, make_batches, plan
+from reflection_tuning.scoring.scorer import HFScorer, Request, make_batches, plan, prefix_batches, shared_prefixes
 from reflection_tuning.templates import TEMPLATES, scoring_pairs
 
 # The model forward is the cost on CPU: one short real row per template, the shortest of the first 64
@@ -30,7 +30,9 @@ def naive(model, tokenizer, prefix: str, target: str, keep: int | None = None) -
 
 @pytest.fixture(scope="module")
 def embedded_scorer(embedded_model):
-    return HFScorer.from_pretrained(embedded_model, "cpu", max_length=1024, batch_tokens=2048, progress=False)
+    # min_fill 0: rows of any length share a batch, so that padding (right and left) is exercised
+    return HFScorer.from_pretrained(embedded_model, "cpu", max_length=1024, batch_tokens=2048, progress=False,
+                                    min_fill=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,47 @@ def test_batched_matches_one_at_a_time(template, embedded_scorer, alpaca_rows):
             assert r.tokens == n == r.target_tokens
             assert abs(r.loss - loss) <= 1e-4, (side, r.loss, loss)
     sc.padding_side = "right"
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_shared_prefix_states_give_the_losses_of_whole_sequences(side, embedded_scorer, alpaca_rows):
+    """Vicuna pairs of real rows share the system prompt and the reverse-prompt header: fed once, reused."""
+    sc = embedded_scorer
+    rows = [alpaca_rows[i] for i in (20, 10, 3)]  # short rows, one with an input
+    pairs = [p for r in rows for p in scoring_pairs("vicuna", r["instruction"], r["input"], r["output"]).values()]
+    expected = [naive(sc.model, sc.tokenizer, *p) for p in pairs]
+    shared = HFScorer(sc.model, sc.tokenizer, max_length=1024, batch_tokens=2048, progress=False, min_share=2,
+                      min_fill=0.0)
+    shared.padding_side = side
+    got = shared.score(pairs)
+    assert shared.stats.tokens_padded > shared.stats.tokens_forward  # suffixes of several lengths were padded
+    assert shared.stats.prefixes >= 1 and shared.stats.tokens_prefix_reused >= 6 * 30  # 6 prompted pairs
+    assert shared.stats.tokens_forward < sum(len(sc.tokenizer(p + t).input_ids) for p, t in pairs)
+    for (loss, n), r in zip(expected, got):
+        assert r.status == "ok" and r.tokens == n
+        assert abs(r.loss - loss) <= 1e-4, (side, r.loss, loss)
+
+
+def test_shared_prefixes_finds_the_headers_many_prompts_start_with():
+    header, reverse = list(range(100, 110)), list(range(200, 205))
+    prompts = [header + [i] for i in range(8)] + [header + reverse + [i, i] for i in range(8)] + [[1, 2, 3]] * 3
+    ks = shared_prefixes(prompts, min_share=8, min_tokens=8)
+    # 16 prompts share the header; the 8 reverse prompts also share the reverse header; 3 are too few
+    assert ks == [10] * 8 + [15] * 8 + [0] * 3
+    assert shared_prefixes(prompts, min_share=8, min_tokens=12) == [0] * 8 + [15] * 8 + [0] * 3
+    assert shared_prefixes(prompts, min_share=3, min_tokens=3) == [10] * 8 + [15] * 8 + [3] * 3
+    assert shared_prefixes([], 2) == [] and shared_prefixes([[]], 1) == [0]
+
+
+def test_prefix_batches_group_pairs_by_their_shared_prefix():
+    header = list(range(100, 110))
+    ids = [header + [i] * (3 + i) for i in range(8)] + [[1] * (4 + i) for i in range(4)]
+    # the first target token is the last id: the prompt (what may be shared) is everything before its predictor
+    plans = [plan(x, [(j, j + 1) for j in range(len(x))], len(x) - 1, 100) for x in ids]
+    batches = prefix_batches(plans, list(range(len(plans))), batch_tokens=1000, min_fill=0.0, min_share=8)
+    assert [k for k, _ in batches] == [0, 10] and sorted(batches[1][1]) == list(range(8))
+    assert sorted(i for _, b in batches for i in b) == list(range(12))
+    assert prefix_batches(plans, list(range(12)), 1000, 0.0, None) == [(0, [7, 6, 5, 4, 3, 2, 1, 0, 11, 10, 9, 8])]
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
