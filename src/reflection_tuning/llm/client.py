@@ -125,6 +125,8 @@ class Teacher:
             :func:`~reflection_tuning.llm.stream.json_schema_format`; ``None``: none, free text).
             The first request is sent alone and checked: an endpoint that rejects or ignores
             the option fails the stage there (:class:`ReplyFormatUnsupported`).
+        stream: ``False`` sends plain requests, as before streaming (a timed-out one keeps
+            generating on the server); kept to measure that behaviour in the benchmarks.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class Teacher:
         budget: Budget | None = None,
         retry_after_max: float = 120.0,
         response_format: dict | None = None,
+        stream: bool = True,
     ) -> None:
         self.cfg = cfg
         self.template_hash = template_hash
@@ -145,6 +148,7 @@ class Teacher:
         self.budget = budget
         self.retry_after_max = retry_after_max
         self.response_format = response_format
+        self.stream = stream
         self._format_checked = response_format is None
         self._format_error: ReplyFormatUnsupported | None = None
         self._probe: asyncio.Lock | None = None
@@ -229,6 +233,8 @@ class Teacher:
         kwargs: dict[str, object] = {"seed": self.cfg.seed} if self.cfg.seed is not None else {}
         if self.response_format is not None:
             kwargs["response_format"] = self.response_format
+        if not self.stream:
+            return await self._attempt_whole(n, messages, kwargs)
         try:
             async with asyncio.timeout(self.cfg.total_timeout):  # None: no total limit
                 stream = await self._create(
@@ -238,6 +244,18 @@ class Teacher:
         except (asyncio.TimeoutError, asyncio.CancelledError):
             self.cancelled += 1  # abandoned: the closed connection tells the server to stop
             raise
+
+    async def _attempt_whole(self, n: int, messages: Messages, kwargs: dict[str, object]) -> Completion:
+        async with asyncio.timeout(self.cfg.total_timeout):
+            reply = await self._clients[n].chat.completions.create(  # type: ignore[call-overload]
+                model=self.request_model, messages=messages, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                max_tokens=self.cfg.max_tokens, **kwargs)
+        if not reply.choices:
+            raise TeacherRequestError("the endpoint returned no choices")
+        usage = reply.usage
+        return Completion(content=reply.choices[0].message.content or "", finish_reason=reply.choices[0].finish_reason,
+                          prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                          completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
     async def _send(self, messages: Messages) -> Completion:
         try:
