@@ -4,6 +4,9 @@
 ``POST /v1/chat/completions`` to the real ``transformers serve``, except where its ``plan``
 says to fail an attempt: 429 with Retry-After, 5xx, a dropped connection, a slow reply, a
 body cut off mid-stream, or a reply whose content is cut (``finish_reason: length``).
+Streamed requests (``stream: true``) are relayed event by event; ``cut_body`` then drops the
+connection after the first content event, and a client that goes away closes the upstream
+stream too, so the real server sees the disconnect.
 It listens on several ports at once, so several "endpoints" share one fault plan.
 """
 
@@ -41,6 +44,8 @@ class FaultProxy:
         self.attempts: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()  # requests the real server answered and the client got
         self.per_port: Counter[int] = Counter()
+        self.upstream_open = 0  # requests open at the real server right now (generating, or queued there)
+        self.max_upstream_open = 0
         self.auth: set[str] = set()
         self.urls: list[str] = []
         self._ports = ports
@@ -98,9 +103,16 @@ class FaultProxy:
             request.transport.abort()  # type: ignore[union-attr]
             return web.Response()  # never reaches the client
         await asyncio.sleep(self.delay + (1.5 if fault == SLOW else 0.0))
-        async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
-            payload = await up.read()
-            status = up.status
+        self.upstream_open += 1
+        self.max_upstream_open = max(self.max_upstream_open, self.upstream_open)
+        try:
+            if body.get("stream"):
+                return await self._relay_stream(request, body, key, fault)
+            async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
+                payload = await up.read()  # a client gone away is not noticed: the server generates on
+                status = up.status
+        finally:
+            self.upstream_open -= 1
         if fault == CUT_CONTENT and status == 200:
             reply = json.loads(payload)
             choice = reply["choices"][0]
@@ -120,6 +132,43 @@ class FaultProxy:
         if status == 200:
             self.forwarded[key] += 1
         return response
+
+    async def _relay_stream(self, request: web.Request, body: dict, key: str, fault: str | None) -> web.StreamResponse:
+        async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
+            if up.status != 200:
+                return web.Response(body=await up.read(), status=up.status, content_type="application/json")
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            events: list[bytes] = []
+            event = b""
+            async for line in up.content:  # SSE: events are separated by a blank line
+                event += line
+                if line.strip():
+                    continue
+                if fault == CUT_CONTENT:
+                    events.append(event)  # rewritten below, once the whole reply is known
+                else:
+                    await response.write(event)  # a client gone away raises here: `async with` closes upstream
+                    if fault == CUT_BODY and b'"content"' in event:
+                        request.transport.abort()  # type: ignore[union-attr]
+                        return response
+                event = b""
+            if fault == CUT_CONTENT:
+                for cut in _cut_stream(events):
+                    await response.write(cut)
+        await response.write_eof()
+        self.forwarded[key] += 1
+        return response
+
+
+def _cut_stream(events: list[bytes]) -> list[bytes]:
+    """The events of a streamed reply rewritten as "the server" cutting it: half the content,
+    then ``finish_reason: length``."""
+    chunks = [json.loads(e.decode()[len("data: "):]) for e in events if e.startswith(b"data: {")]
+    content = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
+    last = {**chunks[-1], "choices": [{"index": 0, "delta": {"content": content[: len(content) // 2]},
+                                       "finish_reason": "length"}]}
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in (chunks[0], last)]
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -234,22 +234,28 @@ class Teacher:
         if self.response_format is not None:
             kwargs["response_format"] = self.response_format
         if not self.stream:
-            return await self._attempt_whole(n, messages, kwargs)
+            return await self._with_total_limit(self._attempt_whole(n, messages, kwargs))
+        return await self._with_total_limit(self._attempt_stream(n, messages, kwargs))
+
+    async def _with_total_limit(self, attempt: Coroutine[Any, Any, Completion]) -> Completion:
+        if self.cfg.total_timeout is None:
+            return await attempt
+        return await asyncio.wait_for(attempt, self.cfg.total_timeout)  # cancels the attempt when past it
+
+    async def _attempt_stream(self, n: int, messages: Messages, kwargs: dict[str, object]) -> Completion:
         try:
-            async with asyncio.timeout(self.cfg.total_timeout):  # None: no total limit
-                stream = await self._create(
-                    n, model=self.request_model, messages=messages, temperature=self.cfg.temperature,
-                    top_p=self.cfg.top_p, max_tokens=self.cfg.max_tokens, stream=True, **kwargs)
-                return await read_stream(stream, self.cfg.timeout)  # closes the stream, also when cancelled
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+            stream = await self._create(n, model=self.request_model, messages=messages,
+                                        temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                                        max_tokens=self.cfg.max_tokens, stream=True, **kwargs)
+            return await read_stream(stream, self.cfg.timeout)  # closes the stream, also when cancelled
+        except (asyncio.TimeoutError, asyncio.CancelledError, openai.APITimeoutError):
             self.cancelled += 1  # abandoned: the closed connection tells the server to stop
             raise
 
     async def _attempt_whole(self, n: int, messages: Messages, kwargs: dict[str, object]) -> Completion:
-        async with asyncio.timeout(self.cfg.total_timeout):
-            reply = await self._clients[n].chat.completions.create(  # type: ignore[call-overload]
-                model=self.request_model, messages=messages, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                max_tokens=self.cfg.max_tokens, **kwargs)
+        reply = await self._clients[n].chat.completions.create(  # type: ignore[call-overload]
+            model=self.request_model, messages=messages, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+            max_tokens=self.cfg.max_tokens, **kwargs)
         if not reply.choices:
             raise TeacherRequestError("the endpoint returned no choices")
         usage = reply.usage
