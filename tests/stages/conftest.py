@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from reflection_tuning.llm.server import embedded_server
+from reflection_tuning.llm.server import Served, serve_embedded
 
 # fault kinds a plan can return for an attempt
 RATE_LIMITED, SERVER_ERROR, DROP, SLOW, CUT_BODY, CUT_CONTENT = "429", "500", "drop", "slow", "cut_body", "cut_content"
@@ -172,7 +172,13 @@ def _cut_stream(events: list[bytes]) -> list[bytes]:
 
 
 @pytest.fixture(scope="session")
-def teacher_url(embedded_model) -> Iterator[str]:
-    """The real embedded teacher (``transformers serve``), shared by the stage tests."""
-    with embedded_server(embedded_model, seed=0, kv_cache_tokens=8192, startup_timeout=180) as url:
-        yield url
+def teacher_server(embedded_model) -> Iterator[Served]:
+    """The real embedded teacher (``transformers serve``), shared by the stage tests: URL, pid, log."""
+    with serve_embedded(embedded_model, seed=0, kv_cache_tokens=8192, startup_timeout=180) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def teacher_url(teacher_server: Served) -> str:
+    """The shared embedded teacher's OpenAI base URL."""
+    return teacher_server.url

@@ -78,8 +78,10 @@ def test_a_streamed_reply_equals_the_plain_one(embedded_model, teacher_url, tmp_
     assert stats["requests_cancelled"] == 0
 
 
-def test_timed_out_streams_stop_their_generations_on_the_server(embedded_model, teacher_url):
-    """4 long generations, given up after 3 s each: nothing stays open at the server."""
+def test_timed_out_streams_stop_their_generations_on_the_server(embedded_model, teacher_server):
+    """4 long generations (up to 2000 tokens), given up after 3 s each: nothing stays open
+    at the server, and its CPU goes idle."""
+    teacher_url = teacher_server.url
     batch = [[{"role": "user", "content": f"{LONG[0]['content']} Story {i}."}] for i in range(4)]
     with FaultProxy(teacher_url, lambda key, attempt: None) as proxy:
         cfg = TeacherConfig(model=str(embedded_model), base_url=proxy.urls[0], max_tokens=2000, timeout=60,
@@ -90,6 +92,7 @@ def test_timed_out_streams_stop_their_generations_on_the_server(embedded_model, 
         # the proxy closes its upstream stream when it next writes to the gone client
         assert settle(proxy, 120) < 120 and proxy.upstream_open == 0
         assert proxy.forwarded == Counter()  # no reply went to the end
+    assert busy_seconds(teacher_server.pid, 3.0) < 0.3  # nothing generating any more
 
 
 @pytest.mark.slow

@@ -14,10 +14,8 @@ server stops generating it instead of queueing the retry behind an abandoned gen
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
@@ -31,12 +29,12 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache, cache_key
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
+from reflection_tuning.llm.retry import RETRY_KINDS, is_retryable, retry_after_seconds, retry_kind
 from reflection_tuning.llm.stream import IncompleteStream, is_json_object, read_stream
 
 log = logging.getLogger(__name__)
 
 DUMMY_API_KEY = "no-key"  # for endpoints that need none (the embedded server)
-RETRY_KINDS = ("rate_limited", "server_error", "timeout", "connection")
 
 __all__ = ["ChatTeacher", "Completion", "Messages", "ReplyFormatUnsupported", "Teacher", "TeacherCostCap",
            "TeacherRequestError", "cache_key", "is_retryable", "retry_after_seconds", "retry_kind"]
@@ -64,47 +62,6 @@ class ChatTeacher(Protocol):
     """What the reflection stages need from a teacher."""
 
     async def complete(self, messages: Messages) -> Completion: ...
-
-
-def retry_kind(exc: BaseException | None) -> str | None:
-    """``rate_limited`` (429), ``server_error`` (408, 409, 5xx), ``timeout``, ``connection``
-    (refused, reset, a body or stream cut off), or ``None`` for an error that is final (e.g. 400, 401)."""
-    if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError)):
-        return "timeout"
-    if isinstance(exc, (openai.APIConnectionError, IncompleteStream)):
-        return "connection"
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code == 429:
-            return "rate_limited"
-        if exc.status_code in (408, 409) or exc.status_code >= 500:
-            return "server_error"
-    return None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Timeouts, connection errors, 408, 409, 429 and 5xx are retried; other errors are final."""
-    return retry_kind(exc) is not None
-
-
-def retry_after_seconds(exc: BaseException | None) -> float | None:
-    """The server's ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date), if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 class Teacher:
