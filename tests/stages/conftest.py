@@ -148,7 +148,11 @@ class FaultProxy:
                 if fault == CUT_CONTENT:
                     events.append(event)  # rewritten below, once the whole reply is known
                 else:
-                    await response.write(event)  # a client gone away raises here: `async with` closes upstream
+                    try:
+                        await response.write(event)
+                    except ConnectionResetError:  # the client went away: so does the upstream stream
+                        up.close()
+                        return response
                     if fault == CUT_BODY and b'"content"' in event:
                         request.transport.abort()  # type: ignore[union-attr]
                         return response

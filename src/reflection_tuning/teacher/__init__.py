@@ -99,6 +99,9 @@ class TeacherConfig:
             # transformers serve lists response_format among the fields it ignores (with a warning)
             raise ConfigError("teacher.reply_format json_schema needs a server with structured outputs (OpenAI, "
                               "vLLM); the embedded transformers serve ignores response_format: use markers")
+        if self.reply_format == "json_schema" and self.mode == "batch":
+            raise ConfigError("teacher.reply_format json_schema is not sent through the Batch API (mode: batch); "
+                              "use mode: online, or reply_format: markers")
 
     @property
     def base_urls(self) -> tuple[str, ...]:

@@ -156,6 +156,8 @@ def test_json_schema_format_and_config_checks():
         TeacherConfig(reply_format="json_schema")
     with pytest.raises(ConfigError, match="reply_format"):
         TeacherConfig(base_url="http://x/v1", reply_format="xml")
+    with pytest.raises(ConfigError, match="Batch API"):
+        TeacherConfig(base_url="http://x/v1", reply_format="json_schema", mode="batch", cache_dir="c")
     with pytest.raises(ConfigError, match="total_timeout"):
         TeacherConfig(total_timeout=0)
     assert TeacherConfig().reply_format == "markers" and TeacherConfig().total_timeout is None
