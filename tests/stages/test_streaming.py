@@ -32,6 +32,7 @@ from reflection_tuning.teacher.prompts import load_prompt
 from .conftest import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 8  # seconds: more than a gap between two chunks under the hog, less than a whole reply
 LONG = [{"role": "user", "content": "Write a very long story about a dragon and a knight, in many chapters."}]
 
 
@@ -126,9 +127,10 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
                               ("streaming, total timeout", {"timeout": 60, "total_timeout": 4}),
                               ("old plain, timeout", {})]:
                 with FaultProxy(server.url, lambda key, attempt: None) as proxy:
-                    cfg = TeacherConfig(model=str(embedded_model), base_url=proxy.urls[0], max_tokens=48,
-                                        max_concurrency=4, timeout=4, max_retries=2, retry_wait_initial=0.1,
-                                        retry_wait_max=0.5, cache_dir=None, **over)
+                    cfg = TeacherConfig(**{"model": str(embedded_model), "base_url": proxy.urls[0], "max_tokens": 48,
+                                           "max_concurrency": 4, "timeout": TIMEOUT, "max_retries": 2,
+                                           "retry_wait_initial": 0.1, "retry_wait_max": 0.5, "cache_dir": None,
+                                           **over})
                     started = time.monotonic()
                     if arm.startswith("old"):  # the same requests, sent as before streaming
                         results, stats = run_teacher(cfg, batch, stream=False)
