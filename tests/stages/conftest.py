@@ -82,7 +82,8 @@ class FaultProxy:
             await self._session.close()
 
         app.on_cleanup.append(close_session)
-        self._runner = web.AppRunner(app)
+        # a client that goes away cancels its handler, as a server notices a closed connection
+        self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
         for _ in range(self._ports):
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -106,16 +107,11 @@ class FaultProxy:
             request.transport.abort()  # type: ignore[union-attr]
             return web.Response()  # never reaches the client
         await asyncio.sleep(self.delay + (1.5 if fault == SLOW else 0.0))
-        self.upstream_open += 1
-        self.max_upstream_open = max(self.max_upstream_open, self.upstream_open)
-        try:
-            if body.get("stream"):
-                return await self._relay_stream(request, body, key, fault)
-            async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
-                payload = await up.read()  # a client gone away is not noticed: the server generates on
-                status = up.status
-        finally:
-            self.upstream_open -= 1
+        if body.get("stream"):
+            return await self._relay_stream(request, body, key, fault)
+        # transformers serve has no cancel for a plain request: it is generated to the end even when
+        # its client goes away, so the proxy keeps waiting for it (shielded) and counts it as open
+        payload, status = await asyncio.shield(self._forward(body))
         if fault == CUT_CONTENT and status == 200:
             reply = json.loads(payload)
             choice = reply["choices"][0]
@@ -136,7 +132,26 @@ class FaultProxy:
             self.forwarded[key] += 1
         return response
 
+    async def _forward(self, body: dict) -> tuple[bytes, int]:
+        self._opened()
+        try:
+            async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
+                return await up.read(), up.status
+        finally:
+            self.upstream_open -= 1
+
+    def _opened(self) -> None:
+        self.upstream_open += 1
+        self.max_upstream_open = max(self.max_upstream_open, self.upstream_open)
+
     async def _relay_stream(self, request: web.Request, body: dict, key: str, fault: str | None) -> web.StreamResponse:
+        self._opened()
+        try:
+            return await self._relay(request, body, key, fault)
+        finally:  # a cancelled handler (its client went away) closes the upstream stream on the way out
+            self.upstream_open -= 1
+
+    async def _relay(self, request: web.Request, body: dict, key: str, fault: str | None) -> web.StreamResponse:
         async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
             if up.status != 200:
                 return web.Response(body=await up.read(), status=up.status, content_type="application/json")

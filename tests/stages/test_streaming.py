@@ -140,7 +140,7 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
                         errors = stats["rows_request_error"]
                     seconds = time.monotonic() - started
                     open_after = proxy.upstream_open
-                    quiet = quiet_after(server.pid, 20 if arm.startswith("old") else 60)
+                    quiet = quiet_after(server.pid, 15 if arm.startswith("old") else 60)
                     figures[arm] = {
                         "seconds": round(seconds, 1), "rows_request_error": errors,
                         "requests_sent": stats["requests_sent"], "retries_timeout": stats["retries_timeout"],
@@ -149,7 +149,7 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
                         "max_open_at_server": proxy.max_upstream_open,
                         "open_at_server_at_return": open_after,
                         "open_at_server_after_quiet": proxy.upstream_open,
-                        "seconds_until_server_quiet": round(quiet, 1),  # 20 (old) / 60: not quiet by then
+                        "seconds_until_server_quiet": round(quiet, 1),  # 15 (old) / 60: not quiet by then
                     }
     finally:
         for p in hog:
