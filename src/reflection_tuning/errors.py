@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """An error in the user's input or set-up; its message says what to do."""
+
+
+class SourceError(UserError):
+    """A dataset source cannot be read or reached (missing file, bad URL, broken JSON document)."""

@@ -22,15 +22,44 @@ def row_id(instruction: str, input: str, output: str) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def canonical(instruction: str, input: str, output: str, source: str) -> dict:
-    """A canonical row with its ``id``."""
-    return {
-        "id": row_id(instruction, input, output),
-        "instruction": instruction,
-        "input": input,
-        "output": output,
-        "source": source,
-    }
+# How fetch treats an ``input`` field (params ``datasets.<name>.input``): fold it into the
+# instruction, or keep it apart for the scoring templates' with-input shape.
+INPUT_MODES = ("merge", "keep")
+INPUT_SEPARATOR = "\n\n"
+
+
+def merge_input(instruction: str, input: str) -> str:
+    """One instruction holding the instruction and its input, the same text every time.
+
+    The input follows the instruction after one blank line (``INPUT_SEPARATOR``): that is
+    how Alpaca's own prompt sets an input apart from its instruction, so the student reads
+    the same words in the same order with or without the merge, and the original parts can
+    be found again. An input that is empty or all whitespace adds nothing. Why merge at all:
+    the reference scored and trained on instructions that already hold their input
+    (Reflection-Tuning, arXiv 2310.11716, its ``cherry_alpaca_5_percent_compressed.json``),
+    so that IFD(instruction) and IFD(original) compare one template shape.
+    """
+    if not input.strip():
+        return instruction
+    return instruction.rstrip() + INPUT_SEPARATOR + input.strip()
+
+
+def canonical(instruction: str, input: str, output: str, source: str, input_mode: str = "keep") -> dict:
+    """A canonical row with its ``id``.
+
+    The ``id`` hashes the triple as read, before any merge, so a sample has the same ``id``
+    under ``input_mode`` ``merge`` and ``keep``, and rows without an input keep the ``id``
+    they always had. With ``merge`` the row's ``input`` is ``""`` (see ``merge_input``).
+
+    Raises:
+        ValueError: ``input_mode`` is not one of ``INPUT_MODES``.
+    """
+    if input_mode not in INPUT_MODES:
+        raise ValueError(f"unknown input mode {input_mode!r}; expected one of {INPUT_MODES}")
+    id_ = row_id(instruction, input, output)
+    if input_mode == "merge":
+        instruction, input = merge_input(instruction, input), ""
+    return {"id": id_, "instruction": instruction, "input": input, "output": output, "source": source}
 
 
 def is_usable(row: dict | None) -> bool:

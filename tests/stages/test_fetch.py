@@ -1,4 +1,4 @@
-"""fetch on the real Alpaca file, plus JSONL / parquet / URL / ShareGPT copies of real rows."""
+"""fetch on the real Alpaca file, plus BOM / JSONL / parquet / URL / ShareGPT / shard copies of real rows."""
 
 from __future__ import annotations
 
@@ -125,3 +125,74 @@ def test_cli_reads_params_section(shared_data, tmp_path, monkeypatch):
     assert len(read_jsonl(tmp_path / "data/alpaca/original.jsonl")) == 3
     assert main(["--dataset", "alpaca", "--limit", "2", "--output", "two.jsonl"]) == 0
     assert len(read_jsonl(tmp_path / "two.jsonl")) == 2
+    assert json.loads((tmp_path / "two.metrics.json").read_text())["sampled"] == 2  # beside --output
+
+
+def test_bom_prefixed_copy_of_real_alpaca_keeps_every_row(shared_data, tmp_path):
+    import codecs
+
+    real = shared_data / "alpaca" / "cherry_alpaca_5_percent.json"
+    plain, bom = _outputs(tmp_path / "plain"), _outputs(tmp_path / "bom")
+    run(Config(source=str(real)), plain)
+    for name, text in (("bom.json", real.read_bytes()),
+                       ("bom.jsonl", "".join(json.dumps(r) + "\r\n" for r in json.loads(real.read_text())).encode())):
+        copy = tmp_path / name
+        copy.write_bytes(codecs.BOM_UTF8 + text)
+        run(Config(source=str(copy)), bom)
+        m = _metrics(bom)
+        assert (m["read"], m["kept"], m["rejected"]) == (3111, 3111, 0), name
+        assert [r["id"] for r in read_jsonl(bom.rows)] == [r["id"] for r in read_jsonl(plain.rows)]
+
+
+def test_input_merge_is_the_default_and_keep_keeps_it(shared_data, tmp_path):
+    source = str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json")
+    merged, kept = _outputs(tmp_path / "m"), _outputs(tmp_path / "k")
+    run(Config(source=source), merged)
+    run(Config(source=source, input="keep"), kept)
+    by_id = {r["id"]: r for r in read_jsonl(kept.rows)}
+    rows = read_jsonl(merged.rows)
+    assert set(by_id) == {r["id"] for r in rows}  # the id does not depend on the mode
+    assert all(r["input"] == "" for r in rows)
+    with_input = [r for r in rows if by_id[r["id"]]["input"].strip()]
+    assert _metrics(merged)["inputs_merged"] == len(with_input) > 0
+    r = with_input[0]
+    assert r["instruction"] == by_id[r["id"]]["instruction"].rstrip() + "\n\n" + by_id[r["id"]]["input"].strip()
+    with pytest.raises(ValueError, match="input mode"):
+        run(Config(source=source, input="drop"), merged)
+
+
+def test_cli_outside_a_dataset_writes_beside_the_output(shared_data, tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    source = shared_data / "alpaca" / "cherry_alpaca_5_percent.json"
+    bad = tmp_path / "rows.jsonl"
+    bad.write_text("{oops\n" + json.dumps(json.loads(source.read_text())[0]) + "\n")
+    assert main(["--source", str(bad), "--output", "out/rows.out.jsonl", "--log-level", "INFO"]) == 0
+    log = capfd.readouterr().err  # main sets up logging to stderr itself
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["out/rows.out.jsonl", "out/rows.out.metrics.json", "out/rows.out.rejects.jsonl", "rows.jsonl"]
+    for name in written[:3]:
+        assert f"wrote {name}" in log
+    assert json.loads((tmp_path / "out/rows.out.metrics.json").read_text())["rejected"] == 1
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+    with pytest.raises(SystemExit):
+        main(["--source", str(bad)])  # no --dataset and no --output: nowhere to write
+
+
+def test_empty_source_writes_empty_outputs(tmp_path):
+    src = tmp_path / "empty.jsonl"
+    src.write_bytes(b"")
+    out = _outputs(tmp_path)
+    m = run(Config(source=str(src)), out)
+    assert (m["read"], m["kept"]) == (0, 0) and read_jsonl(out.rows) == []
+
+
+def test_shard_rejects_name_their_shard(alpaca_records, tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(2):
+        (shards / f"part-{i}.jsonl").write_text(json.dumps(alpaca_records[i]) + "\n{bad\n")
+    out = _outputs(tmp_path)
+    m = run(Config(source=str(shards)), out)
+    assert (m["read"], m["kept"], m["rejected"]) == (4, 2, 2)
+    assert [(r["id"], r["shard"]) for r in read_jsonl(out.rejects)] == [
+        ("part-0.jsonl:line-000000002", "part-0.jsonl"), ("part-1.jsonl:line-000000002", "part-1.jsonl")]

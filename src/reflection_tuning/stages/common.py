@@ -63,20 +63,51 @@ def parse_stage_args(
     return args, configs, params
 
 
+# Outputs that accompany a stage's main output. Given ``--output X`` and not their own
+# option, they are written beside X (``beside``), never into a default tree of the pipeline.
+SIDECARS = ("rejects", "metrics", "plot", "loss_plot", "alpaca_eval_dir")
+
+
+def beside(output: Path, name: str, default: str) -> Path:
+    """The sidecar ``name`` of ``output``: ``out.jsonl`` -> ``out.rejects.jsonl``, ``out.metrics.json``.
+
+    The extension is the default path's (``metrics/x/fetch.json`` -> ``.json``); the name
+    drops a trailing ``_dir``. A directory output ``models/sft`` gets ``models/sft.metrics.json``.
+    """
+    stem = output.name[: -len(output.suffix)] if output.suffix and output.name != output.suffix else output.name
+    return output.with_name(f"{stem}.{name.removesuffix('_dir')}{Path(default).suffix}")
+
+
+def _anchor(args: argparse.Namespace, names: list[str]) -> Path | None:
+    """The main output the user gave: ``--output``, else the first ``--output-*`` given."""
+    for name in ["output"] + [n for n in names if n.startswith("output_")]:
+        if name in names and getattr(args, name, None) is not None:
+            return Path(getattr(args, name))
+    return None
+
+
 def resolve_paths(
     parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: dict[str, str]
 ) -> dict[str, Path]:
-    """Each path option from the command line, else its default filled with ``--dataset``.
+    """Each path option from the command line, else a sidecar of the output, else its default.
+
+    A sidecar (``SIDECARS``: rejects, metrics, plots) with no option of its own goes beside
+    the output the user gave (``beside``), so a run outside a dataset writes nothing into
+    ``data/`` or ``metrics/``; otherwise a missing path is its default filled with
+    ``--dataset``.
 
     Raises:
         SystemExit: a path is missing and no ``--dataset`` was given (via ``parser.error``).
     """
+    anchor = _anchor(args, list(defaults))
     out = {}
     for name, default in defaults.items():
         value = getattr(args, name)
+        if value is None and anchor is not None and name in SIDECARS:
+            value = beside(anchor, name, default)
         if value is None:
             if not args.dataset:
                 parser.error(f"--{name.replace('_', '-')} is required without --dataset")
             value = Path(default.format(dataset=args.dataset))
-        out[name] = value
+        out[name] = Path(value)
     return out

@@ -1,29 +1,33 @@
 """Stage ``fetch@<dataset>``: read an instruction dataset into canonical rows.
 
-Sources: an HF hub dataset id, an http(s) URL, or a local ``.json`` / ``.jsonl`` /
-``.parquet`` file. Formats: ``alpaca`` (instruction / input / output), ``wizardlm``
-(instruction / output) and ``sharegpt`` (first human turn, first assistant turn).
-Every unusable row goes to the rejects file with its line number and reason, and the
-metrics hold ``read = kept + rejected + duplicates``; ``limit`` rows of the kept ones are
-then sampled with ``seed``.
+Sources (see ``readers``): an HF hub dataset id, an http(s) URL, a local file (JSON array
+or JSON Lines whatever its extension, parquet, CSV / TSV with a header; gzip or zstd
+compressed or not; UTF-8 with or without a BOM; LF or CRLF), a directory of such shards,
+or a ``datasets.save_to_disk`` directory. Formats: ``alpaca`` (instruction / input /
+output), ``wizardlm`` (instruction / output) and ``sharegpt`` (first human turn, first
+assistant turn). ``input: merge`` (the default) folds an input into its instruction
+(``rows.merge_input``); ``keep`` keeps it apart. Every unusable row goes to the rejects
+file with its line number and reason, and the metrics hold
+``read = kept + rejected + duplicates``; ``limit`` rows of the kept ones are then sampled
+with ``seed``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import write_jsonl, write_metrics
-from reflection_tuning.rows import canonical
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.errors import SourceError
+from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, write_jsonl, write_metrics
+from reflection_tuning.readers import Record, read_records
+from reflection_tuning.rows import INPUT_MODES, canonical
+from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +35,7 @@ FORMATS = ("alpaca", "wizardlm", "sharegpt")
 _HUMAN = {"human", "user"}
 _ASSISTANT = {"gpt", "assistant", "chatgpt", "bing", "bard"}
 
-
-class SourceError(UserError):
-    """The source cannot be read or reached."""
+__all__ = ["Config", "Outputs", "SourceError", "main", "run", "to_fields"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Config:
     format: str = "alpaca"
     limit: int | None = None
     seed: int = 0
+    input: str = "merge"
 
 
 @dataclass(frozen=True)
@@ -49,84 +52,6 @@ class Outputs:
     rows: Path
     rejects: Path
     metrics: Path
-
-
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-def _looks_local(source: str) -> bool:
-    return source.endswith((".json", ".jsonl", ".parquet")) or source.startswith((".", "/", "~"))
-
-
-def _parse_text(text: str, name: str) -> Iterator[tuple[int, Any]]:
-    """(line number, record or json error) for a JSON array or a JSONL document."""
-    if name.endswith(".json") and text.lstrip().startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SourceError(f"{name}: not valid JSON ({e.msg} at line {e.lineno})") from e
-        # A JSON array has no meaningful line per record: the record's position (1-based) stands in.
-        yield from enumerate(records, start=1)
-        return
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield lineno, json.loads(line)
-        except json.JSONDecodeError as e:
-            yield lineno, json.JSONDecodeError(e.msg, e.doc, e.pos)
-
-
-def read_source(source: str) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line, record)`` from ``source``; a bad JSONL line yields a ``JSONDecodeError``.
-
-    Raises:
-        SourceError: the file is missing, the URL unreachable, or the hub dataset unavailable.
-    """
-    if _is_url(source) or _looks_local(source) or Path(source).exists():
-        if source.endswith(".parquet"):
-            yield from _read_with_datasets("parquet", source)
-            return
-        yield from _parse_text(_read_text(source), source)
-        return
-    yield from _read_hub(source)
-
-
-def _read_text(source: str) -> str:
-    import fsspec
-
-    try:
-        with fsspec.open(source, "rt", encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError as e:
-        raise SourceError(f"source file not found: {source}") from e
-    except Exception as e:  # network errors come in many types (aiohttp, OSError, …)
-        raise SourceError(f"cannot read {source}: {e}") from e
-
-
-def _read_with_datasets(builder: str, path: str) -> Iterator[tuple[int, Any]]:
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(builder, data_files=path, split="train")
-    except FileNotFoundError as e:
-        raise SourceError(f"source file not found: {path}") from e
-    yield from enumerate(ds, start=1)
-
-
-def _read_hub(dataset_id: str) -> Iterator[tuple[int, Any]]:
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(dataset_id, split="train")
-    except Exception as e:  # offline mode, no network, unknown id: all end here
-        raise SourceError(
-            f"cannot load HF hub dataset {dataset_id!r} ({type(e).__name__}: {e}). "
-            "If the hub is unreachable (offline, HF_HUB_OFFLINE=1), point the dataset at a local "
-            "file instead: `make run DATA=path/to/alpaca.json`, or set datasets.<name>.source in params.yaml."
-        ) from e
-    yield from enumerate(ds, start=1)
 
 
 def _text_field(record: dict, field: str, required: bool = True) -> str:
@@ -178,75 +103,126 @@ def to_fields(record: Any, fmt: str) -> tuple[str, str, str]:
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def _reject_id(record: Record) -> str:
+    # Sorted by id, rejects read in file order; a shard's name keeps lines of two shards apart.
+    line_id = f"line-{record.line:09d}"
+    return f"{record.shard}:{line_id}" if record.shard else line_id
+
+
+def _where(record: Record) -> str:
+    return f"{record.shard} line {record.line}" if record.shard else f"line {record.line}"
+
+
+def _source_sha256(source: str) -> str | None:
+    """SHA-256 of a local source file, read in blocks; None for a URL, hub id or directory."""
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def run(cfg: Config, outputs: Outputs, name: str = "") -> dict:
     """Read, validate, deduplicate and sample; write rows, rejects and metrics.
 
+    A record that is not valid UTF-8 or not valid JSON, or lacks a field, is rejected with
+    its line (and byte offset for UTF-8); it never stops the stage. An empty source writes
+    empty files and says so in the log. Rows and rejects stream through sorted writers
+    (``io.SortedJsonlWriter``): memory holds the ids seen (for duplicates and sampling),
+    not the rows.
+
     Raises:
-        SourceError: the source cannot be read.
-        ValueError: unknown format.
+        SourceError: the source cannot be opened or reached (``readers.read_records``).
+        ValueError: unknown format or input mode.
     """
     if cfg.format not in FORMATS:
         raise ValueError(f"unknown format {cfg.format!r}; expected one of {FORMATS}")
-    kept: dict[str, dict] = {}
-    first_line: dict[str, int] = {}
-    rejects: list[dict] = []
-    read = duplicates = 0
-    for line, record in read_source(cfg.source):
-        read += 1
-        if isinstance(record, json.JSONDecodeError):
-            rejects.append({"id": f"line-{line:09d}", "line": line, "reason": f"bad JSON: {record.msg}"})
-            continue
-        try:
-            instruction, input_, output = to_fields(record, cfg.format)
-        except ValueError as e:
-            rejects.append({"id": f"line-{line:09d}", "line": line, "reason": str(e)})
-            continue
-        row = canonical(instruction, input_, output, name or cfg.source)
-        if row["id"] in kept:
-            duplicates += 1
-            rejects.append({"id": f"line-{line:09d}", "line": line, "reason": f"duplicate of line {first_line[row['id']]}"})
-            continue
-        kept[row["id"]] = row
-        first_line[row["id"]] = line
-    if read == 0:
-        raise SourceError(f"{cfg.source}: no rows")
-    ids = sorted(kept)
-    if cfg.limit is not None and cfg.limit < len(ids):
-        ids = sorted(random.Random(cfg.seed).sample(ids, cfg.limit))
-    write_jsonl(outputs.rows, [kept[i] for i in ids])
-    write_jsonl(outputs.rejects, rejects)
-    metrics = {
-        "read": read,
-        "kept": len(kept),
-        "rejected": len(rejects) - duplicates,
-        "duplicates": duplicates,
-        "sampled": len(ids),
-    }
+    if cfg.input not in INPUT_MODES:
+        raise ValueError(f"unknown input mode {cfg.input!r}; expected one of {INPUT_MODES}")
+    first_seen: dict[str, str] = {}
+    counts = {"read": 0, "rejected": 0, "duplicates": 0, "inputs_merged": 0}
+    # With a limit the sample is known only once every id is: all kept rows go to a temp file first.
+    kept_path = outputs.rows if cfg.limit is None else outputs.rows.with_name(f".{outputs.rows.name}.kept.tmp")
+    try:
+        with SortedJsonlWriter(kept_path, scratch=kept_path != outputs.rows) as rows_out, SortedJsonlWriter(outputs.rejects) as rejects_out:
+            for record in read_records(cfg.source):
+                row, reason = _row(record, cfg, name, first_seen, counts)
+                if row is not None:
+                    rows_out.write(row)
+                else:
+                    reject = {"id": _reject_id(record), "line": record.line}
+                    rejects_out.write({**reject, "shard": record.shard, "reason": reason} if record.shard
+                                      else {**reject, "reason": reason})
+        sampled = len(first_seen)
+        if cfg.limit is not None:
+            chosen = _sample(first_seen, cfg.limit, cfg.seed)
+            sampled = write_jsonl(outputs.rows, (r for r in iter_jsonl(kept_path) if r["id"] in chosen))
+    finally:
+        if kept_path != outputs.rows:
+            kept_path.unlink(missing_ok=True)
+    if counts["read"] == 0:
+        log.warning("%s: no records; wrote empty outputs", cfg.source)
+    metrics = {**counts, "kept": len(first_seen), "sampled": sampled}
     assert metrics["read"] == metrics["kept"] + metrics["rejected"] + metrics["duplicates"]
-    source_path = Path(cfg.source)
-    if source_path.is_file():
+    sha = _source_sha256(cfg.source)
+    if sha is not None:
         # a local file is not a DVC dep (a hub id cannot be one), so record what was read
-        metrics["source_sha256"] = hashlib.sha256(source_path.read_bytes()).hexdigest()
+        metrics["source_sha256"] = sha
     write_metrics(outputs.metrics, metrics)
-    log.info("%s: read %d, kept %d, rejected %d, duplicates %d, sampled %d", cfg.source, read,
-             metrics["kept"], metrics["rejected"], duplicates, len(ids))
+    log.info("%s: read %d, kept %d, rejected %d, duplicates %d, sampled %d, inputs merged %d", cfg.source,
+             metrics["read"], metrics["kept"], metrics["rejected"], metrics["duplicates"], sampled,
+             metrics["inputs_merged"])
     return metrics
+
+
+def _row(record: Record, cfg: Config, name: str, first_seen: dict[str, str],
+         counts: dict[str, int]) -> tuple[dict | None, str]:
+    """(the canonical row, "") for a new valid record, else (None, the reject reason); updates the counts."""
+    counts["read"] += 1
+    if record.error is not None:
+        counts["rejected"] += 1
+        return None, record.error
+    try:
+        instruction, input_, output = to_fields(record.value, cfg.format)
+    except ValueError as e:
+        counts["rejected"] += 1
+        return None, str(e)
+    row = canonical(instruction, input_, output, name or cfg.source, input_mode=cfg.input)
+    if row["id"] in first_seen:
+        counts["duplicates"] += 1
+        return None, f"duplicate of {first_seen[row['id']]}"
+    first_seen[row["id"]] = _where(record)
+    counts["inputs_merged"] += int(cfg.input == "merge" and bool(input_.strip()))
+    return row, ""
+
+
+def _sample(ids: Iterable[str], limit: int, seed: int) -> set[str]:
+    """``limit`` ids drawn with ``seed`` from the sorted ids (all of them when fewer)."""
+    ordered = sorted(ids)
+    if limit >= len(ordered):
+        return set(ordered)
+    return set(random.Random(seed).sample(ordered, limit))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("fetch", __doc__)
     parser.add_argument("--output", type=Path, default=None, help="default data/<dataset>/original.jsonl")
-    parser.add_argument("--rejects", type=Path, default=None, help="default data/<dataset>/rejects.jsonl")
-    parser.add_argument("--metrics", type=Path, default=None, help="default metrics/<dataset>/fetch.json")
+    parser.add_argument("--rejects", type=Path, default=None,
+                        help="default data/<dataset>/rejects.jsonl, or <output>.rejects.jsonl beside --output")
+    parser.add_argument("--metrics", type=Path, default=None,
+                        help="default metrics/<dataset>/fetch.json, or <output>.metrics.json beside --output")
     argv = list(sys.argv[1:] if argv is None else argv)
     # Without --dataset, fetch runs outside the pipeline: --source (and friends) give the config.
     section = "datasets.{dataset}" if "--dataset" in argv else "_cli"
     args, (cfg,), _ = parse_stage_args(parser, [Section(Config, section)], argv)
-    name = args.dataset or "cli"
-    outputs = Outputs(
-        rows=args.output or Path(f"data/{name}/original.jsonl"),
-        rejects=args.rejects or Path(f"data/{name}/rejects.jsonl"),
-        metrics=args.metrics or Path(f"metrics/{name}/fetch.json"),
-    )
-    run(cfg, outputs, name=name)
+    paths = resolve_paths(parser, args, {
+        "output": "data/{dataset}/original.jsonl",
+        "rejects": "data/{dataset}/rejects.jsonl",
+        "metrics": "metrics/{dataset}/fetch.json",
+    })
+    run(cfg, Outputs(rows=paths["output"], rejects=paths["rejects"], metrics=paths["metrics"]),
+        name=args.dataset or "")
     return 0

@@ -1,0 +1,154 @@
+"""Teacher stage at scale: ``reflect_instruction`` against an instant OpenAI-compatible endpoint.
+
+What grows with the number of rows when the teacher costs nothing: the stage's own work
+(reading, prompting, dispatch, parsing, writing). For each size, synthetic-but-distinct
+rows are made from the real Alpaca file (row ``i`` is Alpaca row ``i mod 3111`` with the
+copy number appended to its instruction, so every id differs), and ``reflect_instruction``'s
+``run`` sends them all to a local aiohttp server that answers every chat completion at
+once with a reply the stage parses. The server runs in its own process and each size in a
+fresh (spawned) process, so the peak RSS printed is the stage's alone.
+
+Prints requests/s and peak RSS per size, then ``ratio:`` lines against the targets of
+issue 14: peak RSS <= 1 GB at 200k requests, >= 300 requests/s.
+
+    python benchmarks/teacher_scale.py --sizes 2000,10000        # small: a shared machine
+    python benchmarks/teacher_scale.py                           # 10k, 50k, 200k
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
+RSS_TARGET_MB = 1024
+RATE_TARGET = 300.0
+RSS_TARGET_AT = 200_000
+
+
+def _reply(messages: list[dict]) -> str:
+    """A reply in the format the instruction prompt asks for, distinct per request."""
+    tag = hashlib.sha256(json.dumps(messages).encode()).hexdigest()[:12]
+    return (f"[New Instruction] Explain, step by step and with an example, the idea in request {tag}. [End]\n"
+            f"[New Answer] Here is a detailed, step-by-step explanation of request {tag}, with an example. [End]")
+
+
+def _serve(port_queue: mp.Queue) -> None:  # type: ignore[type-arg]
+    """The instant endpoint: POST /v1/chat/completions, answered at once (runs in its own process)."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def completions(request: web.Request) -> web.Response:
+        body = await request.json()
+        text = _reply(body["messages"])
+        return web.json_response({
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "bench"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 200, "completion_tokens": 40, "total_tokens": 240},
+        })
+
+    async def main() -> None:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", completions)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port_queue.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _write_rows(path: Path, size: int) -> None:
+    """``size`` distinct canonical rows from the real Alpaca file, written one line at a time."""
+    from reflection_tuning.rows import canonical
+
+    records = json.loads(DATA.read_text(encoding="utf-8"))
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(size):
+            r = records[i % len(records)]
+            copy = i // len(records)
+            instruction = r["instruction"] if copy == 0 else f"{r['instruction']} (copy {copy})"
+            row = canonical(instruction, r.get("input", ""), r["output"], "bench", input_mode="merge")
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """One size in a fresh process: run the stage, report (seconds, rows ok, peak RSS in MB)."""
+    import logging
+
+    from reflection_tuning.stages.reflect_instruction import Config, Inputs, Outputs, run
+    from reflection_tuning.teacher import TeacherConfig
+
+    logging.basicConfig(level=logging.WARNING)
+    teacher = TeacherConfig(model="bench", base_url=url, api_key_env=None, cache_dir=None,
+                            max_concurrency=concurrency, max_retries=0, timeout=120)
+    work = Path(rows).parent
+    cfg = Config(template=str(REPO / "prompts/reflect_instruction.txt"),
+                 system=str(REPO / "prompts/reflect_instruction.system.txt"))
+    t0 = time.perf_counter()
+    metrics = run(cfg, teacher, Inputs(original=Path(rows)),
+                  Outputs(instruction=work / "instruction.jsonl", metrics=work / "metrics.json"))
+    seconds = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    out.put((seconds, metrics.get("rows_ok", 0), peak_mb))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,50000,200000", help="comma-separated row counts")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (teacher.max_concurrency)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+
+    ctx = mp.get_context("spawn")
+    ports: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    server = ctx.Process(target=_serve, args=(ports,), daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{ports.get(timeout=60)}/v1"
+        results = {}
+        for size in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                rows = Path(tmp) / "original.jsonl"
+                _write_rows(rows, size)
+                out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+                child = ctx.Process(target=_run_size, args=(url, str(rows), args.concurrency, out))
+                child.start()
+                seconds, ok, peak = out.get()
+                child.join()
+            results[size] = (seconds, ok, peak)
+            print(f"reflect_instruction {size:>8} requests  in flight {args.concurrency}  {seconds:8.1f} s  "
+                  f"{size / seconds:7.1f} req/s  peak RSS {peak:7.1f} MB  rows ok {ok}", flush=True)
+    finally:
+        server.terminate()
+        server.join()
+
+    largest = max(results)
+    seconds, _, peak = results[largest]
+    rate = min(size / s for size, (s, _, _) in results.items())
+    note = "" if largest >= RSS_TARGET_AT else f" (measured at {largest} requests, target is at {RSS_TARGET_AT})"
+    print(f"\nratio: peak RSS / target = {peak:.0f} MB / {RSS_TARGET_MB} MB = {peak / RSS_TARGET_MB:.2f}  "
+          f"(target <= 1.00){note}")
+    print(f"ratio: slowest req/s / target = {rate:.0f} / {RATE_TARGET:.0f} = {rate / RATE_TARGET:.2f}  (target >= 1.00)")
+    if len(results) > 1:
+        smallest = min(results)
+        growth = (results[largest][2] - results[smallest][2]) / (largest - smallest) * 1024
+        print(f"peak RSS growth: {growth:.2f} KB per row between {smallest} and {largest} rows")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
