@@ -80,7 +80,7 @@ class Teacher:
         retry_after_max: a server's ``Retry-After`` is honoured up to this many seconds.
         response_format: the OpenAI ``response_format`` sent with every request (see
             :func:`~reflection_tuning.llm.stream.json_schema_format`; ``None``: none, free text).
-            The first request is sent alone and checked: an endpoint that rejects or ignores
+            The first request is sent alone and checked: an endpoint that rejects (400/422) or ignores
             the option fails the stage there (:class:`ReplyFormatUnsupported`).
         stream: ``False`` sends plain requests, as before streaming (a timed-out one keeps
             generating on the server); kept to measure that behaviour in the benchmarks.
@@ -249,7 +249,7 @@ class Teacher:
             TeacherCostCap: sending could take the spend over ``teacher.max_cost``.
             TeacherRequestError: the request failed after ``cfg.max_retries`` retries, or
                 with an error that is not retried (e.g. HTTP 400/401), or no endpoint is set.
-            ReplyFormatUnsupported: the endpoint rejected ``response_format`` (HTTP 4xx), or
+            ReplyFormatUnsupported: the endpoint rejected ``response_format`` (HTTP 400/422), or
                 ignored it (a finished reply that is not a JSON object).
         """
         if (hit := self.cached(messages)) is not None:
@@ -273,7 +273,7 @@ class Teacher:
         except TeacherCostCap:
             raise
         except TeacherRequestError as exc:
-            if exc.status_code is not None and 400 <= exc.status_code < 500 and exc.status_code not in (408, 409, 429):
+            if exc.status_code in (400, 422):  # a bad request, not a key (401/403) or model (404) problem
                 self._format_error = ReplyFormatUnsupported(
                     f"reply_format: json_schema: the endpoint refused a request carrying response_format ({exc}); "
                     "use a server with structured outputs (OpenAI, vLLM) or set reply_format: markers")
