@@ -161,3 +161,15 @@ def test_json_schema_format_and_config_checks():
     with pytest.raises(ConfigError, match="total_timeout"):
         TeacherConfig(total_timeout=0)
     assert TeacherConfig().reply_format == "markers" and TeacherConfig().total_timeout is None
+
+
+def test_a_bad_key_at_the_first_json_schema_request_is_not_blamed_on_the_format(tmp_path, fake_openai):
+    from ..conftest import Failure
+
+    fake_openai.failures = [Failure(401, body={"error": {"message": "bad key"}})]
+    fake_openai.reply = lambda body: ('{"answer": "x"}', "stop")
+    teacher = Teacher(cfg_for(tmp_path, max_concurrency=2), template_hash="t", base_url=fake_openai.url,
+                      response_format=FORMAT)
+    first, second = run_all(teacher, batch_of(2))
+    assert isinstance(first, TeacherRequestError) and "401" in str(first)
+    assert json.loads(second.content) == {"answer": "x"}  # the next request was the check, and passed
