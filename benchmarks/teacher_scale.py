@@ -47,9 +47,18 @@ def _serve(port_queue: mp.Queue) -> None:  # type: ignore[type-arg]
 
     from aiohttp import web
 
-    async def completions(request: web.Request) -> web.Response:
+    async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         text = _reply(body["messages"])
+        if body.get("stream"):  # the teacher streams: one content chunk, one finish chunk with usage, [DONE]
+            base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": int(time.time()),
+                    "model": body.get("model", "bench")}
+            chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
+                                            "finish_reason": None}]},
+                      {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 200, "completion_tokens": 40, "total_tokens": 240}}]
+            sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+            return web.Response(text=sse, content_type="text/event-stream")
         return web.json_response({
             "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "bench"),

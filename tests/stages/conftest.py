@@ -4,6 +4,9 @@
 ``POST /v1/chat/completions`` to the real ``transformers serve``, except where its ``plan``
 says to fail an attempt: 429 with Retry-After, 5xx, a dropped connection, a slow reply, a
 body cut off mid-stream, or a reply whose content is cut (``finish_reason: length``).
+Streamed requests (``stream: true``) are relayed event by event; ``cut_body`` then drops the
+connection after the first content event, and a client that goes away closes the upstream
+stream too, so the real server sees the disconnect.
 It listens on several ports at once, so several "endpoints" share one fault plan.
 """
 
@@ -21,7 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from reflection_tuning.llm.server import embedded_server
+from reflection_tuning.llm.server import Served, serve_embedded
 
 # fault kinds a plan can return for an attempt
 RATE_LIMITED, SERVER_ERROR, DROP, SLOW, CUT_BODY, CUT_CONTENT = "429", "500", "drop", "slow", "cut_body", "cut_content"
@@ -41,6 +44,8 @@ class FaultProxy:
         self.attempts: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()  # requests the real server answered and the client got
         self.per_port: Counter[int] = Counter()
+        self.upstream_open = 0  # requests open at the real server right now (generating, or queued there)
+        self.max_upstream_open = 0
         self.auth: set[str] = set()
         self.urls: list[str] = []
         self._ports = ports
@@ -55,7 +60,10 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        try:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        except TimeoutError:  # handlers still wait on replies the server never cancels (plain requests)
+            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -74,7 +82,8 @@ class FaultProxy:
             await self._session.close()
 
         app.on_cleanup.append(close_session)
-        self._runner = web.AppRunner(app)
+        # a client that goes away cancels its handler, as a server notices a closed connection
+        self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
         for _ in range(self._ports):
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -98,9 +107,11 @@ class FaultProxy:
             request.transport.abort()  # type: ignore[union-attr]
             return web.Response()  # never reaches the client
         await asyncio.sleep(self.delay + (1.5 if fault == SLOW else 0.0))
-        async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
-            payload = await up.read()
-            status = up.status
+        if body.get("stream"):
+            return await self._relay_stream(request, body, key, fault)
+        # transformers serve has no cancel for a plain request: it is generated to the end even when
+        # its client goes away, so the proxy keeps waiting for it (shielded) and counts it as open
+        payload, status = await asyncio.shield(self._forward(body))
         if fault == CUT_CONTENT and status == 200:
             reply = json.loads(payload)
             choice = reply["choices"][0]
@@ -121,9 +132,75 @@ class FaultProxy:
             self.forwarded[key] += 1
         return response
 
+    async def _forward(self, body: dict) -> tuple[bytes, int]:
+        self._opened()
+        try:
+            async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
+                return await up.read(), up.status
+        finally:
+            self.upstream_open -= 1
+
+    def _opened(self) -> None:
+        self.upstream_open += 1
+        self.max_upstream_open = max(self.max_upstream_open, self.upstream_open)
+
+    async def _relay_stream(self, request: web.Request, body: dict, key: str, fault: str | None) -> web.StreamResponse:
+        self._opened()
+        try:
+            return await self._relay(request, body, key, fault)
+        finally:  # a cancelled handler (its client went away) closes the upstream stream on the way out
+            self.upstream_open -= 1
+
+    async def _relay(self, request: web.Request, body: dict, key: str, fault: str | None) -> web.StreamResponse:
+        async with self._session.post(f"{self.upstream}/chat/completions", json=body) as up:
+            if up.status != 200:
+                return web.Response(body=await up.read(), status=up.status, content_type="application/json")
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            events: list[bytes] = []
+            event = b""
+            async for line in up.content:  # SSE: events are separated by a blank line
+                event += line
+                if line.strip():
+                    continue
+                if fault == CUT_CONTENT:
+                    events.append(event)  # rewritten below, once the whole reply is known
+                else:
+                    try:
+                        await response.write(event)
+                    except ConnectionResetError:  # the client went away: so does the upstream stream
+                        up.close()
+                        return response
+                    if fault == CUT_BODY and b'"content"' in event:
+                        request.transport.abort()  # type: ignore[union-attr]
+                        return response
+                event = b""
+            if fault == CUT_CONTENT:
+                for cut in _cut_stream(events):
+                    await response.write(cut)
+        await response.write_eof()
+        self.forwarded[key] += 1
+        return response
+
+
+def _cut_stream(events: list[bytes]) -> list[bytes]:
+    """The events of a streamed reply rewritten as "the server" cutting it: half the content,
+    then ``finish_reason: length``."""
+    chunks = [json.loads(e.decode()[len("data: "):]) for e in events if e.startswith(b"data: {")]
+    content = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
+    last = {**chunks[-1], "choices": [{"index": 0, "delta": {"content": content[: len(content) // 2]},
+                                       "finish_reason": "length"}]}
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in (chunks[0], last)]
+
 
 @pytest.fixture(scope="session")
-def teacher_url(embedded_model) -> Iterator[str]:
-    """The real embedded teacher (``transformers serve``), shared by the stage tests."""
-    with embedded_server(embedded_model, seed=0, kv_cache_tokens=8192, startup_timeout=180) as url:
-        yield url
+def teacher_server(embedded_model) -> Iterator[Served]:
+    """The real embedded teacher (``transformers serve``), shared by the stage tests: URL, pid, log."""
+    with serve_embedded(embedded_model, seed=0, kv_cache_tokens=8192, startup_timeout=180) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def teacher_url(teacher_server: Served) -> str:
+    """The shared embedded teacher's OpenAI base URL."""
+    return teacher_server.url

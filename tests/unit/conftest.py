@@ -1,8 +1,15 @@
-"""A scriptable OpenAI-compatible chat server on loopback (real HTTP, aiohttp) for the teacher tests."""
+"""A scriptable OpenAI-compatible chat server on loopback (real HTTP, aiohttp) for the teacher tests.
+
+It speaks both documented shapes of ``POST /v1/chat/completions``: one JSON ``chat.completion``,
+and with ``stream: true`` server-sent events of ``chat.completion.chunk`` objects ended by
+``data: [DONE]``, with a last chunk of empty ``choices`` carrying ``usage`` when the request
+asks for ``stream_options: {include_usage: true}`` (OpenAI API reference, "Streaming").
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +33,10 @@ class FakeOpenAI:
     """``POST /v1/chat/completions``: first the scripted ``failures`` (in order), then ``reply``.
 
     ``reply(body) -> (content, finish_reason)`` or a :class:`Failure`; ``delay`` is seconds per request.
+    A streamed reply comes in ``chunk_chars``-character chunks, ``chunk_delay`` seconds apart;
+    ``cut_after`` chunks (if set) and the connection is dropped. ``refuse`` holds request fields
+    the server answers with HTTP 400 (as a strict server does); ``streams_closed_early`` counts
+    the streams whose client went away before the end.
     """
 
     def __init__(self) -> None:
@@ -37,12 +48,17 @@ class FakeOpenAI:
         self.paths: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.chunk_chars = 4
+        self.chunk_delay = 0.0
+        self.cut_after: int | None = None
+        self.refuse: set[str] = set()
+        self.streams_closed_early = 0
         self.url = ""
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         self.auth.append(request.headers.get("Authorization", ""))
@@ -50,12 +66,18 @@ class FakeOpenAI:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if refused := sorted(self.refuse & set(body)):
+                return web.json_response({"error": {"message": f"Unsupported parameter: {refused[0]}",
+                                                    "param": refused[0], "type": "invalid_request_error"}},
+                                         status=400)
             outcome = self.failures.pop(0) if self.failures else self.reply(body)
             delay = outcome.delay if isinstance(outcome, Failure) else 0.0
             await asyncio.sleep(self.delay + delay)
             if isinstance(outcome, Failure):
                 return web.json_response(outcome.body, status=outcome.status, headers=outcome.headers)
             content, finish = outcome
+            if body.get("stream"):
+                return await self._stream(request, body, content, finish)
             return web.json_response(
                 {
                     "id": f"chatcmpl-{len(self.requests)}",
@@ -69,6 +91,32 @@ class FakeOpenAI:
             )
         finally:
             self.in_flight -= 1
+
+    async def _stream(self, request: web.Request, body: dict, content: str, finish: str) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        base = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion.chunk", "created": 0,
+                "model": body["model"]}
+        pieces = [content[i:i + self.chunk_chars] for i in range(0, len(content), self.chunk_chars)]
+        deltas = [{"role": "assistant", "content": ""}] + [{"content": p} for p in pieces]
+        usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        events = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({**base, "choices": [], "usage": usage})
+        try:
+            for n, event in enumerate(events):
+                if self.cut_after is not None and n >= self.cut_after:
+                    request.transport.abort()  # type: ignore[union-attr]
+                    return response
+                await response.write(f"data: {json.dumps(event)}\n\n".encode())
+                await asyncio.sleep(self.chunk_delay)
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):  # the client closed the stream
+            self.streams_closed_early += 1
+            raise
+        return response
 
 
 @pytest.fixture(scope="session")

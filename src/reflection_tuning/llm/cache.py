@@ -36,10 +36,14 @@ class Completion:
     cached: bool = False
 
 
-def cache_key(cfg: TeacherConfig, messages: Messages, template_hash: str) -> str:
-    """SHA-256 hex of what determines a reply: model, messages, sampling params, template hash."""
+def cache_key(cfg: TeacherConfig, messages: Messages, template_hash: str,
+              response_format: dict[str, Any] | None = None) -> str:
+    """SHA-256 hex of what determines a reply: model, messages, sampling params, template hash,
+    and the ``response_format`` when one is sent (keys without one are as before it existed)."""
+    extra = {"response_format": response_format} if response_format is not None else {}
     blob = json.dumps(
         {
+            **extra,
             "v": CACHE_VERSION,
             "model": cfg.model,
             "messages": messages,

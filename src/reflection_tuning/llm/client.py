@@ -4,39 +4,54 @@ cache (:mod:`.cache`) and the cost cap (:mod:`.cost`).
 
 The window is a semaphore, not gathered batches: a slot frees the moment its reply comes
 back, where the reference code sends 10 requests and waits for the slowest of them.
+
+Every request is streamed (:mod:`.stream`): ``teacher.timeout`` bounds the gap between two
+chunks and ``teacher.total_timeout`` (optional) the whole attempt. A request that times out,
+or whose task is cancelled (shutdown, a fatal error elsewhere), closes its stream, so the
+server stops generating it instead of queueing the retry behind an abandoned generation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 from tqdm.auto import tqdm
 
+from reflection_tuning.errors import UserError
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache, cache_key
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
+from reflection_tuning.llm.retry import RETRY_KINDS, is_retryable, retry_after_seconds, retry_kind
+from reflection_tuning.llm.stream import IncompleteStream, is_json_object, read_stream
 
 log = logging.getLogger(__name__)
 
 DUMMY_API_KEY = "no-key"  # for endpoints that need none (the embedded server)
-RETRY_KINDS = ("rate_limited", "server_error", "timeout", "connection")
 
-__all__ = ["ChatTeacher", "Completion", "Messages", "Teacher", "TeacherCostCap", "TeacherRequestError",
-           "cache_key", "is_retryable", "retry_after_seconds", "retry_kind"]
+__all__ = ["ChatTeacher", "Completion", "Messages", "ReplyFormatUnsupported", "Teacher", "TeacherCostCap",
+           "TeacherRequestError", "cache_key", "is_retryable", "retry_after_seconds", "retry_kind"]
 
 
 class TeacherRequestError(RuntimeError):
-    """A request that failed for good (after retries, or not retryable). The message holds no key."""
+    """A request that failed for good (after retries, or not retryable). The message holds no key.
+
+    ``status_code`` is the HTTP status of the last attempt (``None``: no HTTP answer)."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ReplyFormatUnsupported(UserError):
+    """``reply_format: json_schema`` against an endpoint that rejects or ignores ``response_format``."""
 
 
 class TeacherCostCap(TeacherRequestError):
@@ -47,47 +62,6 @@ class ChatTeacher(Protocol):
     """What the reflection stages need from a teacher."""
 
     async def complete(self, messages: Messages) -> Completion: ...
-
-
-def retry_kind(exc: BaseException | None) -> str | None:
-    """``rate_limited`` (429), ``server_error`` (408, 409, 5xx), ``timeout``, ``connection``
-    (refused, reset, a body cut off), or ``None`` for an error that is final (e.g. 400, 401)."""
-    if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError)):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection"
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code == 429:
-            return "rate_limited"
-        if exc.status_code in (408, 409) or exc.status_code >= 500:
-            return "server_error"
-    return None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Timeouts, connection errors, 408, 409, 429 and 5xx are retried; other errors are final."""
-    return retry_kind(exc) is not None
-
-
-def retry_after_seconds(exc: BaseException | None) -> float | None:
-    """The server's ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date), if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 class Teacher:
@@ -104,6 +78,12 @@ class Teacher:
         request_model: the model name sent in requests (default ``cfg.model``).
         budget: the cost cap (``None``: no cap).
         retry_after_max: a server's ``Retry-After`` is honoured up to this many seconds.
+        response_format: the OpenAI ``response_format`` sent with every request (see
+            :func:`~reflection_tuning.llm.stream.json_schema_format`; ``None``: none, free text).
+            The first request is sent alone and checked: an endpoint that rejects (400/422) or ignores
+            the option fails the stage there (:class:`ReplyFormatUnsupported`).
+        stream: ``False`` sends plain requests, as before streaming (a timed-out one keeps
+            generating on the server); kept to measure that behaviour in the benchmarks.
     """
 
     def __init__(
@@ -116,12 +96,20 @@ class Teacher:
         request_model: str | None = None,
         budget: Budget | None = None,
         retry_after_max: float = 120.0,
+        response_format: dict | None = None,
+        stream: bool = True,
     ) -> None:
         self.cfg = cfg
         self.template_hash = template_hash
         self.request_model = request_model or cfg.model
         self.budget = budget
         self.retry_after_max = retry_after_max
+        self.response_format = response_format
+        self.stream = stream
+        self._format_checked = response_format is None
+        self._format_error: ReplyFormatUnsupported | None = None
+        self._probe: asyncio.Lock | None = None
+        self._usage_option = True  # send stream_options.include_usage until a server refuses it
         self._api_key = api_key
         self._clients: list[openai.AsyncOpenAI] = []
         self._turn = 0
@@ -129,6 +117,7 @@ class Teacher:
         self.cache = ReplyCache(cfg.cache_dir)
         self.requests_sent = 0  # HTTP attempts, retries included
         self.retries: Counter[str] = Counter()
+        self.cancelled = 0  # attempts whose stream we closed before the reply ended
         self.cache_hits = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -138,7 +127,7 @@ class Teacher:
 
     # -- cache ---------------------------------------------------------------------------
     def key(self, messages: Messages) -> str:
-        return cache_key(self.cfg, messages, self.template_hash)
+        return cache_key(self.cfg, messages, self.template_hash, self.response_format)
 
     def cached(self, messages: Messages) -> Completion | None:
         """The cached reply to ``messages``, or ``None`` (does not count a hit)."""
@@ -146,7 +135,8 @@ class Teacher:
 
     # -- network -------------------------------------------------------------------------
     def connect(self, base_url: str | Sequence[str]) -> None:
-        """Create one HTTP client per endpoint (the openai client's own retries are off)."""
+        """Create one HTTP client per endpoint (the openai client's own retries are off; its
+        HTTP timeout, ``teacher.timeout``, bounds the connect and each read, as the idle limit does)."""
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self._clients = [
             openai.AsyncOpenAI(base_url=u, api_key=self._api_key or DUMMY_API_KEY, timeout=self.cfg.timeout,
@@ -178,30 +168,57 @@ class Teacher:
             return self._scrub(text)
         return self._scrub(f"{type(exc).__name__}: {exc}")
 
+    async def _create(self, n: int, **kwargs: object) -> object:
+        """Open the stream; a server that refuses ``stream_options`` is asked again without it."""
+        create = self._clients[n].chat.completions.create
+        if self._usage_option:
+            try:
+                return await create(**kwargs, stream_options={"include_usage": True})  # type: ignore[call-overload]
+            except openai.APIStatusError as exc:
+                if exc.status_code not in (400, 422) or "stream_options" not in f"{exc.message} {exc.body}":
+                    raise
+                log.info("the endpoint refuses stream_options (HTTP %d); token usage only if it sends it unasked",
+                         exc.status_code)
+                self._usage_option = False
+        return await create(**kwargs)  # type: ignore[call-overload]
+
     async def _attempt(self, messages: Messages) -> Completion:
         n = self._turn % len(self._clients)
         self._turn += 1
         self.requests_sent += 1
         self.per_endpoint[n] += 1
-        kwargs = {"seed": self.cfg.seed} if self.cfg.seed is not None else {}
-        reply = await self._clients[n].chat.completions.create(
-            model=self.request_model,
-            messages=messages,  # type: ignore[arg-type]
-            temperature=self.cfg.temperature,
-            top_p=self.cfg.top_p,
-            max_tokens=self.cfg.max_tokens,
-            **kwargs,
-        )
+        kwargs: dict[str, object] = {"seed": self.cfg.seed} if self.cfg.seed is not None else {}
+        if self.response_format is not None:
+            kwargs["response_format"] = self.response_format
+        if not self.stream:
+            return await self._with_total_limit(self._attempt_whole(n, messages, kwargs))
+        return await self._with_total_limit(self._attempt_stream(n, messages, kwargs))
+
+    async def _with_total_limit(self, attempt: Coroutine[Any, Any, Completion]) -> Completion:
+        if self.cfg.total_timeout is None:
+            return await attempt
+        return await asyncio.wait_for(attempt, self.cfg.total_timeout)  # cancels the attempt when past it
+
+    async def _attempt_stream(self, n: int, messages: Messages, kwargs: dict[str, object]) -> Completion:
+        try:
+            stream = await self._create(n, model=self.request_model, messages=messages,
+                                        temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                                        max_tokens=self.cfg.max_tokens, stream=True, **kwargs)
+            return await read_stream(stream, self.cfg.timeout)  # closes the stream, also when cancelled
+        except (asyncio.TimeoutError, asyncio.CancelledError, openai.APITimeoutError):
+            self.cancelled += 1  # abandoned: the closed connection tells the server to stop
+            raise
+
+    async def _attempt_whole(self, n: int, messages: Messages, kwargs: dict[str, object]) -> Completion:
+        reply = await self._clients[n].chat.completions.create(  # type: ignore[call-overload]
+            model=self.request_model, messages=messages, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+            max_tokens=self.cfg.max_tokens, **kwargs)
         if not reply.choices:
             raise TeacherRequestError("the endpoint returned no choices")
-        choice = reply.choices[0]
         usage = reply.usage
-        return Completion(
-            content=choice.message.content or "",
-            finish_reason=choice.finish_reason,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-        )
+        return Completion(content=reply.choices[0].message.content or "", finish_reason=reply.choices[0].finish_reason,
+                          prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                          completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
     async def _send(self, messages: Messages) -> Completion:
         try:
@@ -216,8 +233,8 @@ class Teacher:
                     return await self._attempt(messages)
         except TeacherRequestError:
             raise
-        except (openai.OpenAIError, asyncio.TimeoutError) as exc:
-            raise TeacherRequestError(self._describe(exc)) from None
+        except (openai.OpenAIError, asyncio.TimeoutError, IncompleteStream) as exc:
+            raise TeacherRequestError(self._describe(exc), getattr(exc, "status_code", None)) from None
         raise AssertionError("unreachable: tenacity either returns or reraises")  # pragma: no cover
 
     async def complete(self, messages: Messages) -> Completion:
@@ -225,18 +242,61 @@ class Teacher:
 
         At most ``cfg.max_concurrency`` calls are in flight at once (a slot is held through
         retries, so a rate-limited endpoint slows the whole window down). A reply is stored
-        in the cache the moment it arrives.
+        in the cache the moment it arrives. With a ``response_format``, the first request to
+        the endpoint goes alone and is checked before any other is sent.
 
         Raises:
             TeacherCostCap: sending could take the spend over ``teacher.max_cost``.
             TeacherRequestError: the request failed after ``cfg.max_retries`` retries, or
                 with an error that is not retried (e.g. HTTP 400/401), or no endpoint is set.
+            ReplyFormatUnsupported: the endpoint rejected ``response_format`` (HTTP 400/422), or
+                ignored it (a finished reply that is not a JSON object).
         """
         if (hit := self.cached(messages)) is not None:
             self.cache_hits += 1
             return hit
         if not self._clients:
             raise TeacherRequestError("no teacher endpoint connected")
+        if not self._format_checked:
+            if self._probe is None:
+                self._probe = asyncio.Lock()
+            async with self._probe:
+                if self._format_error is not None:
+                    raise self._format_error
+                if not self._format_checked:
+                    return self._store(messages, self._check_format(await self._probe_fetch(messages)))
+        return self._store(messages, await self._fetch(messages))
+
+    async def _probe_fetch(self, messages: Messages) -> Completion:
+        try:
+            return await self._fetch(messages)
+        except TeacherCostCap:
+            raise
+        except TeacherRequestError as exc:
+            if exc.status_code in (400, 422):  # a bad request, not a key (401/403) or model (404) problem
+                self._format_error = ReplyFormatUnsupported(
+                    f"reply_format: json_schema: the endpoint refused a request carrying response_format ({exc}); "
+                    "use a server with structured outputs (OpenAI, vLLM) or set reply_format: markers")
+                raise self._format_error from None
+            raise  # not about the format (e.g. a timeout): the next request is the probe
+
+    def _check_format(self, completion: Completion) -> Completion:
+        if completion.finish_reason == "stop":
+            if not is_json_object(completion.content):
+                self._format_error = ReplyFormatUnsupported(
+                    "reply_format: json_schema: the endpoint ignored response_format (its first finished reply is "
+                    f"not a JSON object: {completion.content[:80]!r}); use a server with structured outputs "
+                    "(OpenAI, vLLM) or set reply_format: markers")
+                raise self._format_error
+            self._format_checked = True
+        return completion  # cut off (length): cannot tell yet, the next request checks again
+
+    def _store(self, messages: Messages, completion: Completion) -> Completion:
+        self.cache.set(self.key(messages), completion)
+        return completion
+
+    async def _fetch(self, messages: Messages) -> Completion:
+        """Send ``messages`` in a window slot, under the cost cap (not cached here)."""
         if self._window is None:
             self._window = asyncio.Semaphore(self.cfg.max_concurrency)
         async with self._window:
@@ -256,16 +316,16 @@ class Teacher:
                 if self.budget is not None:
                     self.budget.settle(hold, completion and completion.prompt_tokens,
                                        completion and completion.completion_tokens)
-            # stored before the slot frees: a SIGKILL re-pays at most max_concurrency requests
-            self.cache.set(self.key(messages), completion)
-        return completion
+            # the caller stores it before the slot's next user runs: a SIGKILL re-pays at most the window
+            return completion
 
     async def complete_all(
         self, batch: Sequence[Messages], desc: str = "teacher"
     ) -> list[Completion | TeacherRequestError]:
         """Replies to every message list, in order; a failed request is returned as its error.
 
-        Shows a tqdm bar (one tick per reply, cached or not). Other exceptions propagate.
+        Shows a tqdm bar (one tick per reply, cached or not). Other exceptions propagate,
+        after every request still in flight is cancelled (its stream closed).
         """
         bar = tqdm(total=len(batch), desc=desc, unit="req", mininterval=1.0)
 
@@ -277,8 +337,14 @@ class Teacher:
             finally:
                 bar.update(1)
 
+        tasks = [asyncio.ensure_future(one(m)) for m in batch]
         try:
-            return list(await asyncio.gather(*(one(m) for m in batch)))
+            return list(await asyncio.gather(*tasks))
+        except BaseException:  # a fatal error, Ctrl-C or a cancelled run: abandon the rest cleanly
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             bar.close()
 
@@ -295,10 +361,12 @@ class Teacher:
 
     def stats(self) -> dict[str, int]:
         """Counters for the metrics: requests_sent, requests_retried (and by kind),
+        requests_cancelled (attempts abandoned mid-stream: timeouts, shutdown),
         cache_hits, max_in_flight, and the busiest and idlest endpoint's requests."""
         out = {
             "requests_sent": self.requests_sent,
             "requests_retried": sum(self.retries.values()),
+            "requests_cancelled": self.cancelled,
             **{f"retries_{kind}": self.retries.get(kind, 0) for kind in RETRY_KINDS},
             "cache_hits": self.cache_hits,
             "max_in_flight": self.max_in_flight,

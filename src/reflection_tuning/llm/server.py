@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from reflection_tuning.errors import UserError
@@ -114,8 +115,24 @@ def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
         proc.wait(timeout=grace)
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running embedded server: its OpenAI base URL, process id and log file."""
+
+    url: str
+    pid: int
+    log_path: Path
+
+
 @contextmanager
-def embedded_server(
+def embedded_server(model_dir: str | Path, **kwargs: object) -> Iterator[str]:
+    """:func:`serve_embedded`, yielding only the base URL (what the stages need)."""
+    with serve_embedded(model_dir, **kwargs) as served:  # type: ignore[arg-type]
+        yield served.url
+
+
+@contextmanager
+def serve_embedded(
     model_dir: str | Path,
     *,
     seed: int | None = 0,
@@ -123,7 +140,7 @@ def embedded_server(
     startup_timeout: float = 300.0,
     kv_cache_tokens: int | None = None,
     extra_args: tuple[str, ...] = (),
-) -> Iterator[str]:
+) -> Iterator[Served]:
     """Serve ``model_dir`` with ``transformers serve`` for the duration of the ``with`` block.
 
     Args:
@@ -137,7 +154,8 @@ def embedded_server(
         extra_args: more ``transformers serve`` options (e.g. ``("--cb-num-blocks", "64")``).
 
     Yields:
-        the OpenAI base URL, ``http://127.0.0.1:<port>/v1``.
+        a :class:`Served`: the OpenAI base URL ``http://127.0.0.1:<port>/v1``, the server's
+        pid (e.g. to read its CPU time) and its log file (deleted after a clean exit).
 
     Raises:
         ModelDirMissing: ``model_dir`` is not a directory (a UserError and a FileNotFoundError).
@@ -185,7 +203,7 @@ def embedded_server(
                 )
             time.sleep(0.5)
         log.info("embedded teacher ready on port %d after %.1f s", port, time.monotonic() - started)
-        yield f"http://{HOST}:{port}/v1"
+        yield Served(f"http://{HOST}:{port}/v1", proc.pid, log_path)
         clean_exit = True
     finally:
         _stop(proc)

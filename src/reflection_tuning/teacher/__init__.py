@@ -13,6 +13,7 @@ from reflection_tuning.llm.cost import Price
 
 EMBEDDED = "embedded"
 MODES = ("online", "batch")
+REPLY_FORMATS = ("markers", "json_schema")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,10 @@ class TeacherConfig:
         api_key_env: the NAME of the environment variable holding the key (null: no key).
         temperature, top_p, max_tokens, seed: sampling parameters (max_tokens: completion tokens).
         max_concurrency: requests in flight at once (sliding window).
-        timeout: seconds per HTTP request.
+        timeout: idle limit in seconds: the longest wait for the next chunk of a streamed
+            reply (and for the connection and the first chunk). A request past it is closed,
+            which stops its generation on the server, and retried.
+        total_timeout: limit in seconds on one whole attempt (null: none).
         max_retries: retries after the first attempt (so at most ``max_retries + 1`` attempts).
         retry_wait_initial, retry_wait_max: jittered exponential backoff between attempts,
             in seconds (a longer ``Retry-After`` from the server wins).
@@ -37,6 +41,9 @@ class TeacherConfig:
         max_cost: hard cap in USD on what one stage run may spend (null: no cap; needs ``price``).
         mode: ``online`` (chat completions) or ``batch`` (the OpenAI Batch API).
         batch_poll_interval: seconds between Batch API status polls.
+        reply_format: ``markers`` (free text with markers, parsed by the step) or
+            ``json_schema`` (the request carries the step's JSON schema as an OpenAI
+            ``response_format``; needs a server with structured outputs, e.g. OpenAI or vLLM).
     """
 
     model: str = "models/smollm2-135m-instruct"
@@ -48,6 +55,7 @@ class TeacherConfig:
     seed: int | None = 0
     max_concurrency: int = 8
     timeout: float = 300.0
+    total_timeout: float | None = None
     max_retries: int = 4
     retry_wait_initial: float = 1.0
     retry_wait_max: float = 60.0
@@ -56,6 +64,7 @@ class TeacherConfig:
     max_cost: float | None = None
     mode: str = "online"
     batch_poll_interval: float = 30.0
+    reply_format: str = "markers"
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a UserError) for values out of range."""
@@ -82,6 +91,17 @@ class TeacherConfig:
             raise ConfigError(f"teacher.max_tokens must be >= 1, got {self.max_tokens}")
         if self.timeout <= 0:
             raise ConfigError(f"teacher.timeout must be > 0 seconds, got {self.timeout}")
+        if self.total_timeout is not None and self.total_timeout <= 0:
+            raise ConfigError(f"teacher.total_timeout must be > 0 seconds or null, got {self.total_timeout}")
+        if self.reply_format not in REPLY_FORMATS:
+            raise ConfigError(f"teacher.reply_format must be one of {REPLY_FORMATS}, got {self.reply_format!r}")
+        if self.reply_format == "json_schema" and self.base_url == EMBEDDED:
+            # transformers serve lists response_format among the fields it ignores (with a warning)
+            raise ConfigError("teacher.reply_format json_schema needs a server with structured outputs (OpenAI, "
+                              "vLLM); the embedded transformers serve ignores response_format: use markers")
+        if self.reply_format == "json_schema" and self.mode == "batch":
+            raise ConfigError("teacher.reply_format json_schema is not sent through the Batch API (mode: batch); "
+                              "use mode: online, or reply_format: markers")
 
     @property
     def base_urls(self) -> tuple[str, ...]:
@@ -93,4 +113,4 @@ class TeacherConfig:
         return Price.from_params(self.price)
 
 
-__all__ = ["EMBEDDED", "TeacherConfig"]
+__all__ = ["EMBEDDED", "REPLY_FORMATS", "TeacherConfig"]

@@ -43,6 +43,7 @@ def send_all(
     template_hash: str,
     api_key: str | None = None,
     desc: str = "teacher",
+    response_format: dict | None = None,
 ) -> tuple[list[Result], dict[str, int | float]]:
     """Replies to every message list in ``batch``, in order, and the request counters.
 
@@ -50,13 +51,17 @@ def send_all(
     ``transformers serve`` started here) is only contacted when something is missing,
     so a fully cached rerun sends nothing and starts nothing. With ``teacher.max_cost``
     the requests that would pass the cap are not sent (:class:`TeacherCostCap` results).
+    ``response_format`` (an OpenAI structured-output format, see
+    :func:`reflection_tuning.llm.stream.json_schema_format`) goes with every request.
 
     Raises:
         FileNotFoundError, RuntimeError, TimeoutError: the embedded server cannot start.
         openai.OpenAIError: the Batch API could not be reached (``mode: batch``).
+        ReplyFormatUnsupported: the endpoint rejects or ignores ``response_format`` (a UserError).
     """
     budget = Budget(cfg.price_usd(), cfg.max_cost)
-    teacher = Teacher(cfg, template_hash=template_hash, api_key=api_key, budget=budget)
+    teacher = Teacher(cfg, template_hash=template_hash, api_key=api_key, budget=budget,
+                      response_format=response_format)
 
     async def go() -> list[Result]:
         try:

@@ -1,0 +1,94 @@
+"""Streamed chat completions: the chunks of one request assembled into one reply, with an
+idle timeout, and structured-output helpers (``response_format``).
+
+Why streaming: a server can only stop generating a reply nobody waits for if it notices
+that the client went away, and the servers we target notice that only on a stream
+(``transformers serve``: ``cli/serving/chat_completion.py`` cancels the generation when
+the SSE generator is closed; its non-streaming path has no cancel). Closing the stream
+(:func:`read_stream` always does, also on a timeout or a cancelled task) closes the HTTP
+connection, which is that signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from reflection_tuning.llm.cache import Completion
+
+
+class IncompleteStream(Exception):
+    """The stream ended (the connection closed) before a chunk with a ``finish_reason``."""
+
+
+async def read_stream(stream: Any, idle_timeout: float) -> Completion:
+    """Assemble an ``openai.AsyncStream`` of ``ChatCompletionChunk`` into one reply.
+
+    ``content`` is the concatenation of ``choices[0].delta.content``; ``finish_reason`` the
+    last one seen; token counts come from the chunk that carries ``usage`` (the last one
+    with ``stream_options: {include_usage: true}``; ``transformers serve`` puts it on the
+    finish chunk unasked), else 0. The stream is closed in every case, so an abandoned
+    reply stops being generated.
+
+    Args:
+        stream: what ``chat.completions.create(..., stream=True)`` returned.
+        idle_timeout: seconds allowed between two chunks (and before the first one).
+
+    Raises:
+        asyncio.TimeoutError: no chunk for ``idle_timeout`` seconds.
+        IncompleteStream: the stream ended without a ``finish_reason``.
+        openai.APIError: the server sent an error event, or the connection failed.
+    """
+    parts: list[str] = []
+    finish_reason: str | None = None
+    usage = None
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), idle_timeout)
+            except StopAsyncIteration:
+                break
+            if getattr(chunk, "usage", None) is not None:
+                usage = chunk.usage
+            for choice in chunk.choices or ():
+                if choice.index != 0:
+                    continue
+                if choice.delta is not None and choice.delta.content:
+                    parts.append(choice.delta.content)
+                if choice.finish_reason is not None:
+                    finish_reason = choice.finish_reason
+    finally:
+        await stream.close()
+    if finish_reason is None:
+        raise IncompleteStream(f"the reply stream ended after {len(parts)} content chunks without a finish_reason")
+    return Completion(
+        content="".join(parts),
+        finish_reason=finish_reason,
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+def json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI ``response_format`` for structured outputs: ``{type: json_schema,
+    json_schema: {name, schema, strict: true}}`` (OpenAI API reference, Chat Completions,
+    ``response_format``; vLLM and SGLang accept the same shape).
+
+    Raises:
+        ValueError: ``name`` is not 1-64 of ``[A-Za-z0-9_-]`` (OpenAI's rule), or ``schema``
+            is not an object schema.
+    """
+    if not (0 < len(name) <= 64 and all(c.isalnum() or c in "_-" for c in name)):
+        raise ValueError(f"response_format name {name!r}: 1-64 letters, digits, '_' or '-'")
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise ValueError("response_format schema must be a JSON schema of type object")
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+def is_json_object(text: str) -> bool:
+    """Whether ``text`` is one JSON object (what a server honouring ``json_schema`` returns)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False

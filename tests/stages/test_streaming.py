@@ -1,0 +1,177 @@
+"""Streamed requests against the REAL embedded teacher (``transformers serve``).
+
+A streamed reply equals the plain one. Requests the client gives up on (a timeout, a
+cancelled run) close their stream, and the server stops generating them: seen from the
+server's side as its CPU time (flat once the abandoned generations are cancelled) and, through
+a transparent proxy, as the requests still open at the server. The slow test is issue 10's
+"Done when": a stage under a CPU hog with a small ``teacher.timeout``, old plain client vs
+streaming client, with before/after figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import openai
+import psutil
+import pytest
+
+from reflection_tuning.io import write_jsonl
+from reflection_tuning.llm.client import Teacher, TeacherRequestError
+from reflection_tuning.llm.server import serve_embedded
+from reflection_tuning.stages import reflect_instruction
+from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.teacher.prompts import load_prompt
+
+from .conftest import FaultProxy
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 8  # seconds: more than a gap between two chunks under the hog, less than a whole reply
+LONG = [{"role": "user", "content": "Write a very long story about a dragon and a knight, in many chapters."}]
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def busy_seconds(pid: int, window: float = 3.0) -> float:
+    """CPU seconds the server process uses during the next ``window`` seconds."""
+    start = cpu_seconds(pid)
+    time.sleep(window)
+    return cpu_seconds(pid) - start
+
+
+def quiet_after(pid: int, limit: float) -> float:
+    """Seconds until the server uses under 0.1 CPU second in 2 s (``limit`` if never)."""
+    start = time.monotonic()
+    while busy_seconds(pid, 2.0) >= 0.1 and time.monotonic() - start < limit:
+        pass
+    return time.monotonic() - start
+
+
+def settle(proxy: FaultProxy, limit: float) -> float:
+    """Seconds until no request is open at the server any more (``limit`` if never)."""
+    start = time.monotonic()
+    while proxy.upstream_open and time.monotonic() - start < limit:
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def run_teacher(cfg: TeacherConfig, batch: list, *, stream: bool = True) -> tuple[list, dict]:
+    teacher = Teacher(cfg, template_hash="streaming-test", base_url=cfg.base_urls, stream=stream)
+
+    async def go():
+        try:
+            return await teacher.complete_all(batch, desc="test")
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(go()), teacher.stats()
+
+
+def test_a_streamed_reply_equals_the_plain_one(embedded_model, teacher_url, tmp_path):
+    messages = [{"role": "user", "content": "Name three colours."}]
+    cfg = TeacherConfig(model=str(embedded_model), base_url=teacher_url, max_tokens=24, cache_dir=None)
+    [streamed], stats = run_teacher(cfg, [messages])
+    [plain], _ = run_teacher(cfg, [messages], stream=False)
+    assert (streamed.content, streamed.finish_reason) == (plain.content, plain.finish_reason)
+    assert streamed.prompt_tokens == plain.prompt_tokens > 0  # usage comes on the finish chunk
+    assert streamed.completion_tokens == plain.completion_tokens > 0
+    assert stats["requests_cancelled"] == 0
+
+
+def test_timed_out_streams_stop_their_generations_on_the_server(embedded_model, teacher_server):
+    """4 long generations (up to 2000 tokens), given up after 3 s each: nothing stays open
+    at the server, and its CPU goes idle."""
+    teacher_url = teacher_server.url
+    batch = [[{"role": "user", "content": f"{LONG[0]['content']} Story {i}."}] for i in range(4)]
+    with FaultProxy(teacher_url, lambda key, attempt: None) as proxy:
+        cfg = TeacherConfig(model=str(embedded_model), base_url=proxy.urls[0], max_tokens=2000, timeout=60,
+                            total_timeout=3, max_retries=0, cache_dir=None)
+        results, stats = run_teacher(cfg, batch)
+        assert all(isinstance(r, TeacherRequestError) for r in results)
+        assert stats["requests_cancelled"] == 4 and stats["retries_timeout"] == 0
+        # the proxy closes its upstream stream when it next writes to the gone client
+        assert settle(proxy, 120) < 120 and proxy.upstream_open == 0
+        assert proxy.forwarded == Counter()  # no reply went to the end
+    # the server cancels at its next batching step; the 4 x 2000 tokens asked for would take far longer
+    assert quiet_after(teacher_server.pid, 60) < 60
+
+
+@pytest.mark.slow
+def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_rows, tmp_path):
+    """Issue 10, Done when: reflect_instruction's 8 requests while two busy loops hold both
+    cores, with a timeout that a whole reply cannot meet. The old plain client piles retries
+    on top of generations the server never stops; the streaming stage keeps at most its window
+    open at the server and leaves nothing running. ``-s`` prints the figures."""
+    rows = alpaca_rows[:8]
+    write_jsonl(tmp_path / "original.jsonl", rows)
+    stage_cfg = reflect_instruction.Config(template=str(REPO / "prompts/reflect_instruction.txt"),
+                                           system=str(REPO / "prompts/reflect_instruction.system.txt"))
+    prompt = load_prompt(stage_cfg.template, stage_cfg.system)
+    batch = [prompt.messages(r["instruction"], r.get("input") or "", r["output"]) for r in rows]
+    hog = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    figures = {}
+    try:
+        with serve_embedded(embedded_model, seed=0, kv_cache_tokens=16384, startup_timeout=300) as server:
+            asyncio.run(_warm(server.url, str(embedded_model)))
+            # the old arm last: what it leaves running at the server dies with the server
+            for arm, over in [("streaming, idle timeout", {}),
+                              ("streaming, total timeout", {"timeout": 60, "total_timeout": 4}),
+                              ("old plain, timeout", {})]:
+                with FaultProxy(server.url, lambda key, attempt: None) as proxy:
+                    cfg = TeacherConfig(**{"model": str(embedded_model), "base_url": proxy.urls[0], "max_tokens": 48,
+                                           "max_concurrency": 4, "timeout": TIMEOUT, "max_retries": 2,
+                                           "retry_wait_initial": 0.1, "retry_wait_max": 0.5, "cache_dir": None,
+                                           **over})
+                    started = time.monotonic()
+                    if arm.startswith("old"):  # the same requests, sent as before streaming
+                        results, stats = run_teacher(cfg, batch, stream=False)
+                        errors = sum(1 for r in results if isinstance(r, TeacherRequestError))
+                    else:
+                        stats = reflect_instruction.run(stage_cfg, cfg, _io(tmp_path)[0], _io(tmp_path)[1])
+                        errors = stats["rows_request_error"]
+                    seconds = time.monotonic() - started
+                    open_after = proxy.upstream_open
+                    quiet = quiet_after(server.pid, 15 if arm.startswith("old") else 60)
+                    figures[arm] = {
+                        "seconds": round(seconds, 1), "rows_request_error": errors,
+                        "requests_sent": stats["requests_sent"], "retries_timeout": stats["retries_timeout"],
+                        "requests_cancelled": stats["requests_cancelled"],
+                        "max_attempts_per_row": max(proxy.attempts.values()),
+                        "max_open_at_server": proxy.max_upstream_open,
+                        "open_at_server_at_return": open_after,
+                        "open_at_server_after_quiet": proxy.upstream_open,
+                        "seconds_until_server_quiet": round(quiet, 1),  # 15 (old) / 60: not quiet by then
+                    }
+    finally:
+        for p in hog:
+            p.kill()
+            p.wait()
+    print(json.dumps(figures, indent=1))
+    idle, total, old = figures.values()
+    for arm in (idle, total):
+        assert arm["max_attempts_per_row"] <= 3  # max_retries + 1
+        assert arm["max_open_at_server"] <= 4  # never more than the window: no abandoned generation piles up
+        assert arm["open_at_server_after_quiet"] == 0 and arm["seconds_until_server_quiet"] < 60
+    assert idle["rows_request_error"] <= old["rows_request_error"]
+    assert total["requests_cancelled"] >= total["retries_timeout"] > 0  # timeouts were forced, and cancelled
+    # the same measurement sees the storm the streaming client avoids
+    assert old["max_open_at_server"] > 4 or old["open_at_server_at_return"] > 0
+
+
+def _io(tmp: Path) -> tuple[reflect_instruction.Inputs, reflect_instruction.Outputs]:
+    return (reflect_instruction.Inputs(original=tmp / "original.jsonl"),
+            reflect_instruction.Outputs(instruction=tmp / "instruction.jsonl", metrics=tmp / "metrics.json"))
+
+
+async def _warm(url: str, model: str) -> None:
+    async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0) as client:
+        await client.chat.completions.create(model=model, messages=LONG, max_tokens=4)
