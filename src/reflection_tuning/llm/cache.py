@@ -37,18 +37,22 @@ class Completion:
 
 
 def cache_key(cfg: TeacherConfig, messages: Messages, template_hash: str) -> str:
-    """SHA-256 hex of what determines a reply: model, messages, sampling params, template hash."""
+    """SHA-256 hex of what determines a reply: model, messages, sampling params, template hash.
+    ``frequency_penalty`` enters only when set, so the keys of requests without it are unchanged."""
+    key = {
+        "v": CACHE_VERSION,
+        "model": cfg.model,
+        "messages": messages,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "max_tokens": cfg.max_tokens,
+        "seed": cfg.seed,
+        "template_hash": template_hash,
+    }
+    if getattr(cfg, "frequency_penalty", None) is not None:
+        key["frequency_penalty"] = cfg.frequency_penalty
     blob = json.dumps(
-        {
-            "v": CACHE_VERSION,
-            "model": cfg.model,
-            "messages": messages,
-            "temperature": cfg.temperature,
-            "top_p": cfg.top_p,
-            "max_tokens": cfg.max_tokens,
-            "seed": cfg.seed,
-            "template_hash": template_hash,
-        },
+        key,
         sort_keys=True,
         ensure_ascii=False,
     )

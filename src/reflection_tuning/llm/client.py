@@ -184,6 +184,8 @@ class Teacher:
         self.requests_sent += 1
         self.per_endpoint[n] += 1
         kwargs = {"seed": self.cfg.seed} if self.cfg.seed is not None else {}
+        if self.cfg.frequency_penalty is not None:
+            kwargs["frequency_penalty"] = self.cfg.frequency_penalty
         reply = await self._clients[n].chat.completions.create(
             model=self.request_model,
             messages=messages,  # type: ignore[arg-type]

@@ -26,6 +26,8 @@ class TeacherConfig:
             e.g. one vLLM server per GPU), or ``embedded``.
         api_key_env: the NAME of the environment variable holding the key (null: no key).
         temperature, top_p, max_tokens, seed: sampling parameters (max_tokens: completion tokens).
+        frequency_penalty: OpenAI's frequency penalty (null: not sent); ``transformers serve``
+            maps it to a repetition penalty of ``1 + frequency_penalty``.
         max_concurrency: requests in flight at once (sliding window).
         timeout: seconds per HTTP request.
         max_retries: retries after the first attempt (so at most ``max_retries + 1`` attempts).
@@ -37,6 +39,14 @@ class TeacherConfig:
         max_cost: hard cap in USD on what one stage run may spend (null: no cap; needs ``price``).
         mode: ``online`` (chat completions) or ``batch`` (the OpenAI Batch API).
         batch_poll_interval: seconds between Batch API status polls.
+        reask: how many times a reply that does not parse, or was cut at ``max_tokens``, is
+            asked again (each time with seed ``seed + k``, so under its own cache key).
+        reask_temperature: the temperature of a re-ask (null: ``temperature``). Greedy
+            decoding (temperature 0) gives the same reply whatever the seed, so a re-ask samples.
+        reask_feedback: a re-ask also carries the failed reply and a user turn saying why it
+            could not be used (as instructor's re-ask does). Servers that decode greedily
+            whatever the temperature (``transformers serve`` with continuous batching) only
+            change their reply this way.
     """
 
     model: str = "models/smollm2-135m-instruct"
@@ -46,6 +56,7 @@ class TeacherConfig:
     top_p: float = 1.0
     max_tokens: int = 384
     seed: int | None = 0
+    frequency_penalty: float | None = None
     max_concurrency: int = 8
     timeout: float = 300.0
     max_retries: int = 4
@@ -56,6 +67,9 @@ class TeacherConfig:
     max_cost: float | None = None
     mode: str = "online"
     batch_poll_interval: float = 30.0
+    reask: int = 0
+    reask_temperature: float | None = 0.7
+    reask_feedback: bool = False
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a UserError) for values out of range."""
@@ -80,6 +94,10 @@ class TeacherConfig:
             raise ConfigError(f"teacher.max_retries must be >= 0, got {self.max_retries}")
         if self.max_tokens < 1:
             raise ConfigError(f"teacher.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.reask < 0:
+            raise ConfigError(f"teacher.reask must be >= 0, got {self.reask}")
+        if self.reask_temperature is not None and self.reask_temperature < 0:
+            raise ConfigError(f"teacher.reask_temperature must be >= 0, got {self.reask_temperature}")
         if self.timeout <= 0:
             raise ConfigError(f"teacher.timeout must be > 0 seconds, got {self.timeout}")
 
