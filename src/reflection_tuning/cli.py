@@ -26,7 +26,7 @@ COMMANDS = (
     "report",
 )
 # Commands that are not pipeline stages (they write no DVC outs): module paths.
-TOOLS = {"estimate": "reflection_tuning.estimate"}
+TOOLS = {"estimate": "reflection_tuning.estimate", "compress": "reflection_tuning.teacher.compress"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,7 @@ class Config(TeacherConfig):
     same client, cache and embedded server), its own defaults, and the prompt files."""
 
     max_tokens: int = 128  # the scores are on the first line; the rest is the judge's explanation
+    reask: int = 0  # the reference does not re-ask a judge: a failure scores -1 (judge_winning_score_reference)
     cache_dir: str | None = "cache/judge"
     template: str = "prompts/judge.txt"
     system: str = "prompts/judge.system.txt"

@@ -54,7 +54,7 @@ class TeacherConfig:
     api_key_env: str | None = "OPENAI_API_KEY"
     temperature: float = 0.0
     top_p: float = 1.0
-    max_tokens: int = 384
+    max_tokens: int = 768
     seed: int | None = 0
     frequency_penalty: float | None = None
     max_concurrency: int = 8
@@ -67,7 +67,7 @@ class TeacherConfig:
     max_cost: float | None = None
     mode: str = "online"
     batch_poll_interval: float = 30.0
-    reask: int = 0
+    reask: int = 1
     reask_temperature: float | None = 0.7
     reask_feedback: bool = False
 
