@@ -69,7 +69,7 @@ class TeacherConfig:
     batch_poll_interval: float = 30.0
     reask: int = 1
     reask_temperature: float | None = 0.7
-    reask_feedback: bool = False
+    reask_feedback: bool = True
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a UserError) for values out of range."""
