@@ -95,6 +95,8 @@ class Sender(contextlib.AbstractContextManager):
             from reflection_tuning.llm.server import embedded_server
 
             tokens = kv_cache_tokens(self.cfg, self._sizing or batch, misses)
+            if self.cfg.reask and self.cfg.reask_feedback:  # a re-ask's prompt also holds the failed reply
+                tokens += 2 * max(1, min(self.cfg.max_concurrency, misses)) * self.cfg.max_tokens
             self._url = self._stack.enter_context(embedded_server(self.cfg.model, seed=self.cfg.seed,
                                                                   kv_cache_tokens=tokens))
         return self._url
