@@ -32,6 +32,7 @@ TOOLS = {
     "estimate": "reflection_tuning.estimate",
     "compare": "reflection_tuning.compare",
     "push": "reflection_tuning.hub",
+    "compress": "reflection_tuning.teacher.compress",
 }
 
 

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.io import read_jsonl
-from reflection_tuning.rows import STATUS_OK
+from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
+from reflection_tuning.llm.step import Step
 from reflection_tuning.stages import reflect_instruction, reflect_response
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
-from reflection_tuning.teacher.prompts import Prompt, load_prompt
 
 log = logging.getLogger(__name__)
 Counter = Callable[[Messages], int]
@@ -84,7 +83,8 @@ def estimate_requests(
     """Tokens and USD for one stage's requests (pure but for the cache lookups).
 
     Returns a flat dict: ``requests``, ``cached``, ``to_send``, ``prompt_tokens`` (to send),
-    ``completion_tokens_expected`` / ``completion_tokens_max`` (to send),
+    ``completion_tokens_expected`` / ``completion_tokens_max`` (to send; the max counts
+    every request re-asked ``teacher.reask`` times),
     ``cost_usd_expected`` / ``cost_usd_max`` (``None`` without ``teacher.price``).
     """
     hits, misses = [], []
@@ -94,7 +94,8 @@ def estimate_requests(
     mean_out = sum(h.completion_tokens for h in hits) / len(hits) if hits else float(cfg.max_tokens)
     prompt_tokens = sum(count(m) for m in misses)
     expected_out = round(mean_out * len(misses))
-    max_out = cfg.max_tokens * len(misses)
+    asks = 1 + cfg.reask  # the worst case: every reply re-asked (``teacher.reask``)
+    max_out = cfg.max_tokens * len(misses) * asks
     price = cfg.price_usd()
     return {
         "requests": len(batch),
@@ -104,20 +105,21 @@ def estimate_requests(
         "completion_tokens_expected": expected_out,
         "completion_tokens_max": max_out,
         "cost_usd_expected": round(price.cost(prompt_tokens, expected_out), 6) if price else None,
-        "cost_usd_max": round(price.cost(prompt_tokens, max_out), 6) if price else None,
+        "cost_usd_max": round(price.cost(prompt_tokens * asks, max_out), 6) if price else None,
     }
 
 
-def stage_requests(instruction_prompt: Prompt, response_prompt: Prompt, originals: list[dict],
+def stage_requests(instruction_step: Step, response_step: Step, originals: list[dict],
                    reflected: list[dict] | None) -> tuple[list[Messages], list[Messages]]:
-    """The requests of ``reflect_instruction`` and of ``reflect_response``, in stage order."""
-    def fields(r: dict) -> tuple[str, str, str]:
-        return r["instruction"], r.get("input") or "", r["output"]
-
-    first = [instruction_prompt.messages(*fields(r)) for r in originals]
-    upstream = reflected if reflected is not None else originals  # assume every reflection is ok
-    usable = [r for r in upstream if reflected is None or r.get("status") == STATUS_OK]
-    second = [response_prompt.messages(*fields(r)) for r in originals + usable]
+    """The requests of ``reflect_instruction`` and of ``reflect_response``, in stage order, built
+    by the steps' own ``format_input``. Without ``reflected`` every instruction reflection is
+    assumed ok, with the original row's size."""
+    first = [instruction_step.format_input(r) for r in originals]
+    if reflected is None:
+        usable = originals
+    else:
+        _, usable = reflect_response.upstream_rows(originals, {r["id"]: r for r in reflected})
+    second = [response_step.format_input(r) for r in originals + usable]
     return first, second
 
 
@@ -132,15 +134,15 @@ def run(teacher_cfg: TeacherConfig, instruction: reflect_instruction.Config, res
         raise FileNotFoundError(f"{original} not found; run `dvc repro fetch@<dataset>` first")
     originals = read_jsonl(original)
     reflected = read_jsonl(instruction_rows) if instruction_rows and instruction_rows.is_file() else None
-    prompts = [load_prompt(p.template, p.system) for p in (instruction, response)]
-    batches = stage_requests(prompts[0], prompts[1], originals, reflected)
+    steps = [instruction.step(), response.step()]
+    batches = stage_requests(steps[0], steps[1], originals, reflected)
     method, count = token_counter(teacher_cfg.model)
     cache = ReplyCache(teacher_cfg.cache_dir)
     out: dict[str, Any] = {"teacher_model": teacher_cfg.model, "token_count_method": method,
                            "both_assumed": reflected is None}
     try:
-        for stage, prompt, batch in zip(("reflect_instruction", "reflect_response"), prompts, batches):
-            for k, v in estimate_requests(teacher_cfg, batch, prompt.hash, cache, count).items():
+        for stage, step, batch in zip(("reflect_instruction", "reflect_response"), steps, batches):
+            for k, v in estimate_requests(teacher_cfg, batch, step.template_hash, cache, count).items():
                 out[f"{stage}_{k}"] = v
     finally:
         cache.close()

@@ -20,17 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.rows import STATUS_OK
+from reflection_tuning.llm import status as st
+from reflection_tuning.llm.cache import Completion, Messages
+from reflection_tuning.llm import step
 from reflection_tuning.teacher import prompts
 
 ORDERS = ("sft_first", "baseline_first")
 ROLES = ("sft", "baseline")
 
-# A judgement's status: ``ok`` or why it has no scores.
-STATUS_PARSE_ERROR = "parse_error"
-STATUS_TRUNCATED = "truncated"
-STATUS_REQUEST_ERROR = "request_error"
-JUDGEMENT_STATUSES = (STATUS_OK, STATUS_PARSE_ERROR, STATUS_TRUNCATED, STATUS_REQUEST_ERROR)
+# A judgement's status (:mod:`reflection_tuning.llm.status`): ``ok`` or why it has no scores.
+JUDGEMENT_STATUSES = (st.OK, st.PARSE_ERROR, st.TRUNCATED, st.REQUEST_ERROR, st.COST_CAP)
 
 # A pair's outcome, from the fine-tuned student's side.
 WIN, TIE, LOSE, FAILED = "win", "tie", "lose", "failed"
@@ -92,18 +91,18 @@ def parse_scores(reply: str, finish_reason: str | None = None) -> Parsed:
     """
     text = (reply or "").lstrip()
     if not text:
-        return Parsed(STATUS_TRUNCATED if finish_reason == "length" else STATUS_PARSE_ERROR,
+        return Parsed(st.TRUNCATED if finish_reason == "length" else st.PARSE_ERROR,
                       reason="empty reply")
     line, newline, _ = text.partition("\n")
     if finish_reason == "length" and not newline:
-        return Parsed(STATUS_TRUNCATED, reason="reply cut at max_tokens before the end of its first line")
+        return Parsed(st.TRUNCATED, reason="reply cut at max_tokens before the end of its first line")
     tokens = line.replace(",", " ").split()
     if len(tokens) != 2 or not all(_NUMBER_RE.match(t) for t in tokens):
-        return Parsed(STATUS_PARSE_ERROR, reason=f"first line is not two scores: {line.strip()[:80]!r}")
+        return Parsed(st.PARSE_ERROR, reason=f"first line is not two scores: {line.strip()[:80]!r}")
     scores = (float(tokens[0]), float(tokens[1]))
     if not all(SCORE_MIN <= s <= SCORE_MAX for s in scores):
-        return Parsed(STATUS_PARSE_ERROR, reason=f"scores {scores} outside [{SCORE_MIN:g}, {SCORE_MAX:g}]")
-    return Parsed(STATUS_OK, scores=scores)
+        return Parsed(st.PARSE_ERROR, reason=f"scores {scores} outside [{SCORE_MIN:g}, {SCORE_MAX:g}]")
+    return Parsed(st.OK, scores=scores)
 
 
 def sft_baseline_scores(order: str, scores: tuple[float, float]) -> tuple[float, float]:
@@ -134,6 +133,17 @@ def combine(sft_first: tuple[float, float] | None, baseline_first: tuple[float, 
     return TIE
 
 
+REFERENCE_FAILED_SCORES = (-1.0, -1.0)
+
+
+def combine_reference(sft_first: tuple[float, float] | None, baseline_first: tuple[float, float] | None) -> str:
+    """:func:`combine` the reference's way: a failed judgement scores -1 for both assistants
+    in that order and enters the rule (Cherry_LLM ``evaluation/generation/eval.py:63``,
+    ``parse_score`` returns ``[-1, -1]``; ``review_eval_score.py:65-88`` applies the rule to it).
+    So one failed order plus a win in the other is a win, and two failures are a tie."""
+    return combine(sft_first or REFERENCE_FAILED_SCORES, baseline_first or REFERENCE_FAILED_SCORES)
+
+
 def winning_score(win: int, tie: int, lose: int) -> float | None:
     """(win - lose) / (win + tie + lose) + 1, in [0, 2]; > 1 means better than the baseline.
 
@@ -145,8 +155,10 @@ def winning_score(win: int, tie: int, lose: int) -> float | None:
 
 
 def tally(rows: Iterable[Mapping[str, Any]], sets: Sequence[str]) -> dict[str, Any]:
-    """Flat metrics from pair rows (``set``, ``outcome``): ``judge_<outcome>``,
-    ``judge_pairs``, ``judge_winning_score``, and the same per set as ``judge_<set>_<…>``.
+    """Flat metrics from pair rows (``set``, ``outcome``, ``outcome_reference``):
+    ``judge_<outcome>``, ``judge_pairs``, ``judge_winning_score`` (failed pairs excluded),
+    ``judge_winning_score_reference`` (failures scored -1, see :func:`combine_reference`),
+    and the same per set as ``judge_<set>_<…>``.
 
     Every set in ``sets`` gets its keys (zero when it has no pair), so keys stay stable.
     """
@@ -158,6 +170,8 @@ def tally(rows: Iterable[Mapping[str, Any]], sets: Sequence[str]) -> dict[str, A
         out[f"{prefix}_pairs"] = len(group)
         ws = winning_score(counts[WIN], counts[TIE], counts[LOSE])
         out[f"{prefix}_winning_score"] = None if ws is None or math.isnan(ws) else ws
+        ref = {o: sum(r.get("outcome_reference") == o for r in group) for o in (WIN, TIE, LOSE)}
+        out[f"{prefix}_winning_score_reference"] = winning_score(ref[WIN], ref[TIE], ref[LOSE])
     return out
 
 
@@ -168,3 +182,52 @@ def plot_rows(metrics: Mapping[str, Any], sets: Sequence[str]) -> list[tuple[str
         prefix = "judge" if s == "all" else f"judge_{s}"
         out += [(f"{s} {o}", int(metrics[f"{prefix}_{o}"]), s, o) for o in OUTCOMES]
     return out
+
+
+class JudgeStep:
+    """The pairwise judgement as an LLM step (:class:`reflection_tuning.llm.step.Step`): a row
+    ``{id, order, question, answer_1, answer_2}`` becomes one judge request; the reply's two
+    scores are the fields ``score_1`` and ``score_2`` (Assistant 1, Assistant 2). A reply cut
+    at ``max_tokens`` is read when its first line is complete (:func:`parse_scores`)."""
+
+    name = "judge"
+    input_columns = PLACEHOLDERS
+    output_fields = ("score_1", "score_2")
+    schema = {
+        "type": "object",
+        "properties": {"score_1": {"type": "number", "minimum": SCORE_MIN, "maximum": SCORE_MAX},
+                       "score_2": {"type": "number", "minimum": SCORE_MIN, "maximum": SCORE_MAX},
+                       "explanation": {"type": "string"}},
+        "required": ["score_1", "score_2", "explanation"],
+        "additionalProperties": False,
+    }
+    reads_truncated = True
+
+    def __init__(self, prompt: prompts.Prompt) -> None:
+        self.prompt = prompt
+
+    @property
+    def template_hash(self) -> str:
+        return self.prompt.hash
+
+    def format_input(self, row: Mapping[str, Any]) -> Messages:
+        return self.prompt.fill(question=row["question"], answer_1=row["answer_1"], answer_2=row["answer_2"])
+
+    def parse(self, reply: Completion, row: Mapping[str, Any]) -> step.Parsed | step.Failure:
+        parsed = parse_scores(reply.content, reply.finish_reason)
+        if parsed.scores is None:
+            return step.Failure(parsed.status, parsed.reason or "no scores")
+        return step.Parsed({"score_1": parsed.scores[0], "score_2": parsed.scores[1]})
+
+    def parse_json(self, obj: Mapping[str, Any], row: Mapping[str, Any]) -> step.Parsed | step.Failure:
+        return step.Parsed({"score_1": float(obj["score_1"]), "score_2": float(obj["score_2"])})
+
+
+def judge_rows(pairs: Iterable[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
+    """The :class:`JudgeStep` rows of every pair (``{id, set, prompt, sft, baseline}``), both
+    orders each, ``sft_first`` first."""
+    for pair in pairs:
+        for order in ORDERS:
+            answer_1, answer_2 = order_answers(order, pair["sft"], pair["baseline"])
+            yield {"id": pair["id"], "order": order, "question": pair["prompt"], "answer_1": answer_1,
+                   "answer_2": answer_2}

@@ -19,8 +19,8 @@ from reflection_tuning.stages import reflect_instruction, reflect_response
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "sk-fake-never-written-9f8e7d"
 STATUSES = {"ok", "parse_error", "truncated", "request_error", "cost_cap", "upstream_unusable"}
-FIELDS = ["id", "variant", "instruction", "input", "output", "source", "status", "teacher_model", "template_hash",
-          "raw_reply", "finish_reason", "prompt_tokens", "completion_tokens", "error"]
+FIELDS = ["id", "variant", "instruction", "input", "output", "source", "critique", "status", "teacher_model",
+          "template_hash", "raw_reply", "finish_reason", "prompt_tokens", "completion_tokens", "attempts", "error"]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_one_row_per_input_row_with_explicit_status(runs):
             assert r["variant"] == variant and r["status"] in STATUSES
             assert r["teacher_model"] and len(r["template_hash"]) == 12 and r["source"] == "cherry_alpaca"
             if r["status"] == "ok":
-                assert r["instruction"] and r["output"] and r["error"] is None
+                assert r["instruction"] and r["output"] and r["error"] is None and isinstance(r["critique"], str)
             else:
                 assert r["instruction"] is None and r["input"] is None and r["output"] is None and r["error"]
             if r["status"] in {"ok", "parse_error", "truncated"}:

@@ -82,8 +82,9 @@ def test_fifty_rows_through_faults_lose_nothing(tmp_path, teacher_url, embedded_
     classes = Counter(fault_class(k) for k in keys.values())
     assert all(classes[c] for c in range(8)), f"50 rows should hit every fault class: {classes}"
     inputs, outputs = stage_io(tmp_path, rows)
+    # reask 0: this test counts HTTP attempts per request; the re-ask is covered by tests/unit/llm/test_runner.py
     cfg = TeacherConfig(model=str(embedded_model), max_tokens=16, max_concurrency=8, max_retries=MAX_RETRIES,
-                        timeout=900, retry_wait_initial=0.05, retry_wait_max=0.2, cache_dir=str(tmp_path / "cache"))
+                        reask=0, timeout=900, retry_wait_initial=0.05, retry_wait_max=0.2, cache_dir=str(tmp_path / "cache"))
     caplog.set_level(logging.DEBUG)
     with FaultProxy(teacher_url, plan, ports=2) as proxy:
         cfg = TeacherConfig(**{**cfg.__dict__, "base_url": proxy.urls})
@@ -136,7 +137,7 @@ def test_sigkill_mid_run_then_rerun_pays_at_most_the_window_twice(tmp_path, teac
     stage_io(tmp_path, rows)
     window = 4
     argv = [sys.executable, "-m", "reflection_tuning.cli", "reflect_instruction", "--params", str(tmp_path / "none.yaml"),
-            "--model", str(embedded_model), "--max-tokens", "16", "--max-concurrency", str(window),
+            "--model", str(embedded_model), "--max-tokens", "16", "--max-concurrency", str(window), "--reask", "0",
             "--cache-dir", str(tmp_path / "cache"), "--api-key-env", "RT_FAULT_TEST_KEY",
             "--template", str(REPO / "prompts/reflect_instruction.txt"),
             "--system", str(REPO / "prompts/reflect_instruction.system.txt"),

@@ -117,3 +117,39 @@ def test_tally_has_stable_keys_and_excludes_failed_from_the_score():
     plot = j.plot_rows(m, ["vicuna", "koala", "lima"])
     assert len(plot) == 4 * 4
     assert ("vicuna win", 2, "vicuna", "win") in plot and ("all failed", 2, "all", "failed") in plot
+
+
+@pytest.mark.parametrize("first, second, outcome", [
+    (None, (8, 1), "win"),  # (-1, -1) is a draw in its order; a win in the other: win
+    ((1, 8), None, "lose"),
+    (None, None, "tie"),
+    ((8, 1), (1, 8), "tie"),
+    ((8, 1), (9, 2), "win"),
+])
+def test_combine_reference_scores_a_failure_minus_one(first, second, outcome):
+    # Cherry_LLM evaluation/generation/eval.py: parse_score returns [-1, -1] on failure
+    assert j.combine_reference(first, second) == outcome
+
+
+def test_tally_reports_both_winning_scores():
+    rows = [{"set": "vicuna", "outcome": o, "outcome_reference": r}
+            for o, r in (("win", "win"), ("failed", "win"), ("failed", "tie"), ("lose", "lose"))]
+    m = j.tally(rows, ["vicuna"])
+    assert m["judge_winning_score"] == pytest.approx(1.0)  # 1 win, 1 lose; failed pairs left out
+    assert m["judge_winning_score_reference"] == pytest.approx(1.25)  # 2 win, 1 tie, 1 lose of 4
+    assert m["judge_vicuna_winning_score_reference"] == pytest.approx(1.25)
+
+
+def test_judge_step_reads_scores_and_a_cut_reply():
+    from reflection_tuning.llm.cache import Completion
+
+    step = j.JudgeStep(j.load_judge_prompt(REPO / "prompts/judge.txt", REPO / "prompts/judge.system.txt"))
+    assert step.reads_truncated
+    rows = list(j.judge_rows([{"id": "q", "set": "vicuna", "prompt": "Q?", "sft": "S", "baseline": "B"}]))
+    assert [(r["order"], r["answer_1"], r["answer_2"]) for r in rows] == [("sft_first", "S", "B"),
+                                                                          ("baseline_first", "B", "S")]
+    assert "Q?" in step.format_input(rows[0])[-1]["content"]
+    ok = step.parse(Completion("8 6\nbecause", "length", 1, 1), rows[0])
+    assert ok.fields == {"score_1": 8.0, "score_2": 6.0}
+    bad = step.parse(Completion("great answers", "stop", 1, 1), rows[0])
+    assert (bad.status, "two scores" in bad.reason) == ("parse_error", True)

@@ -46,6 +46,8 @@ def request_line(cfg: TeacherConfig, key: str, messages: Messages, model: str | 
     }
     if cfg.seed is not None:
         body["seed"] = cfg.seed
+    if cfg.frequency_penalty is not None:
+        body["frequency_penalty"] = cfg.frequency_penalty
     return {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}
 
 

@@ -39,20 +39,24 @@ class Completion:
 def cache_key(cfg: TeacherConfig, messages: Messages, template_hash: str,
               response_format: dict[str, Any] | None = None) -> str:
     """SHA-256 hex of what determines a reply: model, messages, sampling params, template hash,
-    and the ``response_format`` when one is sent (keys without one are as before it existed)."""
-    extra = {"response_format": response_format} if response_format is not None else {}
+    and the ``response_format`` when one is sent. ``frequency_penalty`` and ``response_format``
+    enter only when set, so the keys of requests without them are unchanged."""
+    key: dict[str, Any] = {
+        "v": CACHE_VERSION,
+        "model": cfg.model,
+        "messages": messages,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "max_tokens": cfg.max_tokens,
+        "seed": cfg.seed,
+        "template_hash": template_hash,
+    }
+    if response_format is not None:
+        key["response_format"] = response_format
+    if getattr(cfg, "frequency_penalty", None) is not None:
+        key["frequency_penalty"] = cfg.frequency_penalty
     blob = json.dumps(
-        {
-            **extra,
-            "v": CACHE_VERSION,
-            "model": cfg.model,
-            "messages": messages,
-            "temperature": cfg.temperature,
-            "top_p": cfg.top_p,
-            "max_tokens": cfg.max_tokens,
-            "seed": cfg.seed,
-            "template_hash": template_hash,
-        },
+        key,
         sort_keys=True,
         ensure_ascii=False,
     )

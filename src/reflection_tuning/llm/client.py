@@ -188,6 +188,8 @@ class Teacher:
         self.requests_sent += 1
         self.per_endpoint[n] += 1
         kwargs: dict[str, object] = {"seed": self.cfg.seed} if self.cfg.seed is not None else {}
+        if self.cfg.frequency_penalty is not None:
+            kwargs["frequency_penalty"] = self.cfg.frequency_penalty
         if self.response_format is not None:
             kwargs["response_format"] = self.response_format
         if not self.stream:

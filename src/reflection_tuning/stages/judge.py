@@ -9,8 +9,9 @@ makes the pair ``failed``, counted apart). See :mod:`reflection_tuning.judge`.
 Outputs: ``data/K/judgements.jsonl`` (one row per prompt: ``id``, ``set``, ``outcome``,
 ``sft_scores`` and ``baseline_scores`` per order, ``judge_model``, ``template_hash`` and a
 ``judgements`` list with each order's ``status``, scores, ``raw_reply``, ``finish_reason``
-and ``error``), ``metrics/K/judge.json`` (``judge_win`` … ``judge_winning_score``, the same per
-set as ``judge_<set>_…``, a count per judgement status, and request counters), and
+and ``error``), ``metrics/K/judge.json`` (``judge_win`` … ``judge_winning_score`` with failed pairs
+excluded, ``judge_winning_score_reference`` with a failed judgement scored -1 as the
+reference does, the same per set as ``judge_<set>_…``, a count per judgement status, and request counters), and
 ``metrics/K/judge_plot.csv`` (``label,count,set,outcome`` for a horizontal bar plot).
 """
 
@@ -27,10 +28,10 @@ from reflection_tuning import judge as core
 from reflection_tuning.errors import UserError
 from reflection_tuning.generation import PROMPT_SETS
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
-from reflection_tuning.rows import STATUS_OK
+from reflection_tuning.llm.status import OK as STATUS_OK
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.reflect import api_key_from_env, send_all
+from reflection_tuning.llm.runner import Outcome, api_key_from_env, run_step, status_metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Config(TeacherConfig):
     same client, cache and embedded server), its own defaults, and the prompt files."""
 
     max_tokens: int = 128  # the scores are on the first line; the rest is the judge's explanation
+    reask: int = 0  # the reference does not re-ask a judge: a failure scores -1 (judge_winning_score_reference)
     cache_dir: str | None = "cache/judge"
     template: str = "prompts/judge.txt"
     system: str = "prompts/judge.system.txt"
@@ -76,21 +78,18 @@ def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by_id[i] for i in sorted(by_id)]
 
 
-def judgement(order: str, result: Any) -> dict[str, Any]:
-    """One order's judgement record from a reply (or a request error)."""
-    from reflection_tuning.llm.client import Completion
-
-    if not isinstance(result, Completion):
-        return {"order": order, "status": core.STATUS_REQUEST_ERROR, "score_1": None, "score_2": None,
-                "raw_reply": None, "finish_reason": None, "error": str(result)}
-    parsed = core.parse_scores(result.content, result.finish_reason)
-    s1, s2 = parsed.scores or (None, None)
-    return {"order": order, "status": parsed.status, "score_1": s1, "score_2": s2, "raw_reply": result.content,
-            "finish_reason": result.finish_reason, "error": parsed.reason}
+def judgement(outcome: Outcome) -> dict[str, Any]:
+    """One order's judgement record from the step's outcome for it."""
+    c, fields = outcome.completion, outcome.fields or {}
+    return {"order": outcome.row["order"], "status": outcome.status, "score_1": fields.get("score_1"),
+            "score_2": fields.get("score_2"), "raw_reply": c.content if c else None,
+            "finish_reason": c.finish_reason if c else None, "attempts": outcome.attempts,
+            "error": None if outcome.ok else outcome.reason}
 
 
 def pair_row(pair: dict[str, Any], judgements: list[dict[str, Any]], judge_model: str, template_hash: str) -> dict:
-    """The judgements row of one prompt, with the combined outcome."""
+    """The judgements row of one prompt, with the combined outcome (failed judgements excluded)
+    and the reference's (failures scored -1)."""
     scores: dict[str, tuple[float, float] | None] = {}
     for j in judgements:
         ok = j["status"] == STATUS_OK
@@ -98,6 +97,7 @@ def pair_row(pair: dict[str, Any], judgements: list[dict[str, Any]], judge_model
     return {
         "id": pair["id"], "set": pair["set"], "prompt": pair["prompt"],
         "outcome": core.combine(scores["sft_first"], scores["baseline_first"]),
+        "outcome_reference": core.combine_reference(scores["sft_first"], scores["baseline_first"]),
         "sft_scores": [s[0] if s else None for s in (scores[o] for o in core.ORDERS)],
         "baseline_scores": [s[1] if s else None for s in (scores[o] for o in core.ORDERS)],
         "judge_model": judge_model, "template_hash": template_hash, "judgements": judgements,
@@ -116,25 +116,19 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = Non
     for what, path in (("answers", inputs.answers), ("template", cfg.template), ("system", cfg.system)):
         if not Path(path).is_file():
             raise UserError(f"judge: missing {what} {path}; run generate first, or check judge.{what}")
-    prompt = core.load_judge_prompt(cfg.template, cfg.system)
+    step = core.JudgeStep(core.load_judge_prompt(cfg.template, cfg.system))
     pairs = pair_answers(read_jsonl(inputs.answers))
-    batch = []
-    for pair in pairs:
-        for order in core.ORDERS:
-            answer_1, answer_2 = core.order_answers(order, pair["sft"], pair["baseline"])
-            batch.append(prompt.fill(question=pair["prompt"], answer_1=answer_1, answer_2=answer_2))
-    results, stats = send_all(cfg, batch, template_hash=prompt.hash, api_key=api_key, desc="judge")
+    done = run_step(step, cfg, core.judge_rows(pairs), api_key=api_key, desc="judge")
     rows = []
     for n, pair in enumerate(pairs):
-        judgements = [judgement(o, results[2 * n + k]) for k, o in enumerate(core.ORDERS)]
-        rows.append(pair_row(pair, judgements, cfg.model, prompt.hash))
+        judgements = [judgement(o) for o in done.outcomes[2 * n: 2 * n + 2]]
+        rows.append(pair_row(pair, judgements, cfg.model, step.template_hash))
     sets = [cfg.sets] if isinstance(cfg.sets, str) else list(cfg.sets)
     extra = sorted({r["set"] for r in rows} - set(sets))
     metrics: dict[str, Any] = core.tally(rows, sets + extra)
-    every = [j for r in rows for j in r["judgements"]]
-    for status in core.JUDGEMENT_STATUSES:
-        metrics[f"judgements_{status}"] = sum(j["status"] == status for j in every)
-    metrics.update({f"judge_{k}": v for k, v in stats.items()})
+    counts = status_metrics(done.outcomes, prefix="judgements_", statuses=core.JUDGEMENT_STATUSES)
+    metrics.update({k: v for k, v in counts.items() if k != "judgements_multi_candidate"})
+    metrics.update({f"judge_{k}": v for k, v in done.stats.items()})
     write_jsonl(outputs.judgements, rows)
     write_metrics(outputs.metrics, metrics)
     write_csv(outputs.plot, ("label", "count", "set", "outcome"), core.plot_rows(metrics, sets + extra))

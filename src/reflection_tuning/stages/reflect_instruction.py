@@ -14,19 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
+from reflection_tuning.llm.runner import api_key_from_env, run_step, status_metrics, token_metrics
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.parse import parse_instruction_reply
 from reflection_tuning.teacher.prompts import load_prompt
-from reflection_tuning.teacher.reflect import (
-    api_key_from_env,
-    check_rows,
-    outcome_row,
-    require_files,
-    send_all,
-    status_metrics,
-    token_metrics,
-)
+from reflection_tuning.teacher.reflect import check_rows, require_files, teacher_row
+from reflection_tuning.teacher.steps import ReflectInstruction
 
 log = logging.getLogger(__name__)
 VARIANT = "instruction"
@@ -39,6 +32,10 @@ class Config:
     template: str = "prompts/reflect_instruction.txt"
     system: str = "prompts/reflect_instruction.system.txt"
 
+    def step(self) -> ReflectInstruction:
+        """The step with this section's prompt (``estimate`` builds its requests from it)."""
+        return ReflectInstruction(load_prompt(self.template, self.system))
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -49,10 +46,6 @@ class Inputs:
 class Outputs:
     instruction: Path
     metrics: Path
-
-
-def _fields(parsed: dict[str, str]) -> dict[str, str]:
-    return {"instruction": parsed["instruction"], "input": "", "output": parsed["output"]}
 
 
 def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
@@ -67,22 +60,15 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("reflect_instruction", input=inputs.original, template=cfg.template, system=cfg.system)
-    prompt = load_prompt(cfg.template, cfg.system)
+    step = cfg.step()
     rows = read_jsonl(inputs.original)
     check_rows(rows, str(inputs.original))
-    batch = [prompt.messages(r["instruction"], r.get("input") or "", r["output"]) for r in rows]
-    results, stats = send_all(teacher_cfg, batch, template_hash=prompt.hash, api_key=api_key, desc="reflect_instruction")
-    out, parsed = [], []
-    for row, result in zip(rows, results):
-        new, p = outcome_row(
-            row, VARIANT, result, parse_instruction_reply, _fields,
-            teacher_model=teacher_cfg.model, template_hash=prompt.hash, max_tokens=teacher_cfg.max_tokens,
-        )
-        out.append(new)
-        parsed.append(p)
+    done = run_step(step, teacher_cfg, rows, api_key=api_key, desc="reflect_instruction")
+    out = [teacher_row(o.row, VARIANT, o, teacher_model=teacher_cfg.model, template_hash=step.template_hash)
+           for o in done.outcomes]
     write_jsonl(outputs.instruction, out)
-    metrics = {"rows_in": len(rows), **status_metrics(out, parsed), **stats,
-               **token_metrics(results, teacher_cfg.price_usd())}
+    metrics = {"rows_in": len(rows), **status_metrics(done.outcomes), **done.stats,
+               **token_metrics(done.outcomes, teacher_cfg.price_usd())}
     write_metrics(outputs.metrics, metrics)
     log.info("reflect_instruction: %d rows in, %d ok, %d parse errors, %d truncated, %d request errors",
              len(rows), metrics["rows_ok"], metrics["rows_parse_error"], metrics["rows_truncated"],

@@ -15,22 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.rows import STATUS_OK
+from reflection_tuning.llm import status as st
+from reflection_tuning.llm.runner import Outcome, api_key_from_env, run_step, status_metrics, token_metrics
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.parse import parse_response_reply
 from reflection_tuning.teacher.prompts import load_prompt
-from reflection_tuning.teacher.reflect import (
-    STATUS_UPSTREAM_UNUSABLE,
-    api_key_from_env,
-    check_rows,
-    outcome_row,
-    require_files,
-    send_all,
-    status_metrics,
-    teacher_row,
-    token_metrics,
-)
+from reflection_tuning.teacher.reflect import check_rows, require_files, teacher_row
+from reflection_tuning.teacher.steps import ReflectResponse
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +32,10 @@ class Config:
 
     template: str = "prompts/reflect_response.txt"
     system: str = "prompts/reflect_response.system.txt"
+
+    def step(self) -> ReflectResponse:
+        """The step with this section's prompt (``estimate`` builds its requests from it)."""
+        return ReflectResponse(load_prompt(self.template, self.system))
 
 
 @dataclass(frozen=True)
@@ -56,9 +51,11 @@ class Outputs:
     metrics: Path
 
 
-def _keeper(row: dict):
-    """The fields of an ok row: ``row``'s instruction and input, the teacher's better answer."""
-    return lambda parsed: {"instruction": row["instruction"], "input": row.get("input") or "", "output": parsed["output"]}
+def upstream_rows(originals: list[dict], reflected: dict[str, dict]) -> tuple[list[dict | None], list[dict]]:
+    """The instruction row of every original (``None`` when missing), and the ok ones: the
+    rows whose ``both`` variant is sent (``estimate`` uses this too)."""
+    upstream = [reflected.get(r["id"]) for r in originals]
+    return upstream, [u for u in upstream if u is not None and u.get("status") == st.OK]
 
 
 def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
@@ -74,48 +71,38 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
     """
     require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
                   template=cfg.template, system=cfg.system)
-    prompt = load_prompt(cfg.template, cfg.system)
+    step = cfg.step()
     originals = read_jsonl(inputs.original)
     check_rows(originals, str(inputs.original))
     reflected = {r["id"]: r for r in read_jsonl(inputs.instruction)}
     stale = set(reflected) - {r["id"] for r in originals}
     if stale:
         log.warning("%s: %d rows have no original row; ignored", inputs.instruction, len(stale))
-    upstream = [reflected.get(r["id"]) for r in originals]
-    usable = [u for u in upstream if u is not None and u.get("status") == STATUS_OK]
-    batch = [prompt.messages(r["instruction"], r.get("input") or "", r["output"]) for r in originals]
-    batch += [prompt.messages(u["instruction"], u.get("input") or "", u["output"]) for u in usable]
-    results, stats = send_all(teacher_cfg, batch, template_hash=prompt.hash, api_key=api_key, desc="reflect_response")
-    common = {"teacher_model": teacher_cfg.model, "template_hash": prompt.hash}
+    upstream, usable = upstream_rows(originals, reflected)
+    done = run_step(step, teacher_cfg, originals + usable, api_key=api_key, desc="reflect_response")
+    common = {"teacher_model": teacher_cfg.model, "template_hash": step.template_hash}
+    response_out = done.outcomes[: len(originals)]
+    response_rows = [teacher_row(o.row, "response", o, **common) for o in response_out]
 
-    response_rows, response_parsed = [], []
-    for row, result in zip(originals, results[: len(originals)]):
-        new, p = outcome_row(row, "response", result, parse_response_reply, _keeper(row),
-                             max_tokens=teacher_cfg.max_tokens, **common)
-        response_rows.append(new)
-        response_parsed.append(p)
-
-    both_results = iter(results[len(originals):])
-    both_rows, both_parsed = [], []
+    both_results = iter(done.outcomes[len(originals):])
+    both_rows, both_out = [], []
     for row, up in zip(originals, upstream):
-        if up is None or up.get("status") != STATUS_OK:
+        if up is None or up.get("status") != st.OK:
             error = "no instruction row for this id" if up is None else f"instruction variant is {up.get('status')}"
-            both_rows.append(teacher_row(row, "both", status=STATUS_UPSTREAM_UNUSABLE, error=error, **common))
-            both_parsed.append(None)
-            continue
-        new, p = outcome_row(up, "both", next(both_results), parse_response_reply, _keeper(up),
-                             max_tokens=teacher_cfg.max_tokens, **common)
-        both_rows.append(new)
-        both_parsed.append(p)
+            outcome = Outcome(row, st.UPSTREAM_UNUSABLE, reason=error, attempts=0)
+        else:
+            outcome = next(both_results)
+            both_out.append(outcome)
+        both_rows.append(teacher_row(outcome.row, "both", outcome, **common))
 
     write_jsonl(outputs.response, response_rows)
     write_jsonl(outputs.both, both_rows)
     metrics = {
         "rows_in": len(originals),
-        **status_metrics(response_rows, response_parsed, prefix="response_"),
-        **status_metrics(both_rows, both_parsed, prefix="both_"),
-        **stats,
-        **token_metrics(results, teacher_cfg.price_usd()),
+        **status_metrics(response_out, prefix="response_rows_"),
+        **status_metrics(both_out, prefix="both_rows_", statuses_of=[r["status"] for r in both_rows]),
+        **done.stats,
+        **token_metrics(done.outcomes, teacher_cfg.price_usd()),
     }
     write_metrics(outputs.metrics, metrics)
     log.info("reflect_response: %d rows in; response %d ok; both %d ok, %d upstream unusable",

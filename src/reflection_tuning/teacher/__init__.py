@@ -27,6 +27,8 @@ class TeacherConfig:
             e.g. one vLLM server per GPU), or ``embedded``.
         api_key_env: the NAME of the environment variable holding the key (null: no key).
         temperature, top_p, max_tokens, seed: sampling parameters (max_tokens: completion tokens).
+        frequency_penalty: OpenAI's frequency penalty (null: not sent); ``transformers serve``
+            maps it to a repetition penalty of ``1 + frequency_penalty``.
         max_concurrency: requests in flight at once (sliding window).
         timeout: idle limit in seconds: the longest wait for the next chunk of a streamed
             reply (and for the connection and the first chunk). A request past it is closed,
@@ -44,6 +46,14 @@ class TeacherConfig:
         reply_format: ``markers`` (free text with markers, parsed by the step) or
             ``json_schema`` (the request carries the step's JSON schema as an OpenAI
             ``response_format``; needs a server with structured outputs, e.g. OpenAI or vLLM).
+        reask: how many times a reply that does not parse, or was cut at ``max_tokens``, is
+            asked again (each time with seed ``seed + k``, so under its own cache key).
+        reask_temperature: the temperature of a re-ask (null: ``temperature``). Greedy
+            decoding (temperature 0) gives the same reply whatever the seed, so a re-ask samples.
+        reask_feedback: a re-ask also carries the failed reply and a user turn saying why it
+            could not be used (as instructor's re-ask does). Servers that decode greedily
+            whatever the temperature (``transformers serve`` with continuous batching) only
+            change their reply this way.
     """
 
     model: str = "models/smollm2-135m-instruct"
@@ -51,8 +61,9 @@ class TeacherConfig:
     api_key_env: str | None = "OPENAI_API_KEY"
     temperature: float = 0.0
     top_p: float = 1.0
-    max_tokens: int = 384
+    max_tokens: int = 768
     seed: int | None = 0
+    frequency_penalty: float | None = None
     max_concurrency: int = 8
     timeout: float = 300.0
     total_timeout: float | None = None
@@ -65,6 +76,9 @@ class TeacherConfig:
     mode: str = "online"
     batch_poll_interval: float = 30.0
     reply_format: str = "markers"
+    reask: int = 1
+    reask_temperature: float | None = 0.7
+    reask_feedback: bool = True
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a UserError) for values out of range."""
@@ -89,6 +103,10 @@ class TeacherConfig:
             raise ConfigError(f"teacher.max_retries must be >= 0, got {self.max_retries}")
         if self.max_tokens < 1:
             raise ConfigError(f"teacher.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.reask < 0:
+            raise ConfigError(f"teacher.reask must be >= 0, got {self.reask}")
+        if self.reask_temperature is not None and self.reask_temperature < 0:
+            raise ConfigError(f"teacher.reask_temperature must be >= 0, got {self.reask_temperature}")
         if self.timeout <= 0:
             raise ConfigError(f"teacher.timeout must be > 0 seconds, got {self.timeout}")
         if self.total_timeout is not None and self.total_timeout <= 0:

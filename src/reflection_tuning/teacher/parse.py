@@ -22,8 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-STATUS_OK = "ok"
-STATUS_PARSE_ERROR = "parse_error"
+from reflection_tuning.llm.status import OK as STATUS_OK
+from reflection_tuning.llm.status import PARSE_ERROR as STATUS_PARSE_ERROR
 
 _EMPH = r"(?:\*\*|__|\*|_)?"
 
@@ -59,6 +59,7 @@ ECHOES = frozenset(
         "new answer", "the new answer", "better answer", "the better answer", "the improved answer",
         "improved answer", "the answer to the improved instruction", "answer", "response",
         "the better instruction", "better instruction", "the answer to it", "the answer to the better instruction",
+        "the merged instruction", "merged instruction", "your merged instruction",
         "", "...", "…", "text", "here", "insert here", "n/a", "none",
     }
 )
@@ -75,6 +76,8 @@ class ParseResult:
         reason: why parsing failed, or why a candidate was skipped (``None`` for a clean ok).
         candidates: how many start markers of the leading kind the reply holds.
         chosen: 0-based index of the candidate taken, ``None`` when none was.
+        critique: the text before the first start marker (the critique the prompts ask for
+            first), cleaned; "" when there is none.
     """
 
     status: str
@@ -82,6 +85,7 @@ class ParseResult:
     reason: str | None = None
     candidates: int = 0
     chosen: int | None = None
+    critique: str = ""
 
     @property
     def ok(self) -> bool:
@@ -127,8 +131,12 @@ def _segment(text: str, markers: list[_Marker], i: int) -> str:
     return _clean(text[markers[i].end : stop])
 
 
+# the number of the prompt's next step, left at the end of a segment without [End] ("…\n\n3.")
+_STEP_NUMBER = re.compile(r"\n\s*\d\.\s*$")
+
+
 def _clean(seg: str) -> str:
-    seg = re.sub(r"^\s*:", "", seg).strip()
+    seg = _STEP_NUMBER.sub("", re.sub(r"^\s*:", "", seg)).strip()
     for emph in ("**", "__"):  # residue of emphasis around a marker: only when unbalanced
         if seg.startswith(emph) and seg.count(emph) % 2:
             seg = seg[len(emph):].strip()
@@ -162,11 +170,16 @@ def _fail(reason: str, candidates: int) -> ParseResult:
     return ParseResult(STATUS_PARSE_ERROR, {}, reason, candidates, None)
 
 
-def _ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int) -> ParseResult:
+def _ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int, critique: str = "") -> ParseResult:
     reason = None
     if candidates > 1 or skipped:
         reason = f"took candidate {chosen + 1} of {candidates}" + (f"; skipped: {'; '.join(skipped)}" if skipped else "")
-    return ParseResult(STATUS_OK, fields, reason, candidates, chosen)
+    return ParseResult(STATUS_OK, fields, reason, candidates, chosen, critique)
+
+
+def _critique(text: str, markers: list[_Marker], first_start: int) -> str:
+    """The text before the first start marker, without a trailing step number."""
+    return _clean(text[: markers[first_start].start])
 
 
 def _strict_first(parse: Callable[[str, bool], ParseResult], text: str) -> ParseResult:
@@ -192,6 +205,12 @@ def parse_response_reply(text: str) -> ParseResult:
     return _strict_first(_parse_response, text)
 
 
+def parse_merged_reply(text: str) -> ParseResult:
+    """Parse a ``compress`` reply into ``{"instruction": merged instruction}`` (first complete
+    ``[New Instruction]``)."""
+    return _strict_first(_parse_merged, text)
+
+
 def _parse_instruction(text: str, strict: bool) -> ParseResult:
     ms = _markers(text or "", {"instruction": NEW_INSTRUCTION, "answer": NEW_ANSWER, "end": END_MARKER}, strict)
     starts = [i for i, m in enumerate(ms) if m.kind == "instruction"]
@@ -214,21 +233,31 @@ def _parse_instruction(text: str, strict: bool) -> ParseResult:
             output = _segment(text, ms, j)
             why = _rejection(output, "new answer")
             if why is None:
-                return _ok({"instruction": instruction, "output": output}, skipped, len(starts), n)
+                return _ok({"instruction": instruction, "output": output}, skipped, len(starts), n,
+                           _critique(text, ms, starts[0]))
             skipped.append(f"{label}: {why}")
     return _fail("; ".join(skipped), len(starts))
 
 
-def _parse_response(text: str, strict: bool) -> ParseResult:
-    ms = _markers(text or "", {"answer": BETTER_ANSWER, "end": END_MARKER}, strict)
-    starts = [i for i, m in enumerate(ms) if m.kind == "answer"]
+def _parse_one(text: str, strict: bool, marker: re.Pattern[str], label: str, key: str) -> ParseResult:
+    """The first complete ``marker`` segment, as ``{key: segment}``."""
+    ms = _markers(text or "", {"start": marker, "end": END_MARKER}, strict)
+    starts = [i for i, m in enumerate(ms) if m.kind == "start"]
     if not starts:
-        return _fail("no [Better Answer] marker in reply", 0)
+        return _fail(f"no [{label}] marker in reply", 0)
     skipped: list[str] = []
     for n, i in enumerate(starts):
-        output = _segment(text, ms, i)
-        why = _rejection(output, "better answer")
+        seg = _segment(text, ms, i)
+        why = _rejection(seg, label.lower())
         if why is None:
-            return _ok({"output": output}, skipped, len(starts), n)
+            return _ok({key: seg}, skipped, len(starts), n, _critique(text, ms, starts[0]))
         skipped.append(f"candidate {n + 1}: {why}")
     return _fail("; ".join(skipped), len(starts))
+
+
+def _parse_response(text: str, strict: bool) -> ParseResult:
+    return _parse_one(text, strict, BETTER_ANSWER, "Better Answer", "output")
+
+
+def _parse_merged(text: str, strict: bool) -> ParseResult:
+    return _parse_one(text, strict, NEW_INSTRUCTION, "New Instruction", "instruction")

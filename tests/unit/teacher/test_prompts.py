@@ -61,8 +61,12 @@ def test_shipped_prompts_load_and_cover_the_method(name, markers):
             assert aspect in p.template
     with_input = p.messages("Sort these {numbers}", "3, 1, 2", "1, 2, 3")[-1]["content"]
     without = p.messages("Sort these {numbers}", "", "1, 2, 3")[-1]["content"]
-    assert "Input: 3, 1, 2" in with_input
-    assert "Input:" not in without and "{if" not in without and "{endif}" not in without
+    assert "[The Start of Input]\n3, 1, 2\n[The End of Input]" in with_input
+    assert "Input]" not in without and "{if" not in without and "{endif}" not in without
+    # the reference's structure: a real system prompt, the critique asked for before the new sample
+    assert p.system.strip() and "Critique" in p.template
+    assert p.template.index("Critique") < p.template.index(markers[0])
+    assert "as detailed as possible" in p.template
     assert "Sort these {numbers}" in without and "{instruction}" not in without
 
 

@@ -82,7 +82,11 @@ def test_statuses_chaining_and_rerun(workdir, fake_openai):
     m = json.loads((tmp / "metrics/alpaca/reflect_instruction.json").read_text())
     assert (m["rows_in"], m["rows_out"], m["rows_ok"], m["rows_parse_error"], m["rows_truncated"],
             m["rows_request_error"], m["rows_upstream_unusable"]) == (4, 4, 1, 1, 1, 1, 0)
-    assert (m["requests_sent"], m["cache_hits"], m["completion_tokens"]) == (4, 0, 21)
+    # the parse error and the truncated reply were asked once more (teacher.reask 1, seed 1), in vain
+    assert (m["requests_sent"], m["cache_hits"], m["completion_tokens"], m["requests_reasked"]) == (6, 0, 35, 2)
+    assert (m["rows_ok_first_try"], m["rows_ok_reasked"]) == (1, 0)
+    assert [out[r["id"]]["attempts"] for r in rows] == [1, 2, 2, 1]
+    assert sorted(b.get("seed") for b in fake_openai.requests) == [0, 0, 0, 0, 1, 1]
 
     prompts = ["--template", str(REPO / "prompts/reflect_response.txt"),
                "--system", str(REPO / "prompts/reflect_response.system.txt")]
@@ -102,7 +106,7 @@ def test_statuses_chaining_and_rerun(workdir, fake_openai):
     assert "instruction variant is truncated" in both[rows[2]["id"]]["error"]
     m = json.loads((tmp / "metrics/alpaca/reflect_response.json").read_text())
     assert (m["rows_in"], m["response_rows_out"], m["both_rows_out"], m["both_rows_upstream_unusable"]) == (4, 4, 4, 3)
-    assert m["requests_sent"] == 5  # 4 responses + 1 `both`
+    assert m["requests_sent"] == 6  # 4 responses + 1 `both` + 1 re-ask of the echoed answer
 
     # the key went to the server, and nowhere else
     assert set(fake_openai.auth) == {f"Bearer {SECRET}"}
@@ -114,7 +118,7 @@ def test_statuses_chaining_and_rerun(workdir, fake_openai):
     sent = len(fake_openai.requests)
     assert reflect_response.main(cli(fake_openai.url, *prompts)) == 0
     m = json.loads((tmp / "metrics/alpaca/reflect_response.json").read_text())
-    assert (m["requests_sent"], m["cache_hits"], m["prompt_tokens_sent"]) == (0, 5, 0)
+    assert (m["requests_sent"], m["cache_hits"], m["prompt_tokens_sent"]) == (0, 6, 0)  # re-asks cached too
     assert len(fake_openai.requests) == sent
 
 
@@ -127,7 +131,7 @@ def test_explicit_paths_without_dataset(tmp_path, fake_openai, alpaca_rows, monk
             "--metrics", str(tmp_path / "m.json")]
     assert reflect_instruction.main(argv) == 0
     assert [r["status"] for r in read_jsonl(tmp_path / "o.jsonl")] == ["parse_error", "parse_error"]
-    assert fake_openai.auth == ["Bearer no-key"] * 2
+    assert fake_openai.auth == ["Bearer no-key"] * 4  # two rows, each re-asked once
 
 
 def test_cli_errors(tmp_path, fake_openai, monkeypatch, capsys):

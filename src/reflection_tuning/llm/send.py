@@ -1,0 +1,155 @@
+"""Dispatch: send chat requests through the cache, then the endpoint(s), the embedded server or
+the Batch API, with one cost cap for the whole stage run.
+
+:class:`Sender` is what :func:`reflection_tuning.llm.runner.run_step` uses; it starts the
+embedded ``transformers serve`` only when a request is not cached (so a fully cached rerun
+starts nothing), keeps it for every round of the run (the first asks and the re-asks), and
+stops it on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Sequence
+
+from reflection_tuning.llm.cache import Completion, Messages
+from reflection_tuning.llm.client import Teacher, TeacherRequestError
+from reflection_tuning.llm.cost import Budget
+from reflection_tuning.teacher import EMBEDDED, TeacherConfig
+
+log = logging.getLogger(__name__)
+
+Result = Completion | TeacherRequestError
+
+
+def kv_cache_tokens(cfg: TeacherConfig, batch: Sequence[Messages], misses: int) -> int:
+    """KV cache tokens for the embedded server: 2 x the requests in flight x the longest
+    request (prompt estimated at 3 characters a token, plus 64 for the chat template, plus
+    ``max_tokens``). The headroom keeps continuous batching from swapping requests out."""
+    longest = max((sum(len(m["content"]) for m in msgs) for msgs in batch), default=0)
+    per_request = longest // 3 + 64 + cfg.max_tokens
+    return 2 * max(1, min(cfg.max_concurrency, misses)) * per_request
+
+
+class Sender(contextlib.AbstractContextManager):
+    """Sends rounds of requests for one stage run; use it as a context manager.
+
+    Args:
+        cfg: the endpoint section (``teacher:`` or ``judge:``).
+        template_hash: the step's prompt hash (part of every cache key).
+        api_key: the key itself, never stored.
+        sizing: every request of the run, to size the embedded server's KV cache once.
+        response_format: the OpenAI ``response_format`` sent with every request (structured
+            outputs; see :func:`reflection_tuning.llm.stream.json_schema_format`), or ``None``.
+    """
+
+    def __init__(self, cfg: TeacherConfig, *, template_hash: str, api_key: str | None = None,
+                 sizing: Sequence[Messages] = (), response_format: dict | None = None) -> None:
+        self.cfg = cfg
+        self.template_hash = template_hash
+        self.api_key = api_key
+        self.response_format = response_format
+        self.budget = Budget(cfg.price_usd(), cfg.max_cost)
+        self._sizing = sizing
+        self._stack = contextlib.ExitStack()
+        self._url: str | None = None
+        self._stats: Counter[str] = Counter()
+        self._per_endpoint: list[int] = []
+        self._max_in_flight = 0
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def send(self, batch: Sequence[Messages], cfg: TeacherConfig | None = None, desc: str = "teacher") -> list[Result]:
+        """Replies to every message list in ``batch``, in order (a failed request as its error).
+
+        Args:
+            cfg: the sampling parameters of this round (default the run's; a re-ask passes its
+                own seed, so its replies have their own cache keys).
+
+        Raises:
+            FileNotFoundError, RuntimeError, TimeoutError: the embedded server cannot start.
+            openai.OpenAIError: the Batch API could not be reached (``mode: batch``).
+        """
+        cfg = cfg or self.cfg
+        teacher = Teacher(cfg, template_hash=self.template_hash, api_key=self.api_key, budget=self.budget,
+                          response_format=self.response_format)
+        try:
+            misses = sum(1 for m in batch if teacher.cached(m) is None)
+            log.info("%s: %d requests, %d cached, %d to send", desc, len(batch), len(batch) - misses, misses)
+            if misses and cfg.mode == "batch":
+                results = self._send_batch(cfg, teacher, batch)
+            else:
+                if misses:
+                    teacher.connect(self._endpoints(batch, misses))
+                results = asyncio.run(self._complete(teacher, batch, desc))
+        finally:
+            teacher.close_cache()  # also when the server cannot start
+        self._count(teacher)
+        return results
+
+    def _endpoints(self, batch: Sequence[Messages], misses: int) -> str | Sequence[str]:
+        if self.cfg.base_url != EMBEDDED:
+            return self.cfg.base_urls
+        if self._url is None:
+            from reflection_tuning.llm.server import embedded_server
+
+            tokens = kv_cache_tokens(self.cfg, self._sizing or batch, misses)
+            if self.cfg.reask and self.cfg.reask_feedback:  # a re-ask's prompt also holds the failed reply
+                tokens += 2 * max(1, min(self.cfg.max_concurrency, misses)) * self.cfg.max_tokens
+            self._url = self._stack.enter_context(embedded_server(self.cfg.model, seed=self.cfg.seed,
+                                                                  kv_cache_tokens=tokens))
+        return self._url
+
+    @staticmethod
+    async def _complete(teacher: Teacher, batch: Sequence[Messages], desc: str) -> list[Result]:
+        try:
+            return await teacher.complete_all(batch, desc=desc)
+        finally:
+            await teacher.aclose()
+
+    def _send_batch(self, cfg: TeacherConfig, teacher: Teacher, batch: Sequence[Messages]) -> list[Result]:
+        import openai
+
+        from reflection_tuning.llm.batch import send_batch
+
+        api = openai.OpenAI(base_url=cfg.base_urls[0], api_key=self.api_key or "no-key", timeout=cfg.timeout,
+                            max_retries=cfg.max_retries)
+        try:
+            results = send_batch(cfg, api, batch, teacher.cache, [teacher.key(m) for m in batch],
+                                 budget=self.budget)
+        finally:
+            api.close()
+        teacher.cache_hits = sum(1 for r in results if isinstance(r, Completion) and r.cached)
+        teacher.requests_sent = sum(1 for r in results if isinstance(r, Completion) and not r.cached)
+        return results
+
+    def _count(self, teacher: Teacher) -> None:
+        stats = teacher.stats()
+        for key in ("requests_sent", "requests_retried", "requests_cancelled", "cache_hits",
+                    *(k for k in stats if k.startswith("retries_"))):
+            self._stats[key] += stats[key]
+        self._max_in_flight = max(self._max_in_flight, stats["max_in_flight"])
+        per = list(teacher.per_endpoint)
+        if len(per) > len(self._per_endpoint):
+            self._per_endpoint += [0] * (len(per) - len(self._per_endpoint))
+        for n, k in enumerate(per):
+            self._per_endpoint[n] += k
+
+    def stats(self) -> dict[str, int]:
+        """The request counters of every round together (the keys of ``Teacher.stats``), and
+        ``cost_cap_reached``."""
+        blank = Teacher(dataclasses.replace(self.cfg, cache_dir=None), template_hash=self.template_hash).stats()
+        out = {k: self._stats.get(k, 0) for k in blank}
+        out.update({
+            "max_in_flight": self._max_in_flight,
+            "endpoints": len(self.cfg.base_urls),
+            "requests_per_endpoint_max": max(self._per_endpoint, default=0),
+            "requests_per_endpoint_min": min(self._per_endpoint, default=0),
+            "cost_cap_reached": int(self.budget.reached),
+        })
+        return out

@@ -1,0 +1,129 @@
+"""``reflection-tuning compress``: the teacher rewrites each instruction and its input as one
+instruction, the way the reference preprocessed Alpaca before reflecting (Reflection_Tuning
+README: "we first compress the instruction and input into one single instruction"; its
+result is ``../shared/data/alpaca/cherry_alpaca_5_percent_compressed.json``).
+
+Reads an Alpaca file (a JSON array or JSONL with ``instruction``, ``input``, ``output``) and
+writes, in input order, one JSONL row per usable record: ``id`` (of the original triple),
+``instruction`` (merged), ``input`` "", ``output`` (unchanged), ``merged`` (false for a row
+that had no input and was copied without a request), ``status`` and the teacher's
+provenance. Records that cannot be read, and rows whose reply did not parse, go to the
+rejects file with a ``status`` and ``reason``. The output is a dataset for ``fetch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reflection_tuning.io import write_jsonl, write_metrics
+from reflection_tuning.llm import status as st
+from reflection_tuning.llm.runner import Outcome, api_key_from_env, provenance, run_step, status_metrics, token_metrics
+from reflection_tuning.rows import row_id
+from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.teacher.prompts import load_prompt
+from reflection_tuning.teacher.reflect import require_files
+from reflection_tuning.teacher.steps import Compress
+
+log = logging.getLogger(__name__)
+REJECT_UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The ``compress:`` section: the prompt template and system prompt files."""
+
+    template: str = "prompts/compress.txt"
+    system: str = "prompts/compress.system.txt"
+
+    def step(self) -> Compress:
+        """The step with this section's prompt."""
+        return Compress(load_prompt(self.template, self.system))
+
+
+def read_records(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows, rejects) of an Alpaca file: rows ``{id, instruction, input, output}`` in file
+    order; a record that cannot be read is a reject ``{line, status, reason}``.
+
+    Raises:
+        UserError: the file is missing or not valid JSON (``fetch``'s reader).
+    """
+    from reflection_tuning.stages.fetch import read_source, to_fields
+
+    rows, rejects = [], []
+    for line, record in read_source(str(path)):
+        try:
+            if isinstance(record, Exception):
+                raise ValueError(f"not valid JSON: {record}")
+            instruction, input_, output = to_fields(record, "alpaca")
+        except ValueError as e:
+            rejects.append({"line": line, "status": REJECT_UNREADABLE, "reason": str(e)})
+            continue
+        rows.append({"id": row_id(instruction, input_, output), "instruction": instruction, "input": input_,
+                     "output": output})
+    return rows, rejects
+
+
+def merged_row(outcome: Outcome, model: str, template_hash: str) -> dict[str, Any]:
+    """The output (ok) or reject row of one sent row."""
+    row = outcome.row
+    if outcome.ok:
+        assert outcome.fields is not None
+        return {"id": row["id"], **{k: outcome.fields[k] for k in ("instruction", "input", "output")},
+                "merged": True, "status": outcome.status, **provenance(outcome, model, template_hash)}
+    return {**row, "status": outcome.status, "reason": outcome.reason, **provenance(outcome, model, template_hash)}
+
+
+def run(cfg: Config, teacher_cfg: TeacherConfig, source: Path, output: Path, rejects_path: Path,
+        metrics_path: Path | None = None, api_key: str | None = None) -> dict[str, Any]:
+    """Merge every row's input into its instruction; write the rows, the rejects and the metrics.
+
+    Rows counted in = rows out + rejects. Returns the metrics.
+
+    Raises:
+        UserError: the input or a prompt file is missing.
+        RuntimeError, TimeoutError: the embedded teacher cannot start.
+    """
+    require_files("compress", input=source, template=cfg.template, system=cfg.system)
+    step = cfg.step()
+    rows, rejects = read_records(source)
+    to_send = [r for r in rows if r["input"].strip()]
+    done = run_step(step, teacher_cfg, to_send, api_key=api_key, desc="compress")
+    sent = iter(done.outcomes)  # in the order of to_send
+    out = []
+    for r in rows:
+        if r["input"].strip():
+            new = merged_row(next(sent), teacher_cfg.model, step.template_hash)
+        else:
+            new = {**r, "input": "", "merged": False, "status": st.OK}
+        (out if new["status"] == st.OK else rejects).append(new)
+    write_jsonl(output, out, sort_by=())  # file order: the dataset's own order, as fetch samples it
+    write_jsonl(rejects_path, rejects, sort_by=())
+    metrics = {"records_in": len(rows) + sum(r["status"] == REJECT_UNREADABLE for r in rejects),
+               "rows_out": len(out), "rows_rejected": len(rejects), "rows_without_input": len(rows) - len(to_send),
+               **status_metrics(done.outcomes, prefix="merge_"), **done.stats,
+               **token_metrics(done.outcomes, teacher_cfg.price_usd())}
+    if metrics_path:
+        write_metrics(metrics_path, metrics)
+    log.info("compress: %d records, %d rows out (%d merged by the teacher), %d rejected", metrics["records_in"],
+             len(out), metrics["merge_ok"], len(rejects))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser("compress", __doc__)
+    parser.add_argument("--input", type=Path, required=True, help="Alpaca JSON or JSONL file")
+    parser.add_argument("--output", type=Path, required=True, help="merged rows (JSONL)")
+    parser.add_argument("--rejects", type=Path, default=None, help="default <output stem>.rejects.jsonl")
+    parser.add_argument("--metrics", type=Path, default=None, help="also write the metrics (JSON) here")
+    args, (teacher_cfg, cfg), _ = parse_stage_args(
+        parser, [Section(TeacherConfig, "teacher"), Section(Config, "compress")], argv
+    )
+    rejects = args.rejects or args.output.with_name(args.output.stem + ".rejects.jsonl")
+    run(cfg, teacher_cfg, args.input, args.output, rejects, args.metrics,
+        api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
+    return 0

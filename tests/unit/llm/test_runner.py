@@ -1,0 +1,140 @@
+"""The one runner of every LLM step, against the scripted loopback server: statuses, the
+re-ask (its own seed and cache key, first-try and re-asked successes counted apart), a step
+that reads cut replies, and the per-status metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from reflection_tuning.config import ConfigError
+from reflection_tuning.llm import status as st
+from reflection_tuning.llm.cache import Completion
+from reflection_tuning.llm.runner import reask_config, run_step, status_metrics, token_metrics
+from reflection_tuning.llm.step import Failure, Parsed, object_schema
+from reflection_tuning.teacher import TeacherConfig
+
+from ..conftest import Failure as HTTPFailure
+
+
+class Echo:
+    """A step whose reply must start with ``OK:``; the rest is the field ``text``."""
+
+    name = "echo"
+    input_columns = ("q",)
+    output_fields = ("text",)
+    schema = object_schema(text="the answer")
+    template_hash = "0123456789ab"
+    reads_truncated = False
+
+    def format_input(self, row: Mapping[str, Any]) -> list[dict[str, str]]:
+        return [{"role": "user", "content": row["q"]}]
+
+    def parse(self, reply: Completion, row: Mapping[str, Any]) -> Parsed | Failure:
+        if reply.content.startswith("OK:"):
+            return Parsed({"text": reply.content[3:].strip()})
+        return Failure(st.PARSE_ERROR, f"no OK: in {reply.content[:20]!r}")
+
+
+def cfg(tmp_path, **kw) -> TeacherConfig:
+    return TeacherConfig(model="m", base_url=kw.pop("url"), api_key_env=None, max_retries=0,
+                         cache_dir=str(tmp_path / "cache"), **kw)
+
+
+def script(fake, replies: dict[tuple[str, int | None], tuple[str, str]]):
+    """Reply by (question, seed); a question not listed fails with HTTP 400."""
+    def reply(body: dict):
+        key = (body["messages"][0]["content"], body.get("seed"))
+        return replies.get(key) or HTTPFailure(400, body={"detail": "rejected"})
+
+    fake.reply = reply
+
+
+ROWS = [{"id": "a", "q": "good"}, {"id": "b", "q": "bad-then-good"}, {"id": "c", "q": "cut-then-cut"},
+        {"id": "d", "q": "http-400"}]
+REPLIES = {("good", 0): ("OK: fine", "stop"), ("bad-then-good", 0): ("rambling", "stop"),
+           ("bad-then-good", 1): ("OK: second", "stop"), ("cut-then-cut", 0): ("OK: cu", "length"),
+           ("cut-then-cut", 1): ("OK: cut ag", "length")}
+
+
+def test_statuses_and_reask(tmp_path, fake_openai):
+    script(fake_openai, REPLIES)
+    done = run_step(Echo(), cfg(tmp_path, url=fake_openai.url, reask=1), iter(ROWS))
+    got = [(o.row["id"], o.status, o.attempts, (o.fields or {}).get("text")) for o in done.outcomes]
+    assert got == [("a", "ok", 1, "fine"), ("b", "ok", 2, "second"), ("c", "truncated", 2, None),
+                   ("d", "request_error", 1, None)]
+    # the re-ask went out with seed 1 and the re-ask temperature, only for b and c
+    reasks = [(r["messages"][0]["content"], r["seed"], r["temperature"]) for r in fake_openai.requests[4:]]
+    assert sorted(reasks) == [("bad-then-good", 1, 0.7), ("cut-then-cut", 1, 0.7)]
+    m = status_metrics(done.outcomes)
+    assert (m["rows_out"], m["rows_ok"], m["rows_ok_first_try"], m["rows_ok_reasked"], m["rows_truncated"],
+            m["rows_request_error"], m["rows_parse_error"]) == (4, 2, 1, 1, 1, 1, 0)
+    assert done.stats["requests_sent"] == 6 and done.stats["requests_reasked"] == 2
+    assert token_metrics(done.outcomes)["completion_tokens"] == sum(
+        c.completion_tokens for o in done.outcomes for c in o.replies)
+    assert done.outcomes[2].completion.content == "OK: cut ag"  # the last reply is kept
+
+    # a rerun is served from the cache, re-asks included: their own keys
+    sent = len(fake_openai.requests)
+    again = run_step(Echo(), cfg(tmp_path, url=fake_openai.url, reask=1), ROWS)
+    assert [o.status for o in again.outcomes] == [o.status for o in done.outcomes]
+    assert len(fake_openai.requests) == sent + 1  # only the HTTP 400 is sent again
+    assert again.stats["cache_hits"] == 5
+
+
+def test_reask_zero_keeps_the_first_reply(tmp_path, fake_openai):
+    script(fake_openai, REPLIES)
+    done = run_step(Echo(), cfg(tmp_path, url=fake_openai.url, reask=0), ROWS[:3])
+    assert [o.status for o in done.outcomes] == ["ok", "parse_error", "truncated"]
+    assert len(fake_openai.requests) == 3 and done.stats["requests_reasked"] == 0
+
+
+def test_a_failed_reask_request_keeps_the_reply_it_had(tmp_path, fake_openai):
+    script(fake_openai, {("bad", 0): ("nope", "stop")})  # the re-ask (seed 1) gets HTTP 400
+    done = run_step(Echo(), cfg(tmp_path, url=fake_openai.url, reask=1), [{"id": "x", "q": "bad"}])
+    (o,) = done.outcomes
+    assert (o.status, o.attempts, o.completion.content) == ("parse_error", 2, "nope")
+    assert "re-ask 1" in o.reason and "400" in o.reason
+
+
+def test_a_step_that_reads_cut_replies(tmp_path, fake_openai):
+    class Lenient(Echo):
+        reads_truncated = True
+
+    script(fake_openai, {("cut", 0): ("OK: half", "length")})
+    (o,) = run_step(Lenient(), cfg(tmp_path, url=fake_openai.url, reask=1), [{"id": "x", "q": "cut"}]).outcomes
+    assert (o.status, o.fields, o.attempts) == ("ok", {"text": "half"}, 1)
+
+
+def test_reask_config_and_validation():
+    base = TeacherConfig(seed=5, temperature=0.0, reask_temperature=0.7)
+    assert (reask_config(base, 2).seed, reask_config(base, 2).temperature) == (7, 0.7)
+    same = TeacherConfig(seed=None, temperature=0.3, reask_temperature=None)
+    assert (reask_config(same, 1).seed, reask_config(same, 1).temperature) == (1, 0.3)
+    with pytest.raises(ConfigError, match="reask"):
+        TeacherConfig(reask=-1)
+    with pytest.raises(ConfigError, match="reask_temperature"):
+        TeacherConfig(reask_temperature=-0.5)
+
+
+def test_status_metrics_with_rows_the_stage_wrote():
+    m = status_metrics([], prefix="both_rows_", statuses_of=["upstream_unusable"] * 2)
+    assert (m["both_rows_out"], m["both_rows_upstream_unusable"], m["both_rows_ok"]) == (2, 2, 0)
+    assert set(st.STATUSES) <= {k.removeprefix("both_rows_") for k in m}
+
+
+def test_reask_feedback_carries_the_failed_reply(tmp_path, fake_openai):
+    def reply(body: dict):
+        if len(body["messages"]) == 1:
+            return ("rambling", "stop")
+        assert body["messages"][1] == {"role": "assistant", "content": "rambling"}
+        assert "could not be used: no OK:" in body["messages"][2]["content"]
+        return ("OK: fixed", "stop")
+
+    fake_openai.reply = reply
+    done = run_step(Echo(), cfg(tmp_path, url=fake_openai.url, reask=1, reask_feedback=True),
+                    [{"id": "x", "q": "bad"}])
+    (o,) = done.outcomes
+    assert (o.status, o.fields, o.attempts) == ("ok", {"text": "fixed"}, 2)
