@@ -52,16 +52,17 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     Raises:
         UserError: the file is missing or not valid JSON (``fetch``'s reader).
     """
-    from reflection_tuning.stages.fetch import read_source, to_fields
+    from reflection_tuning.readers import read_records as read_source
+    from reflection_tuning.stages.fetch import to_fields
 
     rows, rejects = [], []
-    for line, record in read_source(str(path)):
+    for record in read_source(str(path)):
         try:
-            if isinstance(record, Exception):
-                raise ValueError(f"not valid JSON: {record}")
-            instruction, input_, output = to_fields(record, "alpaca")
+            if record.error is not None:
+                raise ValueError(record.error)
+            instruction, input_, output = to_fields(record.value, "alpaca")
         except ValueError as e:
-            rejects.append({"line": line, "status": REJECT_UNREADABLE, "reason": str(e)})
+            rejects.append({"line": record.line, "status": REJECT_UNREADABLE, "reason": str(e)})
             continue
         rows.append({"id": row_id(instruction, input_, output), "instruction": instruction, "input": input_,
                      "output": output})

@@ -138,3 +138,36 @@ def test_reask_feedback_carries_the_failed_reply(tmp_path, fake_openai):
                     [{"id": "x", "q": "bad"}])
     (o,) = done.outcomes
     assert (o.status, o.fields, o.attempts) == ("ok", {"text": "fixed"}, 2)
+
+
+class EchoJSON(Echo):
+    """:class:`Echo` that also takes structured replies (``reply_format: json_schema``)."""
+
+    def parse_json(self, obj: Mapping[str, Any], row: Mapping[str, Any]) -> Parsed | Failure:
+        return Parsed({"text": obj["text"]})
+
+
+def test_json_schema_replies_are_requested_decoded_and_validated(tmp_path, fake_openai):
+    """With ``reply_format: json_schema`` the request carries the step's schema as an OpenAI
+    ``response_format``; a JSON reply that matches it is ok, one that does not (or is not JSON,
+    or was cut) gets an explicit status and is re-asked."""
+    bodies = []
+    replies = {("good", 0): ('{"text": "fine"}', "stop"), ("wrong-key", 0): ('{"answer": "x"}', "stop"),
+               ("wrong-key", 1): ('{"text": "fixed"}', "stop"), ("prose", 0): ("OK: not json", "stop"),
+               ("prose", 1): ("still prose", "stop"), ("cut", 0): ('{"text": "cu', "length"),
+               ("cut", 1): ('{"text": "cu', "length")}
+
+    def reply(body: dict):
+        bodies.append(body)
+        return replies[(body["messages"][0]["content"], body.get("seed"))]
+
+    fake_openai.reply = reply
+    rows = [{"id": q, "q": q} for q in ("good", "wrong-key", "prose", "cut")]
+    run = run_step(EchoJSON(), cfg(tmp_path, url=fake_openai.url, reply_format="json_schema", reask=1,
+                                   reask_feedback=False), rows)
+    assert [o.status for o in run.outcomes] == [st.OK, st.OK, st.PARSE_ERROR, st.TRUNCATED]
+    assert run.outcomes[1].fields == {"text": "fixed"} and run.outcomes[1].attempts == 2
+    assert "not JSON" in run.outcomes[2].reason
+    fmt = bodies[0]["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    assert fmt["json_schema"]["name"] == "echo" and fmt["json_schema"]["schema"] == dict(EchoJSON.schema)

@@ -64,3 +64,22 @@ def test_compress_step():
     assert got.fields["instruction"] == 'Describe the movie "The Notebook".'
     assert (got.fields["input"], got.fields["output"]) == ("", "A love story.")
     assert not parse_merged_reply("[New Instruction] the merged instruction [End]").ok
+
+
+def test_structured_replies_give_the_same_fields_as_marked_ones():
+    """``reply_format: json_schema``: the schema's JSON object maps to the row fields as the
+    markers do, the critique kept; an empty required text is a parse error."""
+    from reflection_tuning.llm.step import decode_json_reply
+
+    step = ReflectInstruction(prompt("reflect_instruction"))
+    obj = decode_json_reply('{"critique": "Too easy.", "instruction": "Name three colours.", "output": "Red."}',
+                            step.schema)
+    parsed = step.parse_json(obj, ROW_IN)
+    assert isinstance(parsed, Parsed)
+    assert parsed.fields == {"instruction": "Name three colours.", "input": "", "output": "Red.",
+                             "critique": "Too easy."}
+    response = ReflectResponse(prompt("reflect_response"))
+    parsed = response.parse_json({"critique": "", "output": "A tragic love story."}, ROW_IN)
+    assert parsed.fields["instruction"] == ROW_IN["instruction"] and parsed.fields["input"] == "The Notebook"
+    assert isinstance(response.parse_json({"critique": "x", "output": "  "}, ROW_IN), Failure)
+    assert isinstance(decode_json_reply('{"output": "no critique"}', response.schema), Failure)
