@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -50,10 +51,16 @@ def recipe(dataset: str = "alpaca", budget: str = "{match: v2}") -> str:
     return "\n".join(lines)
 
 
+def _short(rev: Any) -> str:
+    """A commit's 7-digit abbreviation; DVC's other revs (``workspace``) whole."""
+    rev = str(rev or "")
+    return rev[:7] if re.fullmatch(r"[0-9a-f]{40}", rev) else rev
+
+
 def _states(exp_show: Sequence[Mapping[str, Any]]) -> Iterable[tuple[str, Mapping[str, Any], str | None]]:
     """(name, ExpState, executor state) for each baseline and each experiment tip, in DVC's order."""
     for baseline in exp_show:
-        name = baseline.get("name") or str(baseline.get("rev", ""))[:7]
+        name = baseline.get("name") or _short(baseline.get("rev"))
         yield name, baseline, None
         for exp_range in baseline.get("experiments") or []:
             revs = exp_range.get("revs") or []
@@ -61,7 +68,7 @@ def _states(exp_show: Sequence[Mapping[str, Any]]) -> Iterable[tuple[str, Mappin
                 continue
             tip = revs[0]
             state = (exp_range.get("executor") or {}).get("state")
-            yield exp_range.get("name") or tip.get("name") or str(tip.get("rev", ""))[:7], tip, state
+            yield exp_range.get("name") or tip.get("name") or _short(tip.get("rev")), tip, state
 
 
 def _file_data(files: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
@@ -88,7 +95,7 @@ def rows(exp_show: Sequence[Mapping[str, Any]], dataset: str) -> list[dict[str, 
         judge = _file_data(data.get("metrics"), f"metrics/{dataset}/judge.json")
         row: dict[str, Any] = {
             "experiment": name,
-            "rev": str(state.get("rev", ""))[:7],
+            "rev": _short(state.get("rev")),
             "state": executor or ("ok" if data else "no data"),
             "method": select.get("method"),
             "budget": json.dumps(select.get("budget")) if isinstance(select.get("budget"), dict) else select.get("budget"),

@@ -69,6 +69,7 @@ def test_rows_from_real_exp_show(exp_json):
     assert "delta_vs_baseline.rt_arc_challenge.acc_norm_stderr" not in r and "delta.rt_arc_challenge.acc_norm" not in r
     assert (r["judge_win"], r["judge_tie"], r["judge_lose"]) == (3, 1, 1)
     assert table["sel-length"]["budget"] == 5
+    assert table["workspace"]["rev"] == "workspace" and len(r["rev"]) == 7  # DVC's names whole, commits short
 
 
 def test_render_table_plot_and_recipe(exp_json, tmp_path):
