@@ -9,14 +9,19 @@ asks for ``stream_options: {include_usage: true}`` (OpenAI API reference, "Strea
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+
+from reflection_tuning.teacher import TeacherConfig
 
 
 @dataclass
@@ -119,17 +124,15 @@ class FakeOpenAI:
         return response
 
 
-@pytest.fixture(scope="session")
-def _fake_server() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
+@contextlib.contextmanager
+def serve_app(app: web.Application) -> Iterator[str]:
+    """Serve the aiohttp ``app`` on a free loopback port in a thread; yields its base URL
+    (``http://127.0.0.1:PORT``) and shuts it down on exit."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, Any] = {}
 
     async def start() -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", fake.handle)
-        app.router.add_post("/second/v1/chat/completions", fake.handle)  # a second "endpoint"
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -145,12 +148,42 @@ def _fake_server() -> Iterator[FakeOpenAI]:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    assert started.wait(10), "fake OpenAI server did not start"
-    fake.url = f"http://127.0.0.1:{state['port']}/v1"
-    yield fake
-    asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    assert started.wait(10), "the local test server did not start"
+    try:
+        yield f"http://127.0.0.1:{state['port']}"
+    finally:
+        asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def cfg_for(tmp_path: Path, **over: Any) -> TeacherConfig:
+    """A teacher config for the fake server: fast retries, a cache under ``tmp_path``."""
+    base = TeacherConfig(model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
+                         retry_wait_initial=0.01, retry_wait_max=0.05)
+    return dataclasses.replace(base, **over)
+
+
+def complete_all(teacher: Any, batch: list) -> list:
+    """``teacher.complete_all(batch)`` run to the end, the client closed afterwards."""
+    async def go() -> list:
+        try:
+            return await teacher.complete_all(batch, desc="test")
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="session")
+def _fake_server() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", fake.handle)
+    app.router.add_post("/second/v1/chat/completions", fake.handle)  # a second "endpoint"
+    with serve_app(app) as base:
+        fake.url = f"{base}/v1"
+        yield fake
 
 
 @pytest.fixture

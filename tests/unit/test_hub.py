@@ -8,10 +8,8 @@ header, then one base64 file per line).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,8 @@ import pytest
 from aiohttp import web
 
 from reflection_tuning import hub
+
+from .conftest import serve_app
 
 TOKEN = "hf_fake_token_never_written_1234"
 
@@ -56,33 +56,11 @@ def fake_hub(monkeypatch) -> Iterator[FakeHub]:
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests run offline; this server is local
     fake = FakeHub()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    runner_box: dict = {}
-
-    async def start() -> None:
-        app = web.Application(client_max_size=64 * 2**20)
-        app.router.add_route("*", "/{tail:.*}", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        fake.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        runner_box["runner"] = runner
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    started.wait(10)
-    yield fake
-    asyncio.run_coroutine_threadsafe(runner_box["runner"].cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    app = web.Application(client_max_size=64 * 2**20)
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    with serve_app(app) as base:
+        fake.url = base
+        yield fake
 
 
 def _folder(tmp_path: Path) -> Path:

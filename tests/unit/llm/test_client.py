@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from pathlib import Path
 
 import pytest
 
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.client import Teacher, TeacherRequestError, cache_key, retry_after_seconds
 
-from ..conftest import Failure
+from ..conftest import Failure, cfg_for, complete_all
 
 KEY = "sk-test-SECRET-0123456789"
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Say {hi} in French."}]
@@ -22,20 +21,6 @@ def make(cfg: TeacherConfig, url: str | None, **kw) -> Teacher:
     return Teacher(cfg, template_hash="abc123", api_key=KEY, base_url=url, **kw)
 
 
-def cfg_for(tmp_path: Path, **over) -> TeacherConfig:
-    base = TeacherConfig(model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
-                         retry_wait_initial=0.01, retry_wait_max=0.05)
-    return dataclasses.replace(base, **over)
-
-
-def _all(teacher: Teacher, batch: list) -> list:
-    async def go():
-        try:
-            return await teacher.complete_all(batch, desc="test")
-        finally:
-            await teacher.aclose()
-
-    return asyncio.run(go())
 
 
 async def _complete(teacher: Teacher, messages=MESSAGES):
@@ -137,7 +122,7 @@ def test_sliding_window_bounds_requests_in_flight(tmp_path, fake_openai):
     teacher = make(cfg_for(tmp_path, max_concurrency=3, cache_dir=None), fake_openai.url)
     batch = [[{"role": "user", "content": f"question {i}"}] for i in range(12)]
 
-    results = _all(teacher, batch)
+    results = complete_all(teacher, batch)
     assert len(results) == 12 and all(r.content for r in results)
     assert fake_openai.max_in_flight == 3 and teacher.max_in_flight == 3
     assert teacher.requests_sent == 12 and teacher.cache_hits == 0
@@ -176,7 +161,7 @@ def test_round_robin_over_several_endpoints_and_retries_move_on(tmp_path, fake_o
     teacher = make(cfg_for(tmp_path, cache_dir=None, base_url=urls), urls)
     batch = [[{"role": "user", "content": f"question {i}"}] for i in range(8)]
 
-    results = _all(teacher, batch)
+    results = complete_all(teacher, batch)
     assert all(r.content for r in results)
     first_hits = fake_openai.paths.count("/v1/chat/completions")
     second_hits = fake_openai.paths.count("/second/v1/chat/completions")
@@ -196,7 +181,7 @@ def test_cost_cap_stops_sending_and_keeps_what_came_back(tmp_path, fake_openai):
     budget = Budget(price, cap=18 * 2 + hold)  # the fake bills 11 + 7 = 18 tokens a reply
     teacher = make(cfg, fake_openai.url, budget=budget)
 
-    results = _all(teacher, batch)
+    results = complete_all(teacher, batch)
     sent = [r for r in results if not isinstance(r, TeacherCostCap)]
     assert len(sent) == 3 and len(fake_openai.requests) == 3
     assert all(isinstance(r, TeacherCostCap) for r in results[3:])

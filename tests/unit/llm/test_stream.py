@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,26 +13,14 @@ from reflection_tuning.llm.client import ReplyFormatUnsupported, Teacher, Teache
 from reflection_tuning.llm.stream import is_json_object, json_schema_format
 from reflection_tuning.teacher import TeacherConfig
 
+from ..conftest import cfg_for, complete_all
+
 MESSAGES = [{"role": "user", "content": "Say hi."}]
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
           "additionalProperties": False}
 FORMAT = json_schema_format("better_answer", SCHEMA)
 
 
-def cfg_for(tmp_path: Path, **over) -> TeacherConfig:
-    base = TeacherConfig(model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
-                         retry_wait_initial=0.01, retry_wait_max=0.05)
-    return dataclasses.replace(base, **over)
-
-
-def run_all(teacher: Teacher, batch: list) -> list:
-    async def go():
-        try:
-            return await teacher.complete_all(batch, desc="test")
-        finally:
-            await teacher.aclose()
-
-    return asyncio.run(go())
 
 
 def batch_of(n: int) -> list:
@@ -44,7 +30,7 @@ def batch_of(n: int) -> list:
 def test_chunks_are_assembled_into_one_reply_with_usage(tmp_path, fake_openai):
     fake_openai.reply = lambda body: ("[Better Answer] a streamed reply [End]", "stop")
     teacher = Teacher(cfg_for(tmp_path), template_hash="t", base_url=fake_openai.url)
-    [reply] = run_all(teacher, [MESSAGES])
+    [reply] = complete_all(teacher, [MESSAGES])
     assert (reply.content, reply.finish_reason) == ("[Better Answer] a streamed reply [End]", "stop")
     assert (reply.prompt_tokens, reply.completion_tokens) == (11, 7)
     body = fake_openai.requests[0]
@@ -56,7 +42,7 @@ def test_chunks_are_assembled_into_one_reply_with_usage(tmp_path, fake_openai):
 def test_a_server_that_refuses_stream_options_is_asked_again_without_it(tmp_path, fake_openai):
     fake_openai.refuse = {"stream_options"}
     teacher = Teacher(cfg_for(tmp_path, max_concurrency=1), template_hash="t", base_url=fake_openai.url)
-    replies = run_all(teacher, batch_of(3))
+    replies = complete_all(teacher, batch_of(3))
     assert all(r.finish_reason == "stop" and r.completion_tokens == 0 for r in replies)  # no usage sent unasked
     # one refusal (a window of 1), then never asked again; the refusal is neither a retry nor a failure
     assert ["stream_options" in b for b in fake_openai.requests].count(True) == 1
@@ -66,7 +52,7 @@ def test_a_server_that_refuses_stream_options_is_asked_again_without_it(tmp_path
 def test_idle_timeout_closes_the_stream_and_retries(tmp_path, fake_openai):
     fake_openai.chunk_delay = 0.6  # each gap is longer than the idle limit
     teacher = Teacher(cfg_for(tmp_path, timeout=0.3, max_retries=1), template_hash="t", base_url=fake_openai.url)
-    [reply] = run_all(teacher, [MESSAGES])
+    [reply] = complete_all(teacher, [MESSAGES])
     assert isinstance(reply, TeacherRequestError) and "Timeout" in str(reply)
     stats = teacher.stats()
     assert (stats["requests_sent"], stats["retries_timeout"], stats["requests_cancelled"]) == (2, 1, 2)
@@ -78,22 +64,22 @@ def test_slow_but_steady_stream_passes_the_idle_limit_but_not_the_total_one(tmp_
     fake_openai.reply = lambda body: ("x" * 40, "stop")  # 10 chunks of 4 characters
     fake_openai.chunk_delay = 0.1
     steady = Teacher(cfg_for(tmp_path, timeout=0.5), template_hash="t", base_url=fake_openai.url)
-    [ok] = run_all(steady, [MESSAGES])
+    [ok] = complete_all(steady, [MESSAGES])
     assert ok.content == "x" * 40  # 1.1 s in all, never 0.5 s without a chunk
     capped = Teacher(cfg_for(tmp_path, timeout=0.5, total_timeout=0.4, max_retries=0, cache_dir=None),
                      template_hash="t", base_url=fake_openai.url)
-    [late] = run_all(capped, [MESSAGES])
+    [late] = complete_all(capped, [MESSAGES])
     assert isinstance(late, TeacherRequestError) and capped.stats()["requests_cancelled"] == 1
 
 
 def test_a_stream_cut_before_its_finish_reason_is_a_connection_retry(tmp_path, fake_openai):
     fake_openai.cut_after = 3
     teacher = Teacher(cfg_for(tmp_path, max_retries=1), template_hash="t", base_url=fake_openai.url)
-    [reply] = run_all(teacher, [MESSAGES])
+    [reply] = complete_all(teacher, [MESSAGES])
     assert isinstance(reply, TeacherRequestError)  # never a half reply passed off as complete
     assert teacher.stats()["retries_connection"] == 1 and teacher.cached(MESSAGES) is None
     fake_openai.cut_after = None
-    [again] = run_all(Teacher(cfg_for(tmp_path), template_hash="t", base_url=fake_openai.url), [MESSAGES])
+    [again] = complete_all(Teacher(cfg_for(tmp_path), template_hash="t", base_url=fake_openai.url), [MESSAGES])
     assert again.finish_reason == "stop"
 
 
@@ -120,7 +106,7 @@ def test_json_schema_request_shape_and_reply(tmp_path, fake_openai):
     fake_openai.reply = lambda body: (json.dumps({"answer": f"for {body['messages'][0]['content']}"}), "stop")
     cfg = cfg_for(tmp_path, base_url="http://x/v1", reply_format="json_schema")
     teacher = Teacher(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
-    replies = run_all(teacher, batch_of(4))
+    replies = complete_all(teacher, batch_of(4))
     assert [json.loads(r.content)["answer"] for r in replies] == [f"for question {i}" for i in range(4)]
     for body in fake_openai.requests:
         assert body["response_format"] == {"type": "json_schema",
@@ -140,7 +126,7 @@ def test_a_server_without_structured_outputs_fails_at_the_first_request(tmp_path
     teacher = Teacher(cfg_for(tmp_path, max_concurrency=4), template_hash="t", base_url=fake_openai.url,
                       response_format=FORMAT)
     with pytest.raises(ReplyFormatUnsupported, match="reply_format: json_schema") as err:
-        run_all(teacher, batch_of(16))
+        complete_all(teacher, batch_of(16))
     assert isinstance(err.value, UserError) and "markers" in str(err.value)
     assert len(fake_openai.requests) == 1  # one request, not 16 failed rows
     assert teacher.cached(batch_of(1)[0]) is None  # an ignored format is not cached
@@ -170,6 +156,6 @@ def test_a_bad_key_at_the_first_json_schema_request_is_not_blamed_on_the_format(
     fake_openai.reply = lambda body: ('{"answer": "x"}', "stop")
     teacher = Teacher(cfg_for(tmp_path, max_concurrency=2), template_hash="t", base_url=fake_openai.url,
                       response_format=FORMAT)
-    first, second = run_all(teacher, batch_of(2))
+    first, second = complete_all(teacher, batch_of(2))
     assert isinstance(first, TeacherRequestError) and "401" in str(first)
     assert json.loads(second.content) == {"answer": "x"}  # the next request was the check, and passed
