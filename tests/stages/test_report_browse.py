@@ -34,12 +34,20 @@ from reflection_tuning import cli
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.teacher.parse import parse_instruction_reply, parse_response_reply
-from reflection_tuning.teacher.reflect import teacher_row
+from reflection_tuning.llm.runner import Outcome
+from reflection_tuning.teacher.reflect import teacher_row as _teacher_row
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = os.environ.get("RT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 REFERENCE = "reference:cherry_alpaca_5_percent_compressed"  # teacher_model of the reference's rewrites
+
+
+def teacher_row(source: dict, variant: str, *, status: str, teacher_model: str, template_hash: str,
+                fields: dict | None = None, completion: Completion | None = None, error: str | None = None) -> dict:
+    """A teacher row through the stages' own builder, from a recorded (or reference) reply."""
+    outcome = Outcome(source, status, fields=fields if status == "ok" else None, reason=error, completion=completion)
+    return _teacher_row(source, variant, outcome, teacher_model=teacher_model, template_hash=template_hash)
 
 
 def _reflections(d: Path, shared_data: Path) -> None:
