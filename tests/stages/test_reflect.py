@@ -35,6 +35,9 @@ def runs(tmp_path_factory, teacher_url, embedded_model, alpaca_rows):
     def argv(stage: str, base_url: str) -> list[str]:
         return ["--params", str(tmp / "none.yaml"), "--base-url", base_url, "--model", str(embedded_model),
                 "--api-key-env", "RT_FAKE_TEACHER_KEY", "--max-tokens", "128", "--timeout", "240",
+                # no re-ask: these tests count requests, cache hits and prompt tokens of the
+                # first asks (the re-ask has its own tests in tests/unit/llm/test_runner.py)
+                "--reask", "0",
                 "--cache-dir", str(tmp / "cache"), "--template", str(REPO / f"prompts/{stage}.txt"),
                 "--system", str(REPO / f"prompts/{stage}.system.txt")]
 
@@ -122,7 +125,7 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_model):
     tmp = runs["dir"]
     prompts = [cls.Config(template=str(REPO / f"prompts/{name}.txt"), system=str(REPO / f"prompts/{name}.system.txt"))
                for cls, name in ((reflect_instruction, "reflect_instruction"), (reflect_response, "reflect_response"))]
-    cfg = TeacherConfig(model=str(embedded_model), max_tokens=128, cache_dir=str(tmp / "cache"),
+    cfg = TeacherConfig(model=str(embedded_model), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
                         price={"input": 0.15, "output": 0.60})
     cached = estimate(cfg, *prompts, tmp / "original.jsonl", tmp / "instruction.jsonl")
     assert cached["token_count_method"] == "tokenizer" and not cached["both_assumed"]
