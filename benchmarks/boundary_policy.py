@@ -29,7 +29,7 @@ DEFAULT_MODEL = REPO / "models" / "smollm2-135m-instruct"
 
 def positions_both_ways(tok, prefix: str, target: str) -> tuple[list[int], list[int], list[int]]:
     """(ids, target positions by offsets, target positions by a separate prefix tokenization)."""
-    from reflection_tuning.scoring.scorer import plan
+    from reflection_tuning.score.scorer import plan
 
     enc = tok(prefix + target, return_offsets_mapping=True)
     ids = enc["input_ids"]
@@ -68,7 +68,7 @@ def compare(args) -> tuple[int, int]:
     """Print one line per template; return (pairs, pairs with a different first target token)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reflection_tuning.scoring.ifd import score_fields
+    from reflection_tuning.score.ifd import score_fields
     from reflection_tuning.templates import scoring_pairs
 
     tok = AutoTokenizer.from_pretrained(args.model)

@@ -50,7 +50,7 @@ def size(section: str, key: str, dry: bool) -> int:
 def score_section(args, device) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reflection_tuning.scoring.scorer import HFScorer
+    from reflection_tuning.score.scorer import HFScorer
     from reflection_tuning.stages.score import score_rows
     from score_throughput import PEAK_TFLOPS, flops_per_token, reference, variant_rows
 

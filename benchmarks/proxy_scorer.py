@@ -78,7 +78,7 @@ def main() -> None:
     from scipy.stats import spearmanr
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reflection_tuning.scoring.scorer import HFScorer
+    from reflection_tuning.score.scorer import HFScorer
 
     torch.manual_seed(0)
     path = ensure_model(args.model)

@@ -118,7 +118,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness import Bench, matmul_peak
-    from reflection_tuning.scoring.scorer import HFScorer
+    from reflection_tuning.score.scorer import HFScorer
     from reflection_tuning.student import resolve_device
 
     device = torch.device(resolve_device(args.device))

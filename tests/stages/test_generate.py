@@ -10,7 +10,7 @@ import yaml
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
-from reflection_tuning.generation import PROMPT_SETS
+from reflection_tuning.generate import PROMPT_SETS
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.stages import generate
 

@@ -12,7 +12,7 @@ import pytest
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl
-from reflection_tuning.scoring.ifd import TERMS
+from reflection_tuning.score.ifd import TERMS
 from reflection_tuning.stages.score import Config, main
 
 N = 4
@@ -142,7 +142,7 @@ class Recording:
 
 def test_template_defaults_to_the_training_template_and_input_is_merged(alpaca_rows, tiny_model, tmp_path):
     from reflection_tuning.rows import merge_input
-    from reflection_tuning.scoring.scorer import HFScorer
+    from reflection_tuning.score.scorer import HFScorer
     from reflection_tuning.stages.score import run_plain, template_of
     from reflection_tuning.student import StudentConfig
     from reflection_tuning.templates import prompt

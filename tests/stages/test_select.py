@@ -206,7 +206,7 @@ def test_baselines_at_the_budget_of_v2(inputs, alpaca_rows, tmp_path):
 def test_diversity_picks_by_facility_location(inputs, tmp_path):
     """Embeddings in two clusters (v1 keeps `both` of samples 0-6 and `instruction` of 7): a budget
     of 2 takes one row from each cluster."""
-    from reflection_tuning.scoring.embed import save_embeddings
+    from reflection_tuning.score.embed import save_embeddings
 
     rows = read_jsonl(inputs.original)
     keys = [(r["id"], v) for r in rows for v in VARIANTS]

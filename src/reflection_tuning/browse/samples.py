@@ -6,7 +6,7 @@ every reflection as a word-level diff against the original (:func:`word_diff`). 
 holds every word of both sides, so the page rebuilds the reflection's text from it and the
 text is stored once.
 
-The branch is recomputed with the select stage's own rule (:func:`selection.select_one`), so
+The branch is recomputed with the select stage's own rule (:func:`reflection_tuning.select.select_one`), so
 samples that were not kept show why (``response_not_easier``, ``unscored``, …); ``kept`` is
 the variant found in ``selected.jsonl`` (None when ranking, decontamination or the rule
 dropped the sample).
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
-from reflection_tuning.selection import select_one
+from reflection_tuning.select import select_one
 
 FIELDS = ("instruction", "input", "output")
 REFLECTED = VARIANTS[1:]  # instruction, response, both

@@ -1,7 +1,7 @@
 """Stage ``generate@<dataset>``: the recycled-SFT student and the baseline answer the evaluation prompts.
 
 Both models answer the first ``limit`` prompts of each test set (Vicuna, Koala, WizardLM,
-LIMA, Self-Instruct: the papers' pairwise evaluation, see :mod:`reflection_tuning.generation`)
+LIMA, Self-Instruct: the papers' pairwise evaluation, see :mod:`reflection_tuning.generate`)
 greedily, in the prompt template the student was fine-tuned with (``finetune.template``),
 up to ``max_new_tokens`` new tokens. ``generate.baseline`` chooses the baseline:
 ``baseline_sft`` (the default, as in the papers: the same student fine-tuned on the original
@@ -25,7 +25,7 @@ from typing import Any
 
 from reflection_tuning import templates
 from reflection_tuning.config import ConfigError, load_config
-from reflection_tuning.generation import PROMPT_SETS, alpaca_eval_records, generate_answers, load_prompts
+from reflection_tuning.generate import PROMPT_SETS, alpaca_eval_records, generate_answers, load_prompts
 from reflection_tuning.io import write_json, write_jsonl, write_metrics
 from reflection_tuning.errors import UserError
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser

@@ -26,7 +26,7 @@ from typing import Any
 
 from reflection_tuning import judge as core
 from reflection_tuning.errors import UserError
-from reflection_tuning.generation import PROMPT_SETS
+from reflection_tuning.generate import PROMPT_SETS
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
 from reflection_tuning.llm.status import OK as STATUS_OK
 from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser

@@ -3,7 +3,7 @@
 Pipeline mode (``reflection-tuning score --dataset K``) reads ``data/K/{original,
 instruction,response,both}.jsonl`` and writes ``data/K/scores.jsonl`` (one row per
 (id, variant)), ``metrics/K/score.json`` and the plot data ``metrics/K/score_{ifd,hist,
-reflected}.csv`` (:mod:`reflection_tuning.scoring.report`).
+reflected}.csv`` (:mod:`reflection_tuning.score.summary`).
 Plain mode (``reflection-tuning score --input rows.jsonl --output scored.jsonl``) scores
 plain ``{instruction, input, output}`` rows and writes them back with the score fields.
 
@@ -24,7 +24,7 @@ IFD(instruction) > IFD(original) compares two template shapes for those rows.
 ``score.proxy_model`` (null = the student) may name a smaller proxy scorer, as Superfiltering
 does with GPT-2 (arXiv 2402.00530); give it its own ``template`` (``bare`` is
 Superfiltering's). ``score.embed: true`` also stores one embedding per scored row in
-``data/K/embeddings.npz`` (:mod:`reflection_tuning.scoring.embed`), for ``select.diversity``;
+``data/K/embeddings.npz`` (:mod:`reflection_tuning.score.embed`), for ``select.diversity``;
 with ``false`` the file holds no rows.
 
 IFD and r-IFD are independent (``ifd_status``, ``rifd_status``): a failed r-IFD (e.g. a
@@ -38,8 +38,8 @@ text, as the reference does with ``max_length - prompt_length + 1``.
 
 Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) each rank scores its share
 of the batches and rank 0 writes the same outputs as one process
-(:mod:`reflection_tuning.scoring.shard`). With ``cache_dir`` set, pair scores are appended
-there as they are computed, and a killed run resumes (:mod:`reflection_tuning.scoring.resume`).
+(:mod:`reflection_tuning.score.shard`). With ``cache_dir`` set, pair scores are appended
+there as they are computed, and a killed run resumes (:mod:`reflection_tuning.score.resume`).
 """
 
 from __future__ import annotations
@@ -56,10 +56,10 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
-from reflection_tuning.scoring.batching import ScorerStats
-from reflection_tuning.scoring.ifd import TERMS, score_fields
-from reflection_tuning.scoring.report import STATUS_UNUSABLE, STATUSES, score_metrics, write_plots  # noqa: F401
-from reflection_tuning.scoring.shard import Shard, gather, shard_from_env, start, stop
+from reflection_tuning.score.batching import ScorerStats
+from reflection_tuning.score.ifd import TERMS, score_fields
+from reflection_tuning.score.summary import STATUS_UNUSABLE, STATUSES, score_metrics, write_plots  # noqa: F401
+from reflection_tuning.score.shard import Shard, gather, shard_from_env, start, stop
 from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.templates import DEFAULT_TEMPLATE, INPUT_MODES, TEMPLATES, scoring_pairs
@@ -131,10 +131,10 @@ def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str,
     ``rifd``, ``loss_*``, ``tokens_*``, ``truncated``).
 
     Rows that are not :func:`usable` get status ``unusable`` (all three statuses) and nulls.
-    ``scorer`` is a :class:`reflection_tuning.scoring.scorer.Scorer`; ``input_mode`` is
+    ``scorer`` is a :class:`reflection_tuning.score.scorer.Scorer`; ``input_mode`` is
     ``score.input_mode`` (see :func:`templates.scoring_pairs`).
     """
-    from reflection_tuning.scoring.scorer import Request
+    from reflection_tuning.score.scorer import Request
 
     idx = [i for i, r in enumerate(rows) if is_usable(r)]
     pairs = {i: scoring_pairs(template, rows[i]["instruction"], rows[i].get("input") or "", rows[i]["output"],
@@ -162,7 +162,7 @@ def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str,
 
 def write_embeddings(cfg: Config, entries: list[dict[str, Any]], scorer: Any, template: str, path: Path) -> None:
     """Embed every usable (id, variant) as the scorer reads its ``a_given_q`` text (none unless ``cfg.embed``)."""
-    from reflection_tuning.scoring.embed import embed_texts, save_embeddings
+    from reflection_tuning.score.embed import embed_texts, save_embeddings
 
     usable = [e for e in entries if is_usable(e["_row"])] if cfg.embed else []
     texts = []
@@ -185,8 +185,8 @@ def _scorer_metrics(scorer: Any, shard: Shard) -> dict[str, Any]:
 
 
 def _load_scorer(cfg: Config, student: StudentConfig, shard: Shard) -> Any:
-    from reflection_tuning.scoring.resume import PairCache, model_fingerprint
-    from reflection_tuning.scoring.scorer import HFScorer
+    from reflection_tuning.score.resume import PairCache, model_fingerprint
+    from reflection_tuning.score.scorer import HFScorer
     from reflection_tuning.student import resolve_device
 
     device = resolve_device(cfg.device)

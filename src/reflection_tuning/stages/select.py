@@ -1,6 +1,6 @@
 """Stage ``select``: pick the training rows from the four variants and their scores.
 
-``method`` (see :mod:`reflection_tuning.selection`): ``v2`` (Selective Reflection-Tuning,
+``method`` (see :mod:`reflection_tuning.select`): ``v2`` (Selective Reflection-Tuning,
 student-selected by IFD / r-IFD), ``v1`` (Reflection-Tuning, the recycled pairs) or
 ``original``. Then ``top_k`` / ``ratio`` optionally keep the highest-IFD rows only: rows
 with IFD >= 1 or no usable IFD are dropped first (``dropped_ifd_ge1``,
@@ -43,7 +43,7 @@ from reflection_tuning.decontamination import DEFAULT_NGRAM, build_index, overla
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.rows import VARIANTS, is_usable
-from reflection_tuning.selection import (
+from reflection_tuning.select import (
     BASELINES,
     BRANCHES,
     METHODS,
@@ -217,7 +217,7 @@ def cut_to_budget(cfg: Config, rows: list[dict[str, Any]], budget: int | None,
         return cut_length(rows, budget, {r["id"]: count_tokens(r["output"]) for r in rows}), None
     if cfg.diversity == "facility_location":
         from reflection_tuning.diversity import facility_location
-        from reflection_tuning.scoring.embed import load_embeddings
+        from reflection_tuning.score.embed import load_embeddings
 
         ordered = sorted(rows, key=lambda r: str(r["id"]))
         picked = facility_location(load_embeddings(embeddings, [(r["id"], r["variant"]) for r in ordered]), budget)

@@ -6,10 +6,10 @@ import csv
 
 import pytest
 
-from reflection_tuning.scoring.batching import PairScore, Request, ScorerStats, assign_batches
-from reflection_tuning.scoring.report import BIN_WIDTH, HIST_MAX, histogram, quantile, score_metrics, write_plots
-from reflection_tuning.scoring.resume import PairCache, model_fingerprint
-from reflection_tuning.scoring.shard import Shard, shard_from_env
+from reflection_tuning.score.batching import PairScore, Request, ScorerStats, assign_batches
+from reflection_tuning.score.summary import BIN_WIDTH, HIST_MAX, histogram, quantile, score_metrics, write_plots
+from reflection_tuning.score.resume import PairCache, model_fingerprint
+from reflection_tuning.score.shard import Shard, shard_from_env
 
 VARIANTS = ("original", "instruction", "response", "both")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.io import write_csv
-from reflection_tuning.scoring.ifd import ratio_status
+from reflection_tuning.score.ifd import ratio_status
 
 STATUS_OK = "ok"
 STATUS_UNUSABLE = "unusable"

@@ -32,7 +32,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from reflection_tuning.scoring.ifd import ratio_status
+from reflection_tuning.score.ifd import ratio_status
 
 METHODS = ("v2", "v1", "original", "random", "length")
 BASELINES = ("random", "length")  # the original rows, cut to the budget by their own rule

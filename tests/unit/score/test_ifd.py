@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reflection_tuning.scoring.ifd import TERMS, Ratio, ifd, perplexity, ratio, ratio_status, rifd, score_fields
+from reflection_tuning.score.ifd import TERMS, Ratio, ifd, perplexity, ratio, ratio_status, rifd, score_fields
 
 
 def test_perplexity_is_exp_of_the_mean_nll():

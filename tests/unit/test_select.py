@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.selection import (
+from reflection_tuning.select import (
     BRANCHES,
     KEPT_BRANCHES,
     Ranked,

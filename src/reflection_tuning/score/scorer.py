@@ -39,9 +39,9 @@ Shared prompt prefixes
     (fp32 summation order). ``share_prefix=False`` feeds every pair whole.
 
 Data parallel and resume
-    With a :class:`~reflection_tuning.scoring.shard.Shard` of N ranks, each rank computes the
+    With a :class:`~reflection_tuning.score.shard.Shard` of N ranks, each rank computes the
     batches :func:`assign_batches` gives it and the results are gathered; with a
-    :class:`~reflection_tuning.scoring.resume.PairCache`, cached batches are skipped and new
+    :class:`~reflection_tuning.score.resume.PairCache`, cached batches are skipped and new
     ones appended. Batches are planned over all unique pairs first in both cases, so a pair's
     loss never depends on the number of ranks or on what was cached.
 """
@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.scoring.batching import (  # noqa: F401  (re-exported: the scorer's public types)
+from reflection_tuning.score.batching import (  # noqa: F401  (re-exported: the scorer's public types)
     PairScore,
     Plan,
     Request,
@@ -68,9 +68,9 @@ from reflection_tuning.scoring.batching import (  # noqa: F401  (re-exported: th
     prefix_batches,
     shared_prefixes,
 )
-from reflection_tuning.scoring.ifd import STATUS_EMPTY, STATUS_NAN, STATUS_OK
-from reflection_tuning.scoring.resume import PairCache
-from reflection_tuning.scoring.shard import Shard, gather
+from reflection_tuning.score.ifd import STATUS_EMPTY, STATUS_NAN, STATUS_OK
+from reflection_tuning.score.resume import PairCache
+from reflection_tuning.score.shard import Shard, gather
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.scoring.batching import PairScore, Request
+from reflection_tuning.score.batching import PairScore, Request
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,6 @@
 ``scorer`` imports torch lazily-by-module: import it only where a model is needed.
 """
 
-from reflection_tuning.scoring.ifd import TERMS, Ratio, ifd, perplexity, rifd, score_fields
+from reflection_tuning.score.ifd import TERMS, Ratio, ifd, perplexity, rifd, score_fields
 
 __all__ = ["TERMS", "Ratio", "ifd", "perplexity", "rifd", "score_fields"]

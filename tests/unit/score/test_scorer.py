@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reflection_tuning.scoring.scorer import HFScorer, Request, make_batches, plan, prefix_batches, shared_prefixes
+from reflection_tuning.score.scorer import HFScorer, Request, make_batches, plan, prefix_batches, shared_prefixes
 from reflection_tuning.templates import TEMPLATES, scoring_pairs
 
 # The model forward is the cost on CPU: one short real row per template, the shortest of the first 64

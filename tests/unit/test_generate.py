@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.generation import PROMPT_SETS, alpaca_eval_records, load_prompts, question
+from reflection_tuning.generate import PROMPT_SETS, alpaca_eval_records, load_prompts, question
 
 
 @pytest.fixture(scope="module")
