@@ -105,8 +105,8 @@ def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # 
     teacher = TeacherConfig(model="bench", base_url=url, api_key_env=None, cache_dir=None,
                             max_concurrency=concurrency, max_retries=0, timeout=120)
     work = Path(rows).parent
-    cfg = Config(template=str(REPO / "prompts/reflect_instruction.txt"),
-                 system=str(REPO / "prompts/reflect_instruction.system.txt"))
+    cfg = Config(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
+                 system_file=str(REPO / "prompts/reflect_instruction.system.txt"))
     t0 = time.perf_counter()
     metrics = run(cfg, teacher, Inputs(original=Path(rows)),
                   Outputs(instruction=work / "instruction.jsonl", metrics=work / "metrics.json"))

@@ -43,8 +43,8 @@ class Config(TeacherConfig):
     max_tokens: int = 128  # the scores are on the first line; the rest is the judge's explanation
     reask: int = 0  # the reference does not re-ask a judge: a failure scores -1 (judge_winning_score_reference)
     cache_dir: str | None = "cache/judge"
-    template: str = "prompts/judge.txt"
-    system: str = "prompts/judge.system.txt"
+    prompt_file: str = "prompts/judge.txt"
+    system_file: str = "prompts/judge.system.txt"
     sets: list[str] = field(default_factory=lambda: list(PROMPT_SETS))  # metric keys per set, stable
 
 
@@ -113,10 +113,10 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = Non
         UserError: the answers or a prompt file is missing. ValueError: an incomplete pair.
         RuntimeError, TimeoutError: the embedded judge cannot start.
     """
-    for what, path in (("answers", inputs.answers), ("template", cfg.template), ("system", cfg.system)):
+    for what, path in (("answers", inputs.answers), ("prompt_file", cfg.prompt_file), ("system_file", cfg.system_file)):
         if not Path(path).is_file():
             raise UserError(f"judge: missing {what} {path}; run generate first, or check judge.{what}")
-    step = core.JudgeStep(core.load_judge_prompt(cfg.template, cfg.system))
+    step = core.JudgeStep(core.load_judge_prompt(cfg.prompt_file, cfg.system_file))
     pairs = pair_answers(read_jsonl(inputs.answers))
     done = run_step(step, cfg, core.judge_rows(pairs), api_key=api_key, desc="judge")
     rows = []

@@ -29,12 +29,12 @@ VARIANT = "instruction"
 class Config:
     """The ``reflect_instruction:`` section: the prompt template and system prompt files."""
 
-    template: str = "prompts/reflect_instruction.txt"
-    system: str = "prompts/reflect_instruction.system.txt"
+    prompt_file: str = "prompts/reflect_instruction.txt"
+    system_file: str = "prompts/reflect_instruction.system.txt"
 
     def step(self) -> ReflectInstruction:
         """The step with this section's prompt (``estimate`` builds its requests from it)."""
-        return ReflectInstruction(load_prompt(self.template, self.system))
+        return ReflectInstruction(load_prompt(self.prompt_file, self.system_file))
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
         ValueError: a bad input row or template.
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
-    require_files("reflect_instruction", input=inputs.original, template=cfg.template, system=cfg.system)
+    require_files("reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
     step = cfg.step()
     rows = read_jsonl(inputs.original)
     check_rows(rows, str(inputs.original))

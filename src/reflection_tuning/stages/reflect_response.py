@@ -30,12 +30,12 @@ log = logging.getLogger(__name__)
 class Config:
     """The ``reflect_response:`` section: the prompt template and system prompt files."""
 
-    template: str = "prompts/reflect_response.txt"
-    system: str = "prompts/reflect_response.system.txt"
+    prompt_file: str = "prompts/reflect_response.txt"
+    system_file: str = "prompts/reflect_response.system.txt"
 
     def step(self) -> ReflectResponse:
         """The step with this section's prompt (``estimate`` builds its requests from it)."""
-        return ReflectResponse(load_prompt(self.template, self.system))
+        return ReflectResponse(load_prompt(self.prompt_file, self.system_file))
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
-                  template=cfg.template, system=cfg.system)
+                  prompt_file=cfg.prompt_file, system_file=cfg.system_file)
     step = cfg.step()
     originals = read_jsonl(inputs.original)
     check_rows(originals, str(inputs.original))

@@ -37,12 +37,12 @@ REJECT_UNREADABLE = "unreadable"
 class Config:
     """The ``compress:`` section: the prompt template and system prompt files."""
 
-    template: str = "prompts/compress.txt"
-    system: str = "prompts/compress.system.txt"
+    prompt_file: str = "prompts/compress.txt"
+    system_file: str = "prompts/compress.system.txt"
 
     def step(self) -> Compress:
         """The step with this section's prompt."""
-        return Compress(load_prompt(self.template, self.system))
+        return Compress(load_prompt(self.prompt_file, self.system_file))
 
 
 def read_records(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -89,7 +89,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, source: Path, output: Path, rej
         UserError: the input or a prompt file is missing.
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
-    require_files("compress", input=source, template=cfg.template, system=cfg.system)
+    require_files("compress", input=source, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
     step = cfg.step()
     rows, rejects = read_records(source)
     to_send = [r for r in rows if r["input"].strip()]

@@ -65,8 +65,8 @@ def cli(fake_url: str, *extra: str) -> list[str]:
 def test_statuses_chaining_and_rerun(workdir, fake_openai):
     tmp, rows = workdir
     fake_openai.reply = scripted(rows)
-    prompts = ["--template", str(REPO / "prompts/reflect_instruction.txt"),
-               "--system", str(REPO / "prompts/reflect_instruction.system.txt")]
+    prompts = ["--prompt-file", str(REPO / "prompts/reflect_instruction.txt"),
+               "--system-file", str(REPO / "prompts/reflect_instruction.system.txt")]
     assert reflect_instruction.main(cli(fake_openai.url, *prompts)) == 0
     out = {r["id"]: r for r in read_jsonl(tmp / "data/alpaca/instruction.jsonl")}
     assert [out[r["id"]]["status"] for r in rows] == ["ok", "parse_error", "truncated", "request_error"]
@@ -88,8 +88,8 @@ def test_statuses_chaining_and_rerun(workdir, fake_openai):
     assert [out[r["id"]]["attempts"] for r in rows] == [1, 2, 2, 1]
     assert sorted(b.get("seed") for b in fake_openai.requests) == [0, 0, 0, 0, 1, 1]
 
-    prompts = ["--template", str(REPO / "prompts/reflect_response.txt"),
-               "--system", str(REPO / "prompts/reflect_response.system.txt")]
+    prompts = ["--prompt-file", str(REPO / "prompts/reflect_response.txt"),
+               "--system-file", str(REPO / "prompts/reflect_response.system.txt")]
     assert reflect_response.main(cli(fake_openai.url, *prompts)) == 0
     resp = {r["id"]: r for r in read_jsonl(tmp / "data/alpaca/response.jsonl")}
     both = {r["id"]: r for r in read_jsonl(tmp / "data/alpaca/both.jsonl")}
