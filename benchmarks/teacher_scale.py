@@ -99,10 +99,11 @@ def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # 
     import logging
 
     from reflection_tuning.stages.reflect_instruction import Config, Inputs, Outputs, run
+    from reflection_tuning.config import section_config
     from reflection_tuning.teacher import TeacherConfig
 
     logging.basicConfig(level=logging.WARNING)
-    teacher = TeacherConfig(model="bench", base_url=url, api_key_env=None, cache_dir=None,
+    teacher = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model="bench", base_url=url, api_key_env=None, cache_dir=None,
                             max_concurrency=concurrency, max_retries=0, timeout=120)
     work = Path(rows).parent
     cfg = Config(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),

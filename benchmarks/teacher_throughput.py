@@ -27,6 +27,7 @@ import statistics
 import time
 from pathlib import Path
 
+from reflection_tuning.config import section_config
 from reflection_tuning.rows import canonical
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.client import Completion, Teacher
@@ -88,8 +89,8 @@ def main() -> None:
 
     from harness import Bench
 
-    default = TeacherConfig().max_concurrency
-    base = TeacherConfig(model=args.model, max_tokens=args.max_tokens, cache_dir=None, timeout=1800, max_retries=0)
+    default = section_config(TeacherConfig, "teacher", REPO / "params.yaml").max_concurrency
+    base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=args.model, max_tokens=args.max_tokens, cache_dir=None, timeout=1800, max_retries=0)
     batch = requests(args.rows)
     plans = {"window@10": ("window", 10), "reference@10": ("reference", args.reference_batch),
              "window@default": ("window", default), "sequential": ("window", 1)}

@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from reflection_tuning.config import section_config
 from reflection_tuning.llm.runner import run_step, status_metrics
 from reflection_tuning.stages import fetch
 from reflection_tuning.teacher import TeacherConfig
@@ -104,7 +105,7 @@ def main() -> None:
             run(Config(), Outputs(model_dir=model, metrics=work / "models.json"))
     rows = default_rows(work, args.rows)
     dirs = {"old": old_prompts(args.old_rev, work), "new": args.new_prompts}
-    base = TeacherConfig(model=str(model), cache_dir=str(work / "cache"), timeout=3600, max_retries=1,
+    base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"), timeout=3600, max_retries=1,
                          max_concurrency=args.concurrency)
     results = json.loads(args.out.read_text()) if args.out.is_file() else []
     done = {(r["step"], r["setting"]) for r in results}

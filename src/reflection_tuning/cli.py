@@ -11,22 +11,9 @@ import logging
 import sys
 
 from reflection_tuning.errors import UserError
+from reflection_tuning.stages import STAGES
 
-COMMANDS = (
-    "models",
-    "fetch",
-    "reflect_instruction",
-    "reflect_response",
-    "score",
-    "select",
-    "finetune",
-    "finetune_baseline",
-    "evaluate",
-    "generate",
-    "judge",
-    "report",
-    "export",
-)
+COMMANDS = STAGES
 # Commands that are not pipeline stages (they write no DVC outs): module paths.
 TOOLS = {
     "estimate": "reflection_tuning.estimate",
@@ -51,8 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.main(argv[1:]) or 0)
     except UserError as e:
-        logging.getLogger("reflection_tuning").error("%s", e)
-        return 1
+        # One line the user can act on; the traceback only at DEBUG (--log-level DEBUG).
+        log = logging.getLogger("reflection_tuning")
+        log.error("%s", e, exc_info=log.isEnabledFor(logging.DEBUG))
+        return USER_ERROR
+
+
+# The exit status of a user error (as argparse's for a bad option): the message says what to do.
+USER_ERROR = 2
 
 
 if __name__ == "__main__":

@@ -26,11 +26,15 @@ class ConfigError(UserError, ValueError):
     """A params section does not match its dataclass."""
 
 
-def read_params(path: str | Path) -> dict[str, Any]:
-    """Read ``params.yaml``; a missing file reads as empty (a CLI run outside DVC)."""
+def read_params(path: str | Path) -> dict[str, Any] | None:
+    """Read ``params.yaml``; ``None`` when the file is missing (then every key must come from options).
+
+    Raises:
+        ConfigError: the file is not a YAML mapping.
+    """
     path = Path(path)
     if not path.exists():
-        return {}
+        return None
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):
@@ -45,18 +49,42 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         ConfigError: an unknown key, or a missing required key. The message names the section.
     """
     data = dict(data or {})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    where = where or cls.__name__
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"params section {where or cls.__name__!r}: unknown keys {unknown}; allowed: {sorted(names)}")
+        raise ConfigError(f"params section {where!r}: unknown keys {unknown}; allowed: {sorted(fields)}")
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"params section {where!r}: missing keys {missing}")
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        choices = literal_choices(hints[name])
+        if choices and value not in choices:
+            raise ConfigError(f"params section {where!r}: {name} is {value!r}; expected one of {list(choices)}")
     try:
         return cls(**data)
     except TypeError as e:
-        raise ConfigError(f"params section {where or cls.__name__!r}: {e}") from e
+        raise ConfigError(f"params section {where!r}: {e}") from e
+
+
+def literal_choices(tp: Any) -> tuple[Any, ...]:
+    """The values a ``Literal[...]`` field (or ``Literal[...] | None``) accepts; ``()`` for other types."""
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        found = [c for a in typing.get_args(tp) for c in literal_choices(a)]
+        if found and type(None) in typing.get_args(tp):
+            found.append(None)
+        return tuple(found)
+    return ()
 
 
 def _base_type(tp: Any) -> Any:
     origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return type(typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType):
         args = [_base_type(a) for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1:
@@ -96,7 +124,8 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, prefix: str =
             dest=f"{prefix}__{f.name}" if prefix else f.name,
             type=lambda s, tp=tp: _parse_value(tp, s),
             default=argparse.SUPPRESS,
-            help=f"{_type_name(tp)}",
+            help=(" | ".join("null" if c is None else str(c) for c in literal_choices(tp))
+                  or _type_name(tp)),
         )
 
 
@@ -210,6 +239,19 @@ def load_config(
         _apply(merged, preset_values(top, preset), overrides, f"{section}.preset={preset}")
     merged.update(overrides)
     return from_dict(cls, merged, where=section)
+
+
+def section_config(cls: type[T], section: str, params_file: str | Path = "params.yaml", **overrides: Any) -> T:
+    """Section ``section`` of ``params_file`` as ``cls``, with ``overrides`` on top: a stage's
+    config outside its command (a notebook, a test, a benchmark), with the shipped values.
+
+    Raises:
+        ConfigError: the file is missing, or the section does not match ``cls``.
+    """
+    params = read_params(params_file)
+    if params is None:
+        raise ConfigError(f"params file {params_file} not found")
+    return load_config(cls, params, section, overrides)
 
 
 def config_hash(cfg: Any) -> str:

@@ -13,7 +13,7 @@ class StudentConfig:
     ``model``: a local transformers directory (or a hub id where the hub is reachable).
     """
 
-    model: str = "models/smollm2-135m-instruct"
+    model: str
 
 
 def resolve_device(device: str) -> str:

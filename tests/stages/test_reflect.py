@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from shipped import params_config
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction, reflect_response
 
@@ -125,7 +126,7 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_model):
     tmp = runs["dir"]
     prompts = [cls.Config(prompt_file=str(REPO / f"prompts/{name}.txt"), system_file=str(REPO / f"prompts/{name}.system.txt"))
                for cls, name in ((reflect_instruction, "reflect_instruction"), (reflect_response, "reflect_response"))]
-    cfg = TeacherConfig(model=str(embedded_model), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
+    cfg = params_config(TeacherConfig, "teacher", model=str(embedded_model), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
                         price={"input": 0.15, "output": 0.60})
     cached = estimate(cfg, *prompts, tmp / "original.jsonl", tmp / "instruction.jsonl")
     assert cached["token_count_method"] == "tokenizer" and not cached["both_assumed"]

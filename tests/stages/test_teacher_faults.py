@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from shipped import params_config
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction
 from reflection_tuning.teacher import TeacherConfig
@@ -83,7 +84,7 @@ def test_fifty_rows_through_faults_lose_nothing(tmp_path, teacher_url, embedded_
     assert all(classes[c] for c in range(8)), f"50 rows should hit every fault class: {classes}"
     inputs, outputs = stage_io(tmp_path, rows)
     # reask 0: this test counts HTTP attempts per request; the re-ask is covered by tests/unit/llm/test_runner.py
-    cfg = TeacherConfig(model=str(embedded_model), max_tokens=16, max_concurrency=8, max_retries=MAX_RETRIES,
+    cfg = params_config(TeacherConfig, "teacher", model=str(embedded_model), max_tokens=16, max_concurrency=8, max_retries=MAX_RETRIES,
                         reask=0, timeout=900, retry_wait_initial=0.05, retry_wait_max=0.2, cache_dir=str(tmp_path / "cache"))
     caplog.set_level(logging.DEBUG)
     with FaultProxy(teacher_url, plan, ports=2) as proxy:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from shipped import params_config
 from reflection_tuning.teacher import TeacherConfig
 
 
@@ -159,7 +160,7 @@ def serve_app(app: web.Application) -> Iterator[str]:
 
 def cfg_for(tmp_path: Path, **over: Any) -> TeacherConfig:
     """A teacher config for the fake server: fast retries, a cache under ``tmp_path``."""
-    base = TeacherConfig(model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
+    base = params_config(TeacherConfig, "teacher", model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
                          retry_wait_initial=0.01, retry_wait_max=0.05)
     return dataclasses.replace(base, **over)
 

@@ -1,1 +1,22 @@
-"""Pipeline stages. Each module has a thin ``main(argv)`` and a pure ``run(cfg, inputs, outputs)``."""
+"""The pipeline's stages, one module each: ``stages/<name>.py`` is the stage ``<name>`` of
+``dvc.yaml`` and ``reflection-tuning <name>``.
+
+:data:`STAGES` is the one list of them, in pipeline order: the CLI, the report and the
+``dvc.yaml`` check (``tests/unit/stages/test_dvc_yaml.py``) read it.
+"""
+
+STAGES = (
+    "models",
+    "fetch",
+    "reflect_instruction",
+    "reflect_response",
+    "score",
+    "select",
+    "finetune",
+    "finetune_baseline",
+    "evaluate",
+    "generate",
+    "judge",
+    "report",
+    "export",
+)

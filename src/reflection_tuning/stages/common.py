@@ -1,17 +1,201 @@
-"""What every stage's ``main`` shares: the base argument parser and params loading."""
+"""The one entry point of every stage: a declaration of its params sections and paths.
+
+A stage module declares itself once, as a :class:`Stage`: the params sections it reads,
+and its input and output paths as templates (``data/{dataset}/selected.jsonl``). From that
+declaration come the command's options and help, the resolution of every path, and the
+check of ``dvc.yaml`` (``tests/unit/stages/test_dvc_yaml.py``). Its ``main`` is then a
+few lines: ``call = STAGE.parse(argv)``, then ``run(...)`` with ``call.configs``,
+``call.inputs`` and ``call.outputs``.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from reflection_tuning.config import add_config_options, cli_overrides, load_config, read_params
+from reflection_tuning.config import ConfigError, add_config_options, cli_overrides, load_config, read_params
 from reflection_tuning.logs import setup_logging
 
-T = TypeVar("T")
 
+@dataclass(frozen=True)
+class Section:
+    """One params section a stage reads: its dataclass, its dotted name, and its CLI option prefix.
+
+    ``{dataset}`` in ``name`` is the ``--dataset`` value. With ``standalone``, a run without
+    ``--dataset`` takes the section from the command line alone (``fetch --source …``).
+    """
+
+    cls: type
+    name: str
+    prefix: str = ""
+    standalone: bool = False
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """One path of a stage: its template (``{dataset}`` = ``--dataset``) and its option.
+
+    ``flag``: the option without ``--`` and with ``_`` for ``-`` (default: the field name).
+    ``optional``: without ``--dataset`` and without its option, the path is ``None``.
+    """
+
+    template: str
+    flag: str | None = None
+    optional: bool = False
+
+
+def _spec(value: str | PathSpec) -> PathSpec:
+    return value if isinstance(value, PathSpec) else PathSpec(value)
+
+
+# Outputs that accompany a stage's main output. Given ``--output X`` and not their own
+# option, they are written beside X (``beside``), never into a default tree of the pipeline.
+SIDECARS = ("rejects", "metrics", "plot", "loss_plot", "alpaca_eval_dir")
+
+
+def beside(output: Path, name: str, default: str) -> Path:
+    """The sidecar ``name`` of ``output``: ``out.jsonl`` -> ``out.rejects.jsonl``, ``out.metrics.json``.
+
+    The extension is the default path's (``metrics/x/fetch.json`` -> ``.json``); the name
+    drops a trailing ``_dir``. A directory output ``models/sft`` gets ``models/sft.metrics.json``.
+    """
+    stem = output.name[: -len(output.suffix)] if output.suffix and output.name != output.suffix else output.name
+    return output.with_name(f"{stem}.{name.removesuffix('_dir')}{Path(default).suffix}")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One parsed invocation: the options, one config per section, the resolved paths, the params."""
+
+    args: argparse.Namespace
+    configs: tuple[Any, ...]
+    inputs: dict[str, Path | None]
+    outputs: dict[str, Path | None]
+    params: dict[str, Any]
+
+    @property
+    def dataset(self) -> str | None:
+        return self.args.dataset
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage's declaration: ``reflection-tuning <name>``, its sections, its paths.
+
+    ``inputs`` and ``outputs`` map a field of the stage's ``Inputs``/``Outputs`` to its
+    path template (a string, or a :class:`PathSpec` for another option name). ``dataset``:
+    the stage runs once per dataset (``foreach`` in ``dvc.yaml``) and has ``--dataset``.
+    """
+
+    name: str
+    doc: str | None
+    sections: tuple[Section, ...]
+    inputs: Mapping[str, str | PathSpec] = field(default_factory=dict)
+    outputs: Mapping[str, str | PathSpec] = field(default_factory=dict)
+    dataset: bool = True
+
+    def paths(self) -> dict[str, PathSpec]:
+        """Every path by field name, inputs first."""
+        return {k: _spec(v) for k, v in {**self.inputs, **self.outputs}.items()}
+
+    def flag(self, name: str) -> str:
+        return self.paths()[name].flag or name
+
+    def parser(self) -> argparse.ArgumentParser:
+        """The command's parser: ``--params``, ``--dataset``, ``--log-level``, one option per path."""
+        doc = (self.doc or "").strip()
+        parser = argparse.ArgumentParser(prog=f"reflection-tuning {self.name}",
+                                         description=doc.splitlines()[0] if doc else None)
+        parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                            help="params file (default params.yaml; without it, give every key as an option)")
+        if self.dataset:
+            parser.add_argument("--dataset", default=None, help="dataset name under 'datasets:' in params")
+        parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING … (DEBUG: tracebacks too)")
+        group = parser.add_argument_group("paths (default: the template, {dataset} = --dataset)")
+        for name, spec in self.paths().items():
+            flag = spec.flag or name
+            group.add_argument("--" + flag.replace("_", "-"), dest=flag, type=Path, default=None,
+                               help=f"{name} (default {spec.template})")
+        return parser
+
+    def parse(self, argv: list[str] | None, parser: argparse.ArgumentParser | None = None) -> Call:
+        """Parse ``argv``, set up logging, load every section, resolve every path.
+
+        ``parser``: :meth:`parser` with the stage's own extra options, if it has any.
+
+        Raises:
+            SystemExit: bad arguments, or a path or section needs ``--dataset`` and none was given.
+            ConfigError: the params file is missing and the options do not give every key,
+                or a section does not match its dataclass.
+        """
+        parser = parser or self.parser()
+        for s in self.sections:
+            add_config_options(parser, s.cls, s.prefix)
+        args = parser.parse_args(argv)
+        if not self.dataset:
+            args.dataset = None
+        setup_logging(args.log_level)
+        params = read_params(args.params)
+        configs = tuple(self._load(parser, args, s, params) for s in self.sections)
+        paths = self._resolve(parser, args)
+        return Call(args, configs, {k: paths[k] for k in self.inputs}, {k: paths[k] for k in self.outputs},
+                    params or {})
+
+    def _load(self, parser: argparse.ArgumentParser, args: argparse.Namespace, s: Section,
+              params: dict[str, Any] | None) -> Any:
+        overrides = cli_overrides(args, s.cls, s.prefix)
+        name = s.name
+        if "{dataset}" in name:
+            if args.dataset:
+                name = name.format(dataset=args.dataset)
+            elif s.standalone:
+                return load_config(s.cls, {}, "command line", overrides)
+            else:
+                parser.error("--dataset is required for this command")
+        if params is None:
+            try:
+                return load_config(s.cls, {}, name, overrides)
+            except ConfigError as e:
+                raise ConfigError(f"params file {args.params} not found and the options do not give every "
+                                  f"key ({e}); run in the project directory or pass --params") from None
+        return load_config(s.cls, params, name, overrides)
+
+    def _resolve(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Path | None]:
+        """Each path from its option, else beside the output given (sidecars), else its template.
+
+        A sidecar (``SIDECARS``: rejects, metrics, plots) with no option of its own goes beside
+        the output the user gave (``beside``), so a run outside a dataset writes nothing into
+        ``data/`` or ``metrics/``; otherwise a missing path is its template filled with ``--dataset``.
+        """
+        specs = self.paths()
+        anchor = next((Path(getattr(args, self.flag(n))) for n in sorted(self.outputs, key=self._anchor_rank)
+                       if self._anchor_rank(n) < 2 and getattr(args, self.flag(n)) is not None), None)
+        out: dict[str, Path | None] = {}
+        for name, spec in specs.items():
+            flag = spec.flag or name
+            value = getattr(args, flag)
+            if value is None and anchor is not None and flag in SIDECARS and name in self.outputs:
+                value = beside(anchor, flag, spec.template)
+            if value is None and args.dataset:
+                value = spec.template.format(dataset=args.dataset)
+            if value is None and "{dataset}" not in spec.template:
+                value = spec.template
+            if value is None and not spec.optional:
+                parser.error(f"--{flag.replace('_', '-')} is required without --dataset")
+            out[name] = Path(value) if value is not None else None
+        return out
+
+    def _anchor_rank(self, name: str) -> int:
+        """0 for ``--output``, 1 for another ``--output-*``, 2 for the rest (never an anchor)."""
+        flag = self.flag(name)
+        return 0 if flag == "output" else 1 if flag.startswith("output_") else 2
+
+
+
+# --- transitional: the old entry point, until every stage declares a Stage (removed then) ---
 
 def stage_parser(command: str, doc: str | None) -> argparse.ArgumentParser:
     """A parser with the options every stage has: ``--params``, ``--dataset``, ``--log-level``."""
@@ -24,15 +208,6 @@ def stage_parser(command: str, doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="dataset name under 'datasets:' in params")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING …")
     return parser
-
-
-@dataclass(frozen=True)
-class Section:
-    """One params section a stage reads: its dataclass, its dotted name, and its CLI option prefix."""
-
-    cls: type
-    name: str
-    prefix: str = ""
 
 
 def parse_stage_args(
@@ -51,7 +226,7 @@ def parse_stage_args(
         add_config_options(parser, s.cls, s.prefix)
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    params = read_params(args.params)
+    params = read_params(args.params) or {}
     configs = []
     for s in sections:
         name = s.name
@@ -61,21 +236,6 @@ def parse_stage_args(
             name = name.format(dataset=args.dataset)
         configs.append(load_config(s.cls, params, name, cli_overrides(args, s.cls, s.prefix)))
     return args, configs, params
-
-
-# Outputs that accompany a stage's main output. Given ``--output X`` and not their own
-# option, they are written beside X (``beside``), never into a default tree of the pipeline.
-SIDECARS = ("rejects", "metrics", "plot", "loss_plot", "alpaca_eval_dir")
-
-
-def beside(output: Path, name: str, default: str) -> Path:
-    """The sidecar ``name`` of ``output``: ``out.jsonl`` -> ``out.rejects.jsonl``, ``out.metrics.json``.
-
-    The extension is the default path's (``metrics/x/fetch.json`` -> ``.json``); the name
-    drops a trailing ``_dir``. A directory output ``models/sft`` gets ``models/sft.metrics.json``.
-    """
-    stem = output.name[: -len(output.suffix)] if output.suffix and output.name != output.suffix else output.name
-    return output.with_name(f"{stem}.{name.removesuffix('_dir')}{Path(default).suffix}")
 
 
 def _anchor(args: argparse.Namespace, names: list[str]) -> Path | None:
@@ -111,3 +271,4 @@ def resolve_paths(
             value = Path(default.format(dataset=args.dataset))
         out[name] = Path(value)
     return out
+

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.llm.runner import api_key_from_env, run_step, status_metrics, token_metrics
-from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.teacher.prompts import load_prompt
 from reflection_tuning.teacher.reflect import check_rows, require_files, teacher_row
@@ -29,8 +29,8 @@ VARIANT = "instruction"
 class Config:
     """The ``reflect_instruction:`` section: the prompt template and system prompt files."""
 
-    prompt_file: str = "prompts/reflect_instruction.txt"
-    system_file: str = "prompts/reflect_instruction.system.txt"
+    prompt_file: str
+    system_file: str
 
     def step(self) -> ReflectInstruction:
         """The step with this section's prompt (``estimate`` builds its requests from it)."""
@@ -76,20 +76,18 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
     return metrics
 
 
+STAGE = Stage(
+    "reflect_instruction", __doc__,
+    sections=(Section(TeacherConfig, "teacher"), Section(Config, "reflect_instruction")),
+    inputs={"original": PathSpec("data/{dataset}/original.jsonl", flag="input")},
+    outputs={"instruction": PathSpec("data/{dataset}/instruction.jsonl", flag="output"),
+             "metrics": "metrics/{dataset}/reflect_instruction.json"},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("reflect_instruction", __doc__)
-    parser.add_argument("--input", type=Path, default=None, help="original rows (default data/K/original.jsonl)")
-    parser.add_argument("--output", type=Path, default=None, help="default data/K/instruction.jsonl")
-    parser.add_argument("--metrics", type=Path, default=None, help="default metrics/K/reflect_instruction.json")
-    args, (teacher_cfg, cfg), _ = parse_stage_args(
-        parser, [Section(TeacherConfig, "teacher"), Section(Config, "reflect_instruction")], argv
-    )
-    paths = resolve_paths(parser, args, {
-        "input": "data/{dataset}/original.jsonl",
-        "output": "data/{dataset}/instruction.jsonl",
-        "metrics": "metrics/{dataset}/reflect_instruction.json",
-    })
-    api_key = api_key_from_env(teacher_cfg, dict(os.environ))
-    run(cfg, teacher_cfg, Inputs(original=paths["input"]),
-        Outputs(instruction=paths["output"], metrics=paths["metrics"]), api_key=api_key)
+    call = STAGE.parse(argv)
+    teacher_cfg, cfg = call.configs
+    run(cfg, teacher_cfg, Inputs(**call.inputs), Outputs(**call.outputs),
+        api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
     return 0

@@ -56,29 +56,29 @@ class TeacherConfig:
             change their reply this way.
     """
 
-    model: str = "models/smollm2-135m-instruct"
-    base_url: str | tuple[str, ...] = EMBEDDED
-    api_key_env: str | None = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 768
-    seed: int | None = 0
-    frequency_penalty: float | None = None
-    max_concurrency: int = 8
-    timeout: float = 300.0
-    total_timeout: float | None = None
-    max_retries: int = 4
-    retry_wait_initial: float = 1.0
-    retry_wait_max: float = 60.0
-    cache_dir: str | None = "cache/teacher"
-    price: dict[str, float] | None = None
-    max_cost: float | None = None
-    mode: str = "online"
-    batch_poll_interval: float = 30.0
-    reply_format: str = "markers"
-    reask: int = 1
-    reask_temperature: float | None = 0.7
-    reask_feedback: bool = True
+    model: str
+    base_url: str | tuple[str, ...]
+    api_key_env: str | None
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int | None
+    frequency_penalty: float | None
+    max_concurrency: int
+    timeout: float
+    total_timeout: float | None
+    max_retries: int
+    retry_wait_initial: float
+    retry_wait_max: float
+    cache_dir: str | None
+    price: dict[str, float] | None
+    max_cost: float | None
+    mode: str
+    batch_poll_interval: float
+    reply_format: str
+    reask: int
+    reask_temperature: float | None
+    reask_feedback: bool
 
     def __post_init__(self) -> None:
         """Raises ConfigError (a UserError) for values out of range."""

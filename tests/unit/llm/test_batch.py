@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from shipped import params_config
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.batch import ENDPOINT, read_result_line, read_results, request_line, send_batch
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
@@ -42,7 +43,7 @@ DOC_HTTP_ERROR = {"id": "batch_req_789", "custom_id": "request-4",
 
 
 def cfg_for(tmp_path, **over) -> TeacherConfig:
-    return TeacherConfig(model="gpt-4o-mini", base_url="https://api.openai.com/v1", mode="batch", max_tokens=50,
+    return params_config(TeacherConfig, "teacher", model="gpt-4o-mini", base_url="https://api.openai.com/v1", mode="batch", max_tokens=50,
                          cache_dir=str(tmp_path / "cache"), batch_poll_interval=0, **over)
 
 

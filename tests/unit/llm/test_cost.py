@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shipped import params_config
 from reflection_tuning.config import ConfigError
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.cost import Budget, CostCapReached, Price, prompt_tokens_upper_bound
@@ -19,13 +20,13 @@ def test_price_is_usd_per_million_tokens():
 @pytest.mark.parametrize("bad", [{"input": 1.0}, {"input": 1, "output": 1, "cached": 0.5}, {"input": -1, "output": 1}])
 def test_bad_prices_are_config_errors(bad):
     with pytest.raises(ConfigError):
-        TeacherConfig(price=bad)
+        params_config(TeacherConfig, "teacher", price=bad)
 
 
 def test_max_cost_needs_a_price():
     with pytest.raises(ConfigError, match="price"):
-        TeacherConfig(max_cost=1.0)
-    assert TeacherConfig(price={"input": 1, "output": 2}, max_cost=1.0).price_usd() == Price(1.0, 2.0)
+        params_config(TeacherConfig, "teacher", max_cost=1.0)
+    assert params_config(TeacherConfig, "teacher", price={"input": 1, "output": 2}, max_cost=1.0).price_usd() == Price(1.0, 2.0)
 
 
 def test_upper_bound_counts_bytes_not_characters():
@@ -56,11 +57,11 @@ def test_budget_without_cap_counts_and_without_price_is_free():
 
 
 def test_base_url_list_and_mode_validation():
-    cfg = TeacherConfig(base_url=["http://a/v1", "http://b/v1"])
+    cfg = params_config(TeacherConfig, "teacher", base_url=["http://a/v1", "http://b/v1"])
     assert cfg.base_urls == ("http://a/v1", "http://b/v1") and hash(cfg)
     with pytest.raises(ConfigError):
-        TeacherConfig(base_url=["embedded"])
+        params_config(TeacherConfig, "teacher", base_url=["embedded"])
     with pytest.raises(ConfigError):
-        TeacherConfig(mode="offline")
+        params_config(TeacherConfig, "teacher", mode="offline")
     with pytest.raises(ConfigError, match="batch"):
-        TeacherConfig(mode="batch")  # the embedded server has no Batch API
+        params_config(TeacherConfig, "teacher", mode="batch")  # the embedded server has no Batch API

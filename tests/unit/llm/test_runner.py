@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shipped import params_config
 from reflection_tuning.config import ConfigError
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
@@ -39,7 +40,7 @@ class Echo:
 
 
 def cfg(tmp_path, **kw) -> TeacherConfig:
-    return TeacherConfig(model="m", base_url=kw.pop("url"), api_key_env=None, max_retries=0,
+    return params_config(TeacherConfig, "teacher", model="m", base_url=kw.pop("url"), api_key_env=None, max_retries=0,
                          cache_dir=str(tmp_path / "cache"), **kw)
 
 
@@ -109,14 +110,14 @@ def test_a_step_that_reads_cut_replies(tmp_path, fake_openai):
 
 
 def test_reask_config_and_validation():
-    base = TeacherConfig(seed=5, temperature=0.0, reask_temperature=0.7)
+    base = params_config(TeacherConfig, "teacher", seed=5, temperature=0.0, reask_temperature=0.7)
     assert (reask_config(base, 2).seed, reask_config(base, 2).temperature) == (7, 0.7)
-    same = TeacherConfig(seed=None, temperature=0.3, reask_temperature=None)
+    same = params_config(TeacherConfig, "teacher", seed=None, temperature=0.3, reask_temperature=None)
     assert (reask_config(same, 1).seed, reask_config(same, 1).temperature) == (1, 0.3)
     with pytest.raises(ConfigError, match="reask"):
-        TeacherConfig(reask=-1)
+        params_config(TeacherConfig, "teacher", reask=-1)
     with pytest.raises(ConfigError, match="reask_temperature"):
-        TeacherConfig(reask_temperature=-0.5)
+        params_config(TeacherConfig, "teacher", reask_temperature=-0.5)
 
 
 def test_status_metrics_with_rows_the_stage_wrote():

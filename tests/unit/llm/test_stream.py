@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from shipped import params_config
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.llm.client import ReplyFormatUnsupported, Teacher, TeacherRequestError
@@ -139,14 +140,14 @@ def test_json_schema_format_and_config_checks():
     with pytest.raises(ValueError):
         json_schema_format("ok", {"type": "string"})
     with pytest.raises(ConfigError, match="embedded transformers serve ignores response_format"):
-        TeacherConfig(reply_format="json_schema")
+        params_config(TeacherConfig, "teacher", reply_format="json_schema")
     with pytest.raises(ConfigError, match="reply_format"):
-        TeacherConfig(base_url="http://x/v1", reply_format="xml")
+        params_config(TeacherConfig, "teacher", base_url="http://x/v1", reply_format="xml")
     with pytest.raises(ConfigError, match="Batch API"):
-        TeacherConfig(base_url="http://x/v1", reply_format="json_schema", mode="batch", cache_dir="c")
+        params_config(TeacherConfig, "teacher", base_url="http://x/v1", reply_format="json_schema", mode="batch", cache_dir="c")
     with pytest.raises(ConfigError, match="total_timeout"):
-        TeacherConfig(total_timeout=0)
-    assert TeacherConfig().reply_format == "markers" and TeacherConfig().total_timeout is None
+        params_config(TeacherConfig, "teacher", total_timeout=0)
+    assert params_config(TeacherConfig, "teacher").reply_format == "markers" and params_config(TeacherConfig, "teacher").total_timeout is None
 
 
 def test_a_bad_key_at_the_first_json_schema_request_is_not_blamed_on_the_format(tmp_path, fake_openai):
