@@ -8,23 +8,24 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.stages import export
 from reflection_tuning.stages.select import Config as SelectConfig
+from shipped import params_config
 
 
 def _prov():
-    return export.Provenance(dataset="alpaca", source="local.json", student="models/s", select=SelectConfig(),
+    return export.Provenance(dataset="alpaca", source="local.json", student="models/s", select=params_config(SelectConfig, "select"),
                              commit="abc", params_hash="0123456789ab")
 
 
 def test_missing_selection_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="selected.jsonl is missing"):
-        export.run(export.Config(), export.Inputs(tmp_path, tmp_path / "select.json"),
+        export.run(params_config(export.Config, "export"), export.Inputs(tmp_path, tmp_path / "select.json"),
                    export.Outputs(tmp_path / "export"), _prov())
 
 
 def test_empty_selection_is_a_user_error(tmp_path):
     write_jsonl(tmp_path / "selected.jsonl", [])
     with pytest.raises(UserError, match="has no rows"):
-        export.run(export.Config(), export.Inputs(tmp_path, tmp_path / "select.json"),
+        export.run(params_config(export.Config, "export"), export.Inputs(tmp_path, tmp_path / "select.json"),
                    export.Outputs(tmp_path / "export"), _prov())
 
 
@@ -34,7 +35,7 @@ def test_unset_license_is_other_and_said_so(tmp_path, alpaca_rows):
                                               for r in alpaca_rows[:2]])
     out = tmp_path / "export"
     (out / "stale").mkdir(parents=True)
-    counts = export.run(export.Config(all_variants=False), export.Inputs(tmp_path, tmp_path / "select.json"),
+    counts = export.run(params_config(export.Config, "export", all_variants=False), export.Inputs(tmp_path, tmp_path / "select.json"),
                         export.Outputs(out), _prov())
     assert counts == {"selected_rows": 2, "variant_rows": 0}
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
