@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from reflection_tuning import compatibility
+import reflection_tuning.compatibility as compatibility
 from reflection_tuning.config import ConfigError
 from reflection_tuning.decontamination import build_index, overlap_report, read_eval_sets
 from reflection_tuning.errors import UserError
