@@ -8,7 +8,7 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.stages import export
 from reflection_tuning.stages.select import Config as SelectConfig
-from shipped import params_config
+from shipped import PARAMS, params_config
 
 
 def _prov():
@@ -47,3 +47,19 @@ def test_unset_license_is_other_and_said_so(tmp_path, alpaca_rows):
 def test_params_hash_is_canonical():
     assert export.params_hash({"a": 1, "b": {"c": 2}}) == export.params_hash({"b": {"c": 2}, "a": 1})
     assert export.params_hash({"a": 1}) != export.params_hash({"a": 2})
+
+
+@pytest.mark.parametrize("dataset", [["--dataset=alpaca"], ["--dataset", "alpaca"]])
+def test_main_takes_the_source_from_the_dataset_entry(dataset, tmp_path, alpaca_rows, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "data" / "alpaca"
+    write_jsonl(d / "original.jsonl", alpaca_rows[:2])
+    write_jsonl(d / "selected.jsonl", [{**r, "variant": "original", "ifd": None, "rifd": None} for r in alpaca_rows[:2]])
+    assert export.main([*dataset, "--params", str(PARAMS), "--license", "cc-by-nc-4.0"]) == 0
+    text = (d / "export" / "README.md").read_text()
+    assert "tatsu-lab/alpaca" in text and "license: cc-by-nc-4.0" in text  # datasets.alpaca.source
+    assert export.main([*dataset, "--params", str(PARAMS), "--fetch-source", "elsewhere.json",
+                        "--output", "out"]) == 0
+    assert "elsewhere.json" in (tmp_path / "out" / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        export.main(["--params", str(PARAMS)])  # the card needs a dataset

@@ -99,7 +99,10 @@ STAGE = Stage(
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
+    parser = STAGE.parser()
+    # one model for every dataset: ``--dataset`` is accepted, as by every stage, and ignored
+    parser.add_argument("--dataset", default=None, help="ignored: the model serves every dataset")
+    call = STAGE.parse(argv, parser)
     (cfg,) = call.configs
     run(cfg, Outputs(**call.outputs))
     return 0
