@@ -58,9 +58,14 @@ def test_reference_preset_sets_the_reference_choices_in_every_section():
     sections = _reference_sections()
     written = yaml.safe_load((PRESETS_DIR / "reference.yaml").read_text())
     assert set(written) == set(sections)  # every section it names is read by a stage (a typo would be lost)
-    params = {"preset": "reference", "teacher": {"max_tokens": 384}, "score": {"max_length": 1024},
-              "finetune": {"epochs": 1, "batch_size": 4}, "generate": {"limit": 4, "max_new_tokens": 64},
-              "judge": {"max_tokens": 128}, "evaluate": {"limit": 10}}
+    from shipped import PARAMS
+
+    params = yaml.safe_load(PARAMS.read_text())  # the shipped values, which the preset replaces
+    params["preset"] = "reference"
+    for section, values in {"teacher": {"max_tokens": 384}, "score": {"max_length": 1024},
+                            "finetune": {"epochs": 1, "batch_size": 4}, "generate": {"limit": 4, "max_new_tokens": 64},
+                            "judge": {"max_tokens": 128}, "evaluate": {"limit": 10}}.items():
+        params[section].update(values)
     cfgs = {name: load_config(cls, params, name) for name, cls in sections.items()}
     assert cfgs["teacher"].max_tokens == 2048 and cfgs["teacher"].temperature == 0.0
     assert cfgs["score"].template == "vicuna" and cfgs["score"].max_length == 2048

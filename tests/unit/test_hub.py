@@ -106,6 +106,7 @@ def test_push_needs_an_export_and_a_token(tmp_path, monkeypatch):
         hub.push(tmp_path, "org/name", TOKEN)
     monkeypatch.delenv("RT_TEST_HUB_TOKEN", raising=False)
     params = tmp_path / "params.yaml"
-    params.write_text("export:\n  token_env: RT_TEST_HUB_TOKEN\n")
+    params.write_text("export:\n  license: null\n  pretty_name: null\n  all_variants: true\n  private: true\n"
+                      "  token_env: RT_TEST_HUB_TOKEN\n")  # every key: the section has no defaults
     with pytest.raises(hub.PushError, match="RT_TEST_HUB_TOKEN"):
         hub.main(["--params", str(params), "--repo", "org/name", "--folder", str(_folder(tmp_path))])
