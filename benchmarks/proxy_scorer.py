@@ -40,7 +40,8 @@ def ensure_model(path: Path) -> Path:
         from reflection_tuning.stages.models import Config, Outputs, run
 
         print(f"building the embedded model into {path} (models stage)")
-        run(section_config(Config, "models", REPO / "params.yaml"), Outputs(model_dir=path, metrics=path.parent / "models_benchmark.json"))
+        cfg = section_config(Config, "models", REPO / "params.yaml")
+        run(cfg, Outputs(model_dir=path, metrics=path.parent / "models_benchmark.json"))
     return path
 
 

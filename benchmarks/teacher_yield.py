@@ -103,7 +103,8 @@ def main() -> None:
 
         model = work / "smollm2-135m-instruct"
         if not (model / "config.json").is_file():
-            run(section_config(Config, "models", REPO / "params.yaml"), Outputs(model_dir=model, metrics=work / "models.json"))
+            cfg = section_config(Config, "models", REPO / "params.yaml")
+            run(cfg, Outputs(model_dir=model, metrics=work / "models.json"))
     rows = default_rows(work, args.rows)
     dirs = {"old": old_prompts(args.old_rev, work), "new": args.new_prompts}
     base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"), timeout=3600, max_retries=1,

@@ -12,7 +12,8 @@ from shipped import PARAMS, params_config
 
 
 def _prov():
-    return export.Provenance(dataset="alpaca", source="local.json", student="models/s", select=params_config(SelectConfig, "select"),
+    return export.Provenance(dataset="alpaca", source="local.json", student="models/s",
+                             select=params_config(SelectConfig, "select"),
                              commit="abc", params_hash="0123456789ab")
 
 
@@ -35,7 +36,8 @@ def test_unset_license_is_other_and_said_so(tmp_path, alpaca_rows):
                                               for r in alpaca_rows[:2]])
     out = tmp_path / "export"
     (out / "stale").mkdir(parents=True)
-    counts = export.run(params_config(export.Config, "export", all_variants=False), export.Inputs(tmp_path, tmp_path / "select.json"),
+    cfg = params_config(export.Config, "export", all_variants=False)
+    counts = export.run(cfg, export.Inputs(tmp_path, tmp_path / "select.json"),
                         export.Outputs(out), _prov())
     assert counts == {"selected_rows": 2, "variant_rows": 0}
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
@@ -54,7 +56,8 @@ def test_main_takes_the_source_from_the_dataset_entry(dataset, tmp_path, alpaca_
     monkeypatch.chdir(tmp_path)
     d = tmp_path / "data" / "alpaca"
     write_jsonl(d / "original.jsonl", alpaca_rows[:2])
-    write_jsonl(d / "selected.jsonl", [{**r, "variant": "original", "ifd": None, "rifd": None} for r in alpaca_rows[:2]])
+    write_jsonl(d / "selected.jsonl",
+                [{**r, "variant": "original", "ifd": None, "rifd": None} for r in alpaca_rows[:2]])
     assert export.main([*dataset, "--params", str(PARAMS), "--license", "cc-by-nc-4.0"]) == 0
     text = (d / "export" / "README.md").read_text()
     assert "tatsu-lab/alpaca" in text and "license: cc-by-nc-4.0" in text  # datasets.alpaca.source

@@ -317,9 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.input and not args.output:
         parser.error("plain mode needs both --input and --output")
     inputs, outputs = Inputs(**call.inputs), Outputs(**call.outputs)
-    missing = [n for n, p in {**call.inputs, **call.outputs}.items() if p is None]
+    missing = [f"--{STAGE.flag(n).replace('_', '-')}" for n, p in {**call.inputs, **call.outputs}.items() if p is None]
     if not args.input and missing:
-        parser.error(f"give --dataset K (pipeline mode), or --input/--output (plain mode); missing: {missing}")
+        parser.error(f"give --dataset K (pipeline mode), or --input and --output (plain mode); missing: "
+                     f"{', '.join(missing)}")
     shard = shard_from_env(os.environ)  # RANK / WORLD_SIZE from torchrun or accelerate launch
     start(shard)  # a rank that fails exits with an error, and the launcher stops the others
     if args.input:

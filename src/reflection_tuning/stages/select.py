@@ -157,7 +157,8 @@ def select_rows(method: str, originals: list[str], variants: dict[str, dict[str,
     return kept, branches
 
 
-def decontaminate(cfg: Config, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+def decontaminate(cfg: Config,
+                  rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """The n-gram overlap of ``rows`` with the prompt sets; drops the contaminated rows if asked.
 
     Returns:
