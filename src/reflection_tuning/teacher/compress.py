@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     call = STAGE.parse(argv, parser)
     teacher_cfg, cfg = call.configs
     args = call.args
-    rejects = args.rejects or beside(args.output, "rejects", ".jsonl")
+    rejects = args.rejects or beside(args.output, "rejects", "rejects.jsonl")
     run(cfg, teacher_cfg, args.input, args.output, rejects, args.metrics,
         api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
     return 0
