@@ -3,10 +3,10 @@
 Both models answer the first ``limit`` prompts of each test set (Vicuna, Koala, WizardLM,
 LIMA, Self-Instruct: the papers' pairwise evaluation, see :mod:`reflection_tuning.generate`)
 greedily, in the prompt template the student was fine-tuned with (``finetune.template``,
-given on the command line as ``--train-template`` by ``dvc.yaml``), up to ``max_new_tokens`` new tokens. ``generate.baseline`` chooses the baseline:
-``baseline_sft`` (as in the papers: the same student fine-tuned on the original
-rows, ``models/K/baseline-sft`` from ``finetune_baseline``), ``base`` (the untuned student,
-``student.model``) or a model directory.
+given on the command line as ``--train-template`` by ``dvc.yaml``), up to ``max_new_tokens``
+new tokens. ``generate.baseline`` chooses the baseline: ``baseline_sft`` (as in the papers:
+the same student fine-tuned on the original rows, ``models/K/baseline-sft`` from
+``finetune_baseline``), ``base`` (the untuned student, ``student.model``) or a model directory.
 
 Outputs: ``data/K/answers.jsonl`` (one row per prompt and role ``sft`` / ``baseline``:
 ``id``, ``set``, ``source_id``, ``instruction``, ``input``, ``prompt``, ``role``,
