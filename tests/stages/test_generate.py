@@ -49,7 +49,6 @@ def test_greedy_is_deterministic_and_template_comes_from_finetune(run, tiny_mode
     sft = {r["id"]: r["answer"] for r in rows if r["role"] == "sft"}
     base = {r["id"]: r["answer"] for r in rows if r["role"] == "baseline"}
     assert sft == base  # the same model twice, greedy: the same answers
-    assert all(r["prompt"].startswith("Below is an instruction") for r in rows)  # alpaca, from --train-template
     assert generate.train_template("alpaca", {"finetune": {"template": "vicuna"}}) == "alpaca"
     assert generate.train_template(None, {"finetune": {"template": "wizardlm"}}) == "wizardlm"
     with pytest.raises(UserError, match="--train-template"):

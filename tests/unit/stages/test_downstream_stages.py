@@ -134,3 +134,14 @@ def test_cli_user_error_exits_2(name, tmp_path, capsys):
     assert cli.main([name, "--params", str(tmp_path / "none.yaml"), "--dataset=alpaca"]) == 2
     assert "Traceback" not in capsys.readouterr().err
     assert importlib.import_module(f"reflection_tuning.stages.{name}").STAGE.name == name
+
+
+def test_generate_template_from_the_command_line_else_the_params_file(monkeypatch):
+    seen: list[str] = []
+    monkeypatch.setattr(generate, "run", lambda cfg, template, inputs, outputs, dataset: seen.append(template))
+    assert generate.main(["--params", str(PARAMS), "--dataset=alpaca", "--train-template", "alpaca"]) == 0
+    assert generate.main(["--params", str(PARAMS), "--dataset", "alpaca", "--template", "wizardlm"]) == 0  # old name
+    assert generate.main(["--params", str(PARAMS), "--dataset=alpaca"]) == 0
+    assert seen == ["alpaca", "wizardlm", params_config(finetune.Config, "finetune").template]
+    with pytest.raises(SystemExit):
+        generate.main(["--params", str(PARAMS), "--dataset=alpaca", "--train-template", "vicunna"])
