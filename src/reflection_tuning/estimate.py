@@ -155,7 +155,7 @@ def run(teacher_cfg: TeacherConfig, instruction: reflect_instruction.Config, res
 
 
 # A command, not a stage: it reads what the two reflection stages read, and writes nothing but --output.
-COMMAND = Stage(
+STAGE = Stage(
     "estimate", __doc__,
     sections=(Section(TeacherConfig, "teacher"),
               Section(reflect_instruction.Config, "reflect_instruction", prefix="instruction"),
@@ -167,9 +167,9 @@ COMMAND = Stage(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = COMMAND.parser()
+    parser = STAGE.parser()
     parser.add_argument("--output", type=Path, default=None, help="also write the estimate as JSON here")
-    call = COMMAND.parse(argv, parser)
+    call = STAGE.parse(argv, parser)
     teacher_cfg, instruction_cfg, response_cfg = call.configs
     result = run(teacher_cfg, instruction_cfg, response_cfg, call.inputs["original"], call.inputs["instruction"])
     width = max(map(len, result))
