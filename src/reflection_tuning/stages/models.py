@@ -99,10 +99,7 @@ STAGE = Stage(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = STAGE.parser()
-    # one model for every dataset: ``--dataset`` is accepted, as by every stage, and ignored
-    parser.add_argument("--dataset", default=None, help="ignored: the model serves every dataset")
-    call = STAGE.parse(argv, parser)
+    call = STAGE.parse(argv)
     (cfg,) = call.configs
     run(cfg, Outputs(**call.outputs))
     return 0
