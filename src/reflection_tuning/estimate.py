@@ -31,6 +31,7 @@ from reflection_tuning.llm.step import Step
 from reflection_tuning.stages import reflect_instruction, reflect_response
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.teacher.steps import ReflectInstruction, ReflectResponse
 
 log = logging.getLogger(__name__)
 Counter = Callable[[Messages], int]
@@ -135,7 +136,7 @@ def run(teacher_cfg: TeacherConfig, instruction: reflect_instruction.Config, res
         raise UserError(f"{original} not found; run `dvc repro fetch@<dataset>` first")
     originals = read_jsonl(original)
     reflected = read_jsonl(instruction_rows) if instruction_rows and instruction_rows.is_file() else None
-    steps = [instruction.step(), response.step()]
+    steps = [ReflectInstruction(instruction.prompt()), ReflectResponse(response.prompt())]
     batches = stage_requests(steps[0], steps[1], originals, reflected)
     method, count = token_counter(teacher_cfg.model)
     cache = ReplyCache(teacher_cfg.cache_dir)

@@ -102,6 +102,26 @@ class Stage:
         """Every path by field name, inputs first."""
         return {k: _spec(v) for k, v in {**self.inputs, **self.outputs}.items()}
 
+    def io(self, module: str) -> tuple[type, type]:
+        """The stage's ``Inputs`` and ``Outputs``: frozen dataclasses with one ``Path`` field per
+        declared path, in declaration order (``Path | None``, default ``None``, for an optional
+        one), so the names of a stage's paths are written once, in its declaration.
+
+        ``module``: the stage module's ``__name__`` (the classes' ``__module__``).
+        """
+        return self._paths_class("Inputs", self.inputs, module), self._paths_class("Outputs", self.outputs, module)
+
+    def _paths_class(self, name: str, paths: Mapping[str, str | PathSpec], module: str) -> type:
+        specs = {k: _spec(v) for k, v in paths.items()}
+        fields: list[Any] = [(k, Path) for k, spec in specs.items() if not spec.optional]
+        fields += [(k, Path | None, field(default=None)) for k, spec in specs.items() if spec.optional]
+        verb = "reads" if name == "Inputs" else "writes"
+        cls = dataclasses.make_dataclass(name, fields, frozen=True)
+        cls.__module__, cls.__qualname__ = module, name
+        cls.__doc__ = f"The paths ``{self.name}`` {verb}: " + ", ".join(
+            f"``{k}`` ({spec.template})" for k, spec in specs.items()) + "."
+        return cls
+
     def flag(self, name: str) -> str:
         return self.paths()[name].flag or name
 

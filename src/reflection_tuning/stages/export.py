@@ -64,17 +64,6 @@ class Config:
 
 
 @dataclass(frozen=True)
-class Inputs:
-    data_dir: Path  # data/K: the variant rows, scores.jsonl, selected.jsonl
-    select_metrics: Path  # metrics/K/select.json: the branch counts
-
-
-@dataclass(frozen=True)
-class Outputs:
-    export_dir: Path  # data/K/export
-
-
-@dataclass(frozen=True)
 class Provenance:
     """What the card records that the rows do not: the run's settings and where it came from."""
 
@@ -178,6 +167,7 @@ STAGE = Stage(
     inputs={"data_dir": "data/{dataset}", "select_metrics": "metrics/{dataset}/select.json"},
     outputs={"export_dir": PathSpec("data/{dataset}/export", flag="output")},
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

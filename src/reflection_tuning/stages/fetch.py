@@ -56,13 +56,6 @@ class Config:
             raise ConfigError(f"datasets.*.limit must be >= 0 or null, got {self.limit}")
 
 
-@dataclass(frozen=True)
-class Outputs:
-    rows: Path
-    rejects: Path
-    metrics: Path
-
-
 def _text_field(record: dict, field: str, required: bool = True) -> str:
     """The string value of ``field``; raises ValueError with the reject reason."""
     if field not in record or record[field] is None:
@@ -224,6 +217,7 @@ STAGE = Stage(
              "rejects": "data/{dataset}/rejects.jsonl",
              "metrics": "metrics/{dataset}/fetch.json"},
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,18 +85,6 @@ class Config:
             raise ConfigError(f"finetune.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    rows: Path
-
-
-@dataclass(frozen=True)
-class Outputs:
-    model_dir: Path
-    metrics: Path
-    loss_plot: Path
-
-
 def training_examples(rows: Sequence[dict[str, Any]], template: str, tokenizer: Any) -> list[dict[str, str]]:
     """Prompt-completion examples: ``templates.prompt(...)`` and ``templates.answer(...) + eos``.
 
@@ -331,6 +319,8 @@ def stage(name: str, doc: str | None, rows: str, model_dir: str) -> Stage:
 
 
 STAGE = stage("finetune", __doc__, "data/{dataset}/selected.jsonl", "models/{dataset}/student-sft")
+# finetune_baseline's paths have the same names: one Inputs and Outputs for both arms
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None, stage: Stage = STAGE) -> int:

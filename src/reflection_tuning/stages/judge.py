@@ -45,18 +45,6 @@ class Config(TeacherConfig):
     sets: list[str]  # metric keys per set, stable
 
 
-@dataclass(frozen=True)
-class Inputs:
-    answers: Path
-
-
-@dataclass(frozen=True)
-class Outputs:
-    judgements: Path
-    metrics: Path
-    plot: Path
-
-
 def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One ``{id, set, prompt, sft, baseline}`` per prompt id, in id order.
 
@@ -142,6 +130,7 @@ STAGE = Stage(
     outputs={"judgements": PathSpec("data/{dataset}/judgements.jsonl", flag="output"),
              "metrics": "metrics/{dataset}/judge.json", "plot": "metrics/{dataset}/judge_plot.csv"},
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,12 +33,6 @@ class Config:
     dtype: Dtype
 
 
-@dataclass(frozen=True)
-class Outputs:
-    model_dir: Path
-    metrics: Path
-
-
 def find_gguf(package: str, filename: str) -> Path:
     """The path of ``filename`` inside the installed distribution ``package``.
 
@@ -96,6 +90,7 @@ STAGE = Stage(
              "metrics": "metrics/models.json"},
     dataset=False,
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

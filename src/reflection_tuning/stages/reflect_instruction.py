@@ -9,43 +9,21 @@ row per input row, each with an explicit status (see ``teacher.reflect``).
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.llm.runner import api_key_from_env, run_step, status_metrics, token_metrics
+from reflection_tuning.llm.runner import run_step, status_metrics, token_metrics
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.prompts import load_prompt
-from reflection_tuning.teacher.reflect import check_rows, require_files, teacher_row
+from reflection_tuning.teacher.prompts import PromptFiles
+from reflection_tuning.teacher.reflect import check_rows, require_files, stage_main, teacher_row
 from reflection_tuning.teacher.steps import ReflectInstruction
 
 log = logging.getLogger(__name__)
 VARIANT = "instruction"
 
 
-@dataclass(frozen=True)
-class Config:
-    """The ``reflect_instruction:`` section: the prompt template and system prompt files."""
-
-    prompt_file: str
-    system_file: str
-
-    def step(self) -> ReflectInstruction:
-        """The step with this section's prompt (``estimate`` builds its requests from it)."""
-        return ReflectInstruction(load_prompt(self.prompt_file, self.system_file))
-
-
-@dataclass(frozen=True)
-class Inputs:
-    original: Path
-
-
-@dataclass(frozen=True)
-class Outputs:
-    instruction: Path
-    metrics: Path
+# The ``reflect_instruction:`` section: the prompt files.
+Config = PromptFiles
 
 
 def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
@@ -60,7 +38,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = cfg.step()
+    step = ReflectInstruction(cfg.prompt())
     rows = read_jsonl(inputs.original)
     check_rows(rows, str(inputs.original))
     done = run_step(step, teacher_cfg, rows, api_key=api_key, desc="reflect_instruction")
@@ -83,11 +61,8 @@ STAGE = Stage(
     outputs={"instruction": PathSpec("data/{dataset}/instruction.jsonl", flag="output"),
              "metrics": "metrics/{dataset}/reflect_instruction.json"},
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    teacher_cfg, cfg = call.configs
-    run(cfg, teacher_cfg, Inputs(**call.inputs), Outputs(**call.outputs),
-        api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
-    return 0
+    return stage_main(STAGE, run, Inputs, Outputs, argv)

@@ -10,45 +10,21 @@ Each output file has one row per original row.
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.llm import status as st
-from reflection_tuning.llm.runner import Outcome, api_key_from_env, run_step, status_metrics, token_metrics
+from reflection_tuning.llm.runner import Outcome, run_step, status_metrics, token_metrics
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.prompts import load_prompt
-from reflection_tuning.teacher.reflect import check_rows, require_files, teacher_row
+from reflection_tuning.teacher.prompts import PromptFiles
+from reflection_tuning.teacher.reflect import check_rows, require_files, stage_main, teacher_row
 from reflection_tuning.teacher.steps import ReflectResponse
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Config:
-    """The ``reflect_response:`` section: the prompt template and system prompt files."""
-
-    prompt_file: str
-    system_file: str
-
-    def step(self) -> ReflectResponse:
-        """The step with this section's prompt (``estimate`` builds its requests from it)."""
-        return ReflectResponse(load_prompt(self.prompt_file, self.system_file))
-
-
-@dataclass(frozen=True)
-class Inputs:
-    original: Path
-    instruction: Path
-
-
-@dataclass(frozen=True)
-class Outputs:
-    response: Path
-    both: Path
-    metrics: Path
+# The ``reflect_response:`` section: the prompt files.
+Config = PromptFiles
 
 
 def upstream_rows(originals: list[dict], reflected: dict[str, dict]) -> tuple[list[dict | None], list[dict]]:
@@ -59,10 +35,8 @@ def upstream_rows(originals: list[dict], reflected: dict[str, dict]) -> tuple[li
 
 
 def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
-    """Write the ``response`` and ``both`` rows and the metrics; return the metrics.
-
-    Args:
-        api_key: the teacher key (``main`` reads it from the environment); never written anywhere.
+    """Write the ``response`` and ``both`` rows and the metrics; return the metrics. The
+    teacher key ``api_key`` (which ``main`` reads from the environment) is never written.
 
     Raises:
         UserError: an input or a prompt file is missing, or the embedded model directory.
@@ -71,7 +45,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
     """
     require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
                   prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = cfg.step()
+    step = ReflectResponse(cfg.prompt())
     originals = read_jsonl(inputs.original)
     check_rows(originals, str(inputs.original))
     reflected = {r["id"]: r for r in read_jsonl(inputs.instruction)}
@@ -120,11 +94,8 @@ STAGE = Stage(
              "both": PathSpec("data/{dataset}/both.jsonl", flag="output_both"),
              "metrics": "metrics/{dataset}/reflect_response.json"},
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    teacher_cfg, cfg = call.configs
-    run(cfg, teacher_cfg, Inputs(**call.inputs), Outputs(**call.outputs),
-        api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
-    return 0
+    return stage_main(STAGE, run, Inputs, Outputs, argv)

@@ -42,18 +42,6 @@ class Config:
             raise ConfigError("report.precision must be >= 1 and report.max_plot_rows >= 0")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    metrics_dir: Path  # metrics/K: <stage>.json (report.METRICS) and <plot>.csv (report.PLOTS)
-    data_dir: Path | None = None  # data/K: the rows the HTML data browser shows
-
-
-@dataclass(frozen=True)
-class Outputs:
-    report: Path
-    html: Path | None = None  # reports/K.html, the data browser (reflection_tuning.browse)
-
-
 def read_metrics(path: Path) -> dict[str, Any] | None:
     """A metrics JSON object, or None when the file does not exist.
 
@@ -107,6 +95,7 @@ STAGE = Stage(
     outputs={"report": PathSpec("reports/{dataset}.md", flag="output"),
              "html": PathSpec("reports/{dataset}.html", optional=True)},
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

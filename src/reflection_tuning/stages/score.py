@@ -95,24 +95,6 @@ class Config:
             raise ConfigError("score: max_length must be >= 2 and batch_tokens >= 1")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    original: Path
-    instruction: Path
-    response: Path
-    both: Path
-
-
-@dataclass(frozen=True)
-class Outputs:
-    scores: Path
-    metrics: Path
-    plot: Path  # score_ifd.csv
-    hist: Path  # score_hist.csv
-    reflected: Path  # score_reflected.csv
-    embeddings: Path | None  # embeddings.npz (always written in pipeline mode; no rows unless cfg.embed)
-
-
 def template_of(cfg: Config, train_template: str | None = None) -> str:
     """The scoring template: ``cfg.template``, else the training template, else :data:`DEFAULT_TEMPLATE`.
 
@@ -304,6 +286,7 @@ STAGE = Stage(
              "reflected": _pipeline("metrics/{dataset}/score_reflected.csv"),
              "embeddings": _pipeline("data/{dataset}/embeddings.npz")},
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

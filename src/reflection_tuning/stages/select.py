@@ -101,25 +101,6 @@ class Config:
             raise ConfigError("select.diversity needs select.budget and a method among v2, v1, original")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    scores: Path
-    original: Path
-    instruction: Path
-    response: Path
-    both: Path
-    embeddings: Path | None = None  # data/K/embeddings.npz from score (for diversity)
-
-
-@dataclass(frozen=True)
-class Outputs:
-    selected: Path
-    metrics: Path
-    rejects: Path | None = None  # rows dropped as contaminated (empty unless select.decontaminate)
-    shift: Path | None = None  # select_shift.csv: teacher-student IFD / r-IFD shift per sample (plot)
-    compat: Path | None = None  # select_compat.csv: the same per teacher and candidate (table)
-
-
 def _index(rows: list[dict[str, Any]], where: Path, key: tuple[str, ...] = ("id",)) -> dict[Any, dict[str, Any]]:
     out: dict[Any, dict[str, Any]] = {}
     for r in rows:
@@ -294,10 +275,11 @@ STAGE = Stage(
             "embeddings": _data("embeddings.npz", optional=True)},
     outputs={"selected": _data("selected.jsonl", flag="output"),
              "metrics": "metrics/{dataset}/select.json",
-             "rejects": _data("select_rejects.jsonl"),
+             "rejects": _data("select_rejects.jsonl", optional=True),
              "shift": PathSpec("metrics/{dataset}/select_shift.csv", optional=True),
              "compat": PathSpec("metrics/{dataset}/select_compat.csv", optional=True)},
 )
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

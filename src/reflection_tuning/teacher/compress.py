@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from reflection_tuning.llm.runner import Outcome, api_key_from_env, provenance, 
 from reflection_tuning.rows import row_id
 from reflection_tuning.stages.common import Section, Stage, beside
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.prompts import load_prompt
+from reflection_tuning.teacher.prompts import PromptFiles
 from reflection_tuning.teacher.reflect import require_files
 from reflection_tuning.teacher.steps import Compress
 
@@ -33,16 +32,8 @@ log = logging.getLogger(__name__)
 REJECT_UNREADABLE = "unreadable"
 
 
-@dataclass(frozen=True)
-class Config:
-    """The ``compress:`` section: the prompt template and system prompt files."""
-
-    prompt_file: str
-    system_file: str
-
-    def step(self) -> Compress:
-        """The step with this section's prompt."""
-        return Compress(load_prompt(self.prompt_file, self.system_file))
+# The ``compress:`` section: the prompt files.
+Config = PromptFiles
 
 
 def read_records(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -90,7 +81,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, source: Path, output: Path, rej
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("compress", input=source, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = cfg.step()
+    step = Compress(cfg.prompt())
     rows, rejects = read_records(source)
     to_send = [r for r in rows if r["input"].strip()]
     done = run_step(step, teacher_cfg, to_send, api_key=api_key, desc="compress")

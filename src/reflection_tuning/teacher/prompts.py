@@ -96,3 +96,17 @@ def load_prompt(template_path: str | Path, system_path: str | Path, fields: tupl
     if missing:
         raise ValueError(f"{template_path}: template lacks placeholders {['{' + m + '}' for m in missing]}")
     return Prompt(system=system, template=template, hash=template_hash(system, template), fields=fields)
+
+
+@dataclass(frozen=True)
+class PromptFiles:
+    """A params section that names a step's prompt files: ``prompt_file`` (the template) and
+    ``system_file`` (the system prompt; empty = no system message). The sections of
+    ``reflect_instruction``, ``reflect_response``, ``compress`` and ``judge`` have these keys."""
+
+    prompt_file: str
+    system_file: str
+
+    def prompt(self, fields: tuple[str, ...] = FIELDS) -> Prompt:
+        """The prompt the two files hold (see :func:`load_prompt`, whose errors it raises)."""
+        return load_prompt(self.prompt_file, self.system_file, fields)

@@ -12,13 +12,15 @@ answer blocks, "" when none). A row that is not ok has ``instruction``, ``input`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.llm import status as st
-from reflection_tuning.llm.runner import Outcome, provenance
+from reflection_tuning.llm.runner import Outcome, api_key_from_env, provenance
+from reflection_tuning.stages.common import Stage
 
 ROW_FIELDS = ("instruction", "input", "output")
 
@@ -70,3 +72,14 @@ def check_rows(rows: Sequence[dict[str, Any]], where: str) -> None:
         if missing:
             raise UserError(f"{where}: row {n} (id {row.get('id')}) has no string {missing}; give the rows "
                             "fetch writes (reflection-tuning fetch), or fix that row")
+
+
+def stage_main(stage: Stage, run: Callable[..., dict], inputs: type, outputs: type, argv: list[str] | None) -> int:
+    """The ``main`` of a reflection stage: parse ``argv`` through ``stage`` (its sections are
+    ``teacher`` and the stage's own), read the teacher key from the environment variable that
+    ``teacher.api_key_env`` names, and call ``run(cfg, teacher_cfg, inputs, outputs, api_key=…)``."""
+    call = stage.parse(argv)
+    teacher_cfg, cfg = call.configs
+    run(cfg, teacher_cfg, inputs(**call.inputs), outputs(**call.outputs),
+        api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
+    return 0
