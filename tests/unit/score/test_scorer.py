@@ -1,4 +1,5 @@
-"""The batched scorer against a plain one-sequence-at-a-time fp32 computation, on real Alpaca rows."""
+"""The batched scorer against a plain one-sequence-at-a-time fp32 computation, on real Alpaca rows and the
+tiny model (the equivalence checks again with real weights: tests/integration/score/test_scorer.py)."""
 
 from __future__ import annotations
 
@@ -7,74 +8,31 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from reference import naive_loss
 from reflection_tuning.score.scorer import HFScorer, Request, make_batches, plan, prefix_batches, shared_prefixes
 from reflection_tuning.templates import TEMPLATES, scoring_pairs
-
-# The model forward is the cost on CPU: one short real row per template, the shortest of the first 64
-# rows (20, no input) and, for alpaca, the shortest with an input (10).
-TEMPLATE_ROW = {"alpaca": 10, "vicuna": 20, "wizardlm": 20, "bare": 10, "chat": 20}
-
-
-def naive(model, tokenizer, prefix: str, target: str, keep: int | None = None) -> tuple[float, int]:
-    """Mean NLL of the target, batch size 1, no padding, the boundary found as the reference does it
-    (``len(encode(prefix))``, independent of the scorer's offsets); ``keep`` target tokens at most."""
-    ids = tokenizer(prefix + target).input_ids
-    start = max(len(tokenizer(prefix).input_ids) if prefix else 0, 1)  # position 0 has no prediction
-    if keep is not None:
-        ids = ids[: start + keep]
-    with torch.inference_mode():
-        logits = model(torch.tensor([ids])).logits[0].float()
-    nll = -torch.log_softmax(logits[:-1], -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-    return nll[start - 1 :].mean().item(), len(ids) - start
-
-
-@pytest.fixture(scope="module")
-def embedded_scorer(embedded_model):
-    # min_fill 0: rows of any length share a batch, so that padding (right and left) is exercised
-    return HFScorer.from_pretrained(embedded_model, "cpu", max_length=1024, batch_tokens=2048, progress=False,
-                                    min_fill=0.0)
-
+from scorer_checks import TEMPLATE_ROW, check_batched_matches_one_at_a_time, check_shared_prefixes_give_whole_sequence_losses
 
 @pytest.fixture(scope="module")
 def tiny_scorer(tiny_model):
     return HFScorer.from_pretrained(tiny_model, "cpu", max_length=1024, batch_tokens=4096, progress=False)
 
 
+@pytest.fixture(scope="module")
+def mixing_scorer(tiny_model):
+    # min_fill 0: rows of any length share a batch, so that padding (right and left) is exercised
+    return HFScorer.from_pretrained(tiny_model, "cpu", max_length=1024, batch_tokens=2048, progress=False,
+                                    min_fill=0.0)
+
+
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_batched_matches_one_at_a_time(template, embedded_scorer, alpaca_rows):
-    sc = embedded_scorer
-    row = alpaca_rows[TEMPLATE_ROW[template]]
-    pairs = list(scoring_pairs(template, row["instruction"], row["input"], row["output"], sc.tokenizer).values())
-    expected = [naive(sc.model, sc.tokenizer, *p) for p in pairs]
-    for side in ("right", "left"):
-        sc.padding_side = side
-        padded_before = sc.stats.tokens_padded - sc.stats.tokens_forward
-        got = sc.score(pairs)
-        assert sc.stats.tokens_padded - sc.stats.tokens_forward > padded_before  # padding was exercised
-        for (loss, n), r in zip(expected, got):
-            assert r.status == "ok" and not r.truncated
-            assert r.tokens == n == r.target_tokens
-            assert abs(r.loss - loss) <= 1e-4, (side, r.loss, loss)
-    sc.padding_side = "right"
+def test_batched_matches_one_at_a_time(template, mixing_scorer, alpaca_rows):
+    check_batched_matches_one_at_a_time(mixing_scorer, template, alpaca_rows[TEMPLATE_ROW[template]])
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_shared_prefix_states_give_the_losses_of_whole_sequences(side, embedded_scorer, alpaca_rows):
-    """Vicuna pairs of real rows share the system prompt and the reverse-prompt header: fed once, reused."""
-    sc = embedded_scorer
-    rows = [alpaca_rows[i] for i in (20, 10, 3)]  # short rows, one with an input
-    pairs = [p for r in rows for p in scoring_pairs("vicuna", r["instruction"], r["input"], r["output"]).values()]
-    expected = [naive(sc.model, sc.tokenizer, *p) for p in pairs]
-    shared = HFScorer(sc.model, sc.tokenizer, max_length=1024, batch_tokens=2048, progress=False, min_share=2,
-                      min_fill=0.0)
-    shared.padding_side = side
-    got = shared.score(pairs)
-    assert shared.stats.tokens_padded > shared.stats.tokens_forward  # suffixes of several lengths were padded
-    assert shared.stats.prefixes >= 1 and shared.stats.tokens_prefix_reused >= 6 * 30  # 6 prompted pairs
-    assert shared.stats.tokens_forward < sum(len(sc.tokenizer(p + t).input_ids) for p, t in pairs)
-    for (loss, n), r in zip(expected, got):
-        assert r.status == "ok" and r.tokens == n
-        assert abs(r.loss - loss) <= 1e-4, (side, r.loss, loss)
+def test_shared_prefix_states_give_the_losses_of_whole_sequences(side, mixing_scorer, alpaca_rows):
+    check_shared_prefixes_give_whole_sequence_losses(mixing_scorer, side, [alpaca_rows[i] for i in (20, 10, 3)])
 
 
 def test_shared_prefixes_finds_the_headers_many_prompts_start_with():
@@ -122,18 +80,18 @@ def test_truncation_keeps_the_prompt_and_cuts_the_target(tiny_scorer, alpaca_row
     finally:
         sc.max_length = 1024
     assert cut.status == "ok" and cut.truncated and cut.tokens == 5 and cut.target_tokens == full.tokens > 5
-    assert cut.loss == pytest.approx(naive(sc.model, sc.tokenizer, prefix, target, keep=5)[0], abs=1e-5)
+    assert cut.loss == pytest.approx(naive_loss(sc.model, sc.tokenizer, prefix, target, keep=5)[0], abs=1e-5)
     # a prompt that leaves no room for the target: explicit failure, never a 0 loss
     assert gone.status == "empty" and gone.truncated and gone.loss is None and gone.tokens == 0
 
     capped = sc.score([Request(prefix, target, max_target_tokens=3)])[0]
     assert capped.truncated and capped.tokens == 3
-    assert capped.loss == pytest.approx(naive(sc.model, sc.tokenizer, prefix, target, keep=3)[0], abs=1e-5)
+    assert capped.loss == pytest.approx(naive_loss(sc.model, sc.tokenizer, prefix, target, keep=3)[0], abs=1e-5)
 
 
 def test_empty_target_is_a_status_not_zero(tiny_scorer):
-    assert len(tiny_scorer.tokenizer("Yes").input_ids) == 1
-    empty, one_token_alone, fine = tiny_scorer.score([("### Response:", ""), ("", "Yes"), ("### Response:", "Yes")])
+    assert len(tiny_scorer.tokenizer("The").input_ids) == 1
+    empty, one_token_alone, fine = tiny_scorer.score([("### Response:", ""), ("", "The"), ("### Response:", "The")])
     assert (empty.status, empty.loss, empty.tokens, empty.truncated) == ("empty", None, 0, False)
     assert one_token_alone.status == "empty" and one_token_alone.loss is None  # its one token has no prediction
     assert fine.status == "ok" and fine.tokens == 1 and fine.loss > 0
