@@ -11,9 +11,8 @@ import logging
 import sys
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.stages import STAGES
+from reflection_tuning.stages import COMMANDS
 
-COMMANDS = STAGES
 # Commands that are not pipeline stages (they write no DVC outs): module paths.
 TOOLS = {
     "estimate": "reflection_tuning.estimate",

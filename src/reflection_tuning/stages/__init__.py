@@ -1,8 +1,8 @@
 """The pipeline's stages, one module each: ``stages/<name>.py`` is the stage ``<name>`` of
 ``dvc.yaml`` and ``reflection-tuning <name>``.
 
-:data:`STAGES` is the one list of them, in pipeline order: the CLI, the report and the
-``dvc.yaml`` check (``tests/unit/stages/test_dvc_yaml.py``) read it.
+`STAGES` is the one list of the stages of ``dvc.yaml``, in pipeline order: the CLI, the report
+and the ``dvc.yaml`` check (``tests/unit/stages/test_dvc_yaml.py``) read it.
 """
 
 STAGES = (
@@ -18,5 +18,6 @@ STAGES = (
     "generate",
     "judge",
     "report",
-    "export",
 )
+# Commands declared like stages (``stages/<name>.py`` with a ``STAGE``) that ``dvc.yaml`` does not run.
+COMMANDS = STAGES + ("export",)
