@@ -1,4 +1,5 @@
-"""The test layout: every module of the package has a test file in the mirrored place, in a tier."""
+"""The test layout: every module of the package has a test file in the mirrored place, and every
+test file is in a tier directory."""
 
 from __future__ import annotations
 
@@ -40,3 +41,11 @@ def test_the_walk_finds_modules_and_knows_the_exceptions(tmp_path):
         (tmp_path / rel).touch()
     assert modules(tmp_path) == [Path("a.py"), Path("sub/b.py")]
     assert untested(tmp_path) == ["a.py", "sub/b.py"]  # no tests/unit/test_a.py for this fake package
+
+
+def test_every_test_file_is_in_a_tier_directory():
+    """tests/conftest.py marks a test with its directory's tier; a test file elsewhere has none
+    (`make test-fast` would skip it silently if the hook did not refuse it)."""
+    stray = sorted(str(p.relative_to(TESTS)) for p in TESTS.rglob("test_*.py")
+                   if p.relative_to(TESTS).parts[0] not in ("unit", "integration", "e2e"))
+    assert not stray, f"test files outside tests/unit, tests/integration and tests/e2e: {stray}"
