@@ -96,6 +96,7 @@ def tier_of(path: Path) -> str | None:
     return first if first in TIERS else None
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the markers it adds
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test with its directory's tier, refuse tests outside a tier and unit tests that
     load the embedded model, and run the tiers in order (the fast failures first)."""
