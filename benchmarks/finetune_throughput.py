@@ -22,8 +22,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from reflection_tuning.config import section_config
 from reflection_tuning.rows import canonical
 from reflection_tuning.stages.finetune import Config, build_trainer, keep_trainable, training_examples
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the shipped values; the figures' keys on top
 
 
 def measure(model_dir: str, examples: list[dict], cfg: Config, out: Path) -> dict:
@@ -68,8 +71,8 @@ def main() -> None:
     examples = keep_trainable(training_examples(rows, "vicuna", tokenizer), tokenizer, args.max_length)
     base = {"max_length": args.max_length, "warmup_ratio": 0.0, "device": args.device}
     runs = {
-        "padded": Config(batch_size=args.batch_size, packing=False, **base),
-        "packed": Config(batch_size=args.packed_batch_size, packing=True, **base),
+        "padded": section_config(Config, "finetune", PARAMS, batch_size=args.batch_size, packing=False, **base),
+        "packed": section_config(Config, "finetune", PARAMS, batch_size=args.packed_batch_size, packing=True, **base),
     }
     bench = Bench("finetune_throughput", {
         "model": args.model, "rows": f"{len(examples)} real Alpaca rows (vicuna template)",

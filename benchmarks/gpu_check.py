@@ -112,6 +112,7 @@ def sft_section(args, device) -> dict:
 
     from finetune_throughput import measure
     from reflection_tuning.rows import canonical
+    from reflection_tuning.config import section_config
     from reflection_tuning.stages.finetune import Config, keep_trainable, training_examples
     from score_throughput import ALPACA
 
@@ -121,8 +122,10 @@ def sft_section(args, device) -> dict:
     examples = keep_trainable(training_examples(rows, "vicuna", AutoTokenizer.from_pretrained(args.model)),
                               AutoTokenizer.from_pretrained(args.model), max_length)
     base = {"max_length": max_length, "warmup_ratio": 0.0, "device": str(device)}
-    cfgs = {"padded": Config(batch_size=size("sft", "batch_size", args.dry), packing=False, **base),
-            "packed": Config(batch_size=max(1, size("sft", "batch_size", args.dry) // 4), packing=True, **base)}
+    batch = size("sft", "batch_size", args.dry)
+    cfgs = {"padded": section_config(Config, "finetune", REPO / "params.yaml", batch_size=batch, packing=False, **base),
+            "packed": section_config(Config, "finetune", REPO / "params.yaml", batch_size=max(1, batch // 4),
+                                     packing=True, **base)}
     bench = Bench("gpu_check/sft", {"rows": len(examples), "max_length": max_length,
                                     "padded_batch": cfgs["padded"].batch_size,
                                     "packed_batch": cfgs["packed"].batch_size}, device)

@@ -16,3 +16,22 @@ PARAMS = REPO / "params.yaml"
 def params_config(cls: type[T], section: str, **overrides: Any) -> T:
     """Section ``section`` of the shipped ``params.yaml`` as ``cls``, with ``overrides``."""
     return section_config(cls, section, PARAMS, **overrides)
+
+
+def shipped_params(**sections: dict[str, Any]) -> dict[str, Any]:
+    """The shipped ``params.yaml`` as a dict, each named section updated with the keys given
+    (``shipped_params(finetune={"epochs": 2})``): a complete params file for a test to write."""
+    import yaml
+
+    params = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    for name, values in sections.items():
+        params[name] = {**(params.get(name) or {}), **values}
+    return params
+
+
+def write_params(path: Path, **sections: dict[str, Any]) -> Path:
+    """:func:`shipped_params` written to ``path`` (YAML); returns ``path``."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(shipped_params(**sections)), encoding="utf-8")
+    return path

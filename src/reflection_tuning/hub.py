@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import Section, Stage
 from reflection_tuning.stages.export import Config
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,18 @@ def push(folder: Path, repo: str, token: str, private: bool = True, endpoint: st
     return info.commit_url
 
 
+# A tool, not a pipeline stage (not in STAGES): the folder is export's output.
+STAGE = Stage("push", __doc__, sections=(Section(Config, "export"),),
+              inputs={"folder": "data/{dataset}/export"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("push", __doc__)
+    parser = STAGE.parser()
     parser.add_argument("--repo", required=True, help="the dataset repository, ORG/NAME")
-    parser.add_argument("--folder", type=Path, default=None, help="default data/K/export")
-    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, "export")], argv)
-    if args.folder is None and not args.dataset:
-        parser.error("--dataset or --folder is required")
+    call = STAGE.parse(argv, parser)
+    (cfg,) = call.configs
     token = os.environ.get(cfg.token_env)
     if not token:
         raise PushError(f"push: set the Hub token in the environment variable {cfg.token_env} (export.token_env)")
-    push(args.folder or Path("data") / args.dataset / "export", args.repo, token, private=cfg.private)
+    push(call.inputs["folder"], call.args.repo, token, private=cfg.private)
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from shipped import write_params
 from reflection_tuning import hub
 
 from .conftest import serve_app
@@ -105,7 +106,8 @@ def test_push_needs_an_export_and_a_token(tmp_path, monkeypatch):
     with pytest.raises(hub.PushError, match="run 'reflection-tuning export' first"):
         hub.push(tmp_path, "org/name", TOKEN)
     monkeypatch.delenv("RT_TEST_HUB_TOKEN", raising=False)
-    params = tmp_path / "params.yaml"
-    params.write_text("export:\n  token_env: RT_TEST_HUB_TOKEN\n")
+    params = write_params(tmp_path / "params.yaml", export={"token_env": "RT_TEST_HUB_TOKEN"})
     with pytest.raises(hub.PushError, match="RT_TEST_HUB_TOKEN"):
         hub.main(["--params", str(params), "--repo", "org/name", "--folder", str(_folder(tmp_path))])
+    with pytest.raises(SystemExit):  # neither --dataset nor --folder
+        hub.main(["--params", str(params), "--repo", "org/name"])

@@ -71,3 +71,23 @@ def test_report_opens_with_the_papers_comparison():
     # deltas are derived when an older evaluate.json lacks them
     old = {k: v for k, v in EVALUATE.items() if not k.startswith("delta")}
     assert "| 0.25 | 0.375 | 0.5 | 0.125 | 0.25 |" in render("alpaca", {"evaluate": old}, {}, LINKS)
+
+
+def test_metrics_keys_are_the_stages_that_write_a_metrics_file():
+    """METRICS is keyed by stage name: exactly the stages of STAGES whose declaration writes
+    metrics/{dataset}/<stage>.json, in pipeline order (the stage list is written once, in STAGES)."""
+    import importlib
+
+    from reflection_tuning.stages import STAGES
+
+    assert list(METRICS) == [s for s in STAGES if s in METRICS]
+    declared = []
+    for name in STAGES:
+        stage = getattr(importlib.import_module(f"reflection_tuning.stages.{name}"), "STAGE", None)
+        if stage is None:  # a stage not yet declared as a Stage (issue 11, during the conversion)
+            assert name not in ("finetune", "finetune_baseline", "evaluate", "generate", "judge", "report")
+            continue
+        declared.append(name)
+        templates = {stage.paths()[k].template for k in stage.outputs}
+        assert (f"metrics/{{dataset}}/{name}.json" in templates) == (name in METRICS), name
+    assert {"finetune", "finetune_baseline", "evaluate", "generate", "judge", "report"} <= set(declared)

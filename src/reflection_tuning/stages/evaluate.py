@@ -32,42 +32,41 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_csv, write_metrics
-from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
-from reflection_tuning.stages.finetune import PATHS as FINETUNE_PATHS
-from reflection_tuning.stages.finetune_baseline import PATHS as BASELINE_PATHS
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig, resolve_device
 from reflection_tuning.tasks import TASKS_DIR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TASKS = ("rt_arc_challenge", "rt_hellaswag", "rt_mmlu", "rt_truthfulqa_mc2")
 MODELS = ("base", "baseline", "sft")  # metric prefixes, in the order they are evaluated
 
 
 @dataclass(frozen=True)
 class Config:
-    preset: str | None = None  # a file of presets/evaluate/ whose values replace the params ones
-    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
-    data_dir: str = "../shared/data/benchmarks"  # relative to the working directory
+    """The ``evaluate:`` section (values in params.yaml; README documents each key)."""
+
+    preset: str | None  # a file of presets/evaluate/ whose values replace the params ones
+    tasks: list[str]  # local tasks (reflection_tuning/tasks) or lm-eval tasks and groups
+    data_dir: str  # the local tasks' benchmark files, relative to the working directory
     # shots for every task, or {task: shots} (a task left out keeps its YAML's, else 0);
     # a task whose YAML fixes 0 (rt_truthfulqa_mc2, truthfulqa_mc2: a fixed primer) keeps 0
-    num_fewshot: int | dict[str, int] = 0
-    limit: int | None = 20  # documents per task, the first ones; None = all
-    batch_size: int = 8
-    device: str = "cpu"  # auto | cpu | cuda | cuda:N
+    num_fewshot: int | dict[str, int]
+    limit: int | None  # documents per task, the first ones; None = all
+    batch_size: int
+    device: str  # auto | cpu | cuda | cuda:N (student.resolve_device checks it)
 
 
 @dataclass(frozen=True)
 class Inputs:
     model_dir: Path  # the recycled-SFT student (finetune)
-    base_model: Path  # the student before fine-tuning
     baseline_model: Path  # the baseline-SFT student (finetune_baseline)
+    base_model: Path  # the student before fine-tuning (student.model)
 
 
 @dataclass(frozen=True)
@@ -292,23 +291,17 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     return metrics
 
 
+STAGE = Stage(
+    "evaluate", __doc__,
+    sections=(Section(Config, "evaluate"), Section(StudentConfig, "student")),
+    inputs={"model_dir": "models/{dataset}/student-sft",
+            "baseline_model": PathSpec("models/{dataset}/baseline-sft", flag="baseline_dir")},
+    outputs={"metrics": "metrics/{dataset}/evaluate.json", "plot": "metrics/{dataset}/evaluate_plot.csv"},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("evaluate", __doc__)
-    parser.add_argument("--model-dir", type=Path, default=None, help="recycled-SFT (default models/K/student-sft)")
-    parser.add_argument("--baseline-dir", type=Path, default=None,
-                        help="baseline-SFT (default models/K/baseline-sft)")
-    parser.add_argument("--metrics", type=Path, default=None, help="metrics JSON (default metrics/K/evaluate.json)")
-    parser.add_argument("--plot", type=Path, default=None, help="plot CSV (default metrics/K/evaluate_plot.csv)")
-    args, (cfg, student), _ = parse_stage_args(
-        parser, [Section(Config, "evaluate"), Section(StudentConfig, "student")], argv
-    )
-    paths = resolve_paths(parser, args, {
-        "model_dir": FINETUNE_PATHS["output"],
-        "baseline_dir": BASELINE_PATHS["output"],
-        "metrics": "metrics/{dataset}/evaluate.json",
-        "plot": "metrics/{dataset}/evaluate_plot.csv",
-    })
-    inputs = Inputs(model_dir=paths["model_dir"], base_model=Path(student.model), baseline_model=paths["baseline_dir"])
-    outputs = Outputs(metrics=paths["metrics"], plot=paths["plot"])
-    run(cfg, student, inputs, outputs)
+    call = STAGE.parse(argv)
+    cfg, student = call.configs
+    run(cfg, student, Inputs(**call.inputs, base_model=Path(student.model)), Outputs(**call.outputs))
     return 0

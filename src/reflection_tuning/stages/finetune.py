@@ -15,7 +15,7 @@ directory); ``gradient_checkpointing``; ``global_batch_size`` (rows per optimize
 over all processes; the gradient accumulation is derived from it); ``preset`` (``paper``:
 the papers' hyperparameters, see ``presets/finetune/``). Several GPUs: run the command
 under ``accelerate launch`` (README, ``configs/accelerate/``). The baseline arm,
-``finetune_baseline``, runs this same code on the original rows (:data:`PATHS` differ only).
+``finetune_baseline``, runs this same code on the original rows (its :func:`stage` differs in the paths only).
 
 With zero selected rows (or none with a response token within ``max_length``) the
 unchanged student is saved with ``train_rows = 0``, ``train_loss = null`` and a warning,
@@ -37,44 +37,52 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reflection_tuning import templates
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_csv, write_metrics
-from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig, resolve_device
 
 log = logging.getLogger(__name__)
 
 
+# The prompt formats a student can be fine-tuned in (templates.TEMPLATES, written once there).
+Template = Literal[templates.TEMPLATES]  # type: ignore[valid-type]
+
+
 @dataclass(frozen=True)
 class Config:
-    preset: str | None = None  # a file of presets/finetune/ whose values replace the params ones
-    template: str = "vicuna"
-    epochs: float = 1
-    learning_rate: float = 2.0e-5
-    batch_size: int = 4  # rows (packed blocks with `packing`) per device per forward pass
-    gradient_accumulation_steps: int = 1  # used when global_batch_size is null
-    global_batch_size: int | None = None  # rows per optimizer step over all processes
-    max_length: int = 512  # tokens of prompt + completion; longer examples are cut at the end
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03  # fraction of the optimizer steps, in [0, 1)
-    packing: bool = False  # best-fit-decreasing packing into blocks of max_length, padding-free
-    gradient_checkpointing: bool = False
-    lora_r: int = 0  # LoRA rank; 0 = full fine-tuning
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target_modules: str | list[str] = "all-linear"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    """The ``finetune:`` section (values in params.yaml; README documents each key)."""
+
+    preset: str | None  # a file of presets/finetune/ whose values replace the params ones
+    template: Template
+    epochs: float
+    learning_rate: float
+    batch_size: int  # rows (packed blocks with `packing`) per device per forward pass
+    gradient_accumulation_steps: int  # used when global_batch_size is null
+    global_batch_size: int | None  # rows per optimizer step over all processes
+    max_length: int  # tokens of prompt + completion; longer examples are cut at the end
+    weight_decay: float
+    warmup_ratio: float  # fraction of the optimizer steps, in [0, 1)
+    packing: bool  # best-fit-decreasing packing into blocks of max_length, padding-free
+    gradient_checkpointing: bool
+    lora_r: int  # LoRA rank; 0 = full fine-tuning
+    lora_alpha: int
+    lora_dropout: float
+    lora_target_modules: str | list[str]
+    seed: int
+    device: str  # auto | cpu | cuda | cuda:N (student.resolve_device checks it)
 
     def __post_init__(self) -> None:
         if self.lora_r < 0:
             raise ConfigError(f"finetune.lora_r must be >= 0 (0 = no LoRA), got {self.lora_r}")
         if self.global_batch_size is not None and self.global_batch_size < 1:
             raise ConfigError(f"finetune.global_batch_size must be >= 1 or null, got {self.global_batch_size}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"finetune.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
 @dataclass(frozen=True)
@@ -152,8 +160,7 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[s
     """A TRL ``SFTTrainer`` over ``examples`` with every hyperparameter from ``cfg``.
 
     Raises:
-        ValueError: ``warmup_ratio`` outside [0, 1) (transformers reads values >= 1 as steps).
-        UserError: see :func:`resolve_device`.
+        UserError: see :func:`resolve_device` and :func:`gradient_accumulation`.
     """
     import datasets
     import torch
@@ -168,8 +175,6 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[s
                 log.info("step %d/%d: loss %.4f, lr %.3g", state.global_step, state.max_steps,
                          float(logs["loss"]), float(logs.get("learning_rate", math.nan)))
 
-    if not 0.0 <= cfg.warmup_ratio < 1.0:
-        raise ValueError(f"finetune.warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
     device = resolve_device(cfg.device)
     if device.startswith("cuda:"):
         torch.cuda.set_device(torch.device(device))  # the Trainer uses the current CUDA device
@@ -241,14 +246,15 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     Returns:
         The metrics written.
     Raises:
-        FileNotFoundError: the rows file is missing.
-        UserError: a malformed row, a bad device.
-        ValueError: a bad template or warmup ratio.
+        UserError: the rows file is missing, a malformed row, a bad device.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.monotonic()
+    if not Path(inputs.rows).is_file():
+        raise UserError(f"rows to train on {inputs.rows} not found; run the stage that writes them first "
+                        "(select for finetune, fetch for finetune_baseline) or pass --input")
     rows = read_jsonl(inputs.rows)
     tokenizer = AutoTokenizer.from_pretrained(student.model)
     model = AutoModelForCausalLM.from_pretrained(student.model, dtype=torch.float32)
@@ -310,33 +316,26 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     return metrics
 
 
-# Where each arm reads its rows and writes its model, metrics and loss curve ({dataset} = K).
-PATHS = {
-    "input": "data/{dataset}/selected.jsonl",
-    "output": "models/{dataset}/student-sft",
-    "metrics": "metrics/{dataset}/finetune.json",
-    "loss_plot": "metrics/{dataset}/finetune_loss.csv",
-}
-
-
-def stage_main(command: str, doc: str | None, paths: dict[str, str], argv: list[str] | None) -> int:
-    """The ``main`` of a fine-tuning stage: the ``finetune`` and ``student`` params, rows from
-    ``paths["input"]``, outputs at ``paths`` (defaults filled with ``--dataset``). Shared by
-    ``finetune`` and ``finetune_baseline``, which differ only in their paths."""
-    parser = stage_parser(command, doc)
-    parser.add_argument("--input", type=Path, default=None, help=f"rows to train on (default {paths['input']})")
-    parser.add_argument("--output", type=Path, default=None, help=f"model directory (default {paths['output']})")
-    parser.add_argument("--metrics", type=Path, default=None, help=f"metrics JSON (default {paths['metrics']})")
-    parser.add_argument("--loss-plot", type=Path, default=None, help=f"loss CSV (default {paths['loss_plot']})")
-    args, (cfg, student), _ = parse_stage_args(
-        parser, [Section(Config, "finetune"), Section(StudentConfig, "student")], argv
+def stage(name: str, doc: str | None, rows: str, model_dir: str) -> Stage:
+    """A fine-tuning stage: the ``finetune`` and ``student`` params, ``rows`` in, ``model_dir`` out,
+    metrics and loss curve named after the stage. ``finetune`` and ``finetune_baseline`` differ
+    only in these paths ({dataset} = K)."""
+    return Stage(
+        name, doc,
+        sections=(Section(Config, "finetune"), Section(StudentConfig, "student")),
+        inputs={"rows": PathSpec(rows, flag="input")},
+        outputs={"model_dir": PathSpec(model_dir, flag="output"),
+                 "metrics": f"metrics/{{dataset}}/{name}.json",
+                 "loss_plot": f"metrics/{{dataset}}/{name}_loss.csv"},
     )
-    resolved = resolve_paths(parser, args, paths)
-    inputs = Inputs(rows=resolved["input"])
-    outputs = Outputs(model_dir=resolved["output"], metrics=resolved["metrics"], loss_plot=resolved["loss_plot"])
-    run(cfg, student, inputs, outputs)
+
+
+STAGE = stage("finetune", __doc__, "data/{dataset}/selected.jsonl", "models/{dataset}/student-sft")
+
+
+def main(argv: list[str] | None = None, stage: Stage = STAGE) -> int:
+    """``reflection-tuning finetune``; ``finetune_baseline`` passes its own ``stage``."""
+    call = stage.parse(argv)
+    cfg, student = call.configs
+    run(cfg, student, Inputs(**call.inputs), Outputs(**call.outputs))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return stage_main("finetune", __doc__, PATHS, argv)

@@ -14,15 +14,10 @@ Outputs: ``models/K/baseline-sft``, ``metrics/K/finetune_baseline.json`` (the ke
 
 from __future__ import annotations
 
-from reflection_tuning.stages.finetune import stage_main
+from reflection_tuning.stages import finetune
 
-PATHS = {
-    "input": "data/{dataset}/original.jsonl",
-    "output": "models/{dataset}/baseline-sft",
-    "metrics": "metrics/{dataset}/finetune_baseline.json",
-    "loss_plot": "metrics/{dataset}/finetune_baseline_loss.csv",
-}
+STAGE = finetune.stage("finetune_baseline", __doc__, "data/{dataset}/original.jsonl", "models/{dataset}/baseline-sft")
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage_main("finetune_baseline", __doc__, PATHS, argv)
+    return finetune.main(argv, STAGE)

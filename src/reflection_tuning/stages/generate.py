@@ -2,11 +2,11 @@
 
 Both models answer the first ``limit`` prompts of each test set (Vicuna, Koala, WizardLM,
 LIMA, Self-Instruct: the papers' pairwise evaluation, see :mod:`reflection_tuning.generate`)
-greedily, in the prompt template the student was fine-tuned with (``finetune.template``),
-up to ``max_new_tokens`` new tokens. ``generate.baseline`` chooses the baseline:
-``baseline_sft`` (the default, as in the papers: the same student fine-tuned on the original
-rows, ``models/K/baseline-sft`` from ``finetune_baseline``), ``base`` (the untuned student,
-``student.model``) or a model directory.
+greedily, in the prompt template the student was fine-tuned with (``finetune.template``,
+given on the command line as ``--train-template`` by ``dvc.yaml``), up to ``max_new_tokens``
+new tokens. ``generate.baseline`` chooses the baseline: ``baseline_sft`` (as in the papers:
+the same student fine-tuned on the original rows, ``models/K/baseline-sft`` from
+``finetune_baseline``), ``base`` (the untuned student, ``student.model``) or a model directory.
 
 Outputs: ``data/K/answers.jsonl`` (one row per prompt and role ``sft`` / ``baseline``:
 ``id``, ``set``, ``source_id``, ``instruction``, ``input``, ``prompt``, ``role``,
@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reflection_tuning import templates
-from reflection_tuning.config import ConfigError, load_config
-from reflection_tuning.generate import PROMPT_SETS, alpaca_eval_records, generate_answers, load_prompts
+from reflection_tuning.config import ConfigError
+from reflection_tuning.generate import alpaca_eval_records, generate_answers, load_prompts
 from reflection_tuning.io import write_json, write_jsonl, write_metrics
 from reflection_tuning.errors import UserError
-from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
-from reflection_tuning.stages.finetune import PATHS as FINETUNE_PATHS
-from reflection_tuning.stages.finetune import Config as FinetuneConfig
-from reflection_tuning.stages.finetune_baseline import PATHS as BASELINE_PATHS
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig, resolve_device
 
 log = logging.getLogger(__name__)
@@ -44,15 +41,15 @@ BASE = "base"
 
 @dataclass(frozen=True)
 class Config:
-    """The ``generate:`` section."""
+    """The ``generate:`` section (values in params.yaml; README documents each key)."""
 
-    prompts_dir: str = "../shared/data/eval_prompts"  # relative to the working directory
-    sets: list[str] = field(default_factory=lambda: list(PROMPT_SETS))
-    limit: int | None = 4  # prompts per set, the first ones in the file; None = all
-    max_new_tokens: int = 64
-    batch_size: int = 8
-    baseline: str = BASELINE_SFT  # baseline_sft | base | a model directory
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    prompts_dir: str  # relative to the working directory
+    sets: list[str]
+    limit: int | None  # prompts per set, the first ones in the file; None = all
+    max_new_tokens: int
+    batch_size: int
+    baseline: str  # baseline_sft | base | a model directory
+    device: str  # auto | cpu | cuda | cuda:N (student.resolve_device checks it)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -66,8 +63,9 @@ class Config:
 
 @dataclass(frozen=True)
 class Inputs:
-    sft_model: Path
-    baseline_model: Path
+    sft_model: Path  # the recycled-SFT student (finetune)
+    baseline_sft: Path | None  # the baseline-SFT student (finetune_baseline), for generate.baseline=baseline_sft
+    base_model: Path  # the untuned student (student.model), for generate.baseline=base
 
 
 @dataclass(frozen=True)
@@ -77,18 +75,19 @@ class Outputs:
     metrics: Path
 
 
-def baseline_model(choice: str, dataset: str | None, student_model: str | Path) -> Path:
-    """The model directory of ``generate.baseline``: ``baseline_sft`` (``models/K/baseline-sft``),
-    ``base`` (``student_model``) or ``choice`` itself, a directory.
+def baseline_model(choice: str, inputs: Inputs) -> Path:
+    """The model directory of ``generate.baseline``: ``baseline_sft`` (``inputs.baseline_sft``),
+    ``base`` (``inputs.base_model``) or ``choice`` itself, a directory.
 
     Raises:
-        UserError: ``baseline_sft`` without a dataset name.
+        UserError: ``baseline_sft`` without its directory (no ``--dataset``, no ``--baseline-dir``).
     """
     if choice == BASELINE_SFT:
-        if not dataset:
-            raise UserError(f"generate.baseline={BASELINE_SFT} needs --dataset (or give a model directory)")
-        return Path(BASELINE_PATHS["output"].format(dataset=dataset))
-    return Path(student_model) if choice == BASE else Path(choice)
+        if inputs.baseline_sft is None:
+            raise UserError(f"generate.baseline={BASELINE_SFT} needs --dataset or --baseline-dir "
+                            f"(or set generate.baseline to {BASE} or a model directory)")
+        return Path(inputs.baseline_sft)
+    return Path(inputs.base_model) if choice == BASE else Path(choice)
 
 
 def generator_names(dataset: str, baseline_model: Path, baseline: str = BASELINE_SFT) -> dict[str, str]:
@@ -102,12 +101,14 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
     """Generate both models' answers; write the answers, the AlpacaEval files and the metrics.
 
     Args:
-        template: the student prompt template (``templates.TEMPLATES``), normally ``finetune.template``.
+        template: the student prompt template (``templates.TEMPLATES``): ``finetune.template``,
+            given on the command line (``--train-template``) by ``dvc.yaml``.
         dataset: names the SFT model in the AlpacaEval ``generator`` field.
     Returns:
         The metrics written.
     Raises:
-        UserError: an unknown set, a missing prompt file or model directory, a bad device.
+        UserError: an unknown set, a missing prompt file or model directory, a bad device,
+            ``baseline_sft`` without its directory.
         ValueError: an unknown template.
     """
     start = time.monotonic()
@@ -116,12 +117,13 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
     for r in rejects:
         log.warning("%s line %d rejected: %s", r["set"], r["line"], r["reason"])
     device = resolve_device(cfg.device)
-    names = generator_names(dataset, inputs.baseline_model, cfg.baseline)
+    baseline = baseline_model(cfg.baseline, inputs)
+    names = generator_names(dataset, baseline, cfg.baseline)
     rows: list[dict[str, Any]] = []
     by_role: dict[str, list[dict[str, Any]]] = {}
     from transformers import AutoTokenizer
 
-    for role, model in zip(ROLES, (inputs.sft_model, inputs.baseline_model), strict=True):
+    for role, model in zip(ROLES, (inputs.sft_model, baseline), strict=True):
         tokenizer = AutoTokenizer.from_pretrained(model) if template == "chat" else None
         texts = [templates.prompt(template, p["instruction"], p["input"], tokenizer) for p in prompts]
         log.info("generate: %s (%s) answers %d prompts", role, model, len(texts))
@@ -148,30 +150,40 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
     return metrics
 
 
-def finetune_template(params: dict[str, Any]) -> str:
-    """``finetune.template`` from params (its default when unset): the one source of the prompt format."""
-    return load_config(FinetuneConfig, params, "finetune").template
+STAGE = Stage(
+    "generate", __doc__,
+    sections=(Section(Config, "generate"), Section(StudentConfig, "student")),
+    inputs={"sft_model": PathSpec("models/{dataset}/student-sft", flag="model_dir"),
+            "baseline_sft": PathSpec("models/{dataset}/baseline-sft", flag="baseline_dir", optional=True)},
+    outputs={"answers": PathSpec("data/{dataset}/answers.jsonl", flag="output"),
+             "alpaca_eval_dir": "data/{dataset}/alpaca_eval",
+             "metrics": "metrics/{dataset}/generate.json"},
+)
+
+
+def train_template(given: str | None, params: dict[str, Any]) -> str:
+    """The prompt format the student was fine-tuned in: ``--train-template`` (``dvc.yaml`` passes
+    ``${finetune.template}``), else the ``finetune.template`` of the params file.
+
+    Raises:
+        UserError: neither gives one.
+    """
+    template = given or (params.get("finetune") or {}).get("template")
+    if not template:
+        raise UserError("generate: give --train-template (the finetune.template the student was trained in)")
+    if template not in templates.TEMPLATES:
+        raise UserError(f"generate: unknown template {template!r}; expected one of {templates.TEMPLATES}")
+    return template
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("generate", __doc__)
-    parser.add_argument("--model-dir", type=Path, default=None, help="recycled-SFT (default models/K/student-sft)")
-    parser.add_argument("--template", default=None, help="prompt template (default finetune.template from params)")
-    parser.add_argument("--output", type=Path, default=None, help="answers (default data/K/answers.jsonl)")
-    parser.add_argument("--alpaca-eval-dir", type=Path, default=None, help="default data/K/alpaca_eval")
-    parser.add_argument("--metrics", type=Path, default=None, help="default metrics/K/generate.json")
-    args, (cfg, student), params = parse_stage_args(
-        parser, [Section(Config, "generate"), Section(StudentConfig, "student")], argv
-    )
-    paths = resolve_paths(parser, args, {
-        "model_dir": FINETUNE_PATHS["output"],
-        "output": "data/{dataset}/answers.jsonl",
-        "alpaca_eval_dir": "data/{dataset}/alpaca_eval",
-        "metrics": "metrics/{dataset}/generate.json",
-    })
-    template = args.template or finetune_template(params)
-    inputs = Inputs(sft_model=paths["model_dir"], baseline_model=baseline_model(cfg.baseline, args.dataset,
-                                                                                 student.model))
-    outputs = Outputs(answers=paths["output"], alpaca_eval_dir=paths["alpaca_eval_dir"], metrics=paths["metrics"])
-    run(cfg, template, inputs, outputs, dataset=args.dataset or "student")
+    parser = STAGE.parser()
+    parser.add_argument("--train-template", "--template", dest="train_template", default=None,
+                        choices=templates.TEMPLATES,
+                        help="finetune.template, the prompt format of the students (absent: the params file's)")
+    call = STAGE.parse(argv, parser)
+    cfg, student = call.configs
+    inputs = Inputs(**call.inputs, base_model=Path(student.model))
+    run(cfg, train_template(call.args.train_template, call.params), inputs, Outputs(**call.outputs),
+        dataset=call.dataset or "student")
     return 0

@@ -20,16 +20,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reflection_tuning import judge as core
 from reflection_tuning.errors import UserError
-from reflection_tuning.generate import PROMPT_SETS
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
 from reflection_tuning.llm.status import OK as STATUS_OK
-from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.runner import Outcome, api_key_from_env, run_step, status_metrics
 
@@ -37,15 +36,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Config(TeacherConfig):
-    """The ``judge:`` section: the endpoint keys of ``teacher:`` (the judge is sent through the
-    same client, cache and embedded server), its own defaults, and the prompt files."""
+    """The ``judge:`` section: every key of ``teacher:`` (the judge is sent through the same
+    client, cache and embedded server; params.yaml gives the judge its own values, e.g.
+    ``max_tokens``, ``reask``, ``cache_dir``), and the prompt files."""
 
-    max_tokens: int = 128  # the scores are on the first line; the rest is the judge's explanation
-    reask: int = 0  # the reference does not re-ask a judge: a failure scores -1 (judge_winning_score_reference)
-    cache_dir: str | None = "cache/judge"
-    prompt_file: str = "prompts/judge.txt"
-    system_file: str = "prompts/judge.system.txt"
-    sets: list[str] = field(default_factory=lambda: list(PROMPT_SETS))  # metric keys per set, stable
+    prompt_file: str
+    system_file: str
+    sets: list[str]  # metric keys per set, stable
 
 
 @dataclass(frozen=True)
@@ -64,17 +61,18 @@ def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One ``{id, set, prompt, sft, baseline}`` per prompt id, in id order.
 
     Raises:
-        ValueError: an id without exactly one ``sft`` and one ``baseline`` answer.
+        UserError: an id without exactly one ``sft`` and one ``baseline`` answer.
     """
     by_id: dict[str, dict[str, Any]] = {}
     for r in rows:
         pair = by_id.setdefault(r["id"], {"id": r["id"], "set": r["set"], "prompt": r["prompt"]})
         if r.get("role") not in core.ROLES or r["role"] in pair:
-            raise ValueError(f"answers: id {r['id']} has a repeated or unknown role {r.get('role')!r}")
+            raise UserError(f"answers: id {r['id']} has a repeated or unknown role {r.get('role')!r}; "
+                            "re-run generate")
         pair[r["role"]] = r["answer"] or ""
     incomplete = [i for i, p in by_id.items() if not all(role in p for role in core.ROLES)]
     if incomplete:
-        raise ValueError(f"answers: ids {incomplete[:5]} lack an sft or a baseline answer")
+        raise UserError(f"answers: ids {incomplete[:5]} lack an sft or a baseline answer; re-run generate")
     return [by_id[i] for i in sorted(by_id)]
 
 
@@ -110,7 +108,7 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = Non
     Args:
         api_key: the judge's key (``main`` reads it from the environment); never written anywhere.
     Raises:
-        UserError: the answers or a prompt file is missing. ValueError: an incomplete pair.
+        UserError: the answers or a prompt file is missing, or a pair is incomplete.
         RuntimeError, TimeoutError: the embedded judge cannot start.
     """
     for what, path in (("answers", inputs.answers), ("prompt_file", cfg.prompt_file), ("system_file", cfg.system_file)):
@@ -137,20 +135,18 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = Non
     return metrics
 
 
+STAGE = Stage(
+    "judge", __doc__,
+    sections=(Section(Config, "judge"),),
+    inputs={"answers": PathSpec("data/{dataset}/answers.jsonl", flag="input")},
+    outputs={"judgements": PathSpec("data/{dataset}/judgements.jsonl", flag="output"),
+             "metrics": "metrics/{dataset}/judge.json", "plot": "metrics/{dataset}/judge_plot.csv"},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("judge", __doc__)
-    parser.add_argument("--input", type=Path, default=None, help="answers (default data/K/answers.jsonl)")
-    parser.add_argument("--output", type=Path, default=None, help="default data/K/judgements.jsonl")
-    parser.add_argument("--metrics", type=Path, default=None, help="default metrics/K/judge.json")
-    parser.add_argument("--plot", type=Path, default=None, help="default metrics/K/judge_plot.csv")
-    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, "judge")], argv)
-    paths = resolve_paths(parser, args, {
-        "input": "data/{dataset}/answers.jsonl",
-        "output": "data/{dataset}/judgements.jsonl",
-        "metrics": "metrics/{dataset}/judge.json",
-        "plot": "metrics/{dataset}/judge_plot.csv",
-    })
-    run(cfg, Inputs(answers=paths["input"]),
-        Outputs(judgements=paths["output"], metrics=paths["metrics"], plot=paths["plot"]),
+    call = STAGE.parse(argv)
+    (cfg,) = call.configs
+    run(cfg, Inputs(**call.inputs), Outputs(**call.outputs),
         api_key=api_key_from_env(cfg, dict(os.environ), section="judge"))
     return 0

@@ -20,9 +20,10 @@ from typing import Any
 
 from reflection_tuning.browse.page import build as build_page
 from reflection_tuning.config import ConfigError
+from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_text
 from reflection_tuning.report import METRICS, PLOTS, render
-from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.select import Config as SelectConfig
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,9 @@ log = logging.getLogger(__name__)
 class Config:
     """The ``report:`` section."""
 
-    title: str = "Reflection-tuning report"
-    precision: int = 4  # significant digits of the numbers in tables
-    max_plot_rows: int = 20  # a plot CSV with more rows is linked, not tabulated
+    title: str
+    precision: int  # significant digits of the numbers in tables
+    max_plot_rows: int  # a plot CSV with more rows is linked, not tabulated
 
     def __post_init__(self) -> None:
         if self.precision < 1 or self.max_plot_rows < 0:
@@ -43,7 +44,7 @@ class Config:
 
 @dataclass(frozen=True)
 class Inputs:
-    metrics_dir: Path  # metrics/K: <stage>.json and <plot>.csv
+    metrics_dir: Path  # metrics/K: <stage>.json (report.METRICS) and <plot>.csv (report.PLOTS)
     data_dir: Path | None = None  # data/K: the rows the HTML data browser shows
 
 
@@ -57,13 +58,13 @@ def read_metrics(path: Path) -> dict[str, Any] | None:
     """A metrics JSON object, or None when the file does not exist.
 
     Raises:
-        ValueError: the file is not a JSON object.
+        UserError: the file is not a JSON object (re-run the stage that writes it).
     """
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise UserError(f"{path}: expected a JSON object; re-run the stage that writes it")
     return data
 
 
@@ -79,7 +80,7 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str, method: str
     """Render and write the report; returns its text.
 
     Raises:
-        ValueError: a metrics file that is not a JSON object.
+        UserError: a metrics file that is not a JSON object.
     """
     here = outputs.report.parent.resolve()
     files = {name: inputs.metrics_dir / f"{name}.json" for name in METRICS}
@@ -97,18 +98,20 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str, method: str
     return text
 
 
+STAGE = Stage(
+    "report", __doc__,
+    # select.method (as --select-method): which selection branches the data browser shows
+    sections=(Section(Config, "report"), Section(SelectConfig, "select", "select")),
+    inputs={"metrics_dir": "metrics/{dataset}",
+            "data_dir": PathSpec("data/{dataset}", optional=True)},  # without --dataset: only if given
+    outputs={"report": PathSpec("reports/{dataset}.md", flag="output"),
+             "html": PathSpec("reports/{dataset}.html", optional=True)},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("report", __doc__)
-    parser.add_argument("--metrics-dir", type=Path, default=None, help="default metrics/K")
-    parser.add_argument("--output", type=Path, default=None, help="default reports/K.md")
-    parser.add_argument("--data-dir", type=Path, default=None, help="default data/K")
-    parser.add_argument("--html", type=Path, default=None, help="default reports/K.html")
-    sections = [Section(Config, "report"), Section(SelectConfig, "select", "select")]  # select.method: branches
-    args, (cfg, select), _ = parse_stage_args(parser, sections, argv)
-    page = {"data_dir": "data/{dataset}", "html": "reports/{dataset}.html"}  # without --dataset: only if given
-    paths = resolve_paths(parser, args, {"metrics_dir": "metrics/{dataset}", "output": "reports/{dataset}.md",
-                                         **{k: v for k, v in page.items() if args.dataset or getattr(args, k)}})
-    run(cfg, Inputs(metrics_dir=paths["metrics_dir"], data_dir=paths.get("data_dir")),
-        Outputs(report=paths["output"], html=paths.get("html")), dataset=args.dataset or paths["metrics_dir"].name,
-        method=select.method)
+    call = STAGE.parse(argv)
+    cfg, select = call.configs
+    inputs = Inputs(**call.inputs)
+    run(cfg, inputs, Outputs(**call.outputs), dataset=call.dataset or inputs.metrics_dir.name, method=select.method)
     return 0

@@ -23,7 +23,7 @@ from reflection_tuning.io import write_jsonl, write_metrics
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.runner import Outcome, api_key_from_env, provenance, run_step, status_metrics, token_metrics
 from reflection_tuning.rows import row_id
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import Section, Stage, beside
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.teacher.prompts import load_prompt
 from reflection_tuning.teacher.reflect import require_files
@@ -37,8 +37,8 @@ REJECT_UNREADABLE = "unreadable"
 class Config:
     """The ``compress:`` section: the prompt template and system prompt files."""
 
-    prompt_file: str = "prompts/compress.txt"
-    system_file: str = "prompts/compress.system.txt"
+    prompt_file: str
+    system_file: str
 
     def step(self) -> Compress:
         """The step with this section's prompt."""
@@ -115,16 +115,21 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, source: Path, output: Path, rej
     return metrics
 
 
+# A tool, not a pipeline stage (not in STAGES, no dvc.yaml entry): no --dataset, the paths are options.
+STAGE = Stage("compress", __doc__, sections=(Section(TeacherConfig, "teacher"), Section(Config, "compress")),
+              dataset=False)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("compress", __doc__)
+    parser = STAGE.parser()
     parser.add_argument("--input", type=Path, required=True, help="Alpaca JSON or JSONL file")
     parser.add_argument("--output", type=Path, required=True, help="merged rows (JSONL)")
     parser.add_argument("--rejects", type=Path, default=None, help="default <output stem>.rejects.jsonl")
     parser.add_argument("--metrics", type=Path, default=None, help="also write the metrics (JSON) here")
-    args, (teacher_cfg, cfg), _ = parse_stage_args(
-        parser, [Section(TeacherConfig, "teacher"), Section(Config, "compress")], argv
-    )
-    rejects = args.rejects or args.output.with_name(args.output.stem + ".rejects.jsonl")
+    call = STAGE.parse(argv, parser)
+    teacher_cfg, cfg = call.configs
+    args = call.args
+    rejects = args.rejects or beside(args.output, "rejects", "rejects.jsonl")
     run(cfg, teacher_cfg, args.input, args.output, rejects, args.metrics,
         api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
     return 0

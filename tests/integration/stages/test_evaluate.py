@@ -6,11 +6,10 @@ import csv
 import json
 
 import pytest
-import yaml
 
+from shipped import params_config, shipped_params, write_params
 from reflection_tuning.errors import UserError
 from reflection_tuning.stages.evaluate import (
-    DEFAULT_TASKS,
     Config,
     Inputs,
     Outputs,
@@ -24,6 +23,7 @@ from reflection_tuning.student import StudentConfig
 
 DOCS = {"rt_arc_challenge": 1150, "rt_hellaswag": 10042, "rt_mmlu": 14042, "rt_truthfulqa_mc2": 817}
 LIMIT = 3
+DEFAULT_TASKS = tuple(params_config(Config, "evaluate").tasks)  # the shipped tasks: the four local ones
 
 
 def test_every_local_task_loads_the_real_files(shared_data):
@@ -54,10 +54,11 @@ def test_task_config_errors(shared_data, tmp_path):
 @pytest.fixture(scope="module")
 def result(tmp_path_factory, tiny_model, shared_data):
     out = tmp_path_factory.mktemp("evaluate")
-    cfg = Config(data_dir=str(shared_data / "benchmarks"), limit=LIMIT, batch_size=16, device="cpu")
+    cfg = params_config(Config, "evaluate", data_dir=str(shared_data / "benchmarks"), limit=LIMIT, batch_size=16,
+                        device="cpu")
     outputs = Outputs(metrics=out / "evaluate.json", plot=out / "evaluate_plot.csv")
     # the same weights as base, baseline and sft: the mechanics are under test, and the deltas must be 0
-    inputs = Inputs(model_dir=tiny_model, base_model=tiny_model, baseline_model=tiny_model)
+    inputs = Inputs(model_dir=tiny_model, baseline_model=tiny_model, base_model=tiny_model)
     metrics = run(cfg, StudentConfig(model=str(tiny_model)), inputs, outputs)
     return metrics, outputs, cfg
 
@@ -90,14 +91,13 @@ def test_plot_data(result):
 
 
 def test_cli_one_task(tmp_path, tiny_model, shared_data, monkeypatch):
-    params = {"student": {"model": str(tiny_model)},
-              "evaluate": {"data_dir": str(shared_data / "benchmarks"), "limit": 2, "device": "cpu"}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path / "params.yaml", student={"model": str(tiny_model)},
+                 evaluate={"data_dir": str(shared_data / "benchmarks"), "limit": 2, "device": "cpu"})
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "alpaca").mkdir(parents=True)
     for arm in ("student-sft", "baseline-sft"):  # the default paths of finetune and finetune_baseline
         (tmp_path / "models" / "alpaca" / arm).symlink_to(tiny_model, target_is_directory=True)
-    assert main(["--dataset", "alpaca", "--tasks", "rt_arc_challenge"]) == 0
+    assert main(["--dataset=alpaca", "--tasks", "rt_arc_challenge"]) == 0
     m = json.loads((tmp_path / "metrics" / "alpaca" / "evaluate.json").read_text())
     assert m["docs.rt_arc_challenge"] == 2
     assert {k.split(".")[1] for k in m if k.startswith(("base.", "baseline.", "sft."))} == {"rt_arc_challenge"}
@@ -144,19 +144,18 @@ def test_fewshot_mapping_errors():
 def test_leaderboard_presets(tmp_path):
     from reflection_tuning.config import load_config
 
-    online = load_config(Config, {"evaluate": {"preset": "open_llm_leaderboard", "limit": 10}}, "evaluate")
+    online = load_config(Config, shipped_params(evaluate={"preset": "open_llm_leaderboard", "limit": 10}), "evaluate")
     assert online.tasks == ["arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2"] and online.limit is None
     assert online.num_fewshot == {"arc_challenge": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa_mc2": 0}
-    offline = load_config(Config, {"evaluate": {"preset": "open_llm_leaderboard_offline"}}, "evaluate")
+    offline = load_config(Config, shipped_params(evaluate={"preset": "open_llm_leaderboard_offline"}), "evaluate")
     assert offline.tasks == list(DEFAULT_TASKS)
     assert offline.num_fewshot == {"rt_arc_challenge": 25, "rt_hellaswag": 10, "rt_mmlu": 5, "rt_truthfulqa_mc2": 0}
 
 
 def test_cli_per_task_fewshot(tmp_path, tiny_model, shared_data, monkeypatch):
-    params = {"student": {"model": str(tiny_model)},
-              "evaluate": {"preset": "open_llm_leaderboard_offline", "data_dir": str(shared_data / "benchmarks"),
-                           "device": "cpu", "batch_size": 16}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path / "params.yaml", student={"model": str(tiny_model)},
+                 evaluate={"preset": "open_llm_leaderboard_offline", "data_dir": str(shared_data / "benchmarks"),
+                           "device": "cpu", "batch_size": 16})
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "alpaca").mkdir(parents=True)
     for arm in ("student-sft", "baseline-sft"):  # the default paths of finetune and finetune_baseline

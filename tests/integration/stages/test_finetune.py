@@ -7,8 +7,8 @@ import json
 import math
 
 import pytest
-import yaml
 
+from shipped import REPO, params_config, write_params
 from reflection_tuning import templates
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.stages.finetune import Config, Inputs, Outputs, build_trainer, main, run, training_examples
@@ -20,14 +20,12 @@ def cli_run(tmp_path_factory, tiny_model, alpaca_rows):
     """`reflection-tuning finetune --dataset alpaca` in a fresh directory: 8 rows, 2 steps."""
     root = tmp_path_factory.mktemp("finetune")
     write_jsonl(root / "data" / "alpaca" / "selected.jsonl", alpaca_rows[:8])
-    params = {
-        "student": {"model": str(tiny_model)},
-        "finetune": {"template": "vicuna", "batch_size": 4, "max_length": 64, "learning_rate": 1.0e-3, "device": "cpu"},
-    }
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(root / "params.yaml", student={"model": str(tiny_model)},
+                 finetune={"template": "vicuna", "batch_size": 4, "max_length": 64, "learning_rate": 1.0e-3,
+                           "device": "cpu"})
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # the default paths are relative to the repository root
-        assert main(["--dataset", "alpaca", "--max-length", "256"]) == 0
+        assert main(["--dataset=alpaca", "--max-length", "256"]) == 0
     return root
 
 
@@ -68,7 +66,8 @@ def test_labels_mask_the_prompt(tiny_model, alpaca_rows, tmp_path):
     examples = training_examples([row], "vicuna", tokenizer)
     assert examples[0]["prompt"] == templates.prompt("vicuna", row["instruction"], row["input"])
     assert examples[0]["completion"] == " " + row["output"] + tokenizer.eos_token  # FastChat: "ASSISTANT: " + answer
-    trainer = build_trainer(Config(max_length=1024, device="cpu"), model, tokenizer, examples, tmp_path / "out")
+    cfg = params_config(Config, "finetune", max_length=1024, device="cpu")
+    trainer = build_trainer(cfg, model, tokenizer, examples, tmp_path / "out")
     batch = trainer.data_collator([trainer.train_dataset[0]])
     input_ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
     prompt_ids = tokenizer(examples[0]["prompt"])["input_ids"]
@@ -83,7 +82,8 @@ def test_labels_mask_the_prompt(tiny_model, alpaca_rows, tmp_path):
 def test_zero_rows_saves_the_unchanged_student(tiny_model, tmp_path, caplog):
     (tmp_path / "selected.jsonl").write_text("")
     out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
-    m = run(Config(device="cpu"), StudentConfig(model=str(tiny_model)), Inputs(rows=tmp_path / "selected.jsonl"), out)
+    m = run(params_config(Config, "finetune", device="cpu"), StudentConfig(model=str(tiny_model)),
+            Inputs(rows=tmp_path / "selected.jsonl"), out)
     assert m["train_rows"] == 0 and m["steps"] == 0 and m["train_loss"] is None
     assert "no rows" in caplog.text
     assert json.loads(out.metrics.read_text())["train_loss"] is None
@@ -95,7 +95,7 @@ def test_rows_cut_off_by_max_length_are_not_trained(tiny_model, alpaca_rows, tmp
     write_jsonl(tmp_path / "selected.jsonl", alpaca_rows[:2])
     out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
     # 16 tokens do not even hold the Vicuna system prompt: no response token is left
-    m = run(Config(max_length=16, device="cpu"), StudentConfig(model=str(tiny_model)),
+    m = run(params_config(Config, "finetune", max_length=16, device="cpu"), StudentConfig(model=str(tiny_model)),
             Inputs(rows=tmp_path / "selected.jsonl"), out)
     assert m["selected_rows"] == 2 and m["train_rows"] == 0 and m["train_loss"] is None
     assert m["rows_in"] == m["train_rows"] + m["rows_too_long"]  # counts in = counts out
@@ -108,7 +108,12 @@ def test_bad_rows_and_missing_paths(tiny_model, tmp_path):
     with pytest.raises(UserError, match="abc"):
         training_examples([{"id": "abc", "instruction": None, "output": None}], "vicuna", None)
     with pytest.raises(SystemExit):
-        main(["--params", str(tmp_path / "none.yaml")])  # no --dataset and no --input
+        main(["--params", str(REPO / "params.yaml")])  # no --dataset and no --input
+    with pytest.raises(UserError, match="params file .*none.yaml not found"):
+        main(["--params", str(tmp_path / "none.yaml"), "--input", "x.jsonl", "--output", "m"])
+    with pytest.raises(UserError, match="not found; run the stage that writes them"):
+        main(["--params", str(REPO / "params.yaml"), "--input", str(tmp_path / "none.jsonl"),
+              "--output", str(tmp_path / "m")])
 
 
 def test_packed_batch_loss_equals_the_rows_losses(tiny_model, alpaca_rows, tmp_path):
@@ -120,7 +125,7 @@ def test_packed_batch_loss_equals_the_rows_losses(tiny_model, alpaca_rows, tmp_p
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     examples = training_examples(alpaca_rows[:6], "vicuna", tokenizer)
-    cfg = Config(max_length=1024, batch_size=8, packing=True, device="cpu")  # the tiny tokenizer: ~2.5x SmolLM2's tokens
+    cfg = params_config(Config, "finetune", max_length=1024, batch_size=8, packing=True, device="cpu")  # the tiny tokenizer: ~2.5x SmolLM2's tokens
     trainer = build_trainer(cfg, model, tokenizer, examples, tmp_path / "out")
     packed = trainer.train_dataset
     assert len(packed) < len(examples) and sum(len(s) for s in packed["seq_lengths"]) == len(examples)
@@ -148,8 +153,8 @@ def test_lora_checkpointing_packing_and_global_batch(tiny_model, alpaca_rows, tm
 
     write_jsonl(tmp_path / "selected.jsonl", alpaca_rows[:4])
     out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
-    cfg = Config(max_length=256, batch_size=1, global_batch_size=2, packing=True, gradient_checkpointing=True,
-                 lora_r=4, lora_alpha=8, learning_rate=1e-2, device="cpu")
+    cfg = params_config(Config, "finetune", max_length=256, batch_size=1, global_batch_size=2, packing=True,
+                        gradient_checkpointing=True, lora_r=4, lora_alpha=8, learning_rate=1e-2, device="cpu")
     m = run(cfg, StudentConfig(model=str(tiny_model)), Inputs(rows=tmp_path / "selected.jsonl"), out)
     assert m["train_rows"] == 4 and m["gradient_accumulation_steps"] == 2 and m["world_size"] == 1
     assert m["steps"] == math.ceil(m["sequences"] / 2) and math.isfinite(m["train_loss"])

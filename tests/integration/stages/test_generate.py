@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
+from shipped import params_config, write_params
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.generate import PROMPT_SETS
@@ -21,13 +21,14 @@ FIELDS = ["id", "set", "source_id", "instruction", "input", "prompt", "role", "g
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model, shared_data):
     tmp = tmp_path_factory.mktemp("generate")
-    params = {"student": {"model": str(tiny_model)}, "finetune": {"template": "alpaca"},
-              "generate": {"prompts_dir": str(shared_data / "eval_prompts"), "limit": 2, "max_new_tokens": 8,
-                           "batch_size": 4, "device": "cpu", "baseline": "base"}}
-    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp / "params.yaml", student={"model": str(tiny_model)}, finetune={"template": "vicuna"},
+                 generate={"prompts_dir": str(shared_data / "eval_prompts"), "limit": 2, "max_new_tokens": 8,
+                           "batch_size": 4, "device": "cpu", "baseline": "base"})
+    # the template on the command line (as dvc.yaml passes finetune.template) wins over the params file's
     assert generate.main(["--params", str(tmp / "params.yaml"), "--model-dir", str(tiny_model),
                           "--output", str(tmp / "answers.jsonl"), "--alpaca-eval-dir", str(tmp / "alpaca_eval"),
-                          "--metrics", str(tmp / "generate.json"), "--dataset", "alpaca"]) == 0
+                          "--metrics", str(tmp / "generate.json"), "--dataset", "alpaca",
+                          "--train-template", "alpaca"]) == 0
     return tmp
 
 
@@ -48,8 +49,12 @@ def test_greedy_is_deterministic_and_template_comes_from_finetune(run, tiny_mode
     sft = {r["id"]: r["answer"] for r in rows if r["role"] == "sft"}
     base = {r["id"]: r["answer"] for r in rows if r["role"] == "baseline"}
     assert sft == base  # the same model twice, greedy: the same answers
-    assert generate.finetune_template({"finetune": {"template": "alpaca"}}) == "alpaca"
-    assert generate.finetune_template({}) == "vicuna"
+    assert generate.train_template("alpaca", {"finetune": {"template": "vicuna"}}) == "alpaca"
+    assert generate.train_template(None, {"finetune": {"template": "wizardlm"}}) == "wizardlm"
+    with pytest.raises(UserError, match="--train-template"):
+        generate.train_template(None, {})
+    with pytest.raises(UserError, match="unknown template"):
+        generate.train_template(None, {"finetune": {"template": "vicunna"}})
 
 
 def test_alpaca_eval_files(run):
@@ -74,14 +79,16 @@ def test_metrics_count_every_answer(run):
 
 def test_baseline_choices():
     """generate.baseline: the baseline-SFT arm by default (the papers), the base student, or a directory."""
-    assert generate.Config().baseline == generate.BASELINE_SFT
-    assert generate.baseline_model("baseline_sft", "alpaca", "models/base") == Path("models/alpaca/baseline-sft")
-    assert generate.baseline_model("base", "alpaca", "models/base") == Path("models/base")
-    assert generate.baseline_model("/x/other", "alpaca", "models/base") == Path("/x/other")
-    with pytest.raises(UserError, match="--dataset"):
-        generate.baseline_model("baseline_sft", None, "models/base")
+    assert params_config(generate.Config, "generate").baseline == generate.BASELINE_SFT
+    inputs = generate.Inputs(sft_model=Path("s"), baseline_sft=Path("models/alpaca/baseline-sft"),
+                             base_model=Path("models/base"))
+    assert generate.baseline_model("baseline_sft", inputs) == Path("models/alpaca/baseline-sft")
+    assert generate.baseline_model("base", inputs) == Path("models/base")
+    assert generate.baseline_model("/x/other", inputs) == Path("/x/other")
+    with pytest.raises(UserError, match="--dataset or --baseline-dir"):
+        generate.baseline_model("baseline_sft", generate.Inputs(Path("s"), None, Path("models/base")))
     with pytest.raises(ConfigError, match="generate.baseline"):
-        generate.Config(baseline="")
+        params_config(generate.Config, "generate", baseline="")
     assert generate.generator_names("alpaca", Path("models/alpaca/baseline-sft")) == {
         "sft": "alpaca-student-sft", "baseline": "alpaca-baseline-sft"}
 
@@ -89,15 +96,14 @@ def test_baseline_choices():
 def test_default_baseline_is_the_baseline_sft_arm(tmp_path, tiny_model, shared_data, monkeypatch):
     """With no generate.baseline, the answers compared with recycled-SFT are baseline-SFT's
     (models/K/baseline-sft, written by finetune_baseline)."""
-    params = {"student": {"model": str(tmp_path / "no-such-base")},
-              "generate": {"prompts_dir": str(shared_data / "eval_prompts"), "sets": ["vicuna"], "limit": 1,
-                           "max_new_tokens": 2, "device": "cpu"}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path / "params.yaml", student={"model": str(tmp_path / "no-such-base")},
+                 generate={"prompts_dir": str(shared_data / "eval_prompts"), "sets": ["vicuna"], "limit": 1,
+                           "max_new_tokens": 2, "device": "cpu"})
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "alpaca").mkdir(parents=True)
     for arm in ("student-sft", "baseline-sft"):
         (tmp_path / "models" / "alpaca" / arm).symlink_to(tiny_model, target_is_directory=True)
-    assert generate.main(["--dataset", "alpaca"]) == 0
+    assert generate.main(["--dataset=alpaca"]) == 0  # the template: finetune.template of the params file
     rows = read_jsonl(tmp_path / "data" / "alpaca" / "answers.jsonl")
     assert [(r["role"], r["generator"]) for r in rows] == [("baseline", "alpaca-baseline-sft"),
                                                            ("sft", "alpaca-student-sft")]

@@ -49,7 +49,7 @@ def runs(tmp_path_factory, embedded_model, shared_data):
 
     def once(base_url: str, tag: str) -> dict:
         assert judge.main([
-            "--params", str(tmp / "none.yaml"), "--base-url", base_url, "--model", str(embedded_model),
+            "--params", str(REPO / "params.yaml"), "--base-url", base_url, "--model", str(embedded_model),
             "--api-key-env", "RT_FAKE_JUDGE_KEY", "--max-tokens", "8", "--timeout", "240",
             "--cache-dir", str(tmp / "cache"), "--prompt-file", str(REPO / "prompts/judge.txt"),
             "--system-file", str(REPO / "prompts/judge.system.txt"), "--input", str(tmp / "answers.jsonl"),

@@ -28,8 +28,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
+from shipped import write_params
 from reflection_tuning import cli
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.llm.cache import Completion
@@ -94,24 +94,25 @@ def _reflections(d: Path, shared_data: Path) -> None:
 def project(tmp_path_factory, embedded_model, shared_data) -> Path:
     """A project directory after the 8-row run (cwd-relative paths, as under DVC)."""
     root = tmp_path_factory.mktemp("project")
-    params = {
-        "datasets": {"alpaca": {"source": str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json"),
-                                "format": "alpaca", "limit": 8, "seed": 0}},
-        "student": {"model": str(embedded_model)},
-        "score": {"device": "cpu", "cache_dir": None},
+    write_params(
+        root / "params.yaml",
+        datasets={"alpaca": {"source": str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json"),
+                             "format": "alpaca", "limit": 8, "seed": 0, "input": "merge"}},
+        student={"model": str(embedded_model)},
+        score={"device": "cpu", "cache_dir": None},
         # v1 keeps every sample (v2 kept none of these 8: the rewrites are not harder, the
         # recorded responses answer other prompts), so the export has rows to round-trip
-        "select": {"method": "v1", "eval_prompts_dir": None},
-        "export": {"license": "cc-by-nc-4.0"},
-    }
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+        select={"method": "v1", "eval_prompts_dir": None},
+        export={"license": "cc-by-nc-4.0"},
+    )
     mp = pytest.MonkeyPatch()
     mp.chdir(root)
     try:
         assert cli.main(["fetch", "--dataset", "alpaca"]) == 0
         _reflections(root / "data" / "alpaca", shared_data)
-        for stage in ("score", "select", "report", "export"):
+        for stage in ("score", "select", "export"):
             assert cli.main([stage, "--dataset", "alpaca"]) == 0, stage
+        assert cli.main(["report", "--dataset=alpaca"]) == 0
     finally:
         mp.undo()
     return root

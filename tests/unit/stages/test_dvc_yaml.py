@@ -115,7 +115,9 @@ def test_deps_cover_inputs_config_files_and_imported_modules(name):
     stage, decl = _stage(name), _declaration(name)
     deps = [_template(d) for d in _entries(stage.get("deps"))]
     inputs = {spec.template for key, spec in decl.paths().items() if key in decl.inputs}
-    assert inputs <= set(deps), f"declared inputs missing from the deps: {sorted(inputs - set(deps))}"
+    # an input directory (report's metrics/{dataset}) is covered by the files under it that the stage reads
+    missing_inputs = sorted(i for i in inputs if i not in deps and not any(d.startswith(i + "/") for d in deps))
+    assert not missing_inputs, f"declared inputs missing from the deps: {missing_inputs}"
     for section in decl.sections:
         for f in dataclasses.fields(section.cls):
             if f.name.endswith(("_file", "_dir")) and f.name != "cache_dir":

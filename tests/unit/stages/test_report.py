@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shipped import PARAMS
 from reflection_tuning import judge as core
 from reflection_tuning.io import write_csv, write_metrics
 from reflection_tuning.stages import report
@@ -16,8 +17,8 @@ def test_report_from_metrics_files(tmp_path):
     write_csv(metrics / "judge_plot.csv", ("label", "count", "set", "outcome"),
               core.plot_rows(judge, ["vicuna", "lima"]))
     out = tmp_path / "reports" / "alpaca.md"
-    assert report.main(["--params", str(tmp_path / "none.yaml"), "--metrics-dir", str(metrics),
-                        "--output", str(out)]) == 0
+    assert report.main(["--params", str(PARAMS), "--metrics-dir", str(metrics), "--output", str(out)]) == 0
+    assert not (tmp_path / "reports" / "alpaca.html").exists()  # no --dataset, no --html: no data browser
     text = out.read_text()
     assert "# Reflection-tuning report: `alpaca`" in text
     assert "[../metrics/alpaca/judge.json](../metrics/alpaca/judge.json)" in text

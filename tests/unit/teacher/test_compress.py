@@ -36,7 +36,7 @@ def test_compress_merges_real_rows(tmp_path, fake_openai, alpaca_records, shared
     monkeypatch.chdir(REPO)  # the default prompt paths are relative to the repo root
     out, metrics = tmp_path / "merged.jsonl", tmp_path / "m.json"
     assert cli(["compress", "--input", str(src), "--output", str(out), "--metrics", str(metrics),
-                "--params", str(tmp_path / "none.yaml"), "--base-url", fake_openai.url, "--api-key-env", "",
+                "--params", str(REPO / "params.yaml"), "--base-url", fake_openai.url, "--api-key-env", "",
                 "--cache-dir", str(tmp_path / "cache"), "--reask", "0"]) == 0
     rows = read_jsonl(out)
     rejects = read_jsonl(tmp_path / "merged.rejects.jsonl")
@@ -53,3 +53,13 @@ def test_compress_merges_real_rows(tmp_path, fake_openai, alpaca_records, shared
             assert r["instruction"] in merged.values() and r["template_hash"] and r["attempts"] == 1
     assert {r["status"] for r in rejects} == {"unreadable", "parse_error"}
     assert all(r["reason"] for r in rejects)
+
+
+def test_compress_user_errors_exit_2(tmp_path, capsys):
+    """A tool like the stages: a missing params file (without every key as an option) or a missing
+    input is one line on stderr and exit status 2, not a traceback."""
+    out = str(tmp_path / "o.jsonl")
+    assert cli(["compress", "--input", "x.json", "--output", out, "--params", str(tmp_path / "none.yaml")]) == 2
+    assert cli(["compress", "--input", str(tmp_path / "missing.json"), "--output", out,
+                "--params", str(REPO / "params.yaml")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
