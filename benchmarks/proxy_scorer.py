@@ -36,10 +36,12 @@ TARGET_RATIO, TARGET_SPEARMAN = 5.0, 0.5
 
 def ensure_model(path: Path) -> Path:
     if not (path / "config.json").exists():
+        from reflection_tuning.config import section_config
         from reflection_tuning.stages.models import Config, Outputs, run
 
         print(f"building the embedded model into {path} (models stage)")
-        run(Config(), Outputs(model_dir=path, metrics=path.parent / "models_benchmark.json"))
+        cfg = section_config(Config, "models", REPO / "params.yaml")
+        run(cfg, Outputs(model_dir=path, metrics=path.parent / "models_benchmark.json"))
     return path
 
 

@@ -46,7 +46,8 @@ def default_rows(work: Path, limit: int) -> list[dict]:
     from reflection_tuning.io import read_jsonl
 
     out = fetch.Outputs(rows=work / "original.jsonl", rejects=work / "rejects.jsonl", metrics=work / "fetch.json")
-    fetch.run(fetch.Config(source=str(DATA), limit=limit, seed=0), out, name="alpaca")
+    cfg = section_config(fetch.Config, "datasets.alpaca", REPO / "params.yaml", source=str(DATA), limit=limit, seed=0)
+    fetch.run(cfg, out, name="alpaca")
     return read_jsonl(out.rows)
 
 
@@ -102,7 +103,8 @@ def main() -> None:
 
         model = work / "smollm2-135m-instruct"
         if not (model / "config.json").is_file():
-            run(Config(), Outputs(model_dir=model, metrics=work / "models.json"))
+            cfg = section_config(Config, "models", REPO / "params.yaml")
+            run(cfg, Outputs(model_dir=model, metrics=work / "models.json"))
     rows = default_rows(work, args.rows)
     dirs = {"old": old_prompts(args.old_rev, work), "new": args.new_prompts}
     base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"), timeout=3600, max_retries=1,

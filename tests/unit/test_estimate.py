@@ -1,15 +1,20 @@
-"""``estimate``: tokens and USD of the requests the cache cannot answer, counted with the teacher's
-own tokenizer and chat template when it is local (the tiny one here). The whole command on a real
-run: tests/integration/stages/test_reflect.py."""
+"""``reflection-tuning estimate``: its declared paths and its user error, and the tokens and USD of
+the requests the cache cannot answer, counted with the teacher's own tokenizer and chat template
+when it is local (the tiny one here). The counts against a real server:
+tests/integration/stages/test_reflect.py."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from reflection_tuning import cli
 from reflection_tuning.estimate import estimate_requests, token_counter
+from reflection_tuning.io import write_jsonl
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
 from reflection_tuning.teacher import TeacherConfig
-from shipped import params_config
+from shipped import PARAMS, params_config
 
 BATCH = [[{"role": "system", "content": "You are a careful editor."},
           {"role": "user", "content": f"Improve the answer to question {n}."}] for n in range(3)]
@@ -47,3 +52,28 @@ def test_without_a_cache_or_a_price(tmp_path):
     got = estimate_requests(cfg, BATCH, "h", ReplyCache(None), count=lambda messages: 7)
     assert (got["to_send"], got["completion_tokens_expected"], got["completion_tokens_max"]) == (3, 150, 150)
     assert got["cost_usd_expected"] is None and got["cost_usd_max"] is None
+
+
+@pytest.mark.parametrize("dataset", [["--dataset=alpaca"], ["--dataset", "alpaca"]])
+def test_no_fetched_rows_is_one_line_and_exit_2(dataset, tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["estimate", *dataset, "--params", str(PARAMS)]) == 2
+    err = capfd.readouterr().err
+    assert "data/alpaca/original.jsonl not found; run `dvc repro fetch@<dataset>` first" in err
+    assert "Traceback" not in err
+
+
+def test_explicit_input_without_dataset(alpaca_rows, tmp_path, monkeypatch, capsys):
+    """No model directory and no tiktoken files offline: the bytes/4 count, every `both` assumed."""
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "in.jsonl", alpaca_rows[:3])
+    prompts = [f"--{role}-{key}-file={PARAMS.parent / 'prompts' / f'reflect_{role}{ext}'}"
+               for role in ("instruction", "response") for key, ext in (("prompt", ".txt"), ("system", ".system.txt"))]
+    argv = ["estimate", "--params", str(PARAMS), "--input", "in.jsonl", "--output", "e.json", "--cache-dir", "null",
+            "--model", "no/such/teacher", *prompts]
+    assert cli.main(argv) == 0
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["both_assumed"] and result["reflect_instruction_requests"] == 3
+    assert result["reflect_response_requests"] == 6 and result["total_to_send"] == 9
+    assert result["total_cost_usd_expected"] is None  # teacher.price is null in params
+    assert "total_prompt_tokens" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.rows import row_id
 from reflection_tuning.stages.fetch import Config, Outputs, run
+from shipped import params_config
 
 _nonblank = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != "")
 _generated = st.fixed_dictionaries(
@@ -57,7 +58,7 @@ def test_fetch_keeps_every_valid_row_once_and_counts_add_up(alpaca_records, data
         source = Path(tmp) / "rows.jsonl"
         source.write_bytes(data_bytes)
         out = Outputs(rows=Path(tmp) / "o.jsonl", rejects=Path(tmp) / "r.jsonl", metrics=Path(tmp) / "m.json")
-        metrics = run(Config(source=str(source), input="keep"), out)
+        metrics = run(params_config(Config, "datasets.alpaca", source=str(source), limit=None, input="keep"), out)
         rows = read_jsonl(out.rows)
         rejects = read_jsonl(out.rejects)
     assert metrics["read"] == metrics["kept"] + metrics["rejected"] + metrics["duplicates"]

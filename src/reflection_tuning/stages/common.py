@@ -11,6 +11,7 @@ few lines: ``call = STAGE.parse(argv)``, then ``run(...)`` with ``call.configs``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,8 +112,9 @@ class Stage:
                                          description=doc.splitlines()[0] if doc else None)
         parser.add_argument("--params", type=Path, default=Path("params.yaml"),
                             help="params file (default params.yaml; without it, give every key as an option)")
-        if self.dataset:
-            parser.add_argument("--dataset", default=None, help="dataset name under 'datasets:' in params")
+        parser.add_argument("--dataset", default=None,
+                            help="dataset name under 'datasets:' in params" if self.dataset
+                            else "accepted as by every stage, and ignored by this command")
         parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING … (DEBUG: tracebacks too)")
         group = parser.add_argument_group("paths (default: the template, {dataset} = --dataset)")
         for name, spec in self.paths().items():
@@ -152,7 +154,13 @@ class Stage:
             if args.dataset:
                 name = name.format(dataset=args.dataset)
             elif s.standalone:
-                return load_config(s.cls, {}, "command line", overrides)
+                try:
+                    return load_config(s.cls, {}, "command line", overrides)
+                except ConfigError:
+                    keys = " ".join(f"--{(s.prefix + '-' if s.prefix else '')}{f.name.replace('_', '-')}"
+                                    for f in dataclasses.fields(s.cls))
+                    raise ConfigError(f"without --dataset, give every key of a {s.name.split('.')[0]} entry as "
+                                      f"an option ({keys}), or pass --dataset K") from None
             else:
                 parser.error("--dataset is required for this command")
         if params is None:
@@ -192,83 +200,3 @@ class Stage:
         """0 for ``--output``, 1 for another ``--output-*``, 2 for the rest (never an anchor)."""
         flag = self.flag(name)
         return 0 if flag == "output" else 1 if flag.startswith("output_") else 2
-
-
-
-# --- transitional: the old entry point, until every stage declares a Stage (removed then) ---
-
-def stage_parser(command: str, doc: str | None) -> argparse.ArgumentParser:
-    """A parser with the options every stage has: ``--params``, ``--dataset``, ``--log-level``."""
-    parser = argparse.ArgumentParser(
-        prog=f"reflection-tuning {command}",
-        description=(doc or "").strip().splitlines()[0] if doc else None,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (missing = defaults)")
-    parser.add_argument("--dataset", default=None, help="dataset name under 'datasets:' in params")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING …")
-    return parser
-
-
-def parse_stage_args(
-    parser: argparse.ArgumentParser, sections: list[Section], argv: list[str] | None
-) -> tuple[argparse.Namespace, list[Any], dict[str, Any]]:
-    """Parse ``argv``, set up logging, and load every section (params.yaml, then CLI options).
-
-    ``{dataset}`` in a section name is replaced by ``--dataset``.
-
-    Returns:
-        (args, one config per section in order, the whole params dict).
-    Raises:
-        SystemExit: bad arguments (argparse), or a section needs ``--dataset`` and none was given.
-    """
-    for s in sections:
-        add_config_options(parser, s.cls, s.prefix)
-    args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    params = read_params(args.params) or {}
-    configs = []
-    for s in sections:
-        name = s.name
-        if "{dataset}" in name:
-            if not args.dataset:
-                parser.error("--dataset is required for this command")
-            name = name.format(dataset=args.dataset)
-        configs.append(load_config(s.cls, params, name, cli_overrides(args, s.cls, s.prefix)))
-    return args, configs, params
-
-
-def _anchor(args: argparse.Namespace, names: list[str]) -> Path | None:
-    """The main output the user gave: ``--output``, else the first ``--output-*`` given."""
-    for name in ["output"] + [n for n in names if n.startswith("output_")]:
-        if name in names and getattr(args, name, None) is not None:
-            return Path(getattr(args, name))
-    return None
-
-
-def resolve_paths(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, defaults: dict[str, str]
-) -> dict[str, Path]:
-    """Each path option from the command line, else a sidecar of the output, else its default.
-
-    A sidecar (``SIDECARS``: rejects, metrics, plots) with no option of its own goes beside
-    the output the user gave (``beside``), so a run outside a dataset writes nothing into
-    ``data/`` or ``metrics/``; otherwise a missing path is its default filled with
-    ``--dataset``.
-
-    Raises:
-        SystemExit: a path is missing and no ``--dataset`` was given (via ``parser.error``).
-    """
-    anchor = _anchor(args, list(defaults))
-    out = {}
-    for name, default in defaults.items():
-        value = getattr(args, name)
-        if value is None and anchor is not None and name in SIDECARS:
-            value = beside(anchor, name, default)
-        if value is None:
-            if not args.dataset:
-                parser.error(f"--{name.replace('_', '-')} is required without --dataset")
-            value = Path(default.format(dataset=args.dataset))
-        out[name] = Path(value)
-    return out
-

@@ -32,7 +32,8 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.rows import VARIANTS
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages import fetch
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.select import Config as SelectConfig
 from reflection_tuning.student import StudentConfig
 
@@ -51,11 +52,11 @@ class Config:
     for Alpaca); None writes ``other`` and a line asking to set it. ``token_env``: the NAME of the
     variable holding the Hub token for ``push``, never the token."""
 
-    license: str | None = None
-    pretty_name: str | None = None
-    all_variants: bool = True
-    private: bool = True  # push: create the Hub repository private
-    token_env: str = "HF_TOKEN"
+    license: str | None
+    pretty_name: str | None
+    all_variants: bool
+    private: bool  # push: create the Hub repository private
+    token_env: str
 
     def __post_init__(self) -> None:
         if not self.token_env:
@@ -169,17 +170,20 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, prov: Provenance) -> dict
     return counts
 
 
+STAGE = Stage(
+    "export", __doc__,
+    # datasets.K.source goes on the card (provenance): read through fetch's section, options --fetch-*
+    sections=(Section(Config, "export"), Section(SelectConfig, "select", "select"),
+              Section(StudentConfig, "student", "student"), Section(fetch.Config, "datasets.{dataset}", "fetch")),
+    inputs={"data_dir": "data/{dataset}", "select_metrics": "metrics/{dataset}/select.json"},
+    outputs={"export_dir": PathSpec("data/{dataset}/export", flag="output")},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("export", __doc__)
-    parser.add_argument("--output", type=Path, default=None, help="default data/K/export")
-    sections = [Section(Config, "export"), Section(SelectConfig, "select", "select"),
-                Section(StudentConfig, "student", "student")]
-    args, (cfg, select, student), params = parse_stage_args(parser, sections, argv)
-    if not args.dataset:
-        parser.error("--dataset is required")
-    d = Path("data") / args.dataset
-    source = str((params.get("datasets") or {}).get(args.dataset, {}).get("source", "unknown"))
-    prov = Provenance(dataset=args.dataset, source=source, student=student.model, select=select,
-                      commit=git_commit(), params_hash=params_hash(params))
-    run(cfg, Inputs(d, Path("metrics") / args.dataset / "select.json"), Outputs(args.output or d / "export"), prov)
+    call = STAGE.parse(argv)
+    cfg, select, student, dataset = call.configs
+    prov = Provenance(dataset=call.dataset, source=dataset.source, student=student.model, select=select,
+                      commit=git_commit(), params_hash=params_hash(call.params))
+    run(cfg, Inputs(**call.inputs), Outputs(**call.outputs), prov)
     return 0

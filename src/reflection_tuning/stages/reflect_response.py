@@ -17,7 +17,7 @@ from pathlib import Path
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.runner import Outcome, api_key_from_env, run_step, status_metrics, token_metrics
-from reflection_tuning.stages.common import Section, parse_stage_args, resolve_paths, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.teacher.prompts import load_prompt
 from reflection_tuning.teacher.reflect import check_rows, require_files, teacher_row
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 class Config:
     """The ``reflect_response:`` section: the prompt template and system prompt files."""
 
-    prompt_file: str = "prompts/reflect_response.txt"
-    system_file: str = "prompts/reflect_response.system.txt"
+    prompt_file: str
+    system_file: str
 
     def step(self) -> ReflectResponse:
         """The step with this section's prompt (``estimate`` builds its requests from it)."""
@@ -111,25 +111,20 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
     return metrics
 
 
+STAGE = Stage(
+    "reflect_response", __doc__,
+    sections=(Section(TeacherConfig, "teacher"), Section(Config, "reflect_response")),
+    inputs={"original": PathSpec("data/{dataset}/original.jsonl", flag="input"),
+            "instruction": "data/{dataset}/instruction.jsonl"},
+    outputs={"response": PathSpec("data/{dataset}/response.jsonl", flag="output_response"),
+             "both": PathSpec("data/{dataset}/both.jsonl", flag="output_both"),
+             "metrics": "metrics/{dataset}/reflect_response.json"},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("reflect_response", __doc__)
-    parser.add_argument("--input", type=Path, default=None, help="original rows (default data/K/original.jsonl)")
-    parser.add_argument("--instruction", type=Path, default=None, help="default data/K/instruction.jsonl")
-    parser.add_argument("--output-response", type=Path, default=None, help="default data/K/response.jsonl")
-    parser.add_argument("--output-both", type=Path, default=None, help="default data/K/both.jsonl")
-    parser.add_argument("--metrics", type=Path, default=None, help="default metrics/K/reflect_response.json")
-    args, (teacher_cfg, cfg), _ = parse_stage_args(
-        parser, [Section(TeacherConfig, "teacher"), Section(Config, "reflect_response")], argv
-    )
-    paths = resolve_paths(parser, args, {
-        "input": "data/{dataset}/original.jsonl",
-        "instruction": "data/{dataset}/instruction.jsonl",
-        "output_response": "data/{dataset}/response.jsonl",
-        "output_both": "data/{dataset}/both.jsonl",
-        "metrics": "metrics/{dataset}/reflect_response.json",
-    })
-    api_key = api_key_from_env(teacher_cfg, dict(os.environ))
-    run(cfg, teacher_cfg, Inputs(original=paths["input"], instruction=paths["instruction"]),
-        Outputs(response=paths["output_response"], both=paths["output_both"], metrics=paths["metrics"]),
-        api_key=api_key)
+    call = STAGE.parse(argv)
+    teacher_cfg, cfg = call.configs
+    run(cfg, teacher_cfg, Inputs(**call.inputs), Outputs(**call.outputs),
+        api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
     return 0

@@ -4,8 +4,10 @@ Pipeline mode (``reflection-tuning score --dataset K``) reads ``data/K/{original
 instruction,response,both}.jsonl`` and writes ``data/K/scores.jsonl`` (one row per
 (id, variant)), ``metrics/K/score.json`` and the plot data ``metrics/K/score_{ifd,hist,
 reflected}.csv`` (:mod:`reflection_tuning.score.summary`).
+Each of these paths has its option (``--original``, ``--output`` for the scores, ``--plot``, …).
 Plain mode (``reflection-tuning score --input rows.jsonl --output scored.jsonl``) scores
-plain ``{instruction, input, output}`` rows and writes them back with the score fields.
+plain ``{instruction, input, output}`` rows and writes them back with the score fields,
+and their metrics beside them (``scored.metrics.json``, or ``--metrics``).
 
 The template: ``score.template``, or when it is null the training template
 (``finetune.template``, given on the command line as ``--train-template`` by dvc.yaml; the
@@ -50,7 +52,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
@@ -60,12 +62,14 @@ from reflection_tuning.score.batching import ScorerStats
 from reflection_tuning.score.ifd import TERMS, score_fields
 from reflection_tuning.score.summary import STATUS_UNUSABLE, STATUSES, score_metrics, write_plots  # noqa: F401
 from reflection_tuning.score.shard import Shard, gather, shard_from_env, start, stop
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.templates import DEFAULT_TEMPLATE, INPUT_MODES, TEMPLATES, scoring_pairs
 
 log = logging.getLogger(__name__)
 
+Template = Literal[TEMPLATES]  # templates.TEMPLATES
+InputMode = Literal[INPUT_MODES]  # templates.INPUT_MODES: merge | keep
 CONDITIONAL = {"a": "a_given_q", "q": "q_given_a"}  # alone term -> the conditional it must match
 
 
@@ -77,20 +81,16 @@ class Config:
     None = the student (named apart from ``student.model``, whose option is ``--model``);
     ``embed``: store mean-pooled last hidden states beside the scores."""
 
-    proxy_model: str | None = None
-    template: str | None = None
-    input_mode: str = "merge"
-    max_length: int = 2048
-    batch_tokens: int = 8192
-    device: str = "auto"
-    cache_dir: str | None = None
-    embed: bool = False
+    proxy_model: str | None
+    template: Template | None
+    input_mode: InputMode
+    max_length: int
+    batch_tokens: int
+    device: str
+    cache_dir: str | None
+    embed: bool
 
     def __post_init__(self) -> None:
-        if self.template is not None and self.template not in TEMPLATES:
-            raise ConfigError(f"score.template: {self.template!r} is not one of {TEMPLATES}")
-        if self.input_mode not in INPUT_MODES:
-            raise ConfigError(f"score.input_mode: {self.input_mode!r} is not one of {INPUT_MODES}")
         if self.max_length < 2 or self.batch_tokens < 1:
             raise ConfigError("score: max_length must be >= 2 and batch_tokens >= 1")
 
@@ -110,7 +110,7 @@ class Outputs:
     plot: Path  # score_ifd.csv
     hist: Path  # score_hist.csv
     reflected: Path  # score_reflected.csv
-    embeddings: Path | None = None  # embeddings.npz (always written in pipeline mode; no rows unless cfg.embed)
+    embeddings: Path | None  # embeddings.npz (always written in pipeline mode; no rows unless cfg.embed)
 
 
 def template_of(cfg: Config, train_template: str | None = None) -> str:
@@ -287,30 +287,46 @@ def run_plain(cfg: Config, student: StudentConfig, input: Path, output: Path, me
     return m
 
 
+def _pipeline(path: str) -> PathSpec:
+    """A pipeline-mode path: None in plain mode (``--input``/``--output`` without ``--dataset``)."""
+    return PathSpec(path, optional=True)
+
+
+STAGE = Stage(
+    "score", __doc__,
+    sections=(Section(Config, "score"), Section(StudentConfig, "student")),
+    inputs={v: _pipeline(f"data/{{dataset}}/{v}.jsonl") for v in VARIANTS},
+    # plain mode: --output is the scored rows, --metrics (beside it unless given) their metrics
+    outputs={"scores": PathSpec("data/{dataset}/scores.jsonl", flag="output", optional=True),
+             "metrics": _pipeline("metrics/{dataset}/score.json"),
+             "plot": _pipeline("metrics/{dataset}/score_ifd.csv"),
+             "hist": _pipeline("metrics/{dataset}/score_hist.csv"),
+             "reflected": _pipeline("metrics/{dataset}/score_reflected.csv"),
+             "embeddings": _pipeline("data/{dataset}/embeddings.npz")},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("score", __doc__)
-    parser.add_argument("--input", type=Path, default=None, help="plain mode: rows to score")
-    parser.add_argument("--output", type=Path, default=None, help="plain mode: where to write the scored rows")
-    parser.add_argument("--metrics", type=Path, default=None, help="plain mode: metrics file (optional)")
+    parser = STAGE.parser()
+    parser.add_argument("--input", type=Path, default=None, help="plain mode: rows to score (with --output)")
     parser.add_argument("--train-template", default=None,
                         help=f"finetune.template: the scoring template when score.template is null "
                              f"(absent: {DEFAULT_TEMPLATE})")
-    args, (cfg, student), _ = parse_stage_args(
-        parser, [Section(Config, "score"), Section(StudentConfig, "student")], argv)
-    if (args.input or args.output) and not (args.input and args.output):
+    call = STAGE.parse(argv, parser)
+    args, (cfg, student) = call.args, call.configs
+    if args.input and not args.output:
         parser.error("plain mode needs both --input and --output")
-    if not (args.input or args.dataset):
-        parser.error("give --dataset K (pipeline mode) or --input/--output (plain mode)")
+    inputs, outputs = Inputs(**call.inputs), Outputs(**call.outputs)
+    missing = [f"--{STAGE.flag(n).replace('_', '-')}" for n, p in {**call.inputs, **call.outputs}.items() if p is None]
+    if not args.input and missing:
+        parser.error(f"give --dataset K (pipeline mode), or --input and --output (plain mode); missing: "
+                     f"{', '.join(missing)}")
     shard = shard_from_env(os.environ)  # RANK / WORLD_SIZE from torchrun or accelerate launch
     start(shard)  # a rank that fails exits with an error, and the launcher stops the others
     if args.input:
-        run_plain(cfg, student, args.input, args.output, args.metrics, shard=shard, train_template=args.train_template)
+        run_plain(cfg, student, args.input, outputs.scores, outputs.metrics, shard=shard,
+                  train_template=args.train_template)
     else:
-        d, m = Path("data") / args.dataset, Path("metrics") / args.dataset
-        inputs = Inputs(*(d / f"{v}.jsonl" for v in VARIANTS))
-        outputs = Outputs(scores=d / "scores.jsonl", metrics=m / "score.json", plot=m / "score_ifd.csv",
-                          hist=m / "score_hist.csv", reflected=m / "score_reflected.csv",
-                          embeddings=d / "embeddings.npz")
         run(cfg, student, inputs, outputs, shard=shard, train_template=args.train_template)
     stop(shard)
     return 0

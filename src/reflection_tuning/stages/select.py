@@ -35,11 +35,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from reflection_tuning import compatibility
+import reflection_tuning.compatibility as compatibility
 from reflection_tuning.config import ConfigError
-from reflection_tuning.decontamination import DEFAULT_NGRAM, build_index, overlap_report, read_eval_sets
+from reflection_tuning.decontamination import build_index, overlap_report, read_eval_sets
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.rows import VARIANTS, is_usable
@@ -55,12 +55,14 @@ from reflection_tuning.select import (
     select_one,
     usable_score,
 )
-from reflection_tuning.stages.common import Section, parse_stage_args, stage_parser
+from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 
 log = logging.getLogger(__name__)
 
 SELECTED_FIELDS = ("id", "variant", "instruction", "input", "output", "source", "ifd", "rifd")
+Method = Literal[METHODS]  # select.METHODS: v2 | v1 | original | random | length
+Diversity = Literal["facility_location"]
 
 
 @dataclass(frozen=True)
@@ -68,19 +70,17 @@ class Config:
     """The ``select:`` section: ``method`` (v2 | v1 | original | random | length), then ``top_k`` or
     ``ratio`` (or neither), then ``budget`` (rows; an int or ``{match: v2}``) with ``seed`` and ``diversity``."""
 
-    method: str = "v2"
-    top_k: int | None = None
-    ratio: float | None = None
-    eval_prompts_dir: str | None = None  # the prompt sets to check (params: ../shared/data/eval_prompts)
-    decontaminate_ngram: int = DEFAULT_NGRAM  # words per n-gram (13: GPT-3, lm-eval)
-    decontaminate: bool = False  # drop the rows that overlap an evaluation prompt
-    budget: int | dict | None = None  # rows kept: an int, or {match: v2}
-    seed: int = 0  # the random baseline's and the budget cut's sample
-    diversity: str | None = None  # facility_location: cut to the budget by diversity
+    method: Method
+    top_k: int | None
+    ratio: float | None
+    eval_prompts_dir: str | None  # the directory of evaluation prompt sets to check (None: no check)
+    decontaminate_ngram: int  # words per n-gram (13: GPT-3, lm-eval)
+    decontaminate: bool  # drop the rows that overlap an evaluation prompt
+    budget: int | dict | None  # rows kept: an int, or {match: v2}
+    seed: int  # the random baseline's and the budget cut's sample
+    diversity: Diversity | None  # facility_location: cut to the budget by diversity
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"select.method: unknown method {self.method!r}; expected one of {list(METHODS)}")
         if self.top_k is not None and self.ratio is not None:
             raise ConfigError("select: give top_k or ratio, not both")
         if self.top_k is not None and self.top_k < 0:
@@ -97,8 +97,6 @@ class Config:
             raise ConfigError(f"select.budget: {e}") from None
         if self.method in BASELINES and self.budget is None:
             raise ConfigError(f"select.method {self.method} needs select.budget (an int or {{match: v2}})")
-        if self.diversity not in (None, "facility_location"):
-            raise ConfigError(f"select.diversity: {self.diversity!r} is not null or facility_location")
         if self.diversity and (self.budget is None or self.method in BASELINES):
             raise ConfigError("select.diversity needs select.budget and a method among v2, v1, original")
 
@@ -110,7 +108,6 @@ class Inputs:
     instruction: Path
     response: Path
     both: Path
-    eval_prompts: Path | None = None  # the directory of evaluation prompt sets
     embeddings: Path | None = None  # data/K/embeddings.npz from score (for diversity)
 
 
@@ -118,7 +115,7 @@ class Inputs:
 class Outputs:
     selected: Path
     metrics: Path
-    rejects: Path | None = None  # rows dropped as contaminated (written when eval_prompts is given)
+    rejects: Path | None = None  # rows dropped as contaminated (empty unless select.decontaminate)
     shift: Path | None = None  # select_shift.csv: teacher-student IFD / r-IFD shift per sample (plot)
     compat: Path | None = None  # select_compat.csv: the same per teacher and candidate (table)
 
@@ -160,8 +157,8 @@ def select_rows(method: str, originals: list[str], variants: dict[str, dict[str,
     return kept, branches
 
 
-def decontaminate(cfg: Config, rows: list[dict[str, Any]],
-                  eval_prompts: Path | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+def decontaminate(cfg: Config,
+                  rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """The n-gram overlap of ``rows`` with the prompt sets; drops the contaminated rows if asked.
 
     Returns:
@@ -170,9 +167,9 @@ def decontaminate(cfg: Config, rows: list[dict[str, Any]],
     Raises:
         UserError: see :func:`decontamination.read_eval_sets`.
     """
-    if cfg.eval_prompts_dir is None or eval_prompts is None:
+    if cfg.eval_prompts_dir is None:
         return rows, [], {}
-    index = build_index(read_eval_sets(eval_prompts), cfg.decontaminate_ngram)
+    index = build_index(read_eval_sets(Path(cfg.eval_prompts_dir)), cfg.decontaminate_ngram)
     metrics, by_row = overlap_report(rows, index)
     log.info("%d of %d selected rows overlap an evaluation prompt (%d-grams)%s", len(by_row), len(rows),
              cfg.decontaminate_ngram, "; dropped" if cfg.decontaminate else "")
@@ -195,9 +192,9 @@ class Steps:
     ranked: Ranked
 
 
-def _steps(cfg: Config, inputs: Inputs, originals: list[str], variants: dict, scores: dict) -> Steps:
+def _steps(cfg: Config, originals: list[str], variants: dict, scores: dict) -> Steps:
     kept, branches = select_rows(cfg.method, originals, variants, scores)
-    clean, dropped, contamination = decontaminate(cfg, kept, inputs.eval_prompts)
+    clean, dropped, contamination = decontaminate(cfg, kept)
     return Steps(kept, branches, clean, dropped, contamination, rank_limit(clean, cfg.top_k, cfg.ratio))
 
 
@@ -246,11 +243,11 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, count_tokens: Callable[[s
     else:
         scores = {}
     originals = list(variants["original"])
-    steps = _steps(cfg, inputs, originals, variants, scores)
+    steps = _steps(cfg, originals, variants, scores)
 
     def match_count(method: str) -> int:  # what `method` keeps on the same scores, with no budget
         other = replace(cfg, method=method, budget=None, diversity=None)
-        return len(_steps(other, inputs, originals, variants, scores).ranked.rows)
+        return len(_steps(other, originals, variants, scores).ranked.rows)
 
     budget = resolve_budget(cfg.budget, match_count)
     final, coverage = cut_to_budget(cfg, steps.ranked.rows, budget, count_tokens, inputs.embeddings)
@@ -285,23 +282,32 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, count_tokens: Callable[[s
     return metrics
 
 
+def _data(name: str, **kw: Any) -> PathSpec:
+    return PathSpec(f"data/{{dataset}}/{name}", **kw)
+
+
+STAGE = Stage(
+    "select", __doc__,
+    sections=(Section(Config, "select"), Section(StudentConfig, "student")),
+    # select.eval_prompts_dir is read from the config (a dep ${select.eval_prompts_dir} in dvc.yaml)
+    inputs={"scores": _data("scores.jsonl"), **{v: _data(f"{v}.jsonl") for v in VARIANTS},
+            "embeddings": _data("embeddings.npz", optional=True)},
+    outputs={"selected": _data("selected.jsonl", flag="output"),
+             "metrics": "metrics/{dataset}/select.json",
+             "rejects": _data("select_rejects.jsonl"),
+             "shift": PathSpec("metrics/{dataset}/select_shift.csv", optional=True),
+             "compat": PathSpec("metrics/{dataset}/select_compat.csv", optional=True)},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser("select", __doc__)
-    args, (cfg, student), _ = parse_stage_args(
-        parser, [Section(Config, "select"), Section(StudentConfig, "student")], argv)
-    if not args.dataset:
-        parser.error("--dataset is required")
-    d, m = Path("data") / args.dataset, Path("metrics") / args.dataset
-    eval_prompts = Path(cfg.eval_prompts_dir) if cfg.eval_prompts_dir is not None else None
-    inputs = Inputs(d / "scores.jsonl", *(d / f"{v}.jsonl" for v in VARIANTS), eval_prompts=eval_prompts,
-                    embeddings=d / "embeddings.npz")
-    outputs = Outputs(selected=d / "selected.jsonl", metrics=m / "select.json", rejects=d / "select_rejects.jsonl",
-                      shift=m / "select_shift.csv", compat=m / "select_compat.csv")
+    call = STAGE.parse(argv)
+    cfg, student = call.configs
     count_tokens = None
     if cfg.method == "length":
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(student.model)
         count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
-    run(cfg, inputs, outputs, count_tokens)
+    run(cfg, Inputs(**call.inputs), Outputs(**call.outputs), count_tokens)
     return 0

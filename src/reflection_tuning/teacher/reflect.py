@@ -63,9 +63,10 @@ def check_rows(rows: Sequence[dict[str, Any]], where: str) -> None:
     """Check that every row has an ``id`` and string ``instruction`` / ``output``.
 
     Raises:
-        ValueError: the first bad row, named by its position in ``where``.
+        UserError: the first bad row, named by its position in ``where``.
     """
     for n, row in enumerate(rows, start=1):
         missing = [k for k in ("id", "instruction", "output") if not isinstance(row.get(k), str)]
         if missing:
-            raise ValueError(f"{where}: row {n} (id {row.get('id')}) has no string {missing}")
+            raise UserError(f"{where}: row {n} (id {row.get('id')}) has no string {missing}; give the rows "
+                            "fetch writes (reflection-tuning fetch), or fix that row")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shipped import params_config
+from shipped import PARAMS, params_config
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction, reflect_response
 
@@ -34,7 +34,7 @@ def runs(tmp_path_factory, teacher_url, embedded_model, alpaca_rows):
     mp.setenv("RT_FAKE_TEACHER_KEY", SECRET)
 
     def argv(stage: str, base_url: str) -> list[str]:
-        return ["--params", str(tmp / "none.yaml"), "--base-url", base_url, "--model", str(embedded_model),
+        return ["--params", str(PARAMS), "--base-url", base_url, "--model", str(embedded_model),
                 "--api-key-env", "RT_FAKE_TEACHER_KEY", "--max-tokens", "128", "--timeout", "240",
                 # no re-ask: these tests count requests, cache hits and prompt tokens of the
                 # first asks (the re-ask has its own tests in tests/unit/llm/test_runner.py)

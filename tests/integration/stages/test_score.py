@@ -14,8 +14,15 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.score.ifd import TERMS
 from reflection_tuning.stages.score import Config, main
+from shipped import PARAMS, params_config
 
 N = 4
+# the shipped params, with no resume cache
+PARAMS_ARGS = ["--params", str(PARAMS), "--cache-dir", "null"]
+
+
+def cfg(**kw) -> Config:
+    return params_config(Config, "score", **{"cache_dir": None, **kw})
 
 
 def teacher_row(orig: dict, variant: str, instruction, input, output, status: str = "ok") -> dict:
@@ -44,7 +51,7 @@ def test_pipeline_mode(alpaca_rows, tiny_model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     build_variants(alpaca_rows, tmp_path / "data" / "alpaca")
     # the student is a directory that does not exist: the proxy scorer is the one loaded
-    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--model", "no/such/student", "--device", "cpu",
+    assert main(["--dataset=alpaca", *PARAMS_ARGS, "--model", "no/such/student", "--device", "cpu",
                  "--proxy-model", str(tiny_model), "--batch-tokens", "4096", "--embed", "true",
                  "--train-template", "alpaca",  # as dvc.yaml passes finetune.template
                  "--log-level", "WARNING"]) == 0
@@ -101,7 +108,7 @@ def test_truncated_rows_compare_like_with_like(alpaca_rows, tiny_model, tmp_path
     n_prompt = len(tok(prompt("alpaca", row["instruction"], row["input"])).input_ids)
     assert len(tok(row["output"]).input_ids) > 20
     write_jsonl(tmp_path / "in.jsonl", [row])
-    m = run_plain(Config(template="alpaca", input_mode="keep", max_length=n_prompt + 10, device="cpu"),
+    m = run_plain(cfg(template="alpaca", input_mode="keep", max_length=n_prompt + 10, device="cpu"),
                   StudentConfig(str(tiny_model)), tmp_path / "in.jsonl", tmp_path / "out.jsonl")
     (r,) = read_jsonl(tmp_path / "out.jsonl")
     assert r["truncated"] is True and r["tokens_a_given_q"] == 10 == r["tokens_a"]
@@ -119,7 +126,7 @@ def test_plain_mode(alpaca_rows, tiny_model, tmp_path):
     plain.append({"instruction": "Say nothing.", "input": "", "output": ""})
     write_jsonl(tmp_path / "in.jsonl", plain)
     assert main(["--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"),
-                 "--model", str(tiny_model), "--template", "vicuna", "--params", str(tmp_path / "none.yaml"),
+                 "--model", str(tiny_model), "--template", "vicuna", *PARAMS_ARGS,
                  "--metrics", str(tmp_path / "m.json"), "--log-level", "WARNING"]) == 0
     out = read_jsonl(tmp_path / "out.jsonl")
     assert [r["instruction"] for r in out] == [r["instruction"] for r in plain]  # input order kept
@@ -149,13 +156,13 @@ def test_template_defaults_to_the_training_template_and_input_is_merged(alpaca_r
 
     row = next(r for r in alpaca_rows if r["input"])
     write_jsonl(tmp_path / "in.jsonl", [{k: row[k] for k in ("instruction", "input", "output")}])
-    assert Config().template is None and Config().max_length == 2048 and Config().input_mode == "merge"
-    assert template_of(Config()) == "vicuna" and template_of(Config(), "alpaca") == "alpaca"
-    assert template_of(Config(template="bare"), "alpaca") == "bare"
+    assert cfg().template is None and cfg().max_length == 2048 and cfg().input_mode == "merge"  # shipped
+    assert template_of(cfg()) == "vicuna" and template_of(cfg(), "alpaca") == "alpaca"
+    assert template_of(cfg(template="bare"), "alpaca") == "bare"
     merged = merge_input(row["instruction"], row["input"])
     for train_template, expected in ((None, "vicuna"), ("alpaca", "alpaca")):
         scorer = Recording(HFScorer.from_pretrained(tiny_model, "cpu"))
-        run_plain(Config(device="cpu"), StudentConfig(str(tiny_model)), tmp_path / "in.jsonl",
+        run_plain(cfg(device="cpu"), StudentConfig(str(tiny_model)), tmp_path / "in.jsonl",
                   tmp_path / "out.jsonl", scorer=scorer, train_template=train_template)
         prefixes = {r.prefix for r in scorer.requests}
         # the original is scored in the no-input shape, its input merged as rows.merge_input does
@@ -164,11 +171,15 @@ def test_template_defaults_to_the_training_template_and_input_is_merged(alpaca_r
 
 
 def test_bad_config():
-    with pytest.raises(ConfigError, match="template"):
-        Config(template="llama")
-    with pytest.raises(ConfigError, match="input"):
-        Config(input_mode="drop")
-    with pytest.raises(UserError, match="missing"):
-        main(["--dataset", "nowhere", "--params", "none.yaml"])
+    with pytest.raises(ConfigError, match="template is 'llama'; expected one of"):
+        cfg(template="llama")
+    with pytest.raises(ConfigError, match="input_mode is 'drop'"):
+        cfg(input_mode="drop")
+    with pytest.raises(ConfigError, match="max_length"):
+        cfg(max_length=1)
+    with pytest.raises(UserError, match="missing data/nowhere/original.jsonl"):
+        main(["--dataset", "nowhere", *PARAMS_ARGS])
     with pytest.raises(SystemExit):
-        main(["--params", "none.yaml", "--input", "x.jsonl"])  # plain mode needs --output too
+        main([*PARAMS_ARGS, "--input", "x.jsonl"])  # plain mode needs --output too
+    with pytest.raises(SystemExit):
+        main([*PARAMS_ARGS, "--output", "x.jsonl"])  # pipeline mode needs --dataset (or every path)

@@ -17,13 +17,15 @@ import pytest
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.score.scorer import HFScorer
 from reflection_tuning.stages.score import main
+from shipped import PARAMS
 
 N = 6
 OUTS = ("data/alpaca/scores.jsonl", "metrics/alpaca/score_ifd.csv", "metrics/alpaca/score_hist.csv",
         "metrics/alpaca/score_reflected.csv")
 # Small batches, so that there are several for the ranks to share and for a kill to land between.
-ARGS = ["--dataset", "alpaca", "--params", "none.yaml", "--device", "cpu", "--batch-tokens", "768",
-        "--log-level", "WARNING"]
+# The shipped params with no resume cache (a test that resumes gives one).
+ARGS = ["--dataset", "alpaca", "--params", str(PARAMS), "--device", "cpu", "--batch-tokens", "768",
+        "--cache-dir", "null", "--log-level", "WARNING"]
 
 
 def write_variants(rows: list[dict], root: Path) -> None:

@@ -8,23 +8,25 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.stages import export
 from reflection_tuning.stages.select import Config as SelectConfig
+from shipped import PARAMS, params_config
 
 
 def _prov():
-    return export.Provenance(dataset="alpaca", source="local.json", student="models/s", select=SelectConfig(),
+    return export.Provenance(dataset="alpaca", source="local.json", student="models/s",
+                             select=params_config(SelectConfig, "select"),
                              commit="abc", params_hash="0123456789ab")
 
 
 def test_missing_selection_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="selected.jsonl is missing"):
-        export.run(export.Config(), export.Inputs(tmp_path, tmp_path / "select.json"),
+        export.run(params_config(export.Config, "export"), export.Inputs(tmp_path, tmp_path / "select.json"),
                    export.Outputs(tmp_path / "export"), _prov())
 
 
 def test_empty_selection_is_a_user_error(tmp_path):
     write_jsonl(tmp_path / "selected.jsonl", [])
     with pytest.raises(UserError, match="has no rows"):
-        export.run(export.Config(), export.Inputs(tmp_path, tmp_path / "select.json"),
+        export.run(params_config(export.Config, "export"), export.Inputs(tmp_path, tmp_path / "select.json"),
                    export.Outputs(tmp_path / "export"), _prov())
 
 
@@ -34,7 +36,8 @@ def test_unset_license_is_other_and_said_so(tmp_path, alpaca_rows):
                                               for r in alpaca_rows[:2]])
     out = tmp_path / "export"
     (out / "stale").mkdir(parents=True)
-    counts = export.run(export.Config(all_variants=False), export.Inputs(tmp_path, tmp_path / "select.json"),
+    cfg = params_config(export.Config, "export", all_variants=False)
+    counts = export.run(cfg, export.Inputs(tmp_path, tmp_path / "select.json"),
                         export.Outputs(out), _prov())
     assert counts == {"selected_rows": 2, "variant_rows": 0}
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
@@ -46,3 +49,20 @@ def test_unset_license_is_other_and_said_so(tmp_path, alpaca_rows):
 def test_params_hash_is_canonical():
     assert export.params_hash({"a": 1, "b": {"c": 2}}) == export.params_hash({"b": {"c": 2}, "a": 1})
     assert export.params_hash({"a": 1}) != export.params_hash({"a": 2})
+
+
+@pytest.mark.parametrize("dataset", [["--dataset=alpaca"], ["--dataset", "alpaca"]])
+def test_main_takes_the_source_from_the_dataset_entry(dataset, tmp_path, alpaca_rows, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "data" / "alpaca"
+    write_jsonl(d / "original.jsonl", alpaca_rows[:2])
+    write_jsonl(d / "selected.jsonl",
+                [{**r, "variant": "original", "ifd": None, "rifd": None} for r in alpaca_rows[:2]])
+    assert export.main([*dataset, "--params", str(PARAMS), "--license", "cc-by-nc-4.0"]) == 0
+    text = (d / "export" / "README.md").read_text()
+    assert "tatsu-lab/alpaca" in text and "license: cc-by-nc-4.0" in text  # datasets.alpaca.source
+    assert export.main([*dataset, "--params", str(PARAMS), "--fetch-source", "elsewhere.json",
+                        "--output", "out"]) == 0
+    assert "elsewhere.json" in (tmp_path / "out" / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        export.main(["--params", str(PARAMS)])  # the card needs a dataset

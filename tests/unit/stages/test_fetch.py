@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from reflection_tuning import cli
+from reflection_tuning.config import ConfigError
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.stages.fetch import Config, Outputs, SourceError, main, run
+from shipped import params_config
+
+
+def _cfg(**kw) -> Config:
+    """A dataset entry as the shipped ``datasets.alpaca``, reading every row unless ``limit`` is given."""
+    return params_config(Config, "datasets.alpaca", **{"limit": None, **kw})
 
 
 def _outputs(tmp_path: Path) -> Outputs:
@@ -25,8 +33,8 @@ def _metrics(out: Outputs) -> dict:
 def test_real_alpaca_sample_is_reproducible(shared_data, tmp_path):
     source = str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json")
     a, b = _outputs(tmp_path / "a"), _outputs(tmp_path / "b")
-    run(Config(source=source, limit=16, seed=0), a)
-    run(Config(source=source, limit=16, seed=0), b)
+    run(_cfg(source=source, limit=16, seed=0), a)
+    run(_cfg(source=source, limit=16, seed=0), b)
     assert a.rows.read_bytes() == b.rows.read_bytes()
     rows = read_jsonl(a.rows)
     assert len(rows) == 16
@@ -35,7 +43,7 @@ def test_real_alpaca_sample_is_reproducible(shared_data, tmp_path):
     m = _metrics(a)
     assert m["read"] == 3111 == m["kept"] + m["rejected"] + m["duplicates"]
     assert m["sampled"] == 16
-    run(Config(source=source, limit=16, seed=1), b)
+    run(_cfg(source=source, limit=16, seed=1), b)
     assert a.rows.read_bytes() != b.rows.read_bytes()
 
 
@@ -53,7 +61,7 @@ def test_bad_rows_go_to_rejects_with_line_and_reason(alpaca_records, tmp_path):
     src = tmp_path / "mixed.jsonl"
     src.write_text("\n".join(lines) + "\n")
     out = _outputs(tmp_path)
-    run(Config(source=str(src)), out)
+    run(_cfg(source=str(src)), out)
     rejects = {r["line"]: r["reason"] for r in read_jsonl(out.rejects)}
     assert rejects[6].startswith("bad JSON")
     assert rejects[7] == "missing field 'output'"
@@ -78,8 +86,8 @@ def test_wizardlm_and_sharegpt_formats(alpaca_records, tmp_path):
         {"from": "human", "value": "and again?"},
     ]}) + "\n" for r in recs))
     a, b = _outputs(tmp_path / "a"), _outputs(tmp_path / "b")
-    run(Config(source=str(wiz), format="wizardlm"), a)
-    run(Config(source=str(share), format="sharegpt"), b)
+    run(_cfg(source=str(wiz), format="wizardlm"), a)
+    run(_cfg(source=str(share), format="sharegpt"), b)
     ids_a = [(r["id"], r["instruction"], r["output"]) for r in read_jsonl(a.rows)]
     ids_b = [(r["id"], r["instruction"], r["output"]) for r in read_jsonl(b.rows)]
     assert ids_a == ids_b and len(ids_a) == 3
@@ -91,7 +99,7 @@ def test_parquet_source(alpaca_records, tmp_path):
     path = tmp_path / "alpaca.parquet"
     datasets.Dataset.from_list(alpaca_records[:7]).to_parquet(str(path))
     out = _outputs(tmp_path)
-    run(Config(source=str(path)), out)
+    run(_cfg(source=str(path)), out)
     assert _metrics(out)["kept"] == 7
 
 
@@ -102,30 +110,44 @@ def test_http_source(shared_data, tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_port}/cherry_alpaca_5_percent.json"
         out = _outputs(tmp_path)
-        run(Config(source=url, limit=4), out)
+        run(_cfg(source=url, limit=4), out)
         assert _metrics(out)["read"] == 3111
         with pytest.raises(SourceError, match="not found"):
-            run(Config(source=url.replace("cherry", "missing")), out)
+            run(_cfg(source=url.replace("cherry", "missing")), out)
     finally:
         server.shutdown()
 
 
 def test_unreachable_sources_fail_clearly(tmp_path):
     with pytest.raises(SourceError, match="set datasets.<name>.source"):
-        run(Config(source="tatsu-lab/alpaca"), _outputs(tmp_path))  # HF_HUB_OFFLINE=1 in tests
+        run(_cfg(source="tatsu-lab/alpaca"), _outputs(tmp_path))  # HF_HUB_OFFLINE=1 in tests
     with pytest.raises(SourceError, match="not found"):
-        run(Config(source=str(tmp_path / "nope.json")), _outputs(tmp_path))
+        run(_cfg(source=str(tmp_path / "nope.json")), _outputs(tmp_path))
 
 
 def test_cli_reads_params_section(shared_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     source = shared_data / "alpaca" / "cherry_alpaca_5_percent.json"
-    (tmp_path / "params.yaml").write_text(f"datasets:\n  alpaca:\n    source: {source}\n    limit: 3\n    seed: 0\n")
+    entry = f"  alpaca:\n    source: {source}\n    format: alpaca\n    limit: 3\n    seed: 0\n    input: merge\n"
+    (tmp_path / "params.yaml").write_text("datasets:\n" + entry)
     assert main(["--dataset", "alpaca"]) == 0
     assert len(read_jsonl(tmp_path / "data/alpaca/original.jsonl")) == 3
-    assert main(["--dataset", "alpaca", "--limit", "2", "--output", "two.jsonl"]) == 0
+    assert main(["--dataset=alpaca", "--limit", "2", "--output", "two.jsonl"]) == 0  # --dataset=K too
     assert len(read_jsonl(tmp_path / "two.jsonl")) == 2
     assert json.loads((tmp_path / "two.metrics.json").read_text())["sampled"] == 2  # beside --output
+    assert json.loads((tmp_path / "metrics/alpaca/fetch.json").read_text())["sampled"] == 3
+
+
+def test_format_and_input_are_checked_when_the_config_loads(tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("datasets:\n  x:\n    source: nowhere.json\n    format: alpacca\n"
+                                          "    limit: null\n    seed: 0\n    input: merge\n")
+    assert cli.main(["fetch", "--dataset=x"]) == 2  # a user error: one line, before any reading
+    err = capfd.readouterr().err
+    assert "format is 'alpacca'; expected one of ['alpaca', 'wizardlm', 'sharegpt']" in err and "Traceback" not in err
+    with pytest.raises(ConfigError, match="input is 'drop'"):
+        _cfg(source="x", input="drop")
+    assert not (tmp_path / "data").exists()
 
 
 def test_bom_prefixed_copy_of_real_alpaca_keeps_every_row(shared_data, tmp_path):
@@ -133,12 +155,12 @@ def test_bom_prefixed_copy_of_real_alpaca_keeps_every_row(shared_data, tmp_path)
 
     real = shared_data / "alpaca" / "cherry_alpaca_5_percent.json"
     plain, bom = _outputs(tmp_path / "plain"), _outputs(tmp_path / "bom")
-    run(Config(source=str(real)), plain)
+    run(_cfg(source=str(real)), plain)
     for name, text in (("bom.json", real.read_bytes()),
                        ("bom.jsonl", "".join(json.dumps(r) + "\r\n" for r in json.loads(real.read_text())).encode())):
         copy = tmp_path / name
         copy.write_bytes(codecs.BOM_UTF8 + text)
-        run(Config(source=str(copy)), bom)
+        run(_cfg(source=str(copy)), bom)
         m = _metrics(bom)
         assert (m["read"], m["kept"], m["rejected"]) == (3111, 3111, 0), name
         assert [r["id"] for r in read_jsonl(bom.rows)] == [r["id"] for r in read_jsonl(plain.rows)]
@@ -147,8 +169,8 @@ def test_bom_prefixed_copy_of_real_alpaca_keeps_every_row(shared_data, tmp_path)
 def test_input_merge_is_the_default_and_keep_keeps_it(shared_data, tmp_path):
     source = str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json")
     merged, kept = _outputs(tmp_path / "m"), _outputs(tmp_path / "k")
-    run(Config(source=source), merged)
-    run(Config(source=source, input="keep"), kept)
+    run(_cfg(source=source), merged)
+    run(_cfg(source=source, input="keep"), kept)
     by_id = {r["id"]: r for r in read_jsonl(kept.rows)}
     rows = read_jsonl(merged.rows)
     assert set(by_id) == {r["id"] for r in rows}  # the id does not depend on the mode
@@ -157,8 +179,8 @@ def test_input_merge_is_the_default_and_keep_keeps_it(shared_data, tmp_path):
     assert _metrics(merged)["inputs_merged"] == len(with_input) > 0
     r = with_input[0]
     assert r["instruction"] == by_id[r["id"]]["instruction"].rstrip() + "\n\n" + by_id[r["id"]]["input"].strip()
-    with pytest.raises(ValueError, match="input mode"):
-        run(Config(source=source, input="drop"), merged)
+    with pytest.raises(ValueError, match="input mode"):  # a config built by hand is checked by run
+        run(Config(source, "alpaca", None, 0, "drop"), merged)
 
 
 def test_cli_outside_a_dataset_writes_beside_the_output(shared_data, tmp_path, monkeypatch, capfd):
@@ -166,7 +188,9 @@ def test_cli_outside_a_dataset_writes_beside_the_output(shared_data, tmp_path, m
     source = shared_data / "alpaca" / "cherry_alpaca_5_percent.json"
     bad = tmp_path / "rows.jsonl"
     bad.write_text("{oops\n" + json.dumps(json.loads(source.read_text())[0]) + "\n")
-    assert main(["--source", str(bad), "--output", "out/rows.out.jsonl", "--log-level", "INFO"]) == 0
+    # no params entry: every key of one comes from the options
+    keys = ["--format", "alpaca", "--limit", "null", "--seed", "0", "--input", "merge"]
+    assert main(["--source", str(bad), *keys, "--output", "out/rows.out.jsonl", "--log-level", "INFO"]) == 0
     log = capfd.readouterr().err  # main sets up logging to stderr itself
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert written == ["out/rows.out.jsonl", "out/rows.out.metrics.json", "out/rows.out.rejects.jsonl", "rows.jsonl"]
@@ -175,14 +199,16 @@ def test_cli_outside_a_dataset_writes_beside_the_output(shared_data, tmp_path, m
     assert json.loads((tmp_path / "out/rows.out.metrics.json").read_text())["rejected"] == 1
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
     with pytest.raises(SystemExit):
-        main(["--source", str(bad)])  # no --dataset and no --output: nowhere to write
+        main(["--source", str(bad), *keys])  # no --dataset and no --output: nowhere to write
+    with pytest.raises(ConfigError, match="missing keys"):
+        main(["--source", str(bad), "--output", "o.jsonl"])  # no entry to take the other keys from
 
 
 def test_empty_source_writes_empty_outputs(tmp_path):
     src = tmp_path / "empty.jsonl"
     src.write_bytes(b"")
     out = _outputs(tmp_path)
-    m = run(Config(source=str(src)), out)
+    m = run(_cfg(source=str(src)), out)
     assert (m["read"], m["kept"]) == (0, 0) and read_jsonl(out.rows) == []
 
 
@@ -192,7 +218,7 @@ def test_shard_rejects_name_their_shard(alpaca_records, tmp_path):
     for i in range(2):
         (shards / f"part-{i}.jsonl").write_text(json.dumps(alpaca_records[i]) + "\n{bad\n")
     out = _outputs(tmp_path)
-    m = run(Config(source=str(shards)), out)
+    m = run(_cfg(source=str(shards)), out)
     assert (m["read"], m["kept"], m["rejected"]) == (4, 2, 2)
     assert [(r["id"], r["shard"]) for r in read_jsonl(out.rejects)] == [
         ("part-0.jsonl:line-000000002", "part-0.jsonl"), ("part-1.jsonl:line-000000002", "part-1.jsonl")]

@@ -11,8 +11,15 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages.select import Config, Inputs, Outputs, main, run
+from shipped import PARAMS, params_config
 
 N = 8
+# the shipped params, without the evaluation prompts (each test that checks them gives their directory)
+PARAMS_ARGS = ["--params", str(PARAMS), "--eval-prompts-dir", "null"]
+
+
+def cfg(**kw) -> Config:
+    return params_config(Config, "select", **{"eval_prompts_dir": None, **kw})
 VARIANTS = ("original", "instruction", "response", "both")
 
 
@@ -67,7 +74,7 @@ def _out(tmp_path: Path) -> Outputs:
 
 
 def test_v2_counts_every_branch(inputs, alpaca_rows, tmp_path):
-    m = run(Config(method="v2"), inputs, _out(tmp_path))
+    m = run(cfg(method="v2"), inputs, _out(tmp_path))
     assert m == json.loads((tmp_path / "select.json").read_text())
     assert m["read"] == N and m["kept"] == 2 == m["kept_before_rank"] and m["dropped_by_rank"] == 0
     branches = {k[len("branch_"):]: v for k, v in m.items() if k.startswith("branch_") and v}
@@ -86,10 +93,10 @@ def test_v2_counts_every_branch(inputs, alpaca_rows, tmp_path):
 
 
 def test_v2_top_k_keeps_the_highest_ifd(inputs, tmp_path):
-    m = run(Config(method="v2", top_k=1), inputs, _out(tmp_path))
+    m = run(cfg(method="v2", top_k=1), inputs, _out(tmp_path))
     assert (m["kept_before_rank"], m["dropped_by_rank"], m["kept"]) == (2, 1, 1)
     assert [r["variant"] for r in read_jsonl(tmp_path / "selected.jsonl")] == ["both"]  # IFD 0.9 > 0.4
-    m = run(Config(method="v2", ratio=0.5), inputs, _out(tmp_path))
+    m = run(cfg(method="v2", ratio=0.5), inputs, _out(tmp_path))
     assert m["kept"] == 1
 
 
@@ -97,7 +104,7 @@ def test_top_k_drops_ifd_ge_1_before_ranking(inputs, tmp_path):
     """v1 keeps a row of every sample; case 2's `both` has IFD 1.3: dropped before ranking,
     never first in the IFD-descending order (Cherry LLM / Superfiltering). Case 6's score
     failed: unscored, never read as 0. Case 7 fell back to `instruction` (IFD 0.7)."""
-    m = run(Config(method="v1", top_k=3), inputs, _out(tmp_path))
+    m = run(cfg(method="v1", top_k=3), inputs, _out(tmp_path))
     assert (m["kept_before_rank"], m["dropped_ifd_ge1"], m["dropped_unscored"]) == (N, 1, 1)
     assert m["kept"] == 3 and m["dropped_by_rank"] == 3
     assert m["kept_before_rank"] == (m["dropped_contaminated"] + m["dropped_ifd_ge1"] + m["dropped_unscored"]
@@ -109,7 +116,7 @@ def test_top_k_drops_ifd_ge_1_before_ranking(inputs, tmp_path):
 def test_compatibility_outputs(inputs, tmp_path):
     out = Outputs(tmp_path / "selected.jsonl", tmp_path / "select.json", shift=tmp_path / "shift.csv",
                   compat=tmp_path / "compat.csv")
-    m = run(Config(method="v1"), inputs, out)  # the student's view does not depend on the method
+    m = run(cfg(method="v1"), inputs, out)  # the student's view does not depend on the method
     assert m["compat_both_samples"] == 3 and m["compat_response_samples"] == 3  # 2 unscored of 8
     assert m["compat_both_accepted_share"] == pytest.approx(1 / 3)
     lines = (tmp_path / "shift.csv").read_text().splitlines()
@@ -118,7 +125,7 @@ def test_compatibility_outputs(inputs, tmp_path):
 
 
 def test_v1_trains_on_recycled_pairs(inputs, alpaca_rows, tmp_path):
-    m = run(Config(method="v1"), inputs, _out(tmp_path))
+    m = run(cfg(method="v1"), inputs, _out(tmp_path))
     assert (m["read"], m["kept"], m["branch_both"], m["branch_instruction_fallback"]) == (N, N, N - 1, 1)
     assert (m["kept_both"], m["kept_instruction"]) == (N - 1, 1)
     fallback = next(r for r in read_jsonl(tmp_path / "selected.jsonl") if r["variant"] == "instruction")
@@ -126,7 +133,7 @@ def test_v1_trains_on_recycled_pairs(inputs, alpaca_rows, tmp_path):
 
 
 def test_original_keeps_every_original(inputs, alpaca_rows, tmp_path):
-    m = run(Config(method="original"), inputs, _out(tmp_path))
+    m = run(cfg(method="original"), inputs, _out(tmp_path))
     assert (m["kept"], m["kept_original"], m["branch_original"]) == (N, N, N)
     rows = read_jsonl(tmp_path / "selected.jsonl")
     assert {r["output"] for r in rows} == {r["output"] for r in alpaca_rows[:N]}
@@ -137,21 +144,31 @@ def test_main_paths_and_unknown_method(inputs, tmp_path, monkeypatch):
     Path("data").rename("alpaca")
     Path("data").mkdir()
     Path("alpaca").rename("data/alpaca")
-    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--top-k", "1", "--log-level", "WARNING"]) == 0
+    assert main(["--dataset=alpaca", *PARAMS_ARGS, "--top-k", "1", "--log-level", "WARNING"]) == 0
     assert json.loads(Path("metrics/alpaca/select.json").read_text())["kept"] == 1
     assert len(read_jsonl("data/alpaca/selected.jsonl")) == 1
-    with pytest.raises(ConfigError, match="unknown method 'v3'"):
-        main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "v3"])
+    assert Path("data/alpaca/select_rejects.jsonl").is_file()
+    assert Path("metrics/alpaca/select_shift.csv").is_file() and Path("metrics/alpaca/select_compat.csv").is_file()
+    # outside a dataset: every input as an option; metrics and rejects beside --output
+    d = Path("data/alpaca")
+    paths = [f"--{n}={d / f'{n}.jsonl'}" for n in ("scores", *VARIANTS)]
+    assert main([*paths, *PARAMS_ARGS, "--method", "v1", "--output", "out/sel.jsonl"]) == 0
+    assert json.loads(Path("out/sel.metrics.json").read_text())["kept"] == N
+    assert Path("out/sel.rejects.jsonl").is_file() and len(read_jsonl("out/sel.jsonl")) == N
+    with pytest.raises(SystemExit):
+        main([*PARAMS_ARGS, "--output", "out/sel.jsonl"])  # no --dataset and no inputs
+    with pytest.raises(ConfigError, match="method is 'v3'; expected one of"):
+        main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "v3"])
     Path("data/alpaca/scores.jsonl").unlink()
     with pytest.raises(UserError, match="scores.jsonl"):
-        main(["--dataset", "alpaca", "--params", "none.yaml"])
-    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "v1"]) == 0  # no scores needed
-    assert main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "random", "--budget", "2"]) == 0
+        main(["--dataset", "alpaca", *PARAMS_ARGS])
+    assert main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "v1"]) == 0  # no scores needed
+    assert main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "random", "--budget", "2"]) == 0
     assert json.loads(Path("metrics/alpaca/select.json").read_text())["kept"] == 2
     with pytest.raises(UserError, match="scores.jsonl"):  # {match: v2} needs the scores
-        main(["--dataset", "alpaca", "--params", "none.yaml", "--method", "random", "--budget", "{match: v2}"])
+        main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "random", "--budget", "{match: v2}"])
     with pytest.raises(ConfigError, match="not both"):
-        Config(top_k=1, ratio=0.5)
+        cfg(top_k=1, ratio=0.5)
 
 
 def test_decontamination_report_and_drop(inputs, alpaca_rows, shared_data, tmp_path):
@@ -164,42 +181,41 @@ def test_decontamination_report_and_drop(inputs, alpaca_rows, shared_data, tmp_p
     kept["output"] = f"Here is a question: {vicuna[0]} And an answer."
     write_jsonl(inputs.both, both)
     prompts = shared_data / "eval_prompts"
-    inputs = Inputs(inputs.scores, inputs.original, inputs.instruction, inputs.response, inputs.both, prompts)
     out = Outputs(tmp_path / "selected.jsonl", tmp_path / "select.json", tmp_path / "rejects.jsonl")
 
-    m = run(Config(method="v2", eval_prompts_dir=str(prompts)), inputs, out)  # report only
+    m = run(cfg(method="v2", eval_prompts_dir=str(prompts)), inputs, out)  # report only
     assert (m["kept"], m["dropped_contaminated"], m["contaminated_rows"], m["contaminated_rows_vicuna"]) == (2, 0, 1, 1)
     assert m["contaminated_prompts_vicuna"] == 1 and m["eval_prompts_lima"] == 300
     assert read_jsonl(out.rejects) == []
 
-    m = run(Config(method="v2", eval_prompts_dir=str(prompts), decontaminate=True), inputs, out)
+    m = run(cfg(method="v2", eval_prompts_dir=str(prompts), decontaminate=True), inputs, out)
     assert (m["kept_before_rank"], m["dropped_contaminated"], m["dropped_by_rank"], m["kept"]) == (2, 1, 0, 1)
     assert [r["variant"] for r in read_jsonl(out.selected)] == ["response"]
     (reject,) = read_jsonl(out.rejects)
     assert (reject["variant"], reject["reason"]) == ("both", "contaminated")
     assert reject["eval_sets"] == ["lima", "vicuna"]  # LIMA's test set has the same question
     with pytest.raises(ConfigError, match="eval_prompts_dir"):
-        Config(decontaminate=True)
+        cfg(decontaminate=True)
 
 
 def test_baselines_at_the_budget_of_v2(inputs, alpaca_rows, tmp_path):
     """random and length keep as many original rows as v2 does ({match: v2}: 2 here)."""
-    m = run(Config(method="random", budget={"match": "v2"}, seed=3), inputs, _out(tmp_path))
+    m = run(cfg(method="random", budget={"match": "v2"}, seed=3), inputs, _out(tmp_path))
     assert (m["budget"], m["kept"], m["kept_original"], m["dropped_by_budget"]) == (2, 2, 2, N - 2)
     first = read_jsonl(tmp_path / "selected.jsonl")
-    run(Config(method="random", budget=2, seed=3), inputs, _out(tmp_path))
+    run(cfg(method="random", budget=2, seed=3), inputs, _out(tmp_path))
     assert read_jsonl(tmp_path / "selected.jsonl") == first  # seeded
     originals = {r["id"]: r for r in alpaca_rows[:N]}
     assert all(r["output"] == originals[r["id"]]["output"] for r in first)
 
-    m = run(Config(method="length", budget=3), inputs, _out(tmp_path), count_tokens=len)
+    m = run(cfg(method="length", budget=3), inputs, _out(tmp_path), count_tokens=len)
     longest = sorted(alpaca_rows[:N], key=lambda r: (-len(r["output"]), r["id"]))[:3]
     assert {r["id"] for r in read_jsonl(tmp_path / "selected.jsonl")} == {r["id"] for r in longest}
     assert m["kept"] == 3 and m["kept_before_rank"] == (m["dropped_contaminated"] + m["dropped_ifd_ge1"]
                                                         + m["dropped_unscored"] + m["dropped_by_rank"]
                                                         + m["dropped_by_budget"] + m["kept"])
     # v1 keeps every sample: cut to the budget by a seeded sample
-    m = run(Config(method="v1", budget=5), inputs, _out(tmp_path))
+    m = run(cfg(method="v1", budget=5), inputs, _out(tmp_path))
     assert (m["kept"], m["dropped_by_budget"], m["diversity_coverage"]) == (5, N - 5, None)
 
 
@@ -214,13 +230,13 @@ def test_diversity_picks_by_facility_location(inputs, tmp_path):
     vectors = [[1.0, 0.01 * n] if cluster[i] else [-1.0, 0.01 * n] for n, (i, _) in enumerate(keys)]
     save_embeddings(tmp_path / "emb.npz", keys, vectors)
     inputs = Inputs(**{**inputs.__dict__, "embeddings": tmp_path / "emb.npz"})
-    m = run(Config(method="v1", budget=2, diversity="facility_location"), inputs, _out(tmp_path))
+    m = run(cfg(method="v1", budget=2, diversity="facility_location"), inputs, _out(tmp_path))
     picked = read_jsonl(tmp_path / "selected.jsonl")
     assert m["kept"] == 2 and {cluster[r["id"]] for r in picked} == {True, False}
     assert 0.9 < m["diversity_coverage"] <= 1.0
     # no embeddings: a clear error
     with pytest.raises(UserError, match="score.embed"):
-        run(Config(method="v1", budget=2, diversity="facility_location"),
+        run(cfg(method="v1", budget=2, diversity="facility_location"),
             Inputs(**{**inputs.__dict__, "embeddings": tmp_path / "none.npz"}), _out(tmp_path))
 
 
@@ -234,4 +250,4 @@ def test_diversity_picks_by_facility_location(inputs, tmp_path):
 ])
 def test_bad_budget_config(kw, match):
     with pytest.raises(ConfigError, match=match):
-        Config(**kw)
+        cfg(**kw)

@@ -1,5 +1,6 @@
-"""The teacher rows of the reflection stages (the stages themselves: test_reflect_loop.py): one row
-per input, ``null`` fields unless ok, the reply's provenance, and the input checks."""
+"""teacher.reflect: the teacher rows of the reflection stages (the stages themselves:
+test_reflect_loop.py), one row per input, ``null`` fields unless ok, the reply's provenance;
+and the input checks both stages run before sending anything."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def test_missing_inputs_name_their_role_and_what_to_run(tmp_path):
                       instruction=tmp_path / "instruction.jsonl")
 
 
-def test_rows_need_an_id_and_text(alpaca_rows):
-    check_rows(alpaca_rows[:5], "original.jsonl")
-    with pytest.raises(ValueError, match=r"original.jsonl: row 2 \(id x\) has no string \['output'\]"):
-        check_rows([alpaca_rows[0], {"id": "x", "instruction": "Say hi.", "output": None}], "original.jsonl")
+def test_check_rows_names_the_bad_row_and_what_to_do(alpaca_rows):
+    check_rows(alpaca_rows[:3], "in.jsonl")
+    bad = [*alpaca_rows[:2], {"id": "x", "instruction": "Q", "output": None}]
+    with pytest.raises(UserError, match=r"in.jsonl: row 3 \(id x\) has no string \['output'\]; give the rows fetch"):
+        check_rows(bad, "in.jsonl")

@@ -12,6 +12,7 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction, reflect_response
+from shipped import PARAMS
 
 from ..conftest import Failure
 
@@ -57,7 +58,7 @@ def workdir(tmp_path, monkeypatch, alpaca_rows):
 
 
 def cli(fake_url: str, *extra: str) -> list[str]:
-    return ["--dataset", "alpaca", "--params", "missing.yaml", "--base-url", fake_url, "--model", "teacher-x",
+    return ["--dataset=alpaca", "--params", str(PARAMS), "--base-url", fake_url, "--model", "teacher-x",
             "--api-key-env", "RT_FAKE_KEY", "--max-retries", "0", "--cache-dir", "cache/teacher",
             *extra]
 
@@ -126,7 +127,7 @@ def test_explicit_paths_without_dataset(tmp_path, fake_openai, alpaca_rows, monk
     monkeypatch.chdir(REPO)  # the default prompt paths in Config are relative to the repo root
     src = tmp_path / "in.jsonl"
     write_jsonl(src, alpaca_rows[4:6])
-    argv = ["--params", str(tmp_path / "none.yaml"), "--base-url", fake_openai.url, "--api-key-env", "",
+    argv = ["--params", str(PARAMS), "--base-url", fake_openai.url, "--api-key-env", "",
             "--cache-dir", str(tmp_path / "c"), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
             "--metrics", str(tmp_path / "m.json")]
     assert reflect_instruction.main(argv) == 0
@@ -137,15 +138,15 @@ def test_explicit_paths_without_dataset(tmp_path, fake_openai, alpaca_rows, monk
 def test_cli_errors(tmp_path, fake_openai, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):
-        reflect_instruction.main(["--params", "none.yaml", "--base-url", fake_openai.url])  # no paths, no dataset
+        reflect_instruction.main(["--params", str(PARAMS), "--base-url", fake_openai.url])  # no paths, no dataset
     assert "--input is required without --dataset" in capsys.readouterr().err
     monkeypatch.delenv("RT_UNSET_KEY", raising=False)
     with pytest.raises(UserError, match="RT_UNSET_KEY \\(teacher.api_key_env\\) is not set"):
-        reflect_response.main(["--dataset", "x", "--params", "none.yaml", "--base-url", fake_openai.url,
+        reflect_response.main(["--dataset", "x", "--params", str(PARAMS), "--base-url", fake_openai.url,
                                "--api-key-env", "RT_UNSET_KEY"])
     with pytest.raises(UserError, match="missing input data/x/original.jsonl"):
-        reflect_instruction.main(["--dataset", "x", "--params", "none.yaml", "--base-url", fake_openai.url,
+        reflect_instruction.main(["--dataset", "x", "--params", str(PARAMS), "--base-url", fake_openai.url,
                                   "--api-key-env", ""])
     with pytest.raises(ConfigError, match="max_concurrency"):
-        reflect_instruction.main(["--dataset", "x", "--params", "none.yaml", "--max-concurrency", "0"])
+        reflect_instruction.main(["--dataset", "x", "--params", str(PARAMS), "--max-concurrency", "0"])
     assert fake_openai.requests == []
