@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data in ../shared/data, the embedded model, a tiny model."""
+"""Shared fixtures (the real data in ../shared/data, the embedded model, the tiny assets) and the test tiers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import pytest
 
 from reflection_tuning.rows import canonical
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+ASSETS = TESTS / "assets"
+TINY_TOKENIZER = ASSETS / "tiny_tokenizer"
+TINY_CONFIG = ASSETS / "tiny_llama.json"
 SHARED_DATA = Path(os.environ.get("RT_SHARED_DATA", REPO.parent / "shared" / "data"))
 ALPACA_JSON = SHARED_DATA / "alpaca" / "cherry_alpaca_5_percent.json"
 BENCHMARKS = SHARED_DATA / "benchmarks"
@@ -52,28 +56,61 @@ def embedded_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory, embedded_model) -> Path:
-    """A 2-layer Llama built from a config with the SmolLM2 tokenizer, for tests of mechanics only."""
+def tiny_tokenizer() -> Path:
+    """The committed tiny tokenizer (``tests/assets/tiny_tokenizer``: byte-level BPE, 512 tokens, ChatML)."""
+    return TINY_TOKENIZER
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer Llama with random weights (seed 0), built from ``tests/assets/tiny_llama.json``, saved
+    with the tiny tokenizer: for tests whose behaviour does not depend on real weights. Needs no model file."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model)
+    tokenizer = AutoTokenizer.from_pretrained(TINY_TOKENIZER)
+    config = LlamaConfig.from_json_file(TINY_CONFIG)
+    assert config.vocab_size == len(tokenizer), "tests/assets: tiny_llama.json's vocab_size is not the tokenizer's"
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
     model = LlamaForCausalLM(config)
     out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+# -- tiers -------------------------------------------------------------------------------
+# The directory a test lives in is its tier (as torchtune lays out tests/): `unit` needs no
+# model file and no server (a tiny config-built model, in-process fake servers), `integration`
+# uses the embedded model or a real server, `e2e` runs `dvc repro`. `make test-fast` is `-m unit`.
+TIERS = ("unit", "integration", "e2e")
+# fixtures that load the embedded model or start a real server: not for the unit tier
+HEAVY_FIXTURES = {"embedded_model", "teacher_server", "teacher_url"}
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier of a test file: the first directory under tests/, if it is a tier."""
+    try:
+        first = path.resolve().relative_to(TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return first if first in TIERS else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the markers it adds
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its directory's tier, refuse tests outside a tier and unit tests that
+    load the embedded model, and run the tiers in order (the fast failures first)."""
+    errors = []
+    for item in items:
+        tier = tier_of(Path(item.path))
+        if tier is None:
+            errors.append(f"{item.nodeid}: not under a tier directory (tests/{{{','.join(TIERS)}}}/)")
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier == "unit" and (heavy := sorted(HEAVY_FIXTURES & set(item.fixturenames))):
+            errors.append(f"{item.nodeid}: a unit test uses {', '.join(heavy)}; move it to tests/integration/ "
+                          f"or use tiny_model")
+    if errors:
+        raise pytest.UsageError("test tiers:\n  " + "\n  ".join(errors))
+    items.sort(key=lambda item: TIERS.index(tier_of(Path(item.path))))  # stable: file order within a tier

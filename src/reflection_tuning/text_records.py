@@ -218,8 +218,9 @@ def read_csv(data: bytes, delimiter: str, shard: str = "") -> Iterator[Record]:
     bad = _invalid_offsets(data, skipped) if _has_invalid_utf8(data) else {}
     text = data.decode("utf-8", errors="surrogateescape")
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    previous = reader.line_num
     try:
+        _ = reader.fieldnames  # reads the header now, so that the first row's line is the one after it
+        previous = reader.line_num
         for value in reader:
             first, last = previous + 1, reader.line_num
             previous = last

@@ -195,3 +195,15 @@ def fake_openai(_fake_server: FakeOpenAI) -> FakeOpenAI:
     _fake_server.url = url
     return _fake_server
 
+
+@pytest.fixture(scope="package", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """The unit tier's models are tiny: one thread runs them fastest. More threads spin against
+    each other and the other jobs on a shared CPU (a 2-layer forward took 4 s instead of 0.07 s on
+    the 2-core machine under load 5). Only this process: servers and subprocesses keep theirs."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

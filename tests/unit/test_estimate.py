@@ -1,5 +1,7 @@
-"""``reflection-tuning estimate``: its declared paths and its user error (the counts against a
-real server are in tests/stages/test_reflect.py)."""
+"""``reflection-tuning estimate``: its declared paths and its user error, and the tokens and USD of
+the requests the cache cannot answer, counted with the teacher's own tokenizer and chat template
+when it is local (the tiny one here). The counts against a real server:
+tests/integration/stages/test_reflect.py."""
 
 from __future__ import annotations
 
@@ -8,8 +10,48 @@ import json
 import pytest
 
 from reflection_tuning import cli
+from reflection_tuning.estimate import estimate_requests, token_counter
 from reflection_tuning.io import write_jsonl
-from shipped import PARAMS
+from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
+from reflection_tuning.teacher import TeacherConfig
+from shipped import PARAMS, params_config
+
+BATCH = [[{"role": "system", "content": "You are a careful editor."},
+          {"role": "user", "content": f"Improve the answer to question {n}."}] for n in range(3)]
+
+
+def test_a_local_tokenizer_counts_the_chat_template(tiny_tokenizer):
+    from transformers import AutoTokenizer
+
+    method, count = token_counter(str(tiny_tokenizer))
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
+    text = tok.apply_chat_template(BATCH[0], tokenize=False, add_generation_prompt=True)
+    assert method == "tokenizer" and count(BATCH[0]) == len(tok(text).input_ids)
+    assert count(BATCH[0]) > sum(len(tok(m["content"]).input_ids) for m in BATCH[0])  # the template's tokens
+
+
+def test_cached_requests_are_free_and_set_the_expected_reply_length(tmp_path):
+    cfg = params_config(TeacherConfig, "teacher", model="m", base_url="embedded", max_tokens=100, reask=1,
+                        cache_dir=str(tmp_path), price={"input": 1.0, "output": 2.0})
+    cache = ReplyCache(tmp_path)
+    cache.set(cache_key(cfg, BATCH[0], "h"), Completion("reply", "stop", 30, 40))
+    try:
+        got = estimate_requests(cfg, BATCH, "h", cache, count=lambda messages: 10)
+    finally:
+        cache.close()
+    assert got == {"requests": 3, "cached": 1, "to_send": 2, "prompt_tokens": 20,
+                   "completion_tokens_expected": 80,  # the cached reply's 40 tokens, twice
+                   "completion_tokens_max": 100 * 2 * 2,  # max_tokens, every request re-asked once
+                   "cost_usd_expected": pytest.approx((20 * 1.0 + 80 * 2.0) / 1e6),
+                   "cost_usd_max": pytest.approx((40 * 1.0 + 400 * 2.0) / 1e6)}
+
+
+def test_without_a_cache_or_a_price(tmp_path):
+    cfg = params_config(TeacherConfig, "teacher", model="m", base_url="embedded", max_tokens=50, reask=0,
+                        cache_dir=None, price=None)
+    got = estimate_requests(cfg, BATCH, "h", ReplyCache(None), count=lambda messages: 7)
+    assert (got["to_send"], got["completion_tokens_expected"], got["completion_tokens_max"]) == (3, 150, 150)
+    assert got["cost_usd_expected"] is None and got["cost_usd_max"] is None
 
 
 @pytest.mark.parametrize("dataset", [["--dataset=alpaca"], ["--dataset", "alpaca"]])

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from reference import PUNCT_ANSWERS, WORD_ANSWERS, boundary_ok
 from reflection_tuning.rows import merge_input
 from reflection_tuning.templates import (
     DEFAULT_TEMPLATE,
@@ -90,36 +91,17 @@ def test_bare_template_is_superfiltering():
     assert prompt("bare", "Add.", "2 and 3") + answer("bare", "5") == "Add.\n2 and 3\n5"
 
 
-WORD_ANSWERS = ["Hello!", "5", "\u00e9t\u00e9", "Yes, it is."]
-PUNCT_ANSWERS = ["(a) 5", "- item one\n- item two", "'quoted'", ".5", ":)"]
-
-
-def _boundary_ok(tok, template: str, text: str) -> bool:
-    p = prompt(template, "Add the numbers.", "2 and 3", tok)
-    full = p + answer(template, text)
-    ids_p = tok(p, add_special_tokens=False).input_ids
-    enc = tok(full, add_special_tokens=False, return_offsets_mapping=True)
-    # the prompt's tokens are a prefix, and every token ends by the boundary or starts at it
-    return enc.input_ids[: len(ids_p)] == ids_p and all(e <= len(p) or s >= len(p) for s, e in enc.offset_mapping)
-
-
 @pytest.mark.parametrize("template", ["vicuna", "bare", "chat", "alpaca", "wizardlm"])
-def test_token_boundary_with_the_smollm2_tokenizer(embedded_model, template):
-    """The prompt's tokens are a prefix of prompt+answer's, with no token across the boundary:
-    what finetune trains on, score measures and generate continues is one and the same split.
-
-    Vicuna's space (FastChat's turn format) makes that hold for any answer; alpaca and
-    wizardlm join with no separator, as Stanford Alpaca and the reference do, so an answer
-    that opens with punctuation merges with the final ``:`` (the scorer counts those as
-    straddles)."""
+def test_token_boundary_with_a_byte_level_bpe(tiny_tokenizer, template):
+    """The prompt's tokens are a prefix of prompt+answer's, with no token across the boundary, for
+    a byte-level BPE like SmolLM2's (the tiny one: its merges are few, so the punctuation merges
+    that SmolLM2 makes at ``:`` are in tests/integration/test_templates.py)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(embedded_model)
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
     strict = SEPARATORS[template] or template in ("bare", "chat")
     for text in WORD_ANSWERS + (PUNCT_ANSWERS if strict else []):
-        assert _boundary_ok(tok, template, text), (template, text)
-    if not strict:
-        assert not _boundary_ok(tok, template, "(a) 5")  # why vicuna keeps FastChat's space
+        assert boundary_ok(tok, template, text), (template, text)
 
 
 def test_braces_in_text_are_safe_and_unknown_template_fails():
@@ -131,9 +113,9 @@ def test_braces_in_text_are_safe_and_unknown_template_fails():
     assert set(TEMPLATES) == {"alpaca", "vicuna", "wizardlm", "bare", "chat"} == set(SEPARATORS)
 
 
-def test_chat_template_uses_the_tokenizer(embedded_model):
+def test_chat_template_uses_the_tokenizer(tiny_tokenizer):
     from transformers import AutoTokenizer
 
-    text = prompt("chat", "Add.", "2 and 3", AutoTokenizer.from_pretrained(embedded_model))
+    text = prompt("chat", "Add.", "2 and 3", AutoTokenizer.from_pretrained(tiny_tokenizer))  # ChatML, as SmolLM2
     assert text.startswith("<|im_start|>") and text.endswith("<|im_start|>assistant\n")
     assert "Add.\n\n2 and 3" in text

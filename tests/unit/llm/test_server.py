@@ -1,8 +1,7 @@
-"""The embedded server's start-up errors (the happy path runs in tests/stages/test_reflect.py)."""
+"""The embedded server's helpers and its errors before a process starts (a real start: tests/integration/llm/test_server.py)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,3 @@ def test_missing_model_dir_is_a_clear_error(tmp_path):
     server = embedded_server(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="not a directory; run `reflection-tuning models`"):
         server.__enter__()
-
-
-def test_server_that_dies_at_start_reports_its_log_tail(tmp_path):
-    (tmp_path / "empty-model").mkdir()
-    server = embedded_server(tmp_path / "empty-model", startup_timeout=120)
-    with pytest.raises(RuntimeError) as err:
-        server.__enter__()
-    message = str(err.value)
-    assert "exited with code" in message and "empty-model" in message
-    log = re.search(r"log (\S+\.log):", message)
-    assert log and Path(log.group(1)).exists()  # kept for inspection after a failure
-    Path(log.group(1)).unlink()

@@ -1,4 +1,5 @@
-"""The batched scorer against a plain one-sequence-at-a-time fp32 computation, on real Alpaca rows."""
+"""The batched scorer against a plain one-sequence-at-a-time fp32 computation, on real Alpaca rows and the
+tiny model (the equivalence checks again with real weights: tests/integration/score/test_scorer.py)."""
 
 from __future__ import annotations
 
@@ -7,96 +8,31 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reflection_tuning.score.scorer import HFScorer, Request, make_batches, plan, prefix_batches, shared_prefixes
+from reference import naive_loss
+from reflection_tuning.score.scorer import HFScorer, Request, plan
 from reflection_tuning.templates import TEMPLATES, scoring_pairs
-
-# The model forward is the cost on CPU: one short real row per template, the shortest of the first 64
-# rows (20, no input) and, for alpaca, the shortest with an input (10).
-TEMPLATE_ROW = {"alpaca": 10, "vicuna": 20, "wizardlm": 20, "bare": 10, "chat": 20}
-
-
-def naive(model, tokenizer, prefix: str, target: str, keep: int | None = None) -> tuple[float, int]:
-    """Mean NLL of the target, batch size 1, no padding, the boundary found as the reference does it
-    (``len(encode(prefix))``, independent of the scorer's offsets); ``keep`` target tokens at most."""
-    ids = tokenizer(prefix + target).input_ids
-    start = max(len(tokenizer(prefix).input_ids) if prefix else 0, 1)  # position 0 has no prediction
-    if keep is not None:
-        ids = ids[: start + keep]
-    with torch.inference_mode():
-        logits = model(torch.tensor([ids])).logits[0].float()
-    nll = -torch.log_softmax(logits[:-1], -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-    return nll[start - 1 :].mean().item(), len(ids) - start
-
-
-@pytest.fixture(scope="module")
-def embedded_scorer(embedded_model):
-    # min_fill 0: rows of any length share a batch, so that padding (right and left) is exercised
-    return HFScorer.from_pretrained(embedded_model, "cpu", max_length=1024, batch_tokens=2048, progress=False,
-                                    min_fill=0.0)
-
+from scorer_checks import TEMPLATE_ROW, check_batched_matches_one_at_a_time, check_shared_prefixes_give_whole_sequence_losses
 
 @pytest.fixture(scope="module")
 def tiny_scorer(tiny_model):
     return HFScorer.from_pretrained(tiny_model, "cpu", max_length=1024, batch_tokens=4096, progress=False)
 
 
+@pytest.fixture(scope="module")
+def mixing_scorer(tiny_model):
+    # min_fill 0: rows of any length share a batch, so that padding (right and left) is exercised
+    return HFScorer.from_pretrained(tiny_model, "cpu", max_length=1024, batch_tokens=2048, progress=False,
+                                    min_fill=0.0)
+
+
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_batched_matches_one_at_a_time(template, embedded_scorer, alpaca_rows):
-    sc = embedded_scorer
-    row = alpaca_rows[TEMPLATE_ROW[template]]
-    pairs = list(scoring_pairs(template, row["instruction"], row["input"], row["output"], sc.tokenizer).values())
-    expected = [naive(sc.model, sc.tokenizer, *p) for p in pairs]
-    for side in ("right", "left"):
-        sc.padding_side = side
-        padded_before = sc.stats.tokens_padded - sc.stats.tokens_forward
-        got = sc.score(pairs)
-        assert sc.stats.tokens_padded - sc.stats.tokens_forward > padded_before  # padding was exercised
-        for (loss, n), r in zip(expected, got):
-            assert r.status == "ok" and not r.truncated
-            assert r.tokens == n == r.target_tokens
-            assert abs(r.loss - loss) <= 1e-4, (side, r.loss, loss)
-    sc.padding_side = "right"
+def test_batched_matches_one_at_a_time(template, mixing_scorer, alpaca_rows):
+    check_batched_matches_one_at_a_time(mixing_scorer, template, alpaca_rows[TEMPLATE_ROW[template]])
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_shared_prefix_states_give_the_losses_of_whole_sequences(side, embedded_scorer, alpaca_rows):
-    """Vicuna pairs of real rows share the system prompt and the reverse-prompt header: fed once, reused."""
-    sc = embedded_scorer
-    rows = [alpaca_rows[i] for i in (20, 10, 3)]  # short rows, one with an input
-    pairs = [p for r in rows for p in scoring_pairs("vicuna", r["instruction"], r["input"], r["output"]).values()]
-    expected = [naive(sc.model, sc.tokenizer, *p) for p in pairs]
-    shared = HFScorer(sc.model, sc.tokenizer, max_length=1024, batch_tokens=2048, progress=False, min_share=2,
-                      min_fill=0.0)
-    shared.padding_side = side
-    got = shared.score(pairs)
-    assert shared.stats.tokens_padded > shared.stats.tokens_forward  # suffixes of several lengths were padded
-    assert shared.stats.prefixes >= 1 and shared.stats.tokens_prefix_reused >= 6 * 30  # 6 prompted pairs
-    assert shared.stats.tokens_forward < sum(len(sc.tokenizer(p + t).input_ids) for p, t in pairs)
-    for (loss, n), r in zip(expected, got):
-        assert r.status == "ok" and r.tokens == n
-        assert abs(r.loss - loss) <= 1e-4, (side, r.loss, loss)
-
-
-def test_shared_prefixes_finds_the_headers_many_prompts_start_with():
-    header, reverse = list(range(100, 110)), list(range(200, 205))
-    prompts = [header + [i] for i in range(8)] + [header + reverse + [i, i] for i in range(8)] + [[1, 2, 3]] * 3
-    ks = shared_prefixes(prompts, min_share=8, min_tokens=8)
-    # 16 prompts share the header; the 8 reverse prompts also share the reverse header; 3 are too few
-    assert ks == [10] * 8 + [15] * 8 + [0] * 3
-    assert shared_prefixes(prompts, min_share=8, min_tokens=12) == [0] * 8 + [15] * 8 + [0] * 3
-    assert shared_prefixes(prompts, min_share=3, min_tokens=3) == [10] * 8 + [15] * 8 + [3] * 3
-    assert shared_prefixes([], 2) == [] and shared_prefixes([[]], 1) == [0]
-
-
-def test_prefix_batches_group_pairs_by_their_shared_prefix():
-    header = list(range(100, 110))
-    ids = [header + [i] * (3 + i) for i in range(8)] + [[1] * (4 + i) for i in range(4)]
-    # the first target token is the last id: the prompt (what may be shared) is everything before its predictor
-    plans = [plan(x, [(j, j + 1) for j in range(len(x))], len(x) - 1, 100) for x in ids]
-    batches = prefix_batches(plans, list(range(len(plans))), batch_tokens=1000, min_fill=0.0, min_share=8)
-    assert [k for k, _ in batches] == [0, 10] and sorted(batches[1][1]) == list(range(8))
-    assert sorted(i for _, b in batches for i in b) == list(range(12))
-    assert prefix_batches(plans, list(range(12)), 1000, 0.0, None) == [(0, [7, 6, 5, 4, 3, 2, 1, 0, 11, 10, 9, 8])]
+def test_shared_prefix_states_give_the_losses_of_whole_sequences(side, mixing_scorer, alpaca_rows):
+    check_shared_prefixes_give_whole_sequence_losses(mixing_scorer, side, [alpaca_rows[i] for i in (20, 10, 3)])
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
@@ -122,18 +58,18 @@ def test_truncation_keeps_the_prompt_and_cuts_the_target(tiny_scorer, alpaca_row
     finally:
         sc.max_length = 1024
     assert cut.status == "ok" and cut.truncated and cut.tokens == 5 and cut.target_tokens == full.tokens > 5
-    assert cut.loss == pytest.approx(naive(sc.model, sc.tokenizer, prefix, target, keep=5)[0], abs=1e-5)
+    assert cut.loss == pytest.approx(naive_loss(sc.model, sc.tokenizer, prefix, target, keep=5)[0], abs=1e-5)
     # a prompt that leaves no room for the target: explicit failure, never a 0 loss
     assert gone.status == "empty" and gone.truncated and gone.loss is None and gone.tokens == 0
 
     capped = sc.score([Request(prefix, target, max_target_tokens=3)])[0]
     assert capped.truncated and capped.tokens == 3
-    assert capped.loss == pytest.approx(naive(sc.model, sc.tokenizer, prefix, target, keep=3)[0], abs=1e-5)
+    assert capped.loss == pytest.approx(naive_loss(sc.model, sc.tokenizer, prefix, target, keep=3)[0], abs=1e-5)
 
 
 def test_empty_target_is_a_status_not_zero(tiny_scorer):
-    assert len(tiny_scorer.tokenizer("Yes").input_ids) == 1
-    empty, one_token_alone, fine = tiny_scorer.score([("### Response:", ""), ("", "Yes"), ("### Response:", "Yes")])
+    assert len(tiny_scorer.tokenizer("The").input_ids) == 1
+    empty, one_token_alone, fine = tiny_scorer.score([("### Response:", ""), ("", "The"), ("### Response:", "The")])
     assert (empty.status, empty.loss, empty.tokens, empty.truncated) == ("empty", None, 0, False)
     assert one_token_alone.status == "empty" and one_token_alone.loss is None  # its one token has no prediction
     assert fine.status == "ok" and fine.tokens == 1 and fine.loss > 0
@@ -183,36 +119,3 @@ def test_nan_loss_is_status_nan(tiny_scorer):
     sc = HFScorer(_Wrapped(tiny_scorer.model, "nan"), tiny_scorer.tokenizer, progress=False)
     (r,) = sc.score([("### Response:", "Eat well.")])
     assert r.status == "nan" and r.loss is None and r.tokens > 0
-
-
-def test_plan_boundary_from_offsets():
-    # "AB" + "CD": a BOS with an empty span, then tokens A|B|C|D
-    offsets = [(0, 0), (0, 1), (1, 2), (2, 3), (3, 4)]
-    p = plan([9, 1, 2, 3, 4], offsets, prefix_len=2, max_length=100)
-    assert p.positions == [3, 4] and p.ids == [9, 1, 2, 3, 4] and not p.truncated and not p.straddle
-    # a token straddling the boundary ("BC") counts as prefix
-    p = plan([1, 5, 4], [(0, 1), (1, 3), (3, 4)], prefix_len=2, max_length=100)
-    assert p.positions == [2] and p.straddle
-    # empty prefix, no BOS: the first token has no prediction
-    p = plan([3, 4, 5], [(0, 1), (1, 2), (2, 3)], prefix_len=0, max_length=100)
-    assert p.positions == [1, 2] and p.target_tokens == 2
-    # truncation cuts the target from the end; the prompt stays whole
-    p = plan([1, 2, 3, 4, 5], [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], prefix_len=2, max_length=4)
-    assert p.ids == [1, 2, 3, 4] and p.positions == [2, 3] and p.truncated
-    p = plan([1, 2, 3], [(0, 1), (1, 2), (2, 3)], prefix_len=2, max_length=2)
-    assert p.positions == [] and p.truncated and p.ids == []
-
-
-def test_make_batches_bounds_padded_tokens():
-    lengths = [5, 30, 10, 12, 30, 7, 100]
-    batches = make_batches(lengths, batch_tokens=60)
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    for b in batches:
-        longest = max(lengths[i] for i in b)
-        assert lengths[b[0]] == longest
-        assert len(b) * longest <= 60 or len(b) == 1
-    assert batches[0] == [6]  # longer than the budget: alone, and first
-    flat = [lengths[i] for b in batches for i in b]
-    assert flat == sorted(flat, reverse=True)
-    # min_fill: no row shorter than 0.7 x the longest of its batch
-    assert make_batches(lengths, batch_tokens=1000, min_fill=0.7) == [[6], [1, 4], [3, 2], [5, 0]]

@@ -1,11 +1,57 @@
-"""teacher.reflect: the input check both reflection stages run before sending anything."""
+"""teacher.reflect: the teacher rows of the reflection stages (the stages themselves:
+test_reflect_loop.py), one row per input, ``null`` fields unless ok, the reply's provenance;
+and the input checks both stages run before sending anything."""
 
 from __future__ import annotations
 
 import pytest
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.teacher.reflect import check_rows
+from reflection_tuning.llm import status as st
+from reflection_tuning.llm.cache import Completion
+from reflection_tuning.llm.runner import Outcome
+from reflection_tuning.teacher.reflect import check_rows, require_files, teacher_row
+
+SOURCE = {"id": "a1b2", "instruction": "Give three tips for staying healthy.", "input": "",
+          "output": "Eat well.", "source": "cherry_alpaca"}
+REPLY = Completion("[Critique] Too short. [Better Answer] Eat well, sleep, move. [End]", "stop", 120, 18)
+
+
+def test_an_ok_row_carries_the_new_fields_the_critique_and_the_reply():
+    fields = {"instruction": SOURCE["instruction"], "input": "", "output": "Eat well, sleep, move.",
+              "critique": "Too short."}
+    row = teacher_row(SOURCE, "response", Outcome(SOURCE, st.OK, fields, completion=REPLY, attempts=2),
+                      teacher_model="smollm2", template_hash="h1")
+    assert row == {"id": "a1b2", "variant": "response", "instruction": SOURCE["instruction"], "input": "",
+                   "output": "Eat well, sleep, move.", "source": "cherry_alpaca", "critique": "Too short.",
+                   "status": "ok", "teacher_model": "smollm2", "template_hash": "h1", "raw_reply": REPLY.content,
+                   "finish_reason": "stop", "prompt_tokens": 120, "completion_tokens": 18, "attempts": 2,
+                   "error": None}
+
+
+@pytest.mark.parametrize("status", [s for s in st.STATUSES if s != st.OK])
+def test_a_row_that_is_not_ok_has_no_fields_never_the_original(status):
+    outcome = Outcome(SOURCE, status, None, reason="why", completion=REPLY if status == st.PARSE_ERROR else None)
+    row = teacher_row(SOURCE, "instruction", outcome, teacher_model="m", template_hash="h")
+    assert (row["instruction"], row["input"], row["output"], row["critique"]) == (None, None, None, None)
+    assert row["status"] == status and row["error"] == "why"
+    assert row["raw_reply"] == (REPLY.content if status == st.PARSE_ERROR else None)
+
+
+def test_bad_outcomes_are_refused():
+    with pytest.raises(ValueError, match="unknown status"):
+        teacher_row(SOURCE, "both", Outcome(SOURCE, "fine"), teacher_model="m", template_hash="h")
+    with pytest.raises(ValueError, match="needs instruction, input and output"):
+        teacher_row(SOURCE, "both", Outcome(SOURCE, st.OK, {"instruction": "x", "input": None, "output": "y"}),
+                    teacher_model="m", template_hash="h")
+
+
+def test_missing_inputs_name_their_role_and_what_to_run(tmp_path):
+    (tmp_path / "original.jsonl").write_text("")
+    require_files("reflect_response", original=tmp_path / "original.jsonl")
+    with pytest.raises(UserError, match=r"reflect_response: missing instruction .*instruction.jsonl; run the earlier"):
+        require_files("reflect_response", original=tmp_path / "original.jsonl",
+                      instruction=tmp_path / "instruction.jsonl")
 
 
 def test_check_rows_names_the_bad_row_and_what_to_do(alpaca_rows):

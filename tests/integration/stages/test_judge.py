@@ -21,7 +21,7 @@ from reflection_tuning.llm.server import embedded_server
 
 pytestmark = pytest.mark.slow  # a real transformers serve: about a minute on 2 CPU cores
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SECRET = "sk-fake-judge-key-never-written-1a2b"
 SETS = ["vicuna", "koala", "wizardlm", "lima", "sinstruct"]
 

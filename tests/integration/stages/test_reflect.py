@@ -17,7 +17,7 @@ from shipped import PARAMS, params_config
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction, reflect_response
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SECRET = "sk-fake-never-written-9f8e7d"
 STATUSES = {"ok", "parse_error", "truncated", "request_error", "cost_cap", "upstream_unusable"}
 FIELDS = ["id", "variant", "instruction", "input", "output", "source", "critique", "status", "teacher_model",

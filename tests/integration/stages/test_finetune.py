@@ -125,7 +125,7 @@ def test_packed_batch_loss_equals_the_rows_losses(tiny_model, alpaca_rows, tmp_p
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     examples = training_examples(alpaca_rows[:6], "vicuna", tokenizer)
-    cfg = params_config(Config, "finetune", max_length=512, batch_size=8, packing=True, device="cpu")
+    cfg = params_config(Config, "finetune", max_length=1024, batch_size=8, packing=True, device="cpu")  # the tiny tokenizer: ~2.5x SmolLM2's tokens
     trainer = build_trainer(cfg, model, tokenizer, examples, tmp_path / "out")
     packed = trainer.train_dataset
     assert len(packed) < len(examples) and sum(len(s) for s in packed["seq_lengths"]) == len(examples)
@@ -137,7 +137,7 @@ def test_packed_batch_loss_equals_the_rows_losses(tiny_model, alpaca_rows, tmp_p
     nll, count = 0.0, 0
     for e in examples:
         prompt = tokenizer(e["prompt"])["input_ids"]
-        ids = tokenizer(e["prompt"] + e["completion"])["input_ids"][:512]
+        ids = tokenizer(e["prompt"] + e["completion"])["input_ids"][:1024]
         labels = torch.tensor([[-100] * len(prompt) + ids[len(prompt):]])
         with torch.no_grad():
             loss = model(input_ids=torch.tensor([ids]), labels=labels).loss
@@ -153,7 +153,7 @@ def test_lora_checkpointing_packing_and_global_batch(tiny_model, alpaca_rows, tm
 
     write_jsonl(tmp_path / "selected.jsonl", alpaca_rows[:4])
     out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
-    cfg = params_config(Config, "finetune", max_length=128, batch_size=1, global_batch_size=2, packing=True,
+    cfg = params_config(Config, "finetune", max_length=256, batch_size=1, global_batch_size=2, packing=True,
                         gradient_checkpointing=True, lora_r=4, lora_alpha=8, learning_rate=1e-2, device="cpu")
     m = run(cfg, StudentConfig(model=str(tiny_model)), Inputs(rows=tmp_path / "selected.jsonl"), out)
     assert m["train_rows"] == 4 and m["gradient_accumulation_steps"] == 2 and m["world_size"] == 1

@@ -35,7 +35,7 @@ from .conftest import CUT_BODY, CUT_CONTENT, DROP, RATE_LIMITED, SERVER_ERROR, S
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SECRET = "sk-fault-test-never-written-5a4b3c"
 MAX_RETRIES = 3
 # fault class of a request (by its key) -> the fault of each attempt

@@ -102,7 +102,7 @@ def assert_same_outputs(a: Path, b: Path, same_work: bool = True, exact: bool = 
 
 def test_two_processes_under_torchrun_match_one(single, alpaca_rows, tiny_model, tmp_path):
     write_variants(alpaca_rows, tmp_path)
-    src = Path(__file__).resolve().parents[2] / "src"
+    src = Path(__file__).resolve().parents[3] / "src"
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "reflection_tuning.cli", "score", *ARGS, "--model", str(tiny_model)]

@@ -37,7 +37,7 @@ from reflection_tuning.teacher.parse import parse_instruction_reply, parse_respo
 from reflection_tuning.llm.runner import Outcome
 from reflection_tuning.teacher.reflect import teacher_row as _teacher_row
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = os.environ.get("RT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 REFERENCE = "reference:cherry_alpaca_5_percent_compressed"  # teacher_model of the reference's rewrites

@@ -32,7 +32,7 @@ from reflection_tuning.teacher.prompts import load_prompt
 
 from .conftest import FaultProxy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TIMEOUT = 8  # seconds: more than a gap between two chunks under the hog, less than a whole reply
 LONG = [{"role": "user", "content": "Write a very long story about a dragon and a knight, in many chapters."}]
 

@@ -1,0 +1,49 @@
+"""The sender of a stage run, against the scripted loopback server: rounds through one cache, counters
+over every round, a fully cached round that starts no embedded server, and the KV cache sizing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from reflection_tuning.llm.cache import Completion
+from reflection_tuning.llm.client import TeacherRequestError
+from reflection_tuning.llm.send import Sender, kv_cache_tokens
+
+from ..conftest import Failure, cfg_for
+
+BATCH = [[{"role": "user", "content": f"Improve answer {n}."}] for n in range(3)]
+
+
+def test_rounds_share_the_cache_and_the_counters(tmp_path, fake_openai):
+    cfg = cfg_for(tmp_path, base_url=fake_openai.url, max_retries=0)
+    fake_openai.failures = [Failure(400)]  # a final error: returned in place, not raised
+    with Sender(cfg, template_hash="h") as sender:
+        first = sender.send(BATCH)
+        again = sender.send(BATCH)
+        reask = sender.send(BATCH[:1], cfg=dataclasses.replace(cfg, seed=1))
+    assert sum(isinstance(r, TeacherRequestError) for r in first) == 1
+    assert all(isinstance(r, Completion) for r in again + reask) and reask[0].cached is False
+    assert sum(r.cached for r in again) == 2  # the failed one was not stored, so it is sent again
+    stats = sender.stats()
+    assert stats["requests_sent"] == len(fake_openai.requests) == 3 + 1 + 1 and stats["cache_hits"] == 2
+    assert stats["endpoints"] == 1 and stats["cost_cap_reached"] == 0
+    assert fake_openai.requests[-1]["seed"] == 1
+
+
+def test_a_fully_cached_round_starts_no_embedded_server(tmp_path, fake_openai):
+    cfg = cfg_for(tmp_path, base_url=fake_openai.url)
+    with Sender(cfg, template_hash="h") as sender:
+        sender.send(BATCH)
+    embedded = dataclasses.replace(cfg, base_url="embedded")  # the model "m" is no directory: a start would fail
+    with Sender(embedded, template_hash="h") as sender:
+        assert all(r.cached for r in sender.send(BATCH))
+    assert len(fake_openai.requests) == 3
+
+
+def test_kv_cache_holds_twice_the_requests_in_flight(tmp_path):
+    cfg = cfg_for(tmp_path, max_tokens=100, max_concurrency=4)
+    batch = [[{"role": "user", "content": "x" * 300}], [{"role": "user", "content": "y" * 30}]]
+    per_request = 300 // 3 + 64 + 100
+    assert kv_cache_tokens(cfg, batch, misses=10) == 2 * 4 * per_request
+    assert kv_cache_tokens(cfg, batch, misses=1) == 2 * 1 * per_request
+    assert kv_cache_tokens(cfg, [], misses=0) == 2 * (64 + 100)

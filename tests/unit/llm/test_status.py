@@ -1,0 +1,22 @@
+"""The statuses of an LLM step's rows: defined once, and only ``ok`` rows are used downstream."""
+
+from __future__ import annotations
+
+import pytest
+
+from reflection_tuning.llm import status as st
+from reflection_tuning.rows import is_usable
+
+
+def test_statuses_are_distinct_and_reaskable_ones_came_back():
+    assert len(set(st.STATUSES)) == len(st.STATUSES) == 6 and st.OK == "ok"
+    assert st.REASKABLE == {st.PARSE_ERROR, st.TRUNCATED} and st.REASKABLE < set(st.STATUSES)
+    assert set(st.__all__) >= {"OK", "STATUSES", "REASKABLE"}
+
+
+@pytest.mark.parametrize("status", st.STATUSES)
+def test_only_ok_rows_are_scored_or_trained_on(status):
+    row = {"id": "x", "instruction": "Say hi.", "input": "", "output": "Hi.", "status": status}
+    assert is_usable(row) is (status == st.OK)
+    # a failed row has no fields, whatever its status
+    assert not is_usable({**row, "instruction": None, "output": None})

@@ -1,0 +1,71 @@
+"""stages.common: a Stage declaration (options, help, paths from templates, sidecars beside --output)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reflection_tuning.config import ConfigError
+from reflection_tuning.stages.common import PathSpec, Section, Stage, beside
+
+
+def test_beside_names():
+    assert beside(Path("a/out.jsonl"), "metrics", "metrics/x/fetch.json") == Path("a/out.metrics.json")
+    assert beside(Path("models/sft"), "loss_plot", "m/x.csv") == Path("models/sft.loss_plot.csv")
+    assert beside(Path("answers.jsonl"), "alpaca_eval_dir", "data/x/alpaca_eval") == Path("answers.alpaca_eval")
+
+
+# -- the Stage declaration ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Knobs:
+    limit: int
+    method: str
+
+
+TOY = Stage("toy", "Stage ``toy``: a declaration for the tests.\n\nMore text.", sections=(Section(_Knobs, "toy"),),
+            inputs={"rows": PathSpec("data/{dataset}/original.jsonl", flag="input")},
+            outputs={"selected": PathSpec("data/{dataset}/selected.jsonl", flag="output"),
+                     "metrics": "metrics/{dataset}/toy.json"})
+
+
+@pytest.fixture
+def params(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("toy:\n  limit: 3\n  method: v2\n")
+    return path
+
+
+@pytest.mark.parametrize("dataset", [["--dataset=alpaca"], ["--dataset", "alpaca"]])
+def test_a_declared_stage_fills_its_templates_from_the_dataset(params, dataset):
+    call = TOY.parse(["--params", str(params), *dataset, "--limit", "5"])
+    assert call.dataset == "alpaca" and call.configs == (_Knobs(limit=5, method="v2"),)
+    assert call.inputs == {"rows": Path("data/alpaca/original.jsonl")}
+    assert call.outputs == {"selected": Path("data/alpaca/selected.jsonl"), "metrics": Path("metrics/alpaca/toy.json")}
+
+
+def test_a_declared_stage_writes_its_sidecars_beside_the_output_given(params):
+    call = TOY.parse(["--params", str(params), "--input", "in.jsonl", "--output", "runs/out.jsonl"])
+    assert call.outputs == {"selected": Path("runs/out.jsonl"), "metrics": Path("runs/out.metrics.json")}
+    with pytest.raises(SystemExit):  # no --dataset and no --input: nothing to fill the template with
+        TOY.parse(["--params", str(params), "--output", "runs/out.jsonl"])
+
+
+def test_without_a_params_file_every_key_is_an_option(tmp_path):
+    missing = tmp_path / "none.yaml"
+    call = TOY.parse(["--params", str(missing), "--dataset", "a", "--limit", "1", "--method", "top_k"])
+    assert call.configs == (_Knobs(limit=1, method="top_k"),)
+    with pytest.raises(ConfigError, match=r"none.yaml not found and the options do not give every key.*method"):
+        TOY.parse(["--params", str(missing), "--dataset", "a", "--limit", "1"])
+
+
+def test_the_help_comes_from_the_declaration(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        TOY.parse(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and "reflection-tuning toy" in out and "Stage ``toy``" in out
+    for option in ("--params", "--dataset", "--input", "--output", "--metrics", "--limit", "--method"):
+        assert option in out
+    assert "data/{dataset}/selected.jsonl" in out

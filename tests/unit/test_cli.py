@@ -1,0 +1,87 @@
+"""``reflection-tuning <command>``: the command list, dispatch, and the one-line user-error boundary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import pytest
+
+from reflection_tuning import cli
+from reflection_tuning.errors import SourceError
+from reflection_tuning.stages import COMMANDS, STAGES
+
+
+@pytest.fixture
+def tool(monkeypatch):
+    """A command ``probe`` whose ``main`` does what the test sets in ``tool.behaviour``."""
+    module = types.ModuleType("rt_probe_command")
+    module.calls = []
+    module.behaviour = lambda argv: 0
+
+    def main(argv):
+        module.calls.append(argv)
+        return module.behaviour(argv)
+
+    module.main = main
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(cli.TOOLS, "probe_cmd", module.__name__)
+    return module
+
+
+def test_usage_lists_every_stage_and_tool(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in (*COMMANDS, *cli.TOOLS):
+        assert f"\n  {name}" in out
+    assert cli.main([]) == 2  # no command: the usage, as an error
+    assert set(STAGES) <= set(COMMANDS) and not set(COMMANDS) & set(cli.TOOLS)
+
+
+def test_unknown_command_names_the_known_ones(capsys):
+    assert cli.main(["sore"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'sore'" in err and "score" in err and "estimate" in err
+
+
+def test_dashes_name_the_same_command_and_argv_is_passed_on(tool):
+    assert cli.main(["probe-cmd", "--dataset=alpaca", "-x"]) == 0
+    assert cli.main(["probe_cmd"]) == 0
+    assert tool.calls == [["--dataset=alpaca", "-x"], []]
+    tool.behaviour = lambda argv: None  # a main that returns nothing succeeded
+    assert cli.main(["probe-cmd"]) == 0
+    tool.behaviour = lambda argv: 3
+    assert cli.main(["probe-cmd"]) == 3
+
+
+def test_user_error_is_one_line_and_exit_2_with_the_traceback_only_at_debug(tool, caplog):
+    def fail(argv):
+        raise SourceError("source data/x.json is missing: run `reflection-tuning fetch` first")
+
+    tool.behaviour = fail
+    with caplog.at_level(logging.INFO, logger="reflection_tuning"):
+        assert cli.main(["probe-cmd"]) == cli.USER_ERROR == 2
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage() == "source data/x.json is missing: run `reflection-tuning fetch` first"
+    assert not record.exc_info  # no traceback
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="reflection_tuning"):
+        assert cli.main(["probe-cmd"]) == 2
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.exc_info and record.exc_info[0] is SourceError
+
+
+def test_other_errors_are_not_swallowed(tool):
+    def crash(argv):
+        raise RuntimeError("a bug, with its traceback")
+
+    tool.behaviour = crash
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["probe-cmd"])
+
+
+def test_a_real_command_reaches_its_own_parser(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compare", "--help"])
+    assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
