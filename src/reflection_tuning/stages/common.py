@@ -176,11 +176,14 @@ class Stage:
             elif s.standalone:
                 try:
                     return load_config(s.cls, {}, "command line", overrides)
-                except ConfigError:
-                    keys = " ".join(f"--{(s.prefix + '-' if s.prefix else '')}{f.name.replace('_', '-')}"
-                                    for f in dataclasses.fields(s.cls))
-                    raise ConfigError(f"without --dataset, give every key of a {s.name.split('.')[0]} entry as "
-                                      f"an option ({keys}), or pass --dataset K") from None
+                except ConfigError as e:
+                    opt = s.prefix + "-" if s.prefix else ""
+                    missing = [f"--{opt}{f.name.replace('_', '-')}" for f in dataclasses.fields(s.cls)
+                               if f.name not in overrides]
+                    if not missing:
+                        raise
+                    raise ConfigError(f"without --dataset, every key of a {s.name.split('.')[0]} entry is an "
+                                      f"option: missing keys {missing} (or pass --dataset K)") from e
             else:
                 parser.error("--dataset is required for this command")
         if params is None:
