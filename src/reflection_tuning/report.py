@@ -33,7 +33,12 @@ METRICS = {
     "generate": "Answers to the evaluation prompts (`generate`)",
     "judge": "Pairwise judge, recycled-SFT vs baseline (`judge`)",
 }
-PLOTS = ("score_ifd", "finetune_loss", "finetune_baseline_loss", "evaluate_plot", "judge_plot")
+PLOTS = ("score_ifd", "select_shift", "finetune_loss", "finetune_baseline_loss", "evaluate_plot", "judge_plot")
+# metrics/K/<name>.csv shown whole in the section of the stage that writes it: {name: (stage, heading)}
+TABLES = {
+    "select_compat": ("select", "Teacher–student compatibility: the reflections the student accepted, per teacher "
+                                "and candidate, and how its IFD and r-IFD moved (the plot: `select_shift`)"),
+}
 # evaluate.json prefixes: the three students, and the columns of the benchmark tables
 MODELS = {"base": "base", "baseline": "baseline-SFT", "sft": "recycled-SFT"}
 # generate.baseline values, as the report names them (anything else is a model directory)
@@ -149,6 +154,15 @@ def plot_section(name: str, link: str, rows: list[list[str]] | None, max_rows: i
     return text
 
 
+def table_section(name: str, heading: str, link: str, rows: list[list[str]] | None, precision: int = 4) -> str:
+    """A CSV shown whole under its stage's section (numbers rounded), or a "not run" line."""
+    if rows is None:
+        return f"### {heading}\n\n_not run_ (`{link}` is missing)"
+    header, body = (rows[0], rows[1:]) if rows else ([], [])
+    return f"### {heading}\n\nFrom [{link}]({link}).\n\n" + table(header, [[_number(c) for c in r] for r in body],
+                                                                      precision)
+
+
 def baseline_label(generate: Mapping[str, Any] | None) -> str:
     """What the judge compared recycled-SFT with: ``baseline-SFT``, ``base`` or a directory."""
     choice = (generate or {}).get("baseline")
@@ -190,7 +204,7 @@ def render(dataset: str, metrics: Mapping[str, Mapping[str, Any] | None], plots:
 
     Args:
         metrics: ``{stage: metrics dict or None}`` for the stages of :data:`METRICS`.
-        plots: ``{plot name: CSV rows (header first) or None}`` for :data:`PLOTS`.
+        plots: ``{plot name: CSV rows (header first) or None}`` for :data:`PLOTS` and :data:`TABLES`.
         links: ``{stage or plot name: relative link}`` to the files they were read from.
     """
     parts = [f"# {title}: `{dataset}`", headline(metrics, links, precision)]
@@ -202,6 +216,8 @@ def render(dataset: str, metrics: Mapping[str, Mapping[str, Any] | None], plots:
             continue
         body = SECTIONS[name](m, precision) if name in SECTIONS else key_values(m, precision)
         parts.append(f"## {heading}\n\nFrom [{link}]({link}).\n\n{body}")
+        parts += [table_section(t, what, links.get(t, f"{t}.csv"), plots.get(t), precision)
+                  for t, (stage, what) in TABLES.items() if stage == name]
     parts.append("## Plots")
     for name in PLOTS:
         parts.append(plot_section(name, links.get(name, f"{name}.csv"), plots.get(name), max_plot_rows, precision))

@@ -91,3 +91,14 @@ def test_metrics_keys_are_the_stages_that_write_a_metrics_file():
         templates = {stage.paths()[k].template for k in stage.outputs}
         assert (f"metrics/{{dataset}}/{name}.json" in templates) == (name in METRICS), name
     assert {"finetune", "finetune_baseline", "evaluate", "generate", "judge", "report"} <= set(declared)
+
+
+def test_the_compatibility_table_is_shown_whole_under_select():
+    from reflection_tuning.compatibility import TABLE_FIELDS
+
+    row = ["models/t", "response", "4", "3", "0.75", "-0.125", "0.0625", "-0.1", "0.05"][:len(TABLE_FIELDS)]
+    text = render("alpaca", {"select": SELECT}, {"select_compat": [list(TABLE_FIELDS), row]}, LINKS)
+    section = text[text.index("## Selection"):text.index("## Fine-tuning on the selected")]
+    assert "### Teacher–student compatibility" in section and "| models/t | response | 4 | 3 | 0.75 |" in section
+    assert "### `select_shift`\n\n_not run_" in text  # its plot, among the plots
+    assert "Teacher–student compatibility" not in render("alpaca", {}, {}, {})  # no select, no table

@@ -22,7 +22,7 @@ from reflection_tuning.browse.page import build as build_page
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_text
-from reflection_tuning.report import METRICS, PLOTS, render
+from reflection_tuning.report import METRICS, PLOTS, TABLES, render
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.select import Config as SelectConfig
 
@@ -72,10 +72,11 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str, method: str
     """
     here = outputs.report.parent.resolve()
     files = {name: inputs.metrics_dir / f"{name}.json" for name in METRICS}
-    files.update({name: inputs.metrics_dir / f"{name}.csv" for name in PLOTS})
+    csvs = (*PLOTS, *TABLES)
+    files.update({name: inputs.metrics_dir / f"{name}.csv" for name in csvs})
     links = {name: Path(os.path.relpath(path.resolve(), here)).as_posix() for name, path in files.items()}
     metrics = {name: read_metrics(files[name]) for name in METRICS}
-    plots = {name: read_csv(files[name]) for name in PLOTS}
+    plots = {name: read_csv(files[name]) for name in csvs}
     text = render(dataset, metrics, plots, links, title=cfg.title, precision=cfg.precision,
                   max_plot_rows=cfg.max_plot_rows)
     write_text(outputs.report, text)
