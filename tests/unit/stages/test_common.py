@@ -69,3 +69,21 @@ def test_the_help_comes_from_the_declaration(capsys):
     for option in ("--params", "--dataset", "--input", "--output", "--metrics", "--limit", "--method"):
         assert option in out
     assert "data/{dataset}/selected.jsonl" in out
+
+
+@pytest.mark.parametrize("name", __import__("reflection_tuning.stages", fromlist=["COMMANDS"]).COMMANDS)
+def test_every_command_takes_dataset_in_both_spellings(name, monkeypatch):
+    """``reflection-tuning <stage> --dataset=alpaca`` and ``--dataset alpaca`` parse the same,
+    with the shipped params.yaml, and every declared path of a per-dataset stage names the dataset."""
+    import importlib
+
+    from shipped import PARAMS, REPO
+
+    monkeypatch.chdir(REPO)
+    stage = importlib.import_module(f"reflection_tuning.stages.{name}").STAGE
+    joined = stage.parse(["--dataset=alpaca", "--params", str(PARAMS)])
+    split = stage.parse(["--dataset", "alpaca", "--params", str(PARAMS)])
+    assert (joined.configs, joined.inputs, joined.outputs) == (split.configs, split.inputs, split.outputs)
+    if stage.dataset:
+        paths = {**joined.inputs, **joined.outputs}
+        assert paths and all(p is not None and "alpaca" in p.parts[-2:] + (p.stem,) for p in paths.values()), paths
