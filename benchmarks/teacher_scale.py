@@ -9,7 +9,10 @@ once with a reply the stage parses. The server runs in its own process and each 
 fresh (spawned) process, so the peak RSS printed is the stage's alone.
 
 Prints requests/s and peak RSS per size, then ``ratio:`` lines against the targets of
-issue 14: peak RSS <= 1 GB at 200k requests, >= 300 requests/s.
+issue 14: peak RSS <= 1 GB at 200k requests, >= 300 requests/s. ``--ceiling N`` also times
+N streamed requests sent by the openai SDK alone (no stage: no prompts, parsing, cache or
+rows), at the same concurrency against the same endpoint: the most the client library gives
+on this machine, and so the share of it that the stage's own work leaves.
 
     python benchmarks/teacher_scale.py --sizes 2000,10000        # small: a shared machine
     python benchmarks/teacher_scale.py                           # 10k, 50k, 200k
@@ -116,10 +119,37 @@ def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # 
     out.put((seconds, metrics.get("rows_ok", 0), peak_mb))
 
 
+def _sdk_ceiling(url: str, requests: int, concurrency: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """``requests`` streamed chat completions through ``openai.AsyncOpenAI`` alone, ``concurrency``
+    in flight, each read to its end; reports the seconds (runs in a fresh process)."""
+    import asyncio
+
+    import openai
+
+    async def go() -> float:
+        client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
+        window = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with window:
+                stream = await client.chat.completions.create(
+                    model="bench", messages=[{"role": "user", "content": f"request {i}"}], stream=True,
+                    stream_options={"include_usage": True})
+                async for _ in stream:
+                    pass
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(requests)))
+        return time.perf_counter() - t0
+
+    out.put(asyncio.run(go()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,50000,200000", help="comma-separated row counts")
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (teacher.max_concurrency)")
+    parser.add_argument("--ceiling", type=int, default=5000, help="requests for the SDK-alone ceiling (0: skip)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
@@ -142,6 +172,15 @@ def main() -> None:
             results[size] = (seconds, ok, peak)
             print(f"reflect_instruction {size:>8} requests  in flight {args.concurrency}  {seconds:8.1f} s  "
                   f"{size / seconds:7.1f} req/s  peak RSS {peak:7.1f} MB  rows ok {ok}", flush=True)
+        ceiling = None
+        if args.ceiling:
+            out = ctx.Queue()  # type: ignore[assignment]
+            child = ctx.Process(target=_sdk_ceiling, args=(url, args.ceiling, args.concurrency, out))
+            child.start()
+            ceiling = args.ceiling / out.get()
+            child.join()
+            print(f"openai SDK alone   {args.ceiling:>8} requests  in flight {args.concurrency}  "
+                  f"{ceiling:7.1f} req/s (the client library's ceiling here)", flush=True)
     finally:
         server.terminate()
         server.join()
@@ -153,6 +192,9 @@ def main() -> None:
     print(f"\nratio: peak RSS / target = {peak:.0f} MB / {RSS_TARGET_MB} MB = {peak / RSS_TARGET_MB:.2f}  "
           f"(target <= 1.00){note}")
     print(f"ratio: slowest req/s / target = {rate:.0f} / {RATE_TARGET:.0f} = {rate / RATE_TARGET:.2f}  (target >= 1.00)")
+    if ceiling:
+        print(f"ratio: slowest req/s / openai SDK alone = {rate:.0f} / {ceiling:.0f} = {rate / ceiling:.2f}  "
+              f"(the share of the library's ceiling the stage keeps)")
     if len(results) > 1:
         smallest = min(results)
         growth = (results[largest][2] - results[smallest][2]) / (largest - smallest) * 1024
