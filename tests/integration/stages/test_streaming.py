@@ -28,7 +28,6 @@ from reflection_tuning.llm.client import Teacher, TeacherRequestError
 from reflection_tuning.llm.server import serve_embedded
 from reflection_tuning.stages import reflect_instruction
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.prompts import load_prompt
 
 from .conftest import FaultProxy
 
@@ -116,7 +115,7 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
     write_jsonl(tmp_path / "original.jsonl", rows)
     stage_cfg = reflect_instruction.Config(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
                                            system_file=str(REPO / "prompts/reflect_instruction.system.txt"))
-    prompt = load_prompt(stage_cfg.template, stage_cfg.system)
+    prompt = stage_cfg.prompt()
     batch = [prompt.messages(r["instruction"], r.get("input") or "", r["output"]) for r in rows]
     hog = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     figures = {}

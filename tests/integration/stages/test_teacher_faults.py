@@ -29,7 +29,6 @@ from shipped import params_config
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction
 from reflection_tuning.teacher import TeacherConfig
-from reflection_tuning.teacher.prompts import load_prompt
 
 from .conftest import CUT_BODY, CUT_CONTENT, DROP, RATE_LIMITED, SERVER_ERROR, SLOW, FaultProxy, request_key
 
@@ -72,7 +71,7 @@ def prompt_cfg() -> reflect_instruction.Config:
 def keys_of(rows: list[dict]) -> dict[str, str]:
     """Row id -> the proxy's key of the request the stage sends for that row."""
     cfg = prompt_cfg()
-    prompt = load_prompt(cfg.template, cfg.system)
+    prompt = cfg.prompt()
     return {r["id"]: request_key({"messages": prompt.messages(r["instruction"], r.get("input") or "", r["output"])})
             for r in rows}
 
@@ -137,7 +136,7 @@ def test_sigkill_mid_run_then_rerun_pays_at_most_the_window_twice(tmp_path, teac
     keys = keys_of(rows)
     stage_io(tmp_path, rows)
     window = 4
-    argv = [sys.executable, "-m", "reflection_tuning.cli", "reflect_instruction", "--params", str(tmp_path / "none.yaml"),
+    argv = [sys.executable, "-m", "reflection_tuning.cli", "reflect_instruction", "--params", str(REPO / "params.yaml"),
             "--model", str(embedded_model), "--max-tokens", "16", "--max-concurrency", str(window), "--reask", "0",
             "--cache-dir", str(tmp_path / "cache"), "--api-key-env", "RT_FAULT_TEST_KEY",
             "--prompt-file", str(REPO / "prompts/reflect_instruction.txt"),
