@@ -9,10 +9,12 @@ once with a reply the stage parses. The server runs in its own process and each 
 fresh (spawned) process, so the peak RSS printed is the stage's alone.
 
 Prints requests/s and peak RSS per size, then ``ratio:`` lines against the targets of
-issue 14: peak RSS <= 1 GB at 200k requests, >= 300 requests/s. ``--ceiling N`` also times
-N streamed requests sent by the openai SDK alone (no stage: no prompts, parsing, cache or
-rows), at the same concurrency against the same endpoint: the most the client library gives
-on this machine, and so the share of it that the stage's own work leaves.
+issue 14: peak RSS <= 1 GB at 200k requests, >= 300 requests/s. ``--ceiling N`` also sends
+the stage's own requests for N rows through the openai SDK alone (no stage: no parsing,
+cache, statuses or writing), at the same concurrency against the same endpoint, with the
+SDK's default httpx transport and with its aiohttp one (the stage's): the most the client
+library gives on this machine, so the share of it the stage's own work leaves, and what
+the transport is worth.
 
     python benchmarks/teacher_scale.py --sizes 2000,10000        # small: a shared machine
     python benchmarks/teacher_scale.py                           # 10k, 50k, 200k
@@ -119,28 +121,40 @@ def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # 
     out.put((seconds, metrics.get("rows_ok", 0), peak_mb))
 
 
-def _sdk_ceiling(url: str, requests: int, concurrency: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
-    """``requests`` streamed chat completions through ``openai.AsyncOpenAI`` alone, ``concurrency``
-    in flight, each read to its end; reports the seconds (runs in a fresh process)."""
+def _sdk_ceiling(url: str, rows: str, concurrency: int, transport: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """The stage's own requests for ``rows`` (its ``format_input``) streamed through
+    ``openai.AsyncOpenAI`` alone, ``concurrency`` in flight, each read to its end, with the
+    ``httpx`` (the SDK's default) or ``aiohttp`` transport; reports the seconds (runs in a
+    fresh process)."""
     import asyncio
 
     import openai
 
+    from reflection_tuning.io import read_jsonl
+    from reflection_tuning.teacher.prompts import PromptFiles
+    from reflection_tuning.teacher.steps import ReflectInstruction
+
+    step = ReflectInstruction(PromptFiles(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
+                                          system_file=str(REPO / "prompts/reflect_instruction.system.txt")).prompt())
+    batch = [step.format_input(r) for r in read_jsonl(rows)]
+
     async def go() -> float:
-        client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
+        http = openai.DefaultAioHttpClient() if transport == "aiohttp" else None
+        client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, http_client=http)
         window = asyncio.Semaphore(concurrency)
 
-        async def one(i: int) -> None:
+        async def one(messages: list[dict]) -> None:
             async with window:
                 stream = await client.chat.completions.create(
-                    model="bench", messages=[{"role": "user", "content": f"request {i}"}], stream=True,
-                    stream_options={"include_usage": True})
+                    model="bench", messages=messages, stream=True, stream_options={"include_usage": True})
                 async for _ in stream:
                     pass
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(requests)))
-        return time.perf_counter() - t0
+        await asyncio.gather(*(one(m) for m in batch))
+        seconds = time.perf_counter() - t0
+        await client.close()
+        return seconds
 
     out.put(asyncio.run(go()))
 
@@ -172,15 +186,20 @@ def main() -> None:
             results[size] = (seconds, ok, peak)
             print(f"reflect_instruction {size:>8} requests  in flight {args.concurrency}  {seconds:8.1f} s  "
                   f"{size / seconds:7.1f} req/s  peak RSS {peak:7.1f} MB  rows ok {ok}", flush=True)
-        ceiling = None
+        ceiling = {}
         if args.ceiling:
-            out = ctx.Queue()  # type: ignore[assignment]
-            child = ctx.Process(target=_sdk_ceiling, args=(url, args.ceiling, args.concurrency, out))
-            child.start()
-            ceiling = args.ceiling / out.get()
-            child.join()
-            print(f"openai SDK alone   {args.ceiling:>8} requests  in flight {args.concurrency}  "
-                  f"{ceiling:7.1f} req/s (the client library's ceiling here)", flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                rows = Path(tmp) / "original.jsonl"
+                _write_rows(rows, args.ceiling)
+                for transport in ("httpx", "aiohttp"):
+                    out = ctx.Queue()  # type: ignore[assignment]
+                    child = ctx.Process(target=_sdk_ceiling, args=(url, str(rows), args.concurrency, transport, out))
+                    child.start()
+                    ceiling[transport] = args.ceiling / out.get()
+                    child.join()
+                    print(f"openai SDK alone   {args.ceiling:>8} requests  in flight {args.concurrency}  "
+                          f"{ceiling[transport]:7.1f} req/s ({transport} transport; the stage's own requests)",
+                          flush=True)
     finally:
         server.terminate()
         server.join()
@@ -193,8 +212,11 @@ def main() -> None:
           f"(target <= 1.00){note}")
     print(f"ratio: slowest req/s / target = {rate:.0f} / {RATE_TARGET:.0f} = {rate / RATE_TARGET:.2f}  (target >= 1.00)")
     if ceiling:
-        print(f"ratio: slowest req/s / openai SDK alone = {rate:.0f} / {ceiling:.0f} = {rate / ceiling:.2f}  "
-              f"(the share of the library's ceiling the stage keeps)")
+        print(f"ratio: slowest req/s / openai SDK alone (aiohttp, the stage's transport) = {rate:.0f} / "
+              f"{ceiling['aiohttp']:.0f} = {rate / ceiling['aiohttp']:.2f}  (the share of the library's ceiling "
+              "the stage keeps)")
+        print(f"ratio: openai SDK alone, aiohttp / httpx transport = {ceiling['aiohttp']:.0f} / "
+              f"{ceiling['httpx']:.0f} = {ceiling['aiohttp'] / ceiling['httpx']:.2f}")
     if len(results) > 1:
         smallest = min(results)
         growth = (results[largest][2] - results[smallest][2]) / (largest - smallest) * 1024

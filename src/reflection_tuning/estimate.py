@@ -118,10 +118,10 @@ def stage_requests(instruction_step: Step, response_step: Step, originals: list[
     assumed ok, with the original row's size."""
     first = [instruction_step.format_input(r) for r in originals]
     if reflected is None:
-        usable = originals
+        sent = originals + originals
     else:
-        _, usable = reflect_response.upstream_rows(originals, {r["id"]: r for r in reflected})
-    second = [response_step.format_input(r) for r in originals + usable]
+        sent = [row for _, row, why in reflect_response.plan(originals, reflected) if why is None]
+    second = [response_step.format_input(r) for r in sent]
     return first, second
 
 

@@ -14,16 +14,22 @@ status of :mod:`reflection_tuning.llm.status`:
    reference re-asks a reply that does not parse (Reflection_Tuning,
    ``reflection_code/reflect_instruction_postprocess.py``, the ``retry_flag`` branch).
 
-The rows are consumed as an iterable and the outcomes come back in input order; today
-they are gathered into one round per attempt (bounded streaming is a later change).
+The rows are consumed as an iterable and the outcomes come back in input order, streamed:
+:func:`iter_step` holds at most :data:`CHUNK_ROWS` rows (their requests, replies and
+outcomes) at a time, so a stage that writes its rows as they come and counts them in a
+:class:`Tally` runs in memory flat in the number of rows. Two cases take every row as
+one chunk: the embedded server (sized once from every request; a CPU model is never
+given 200k rows) and ``mode: batch`` (one Batch API job, not one per chunk).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from reflection_tuning.errors import UserError
@@ -37,6 +43,11 @@ from reflection_tuning.llm.stream import json_schema_format
 from reflection_tuning.teacher import EMBEDDED, TeacherConfig
 
 log = logging.getLogger(__name__)
+
+# Rows in flight through one chunk: their requests (~2 KB each), replies and outcomes, some
+# 50 MB; large enough that the drain at a chunk's end (the last of max_concurrency requests)
+# costs little. Only memory depends on it: the outputs are the same for every value.
+CHUNK_ROWS = 8192
 
 
 @dataclass
@@ -125,84 +136,138 @@ def reask_messages(messages: Messages, failed: Outcome, feedback: bool) -> Messa
             {"role": "user", "content": f"{why} {ask}"}]
 
 
-def run_step(step: Step, cfg: TeacherConfig, rows: Iterable[Mapping[str, Any]], *, api_key: str | None = None,
-             desc: str | None = None) -> StepRun:
-    """Run ``step`` on every row: one :class:`Outcome` per row, in order, and the counters.
+def iter_step(step: Step, cfg: TeacherConfig, rows: Iterable[Mapping[str, Any]], *, api_key: str | None = None,
+              desc: str | None = None, stats: dict[str, int] | None = None) -> Iterator[Outcome]:
+    """Run ``step`` on every row: yield one :class:`Outcome` per row, in input order, a chunk of
+    :data:`CHUNK_ROWS` rows at a time (every row at once for the embedded server and ``mode: batch``).
+
+    Args:
+        stats: filled with the request counters (``Sender.stats`` and ``requests_reasked``)
+            once the generator is exhausted.
 
     Raises:
         FileNotFoundError, RuntimeError, TimeoutError: the embedded server cannot start.
         openai.OpenAIError: the Batch API could not be reached (``mode: batch``).
     """
     desc = desc or step.name
-    rows = list(rows)
-    batch = [step.format_input(r) for r in rows]
+    source = iter(rows)
+    whole = cfg.base_url == EMBEDDED or cfg.mode == "batch"
+    chunk = list(source) if whole else list(islice(source, CHUNK_ROWS))
     json_replies = cfg.reply_format == "json_schema"
     response_format = json_schema_format(step.name, dict(step.schema)) if json_replies else None
-    with Sender(cfg, template_hash=step.template_hash, api_key=api_key, sizing=batch,
+    reasked = capped = 0
+    # sizing: the embedded server is started once, from every request (re-asks of cached first tries too)
+    sizing = [step.format_input(r) for r in chunk] if whole else ()
+    with Sender(cfg, template_hash=step.template_hash, api_key=api_key, sizing=sizing,
                 response_format=response_format) as sender:
-        results = sender.send(batch, desc=desc)
-        outcomes = [classify(step, r, res, cfg.max_tokens, json_replies) for r, res in zip(rows, results)]
-        for k in range(1, cfg.reask + 1):
-            again = [n for n, o in enumerate(outcomes) if o.status in st.REASKABLE]
-            if not again:
-                break
-            log.info("%s: re-asking %d rows (re-ask %d of %d)", desc, len(again), k, cfg.reask)
-            retry = reask_config(cfg, k)
-            asks = [reask_messages(batch[n], outcomes[n], cfg.reask_feedback) for n in again]
-            replies = sender.send(asks, cfg=retry, desc=f"{desc} re-ask {k}")
-            for n, res in zip(again, replies):
-                new = classify(step, rows[n], res, cfg.max_tokens, json_replies)
-                new.attempts = outcomes[n].attempts + 1
-                new.replies = outcomes[n].replies + new.replies
-                if new.status in (st.REQUEST_ERROR, st.COST_CAP):  # keep the reply we have and its reason
-                    outcomes[n].attempts = new.attempts
-                    outcomes[n].reason = f"{outcomes[n].reason}; re-ask {k}: {new.reason}"
-                    continue
-                outcomes[n] = new
-        stats = {**sender.stats(), "requests_reasked": sum(o.attempts - 1 for o in outcomes)}
-    if stats["cost_cap_reached"]:
+        while chunk:
+            for outcome in _run_chunk(step, cfg, sender, chunk, json_replies, desc):
+                reasked += outcome.attempts - 1
+                capped += outcome.status == st.COST_CAP
+                yield outcome
+            chunk = list(islice(source, CHUNK_ROWS))
+        counters = {**sender.stats(), "requests_reasked": reasked}
+    if stats is not None:
+        stats.update(counters)
+    if counters["cost_cap_reached"]:
         log.error("%s: max_cost $%.4f reached; %d requests were not sent and have status %r. The replies that "
                   "came back are cached: raise max_cost and rerun to pay only for the rest.",
-                  desc, cfg.max_cost, sum(o.status == st.COST_CAP for o in outcomes), st.COST_CAP)
+                  desc, cfg.max_cost, capped, st.COST_CAP)
+
+
+def _run_chunk(step: Step, cfg: TeacherConfig, sender: Sender, rows: list[Mapping[str, Any]], json_replies: bool,
+               desc: str) -> list[Outcome]:
+    """The outcomes of one chunk of rows: the first asks, then up to ``cfg.reask`` re-asks."""
+    batch = [step.format_input(r) for r in rows]
+    outcomes = [classify(step, r, res, cfg.max_tokens, json_replies) for r, res in zip(rows, sender.send(batch, desc=desc))]
+    for k in range(1, cfg.reask + 1):
+        again = [n for n, o in enumerate(outcomes) if o.status in st.REASKABLE]
+        if not again:
+            break
+        log.info("%s: re-asking %d rows (re-ask %d of %d)", desc, len(again), k, cfg.reask)
+        asks = [reask_messages(batch[n], outcomes[n], cfg.reask_feedback) for n in again]
+        replies = sender.send(asks, cfg=reask_config(cfg, k), desc=f"{desc} re-ask {k}")
+        for n, res in zip(again, replies):
+            new = classify(step, rows[n], res, cfg.max_tokens, json_replies)
+            new.attempts = outcomes[n].attempts + 1
+            new.replies = outcomes[n].replies + new.replies
+            if new.status in (st.REQUEST_ERROR, st.COST_CAP):  # keep the reply we have and its reason
+                outcomes[n].attempts = new.attempts
+                outcomes[n].reason = f"{outcomes[n].reason}; re-ask {k}: {new.reason}"
+                continue
+            outcomes[n] = new
+    return outcomes
+
+
+def run_step(step: Step, cfg: TeacherConfig, rows: Iterable[Mapping[str, Any]], *, api_key: str | None = None,
+             desc: str | None = None) -> StepRun:
+    """:func:`iter_step` gathered: every outcome in a list, and the counters (for the small
+    stages that need all outcomes at once: the judge, ``compress``).
+
+    Raises:
+        FileNotFoundError, RuntimeError, TimeoutError: the embedded server cannot start.
+        openai.OpenAIError: the Batch API could not be reached (``mode: batch``).
+    """
+    stats: dict[str, int] = {}
+    outcomes = list(iter_step(step, cfg, rows, api_key=api_key, desc=desc, stats=stats))
     return StepRun(outcomes, stats)
 
 
-def status_metrics(outcomes: Sequence[Outcome | None], prefix: str = "rows_", statuses: Sequence[str] = st.STATUSES,
-                   statuses_of: Sequence[str] | None = None) -> dict[str, int]:
-    """Per-status counts: ``<prefix>out``, ``<prefix><status>`` for every status,
-    ``<prefix>ok_first_try`` / ``<prefix>ok_reasked`` and ``<prefix>multi_candidate``.
+class Tally:
+    """The per-status and token counters of a stream of outcomes, in constant memory: what
+    :func:`status_metrics` and :func:`token_metrics` give for a list of them."""
 
-    Args:
-        outcomes: ``None`` for a row that was never sent (counted by ``statuses_of``).
-        statuses_of: the status of every row (default: those of ``outcomes``), e.g. with the
-            ``upstream_unusable`` rows a stage wrote itself.
-    """
-    done = [o for o in outcomes if o is not None]
-    all_statuses = list(statuses_of) if statuses_of is not None else [o.status for o in done]
-    out = {f"{prefix}out": len(all_statuses)}
-    out.update({f"{prefix}{s}": sum(x == s for x in all_statuses) for s in statuses})
-    out[f"{prefix}ok_first_try"] = sum(o.ok and o.attempts == 1 for o in done)
-    out[f"{prefix}ok_reasked"] = sum(o.ok and o.attempts > 1 for o in done)
-    out[f"{prefix}multi_candidate"] = sum(o.ok and o.candidates > 1 for o in done)
-    return out
+    def __init__(self) -> None:
+        self.statuses: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+
+    def add(self, outcome: Outcome) -> Outcome:
+        """Count ``outcome`` (a row the stage wrote itself, e.g. ``upstream_unusable``, too); return it."""
+        self.statuses[outcome.status] += 1
+        self.counts["ok_first_try"] += outcome.ok and outcome.attempts == 1
+        self.counts["ok_reasked"] += outcome.ok and outcome.attempts > 1
+        self.counts["multi_candidate"] += outcome.ok and outcome.candidates > 1
+        for c in outcome.replies:
+            for suffix in ("", "_sent") if not c.cached else ("",):
+                self.counts[f"prompt_tokens{suffix}"] += c.prompt_tokens
+                self.counts[f"completion_tokens{suffix}"] += c.completion_tokens
+        return outcome
+
+    def status_metrics(self, prefix: str = "rows_", statuses: Sequence[str] = st.STATUSES) -> dict[str, int]:
+        """Per-status counts: ``<prefix>out``, ``<prefix><status>`` for every status,
+        ``<prefix>ok_first_try`` / ``<prefix>ok_reasked`` and ``<prefix>multi_candidate``."""
+        out = {f"{prefix}out": sum(self.statuses.values())}
+        out.update({f"{prefix}{s}": self.statuses[s] for s in statuses})
+        out.update({f"{prefix}{k}": self.counts[k] for k in ("ok_first_try", "ok_reasked", "multi_candidate")})
+        return out
+
+    def token_metrics(self, price: Price | None = None) -> dict[str, int | float | None]:
+        """Tokens of every reply used (cached or not; re-asks included) and of the replies
+        fetched in this run, and their cost in USD from ``price`` (``None`` without one)."""
+        out: dict[str, int | float | None] = {
+            k: self.counts[k] for k in ("prompt_tokens", "completion_tokens", "prompt_tokens_sent",
+                                        "completion_tokens_sent")}
+        for suffix in ("", "_sent"):
+            tokens = (self.counts[f"prompt_tokens{suffix}"], self.counts[f"completion_tokens{suffix}"])
+            out[f"cost_usd{suffix}"] = round(price.cost(*tokens), 6) if price else None
+        return out
 
 
-def token_metrics(outcomes: Sequence[Outcome], price: Price | None = None) -> dict[str, int | float | None]:
-    """Tokens of every reply used (cached or not; re-asks included) and of the replies fetched
-    in this run, and their cost in USD from the section's ``price`` (``None`` without one)."""
-    done = [c for o in outcomes for c in o.replies]
-    fresh = [c for c in done if not c.cached]
-    out: dict[str, int | float | None] = {
-        "prompt_tokens": sum(c.prompt_tokens for c in done),
-        "completion_tokens": sum(c.completion_tokens for c in done),
-        "prompt_tokens_sent": sum(c.prompt_tokens for c in fresh),
-        "completion_tokens_sent": sum(c.completion_tokens for c in fresh),
-    }
-    for suffix, group in (("", done), ("_sent", fresh)):
-        out[f"cost_usd{suffix}"] = (
-            round(sum(price.cost(c.prompt_tokens, c.completion_tokens) for c in group), 6) if price else None
-        )
-    return out
+def status_metrics(outcomes: Iterable[Outcome], prefix: str = "rows_",
+                   statuses: Sequence[str] = st.STATUSES) -> dict[str, int]:
+    """:meth:`Tally.status_metrics` of ``outcomes``."""
+    tally = Tally()
+    for o in outcomes:
+        tally.add(o)
+    return tally.status_metrics(prefix, statuses)
+
+
+def token_metrics(outcomes: Iterable[Outcome], price: Price | None = None) -> dict[str, int | float | None]:
+    """:meth:`Tally.token_metrics` of ``outcomes``."""
+    tally = Tally()
+    for o in outcomes:
+        tally.add(o)
+    return tally.token_metrics(price)
 
 
 def provenance(outcome: Outcome, model: str, template_hash: str) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.llm.runner import run_step, status_metrics, token_metrics
+from reflection_tuning.io import iter_jsonl, write_jsonl, write_metrics
+from reflection_tuning.llm.runner import Tally, iter_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.teacher.prompts import PromptFiles
@@ -39,17 +39,17 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
     """
     require_files("reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
     step = ReflectInstruction(cfg.prompt())
-    rows = read_jsonl(inputs.original)
-    check_rows(rows, str(inputs.original))
-    done = run_step(step, teacher_cfg, rows, api_key=api_key, desc="reflect_instruction")
-    out = [teacher_row(o.row, VARIANT, o, teacher_model=teacher_cfg.model, template_hash=step.template_hash)
-           for o in done.outcomes]
-    write_jsonl(outputs.instruction, out)
-    metrics = {"rows_in": len(rows), **status_metrics(done.outcomes), **done.stats,
-               **token_metrics(done.outcomes, teacher_cfg.price_usd())}
+    rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original))  # a first pass: no request for a bad file
+    # Streamed: the rows are read, sent, written and counted a chunk at a time (memory flat in rows).
+    tally, stats = Tally(), {}
+    outcomes = iter_step(step, teacher_cfg, iter_jsonl(inputs.original), api_key=api_key, desc="reflect_instruction",
+                         stats=stats)
+    write_jsonl(outputs.instruction, (teacher_row(tally.add(o).row, VARIANT, o, teacher_model=teacher_cfg.model,
+                                                  template_hash=step.template_hash) for o in outcomes))
+    metrics = {"rows_in": rows_in, **tally.status_metrics(), **stats, **tally.token_metrics(teacher_cfg.price_usd())}
     write_metrics(outputs.metrics, metrics)
     log.info("reflect_instruction: %d rows in, %d ok, %d parse errors, %d truncated, %d request errors",
-             len(rows), metrics["rows_ok"], metrics["rows_parse_error"], metrics["rows_truncated"],
+             rows_in, metrics["rows_ok"], metrics["rows_parse_error"], metrics["rows_truncated"],
              metrics["rows_request_error"])
     return metrics
 

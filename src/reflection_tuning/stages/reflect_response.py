@@ -10,10 +10,12 @@ Each output file has one row per original row.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
 
-from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
+from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, join_by_id, write_metrics
 from reflection_tuning.llm import status as st
-from reflection_tuning.llm.runner import Outcome, run_step, status_metrics, token_metrics
+from reflection_tuning.llm.runner import Outcome, Tally, iter_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.teacher.prompts import PromptFiles
@@ -27,60 +29,90 @@ log = logging.getLogger(__name__)
 Config = PromptFiles
 
 
-def upstream_rows(originals: list[dict], reflected: dict[str, dict]) -> tuple[list[dict | None], list[dict]]:
-    """The instruction row of every original (``None`` when missing), and the ok ones: the
-    rows whose ``both`` variant is sent (``estimate`` uses this too)."""
-    upstream = [reflected.get(r["id"]) for r in originals]
-    return upstream, [u for u in upstream if u is not None and u.get("status") == st.OK]
+def plan(originals: Iterable[dict], reflected: Iterable[dict], stale: list[str] | None = None
+         ) -> Iterator[tuple[str, dict, str | None]]:
+    """What the stage does with each original, both streams sorted by ``id`` (a merge-join):
+    ``("response", original, None)``, then ``("both", instruction_row, None)`` when the
+    instruction row is ok, else ``("both", original, why)``: a row written ``upstream_unusable``,
+    not sent. Rows to send are those with ``why`` None, in this order (``estimate`` uses it too).
+
+    Args:
+        stale: collects the ids of instruction rows that have no original (they are ignored).
+
+    Raises:
+        ValueError: a stream is not sorted by ``id``.
+    """
+    for key, (original, up) in join_by_id(originals, reflected):
+        if original is None:
+            if stale is not None:
+                stale.append(key)
+            continue
+        yield "response", original, None
+        if up is not None and up.get("status") == st.OK:
+            yield "both", up, None
+        else:
+            yield "both", original, ("no instruction row for this id" if up is None
+                                     else f"instruction variant is {up.get('status')}")
 
 
 def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
     """Write the ``response`` and ``both`` rows and the metrics; return the metrics. The
     teacher key ``api_key`` (which ``main`` reads from the environment) is never written.
 
+    Streamed: both inputs are read, sent, written and counted a chunk at a time (memory flat
+    in rows). Requests go out per id: the original's, then its ``both`` one.
+
     Raises:
         UserError: an input or a prompt file is missing, or the embedded model directory.
-        ValueError: a bad input row or template.
+        ValueError: a bad input row or template; an input not sorted by ``id``.
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
                   prompt_file=cfg.prompt_file, system_file=cfg.system_file)
     step = ReflectResponse(cfg.prompt())
-    originals = read_jsonl(inputs.original)
-    check_rows(originals, str(inputs.original))
-    reflected = {r["id"]: r for r in read_jsonl(inputs.instruction)}
-    stale = set(reflected) - {r["id"] for r in originals}
+    rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original))
+    stale: list[str] = []
+    pending: deque[tuple[str, dict, str | None]] = deque()  # planned rows not written yet: at most a chunk
+
+    def to_send() -> Iterator[dict]:
+        for item in plan(iter_jsonl(inputs.original), iter_jsonl(inputs.instruction), stale):
+            pending.append(item)
+            if item[2] is None:
+                yield item[1]
+
+    tallies, total, stats = {"response": Tally(), "both": Tally()}, Tally(), {}
+    common = {"teacher_model": teacher_cfg.model, "template_hash": step.template_hash}
+
+    def written(outcome: Outcome | None) -> Iterator[tuple[str, dict]]:
+        """The rows planned up to ``outcome`` (the next sent row); with None, the rest."""
+        while pending:
+            variant, row, why = pending.popleft()
+            if why is None and outcome is None:
+                raise RuntimeError("reflect_response: a sent row got no outcome")
+            done = outcome if why is None else Outcome(row, st.UPSTREAM_UNUSABLE, reason=why, attempts=0)
+            yield variant, teacher_row(total.add(tallies[variant].add(done)).row, variant, done, **common)
+            if why is None:
+                return
+
+    with SortedJsonlWriter(outputs.response) as response, SortedJsonlWriter(outputs.both) as both:
+        writers = {"response": response, "both": both}
+        for outcome in iter_step(step, teacher_cfg, to_send(), api_key=api_key, desc="reflect_response", stats=stats):
+            for variant, row in written(outcome):
+                writers[variant].write(row)
+        for variant, row in written(None):
+            writers[variant].write(row)
     if stale:
         log.warning("%s: %d rows have no original row; ignored", inputs.instruction, len(stale))
-    upstream, usable = upstream_rows(originals, reflected)
-    done = run_step(step, teacher_cfg, originals + usable, api_key=api_key, desc="reflect_response")
-    common = {"teacher_model": teacher_cfg.model, "template_hash": step.template_hash}
-    response_out = done.outcomes[: len(originals)]
-    response_rows = [teacher_row(o.row, "response", o, **common) for o in response_out]
-
-    both_results = iter(done.outcomes[len(originals):])
-    both_rows, both_out = [], []
-    for row, up in zip(originals, upstream):
-        if up is None or up.get("status") != st.OK:
-            error = "no instruction row for this id" if up is None else f"instruction variant is {up.get('status')}"
-            outcome = Outcome(row, st.UPSTREAM_UNUSABLE, reason=error, attempts=0)
-        else:
-            outcome = next(both_results)
-            both_out.append(outcome)
-        both_rows.append(teacher_row(outcome.row, "both", outcome, **common))
-
-    write_jsonl(outputs.response, response_rows)
-    write_jsonl(outputs.both, both_rows)
     metrics = {
-        "rows_in": len(originals),
-        **status_metrics(response_out, prefix="response_rows_"),
-        **status_metrics(both_out, prefix="both_rows_", statuses_of=[r["status"] for r in both_rows]),
-        **done.stats,
-        **token_metrics(done.outcomes, teacher_cfg.price_usd()),
+        "rows_in": rows_in,
+        **tallies["response"].status_metrics(prefix="response_rows_"),
+        **tallies["both"].status_metrics(prefix="both_rows_"),
+        **stats,
+        **total.token_metrics(teacher_cfg.price_usd()),
     }
     write_metrics(outputs.metrics, metrics)
     log.info("reflect_response: %d rows in; response %d ok; both %d ok, %d upstream unusable",
-             len(originals), metrics["response_rows_ok"], metrics["both_rows_ok"],
+             rows_in, metrics["response_rows_ok"], metrics["both_rows_ok"],
              metrics["both_rows_upstream_unusable"])
     return metrics
 

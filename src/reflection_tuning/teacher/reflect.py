@@ -13,7 +13,7 @@ answer blocks, "" when none). A row that is not ok has ``instruction``, ``input`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +61,20 @@ def require_files(stage: str, **paths: Any) -> None:
                         "or check the paths")
 
 
-def check_rows(rows: Sequence[dict[str, Any]], where: str) -> None:
-    """Check that every row has an ``id`` and string ``instruction`` / ``output``.
+def check_rows(rows: Iterable[dict[str, Any]], where: str) -> int:
+    """Check that every row has an ``id`` and string ``instruction`` / ``output``; return how many
+    rows there are (``rows`` may be a stream: it is read once).
 
     Raises:
         UserError: the first bad row, named by its position in ``where``.
     """
+    n = 0
     for n, row in enumerate(rows, start=1):
         missing = [k for k in ("id", "instruction", "output") if not isinstance(row.get(k), str)]
         if missing:
             raise UserError(f"{where}: row {n} (id {row.get('id')}) has no string {missing}; give the rows "
                             "fetch writes (reflection-tuning fetch), or fix that row")
+    return n
 
 
 def stage_main(stage: Stage, run: Callable[..., dict], inputs: type, outputs: type, argv: list[str] | None) -> int:

@@ -13,7 +13,9 @@ from shipped import params_config
 from reflection_tuning.config import ConfigError
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
-from reflection_tuning.llm.runner import reask_config, run_step, status_metrics, token_metrics
+from reflection_tuning.llm import runner
+from reflection_tuning.llm.runner import (Outcome, Tally, iter_step, reask_config, run_step, status_metrics,
+                                           token_metrics)
 from reflection_tuning.llm.step import Failure, Parsed, object_schema
 from reflection_tuning.teacher import TeacherConfig
 
@@ -120,10 +122,43 @@ def test_reask_config_and_validation():
         params_config(TeacherConfig, "teacher", reask_temperature=-0.5)
 
 
-def test_status_metrics_with_rows_the_stage_wrote():
-    m = status_metrics([], prefix="both_rows_", statuses_of=["upstream_unusable"] * 2)
+def test_tally_counts_rows_the_stage_wrote():
+    tally = Tally()
+    for _ in range(2):
+        tally.add(Outcome({"id": "x"}, st.UPSTREAM_UNUSABLE, attempts=0))
+    m = tally.status_metrics(prefix="both_rows_")
     assert (m["both_rows_out"], m["both_rows_upstream_unusable"], m["both_rows_ok"]) == (2, 2, 0)
     assert set(st.STATUSES) <= {k.removeprefix("both_rows_") for k in m}
+    assert tally.token_metrics()["completion_tokens"] == 0
+
+
+def test_chunks_stream_the_same_outcomes(tmp_path, fake_openai, monkeypatch):
+    """In chunks of 3 rows, the outcomes, their order and the re-asks are those of one round:
+    only the memory differs. Rows are pulled a chunk at a time."""
+    script(fake_openai, REPLIES)
+    whole = run_step(Echo(), cfg(tmp_path / "whole", url=fake_openai.url, reask=1), ROWS * 2)
+    monkeypatch.setattr(runner, "CHUNK_ROWS", 3)
+    pulled: list[int] = []
+
+    def rows():
+        for n, r in enumerate(ROWS * 2):
+            pulled.append(n)
+            yield r
+
+    stats: dict[str, int] = {}
+    seen = []
+    for o in iter_step(Echo(), cfg(tmp_path / "chunks", url=fake_openai.url, reask=1), rows(), stats=stats):
+        seen.append((o.row["id"], o.status, o.attempts))
+        assert len(pulled) <= len(seen) + 3  # never more than a chunk ahead
+    assert seen == [(o.row["id"], o.status, o.attempts) for o in whole.outcomes]
+    # the second copy of ROWS hits the cache the first chunks filled; in one round both copies go out
+    assert stats["requests_sent"] + stats["cache_hits"] == whole.stats["requests_sent"] == 12
+    assert stats["requests_reasked"] == whole.stats["requests_reasked"] == 4
+    assert stats["max_in_flight"] <= 3
+    tally = Tally()
+    for o in whole.outcomes:
+        tally.add(o)
+    assert tally.status_metrics() == status_metrics(whole.outcomes)
 
 
 def test_reask_feedback_carries_the_failed_reply(tmp_path, fake_openai):

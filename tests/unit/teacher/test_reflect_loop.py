@@ -11,6 +11,7 @@ import pytest
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.llm import runner
 from reflection_tuning.stages import reflect_instruction, reflect_response
 from shipped import PARAMS
 
@@ -63,7 +64,11 @@ def cli(fake_url: str, *extra: str) -> list[str]:
             *extra]
 
 
-def test_statuses_chaining_and_rerun(workdir, fake_openai):
+@pytest.mark.parametrize("chunk_rows", [None, 1], ids=["one-chunk", "row-by-row"])
+def test_statuses_chaining_and_rerun(workdir, fake_openai, monkeypatch, chunk_rows):
+    """Streamed a row at a time, the stages write and count exactly what one chunk gives."""
+    if chunk_rows:
+        monkeypatch.setattr(runner, "CHUNK_ROWS", chunk_rows)
     tmp, rows = workdir
     fake_openai.reply = scripted(rows)
     prompts = ["--prompt-file", str(REPO / "prompts/reflect_instruction.txt"),
