@@ -70,7 +70,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
     require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
                   prompt_file=cfg.prompt_file, system_file=cfg.system_file)
     step = ReflectResponse(cfg.prompt())
-    rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original))
+    rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original), sorted_ids=True)  # for the merge-join
     stale: list[str] = []
     pending: deque[tuple[str, dict, str | None]] = deque()  # planned rows not written yet: at most a chunk
 

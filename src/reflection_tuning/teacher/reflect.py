@@ -61,19 +61,24 @@ def require_files(stage: str, **paths: Any) -> None:
                         "or check the paths")
 
 
-def check_rows(rows: Iterable[dict[str, Any]], where: str) -> int:
-    """Check that every row has an ``id`` and string ``instruction`` / ``output``; return how many
-    rows there are (``rows`` may be a stream: it is read once).
+def check_rows(rows: Iterable[dict[str, Any]], where: str, sorted_ids: bool = False) -> int:
+    """Check that every row has an ``id`` and string ``instruction`` / ``output`` (and, with
+    ``sorted_ids``, that the ids ascend, as every stage writes them); return how many rows
+    there are (``rows`` may be a stream: it is read once).
 
     Raises:
         UserError: the first bad row, named by its position in ``where``.
     """
-    n = 0
+    n, last = 0, None
     for n, row in enumerate(rows, start=1):
         missing = [k for k in ("id", "instruction", "output") if not isinstance(row.get(k), str)]
         if missing:
             raise UserError(f"{where}: row {n} (id {row.get('id')}) has no string {missing}; give the rows "
                             "fetch writes (reflection-tuning fetch), or fix that row")
+        if sorted_ids and last is not None and row["id"] <= last:
+            raise UserError(f"{where}: row {n} (id {row['id']}) is not after id {last}; the rows must be sorted by "
+                            "id with no repeat, as fetch writes them")
+        last = row["id"]
     return n
 
 

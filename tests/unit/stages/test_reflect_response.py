@@ -22,3 +22,15 @@ def test_plan_joins_by_id_and_marks_the_rows_not_sent():
     assert stale == ["z"]
     # the `both` row sent is the instruction row (its Q*, A_Q*), not the original
     assert next(row for v, row, why in plan(originals, reflected) if v == "both")["status"] == "ok"
+
+
+def test_unsorted_originals_are_one_clear_error(tmp_path):
+    import pytest
+
+    from reflection_tuning.errors import UserError
+    from reflection_tuning.teacher.reflect import check_rows
+
+    rows = [{"id": i, "instruction": "q", "output": "a"} for i in ("b", "a")]
+    assert check_rows(rows, "x.jsonl") == 2  # reflect_instruction takes any order
+    with pytest.raises(UserError, match="row 2 .id a. is not after id b"):
+        check_rows(rows, "x.jsonl", sorted_ids=True)
