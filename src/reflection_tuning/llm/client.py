@@ -29,7 +29,7 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache, cache_key
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
-from reflection_tuning.llm.retry import RETRY_KINDS, is_retryable, retry_after_seconds, retry_kind
+from reflection_tuning.llm.retry import RETRY_KINDS, dropped_connection, is_retryable, retry_after_seconds, retry_kind
 from reflection_tuning.llm.stream import IncompleteStream, is_json_object, read_stream
 
 log = logging.getLogger(__name__)
@@ -213,8 +213,9 @@ class Teacher:
                                         temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                                         max_tokens=self.cfg.max_tokens, stream=True, **kwargs)
             return await read_stream(stream, self.cfg.timeout)  # closes the stream, also when cancelled
-        except (asyncio.TimeoutError, asyncio.CancelledError, openai.APITimeoutError):
-            self.cancelled += 1  # abandoned: the closed connection tells the server to stop
+        except (asyncio.TimeoutError, asyncio.CancelledError, openai.APITimeoutError) as exc:
+            if not dropped_connection(exc):  # the server's own drop is not a stream we gave up
+                self.cancelled += 1  # abandoned: the closed connection tells the server to stop
             raise
 
     async def _attempt_whole(self, n: int, messages: Messages, kwargs: dict[str, object]) -> Completion:

@@ -13,11 +13,25 @@ from reflection_tuning.llm.stream import IncompleteStream
 RETRY_KINDS = ("rate_limited", "server_error", "timeout", "connection")
 
 
+def dropped_connection(exc: BaseException | None) -> bool:
+    """Whether ``exc`` comes from a connection the server closed or reset. The SDK's aiohttp
+    transport reports those as a timeout (``openai._vendor.httpx_aiohttp`` maps every
+    ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``), so the cause chain tells."""
+    import aiohttp
+
+    seen = 0
+    while exc is not None and seen < 8:  # the SDK error <- the httpx error <- the aiohttp one
+        if isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, asyncio.TimeoutError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def retry_kind(exc: BaseException | None) -> str | None:
     """``rate_limited`` (429), ``server_error`` (408, 409, 5xx), ``timeout``, ``connection``
     (refused, reset, a body or stream cut off), or ``None`` for an error that is final (e.g. 400, 401)."""
     if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError)):
-        return "timeout"
+        return "connection" if dropped_connection(exc) else "timeout"
     if isinstance(exc, (openai.APIConnectionError, IncompleteStream)):
         return "connection"
     if isinstance(exc, openai.APIStatusError):

@@ -47,3 +47,32 @@ def test_retry_after_in_seconds_milliseconds_or_a_date():
     assert 25 <= retry_after_seconds(status_error(503, {"Retry-After": date})) <= 30
     assert retry_after_seconds(status_error(429)) is None
     assert retry_after_seconds(openai.APITimeoutError(REQUEST)) is None and retry_after_seconds(None) is None
+
+
+def test_a_connection_the_server_dropped_is_not_a_timeout():
+    """The SDK's aiohttp transport raises a dropped connection as APITimeoutError (from
+    httpx.ConnectTimeout, from the aiohttp error): the cause chain makes it ``connection``."""
+    import aiohttp
+    import httpx2
+    import openai
+
+    from reflection_tuning.llm.retry import dropped_connection, retry_kind
+
+    request = httpx2.Request("POST", "http://x/v1/chat/completions")
+
+    def sdk_error(cause: BaseException) -> openai.APITimeoutError:
+        try:
+            try:
+                raise cause
+            except Exception as e:
+                raise httpx2.ConnectTimeout(str(e)) from e
+        except httpx2.ConnectTimeout as mapped:
+            err = openai.APITimeoutError(request=request)
+            err.__cause__ = mapped
+            return err
+
+    dropped = sdk_error(aiohttp.ServerDisconnectedError())
+    timed_out = sdk_error(aiohttp.ServerTimeoutError("read timeout"))
+    assert dropped_connection(dropped) and retry_kind(dropped) == "connection"
+    assert not dropped_connection(timed_out) and retry_kind(timed_out) == "timeout"
+    assert retry_kind(openai.APITimeoutError(request=request)) == "timeout"
