@@ -139,10 +139,9 @@ class Teacher:
         HTTP timeout, ``teacher.timeout``, bounds the connect and each read, as the idle limit does).
 
         The clients use the SDK's aiohttp transport (``openai.DefaultAioHttpClient``, the
-        ``openai[aiohttp]`` extra), which the SDK documents for high concurrency: with 64
-        streams in flight on this 2-core machine it sends 1.6-1.7x the requests per second of
-        the default httpx transport, whose pool scans every connection on each request
-        (``benchmarks/teacher_scale.py``)."""
+        ``openai[aiohttp]`` extra), which the SDK documents for high concurrency: the default
+        httpx transport's pool scans every connection on each request, and the gain is what
+        ``benchmarks/teacher_scale.py`` prints (``aiohttp / httpx transport``)."""
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self._clients = [
             openai.AsyncOpenAI(base_url=u, api_key=self._api_key or DUMMY_API_KEY, timeout=self.cfg.timeout,
