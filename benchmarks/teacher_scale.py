@@ -99,11 +99,19 @@ def _write_rows(path: Path, size: int) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def _prompt_files():
+    """The shipped ``reflect_instruction`` prompt files (the stage's ``Config``)."""
+    from reflection_tuning.stages.reflect_instruction import Config
+
+    return Config(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
+                  system_file=str(REPO / "prompts/reflect_instruction.system.txt"))
+
+
 def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """One size in a fresh process: run the stage, report (seconds, rows ok, peak RSS in MB)."""
     import logging
 
-    from reflection_tuning.stages.reflect_instruction import Config, Inputs, Outputs, run
+    from reflection_tuning.stages.reflect_instruction import Inputs, Outputs, run
     from reflection_tuning.config import section_config
     from reflection_tuning.teacher import TeacherConfig
 
@@ -111,8 +119,7 @@ def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # 
     teacher = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model="bench", base_url=url, api_key_env=None, cache_dir=None,
                             max_concurrency=concurrency, max_retries=0, timeout=120)
     work = Path(rows).parent
-    cfg = Config(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
-                 system_file=str(REPO / "prompts/reflect_instruction.system.txt"))
+    cfg = _prompt_files()
     t0 = time.perf_counter()
     metrics = run(cfg, teacher, Inputs(original=Path(rows)),
                   Outputs(instruction=work / "instruction.jsonl", metrics=work / "metrics.json"))
@@ -131,11 +138,9 @@ def _sdk_ceiling(url: str, rows: str, concurrency: int, transport: str, out: mp.
     import openai
 
     from reflection_tuning.io import read_jsonl
-    from reflection_tuning.teacher.prompts import PromptFiles
     from reflection_tuning.teacher.steps import ReflectInstruction
 
-    step = ReflectInstruction(PromptFiles(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
-                                          system_file=str(REPO / "prompts/reflect_instruction.system.txt")).prompt())
+    step = ReflectInstruction(_prompt_files().prompt())
     batch = [step.format_input(r) for r in read_jsonl(rows)]
 
     async def go() -> float:

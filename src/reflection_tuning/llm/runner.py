@@ -156,16 +156,17 @@ def iter_step(step: Step, cfg: TeacherConfig, rows: Iterable[Mapping[str, Any]],
     json_replies = cfg.reply_format == "json_schema"
     response_format = json_schema_format(step.name, dict(step.schema)) if json_replies else None
     reasked = capped = 0
+    batch = [step.format_input(r) for r in chunk]
     # sizing: the embedded server is started once, from every request (re-asks of cached first tries too)
-    sizing = [step.format_input(r) for r in chunk] if whole else ()
-    with Sender(cfg, template_hash=step.template_hash, api_key=api_key, sizing=sizing,
+    with Sender(cfg, template_hash=step.template_hash, api_key=api_key, sizing=batch if whole else (),
                 response_format=response_format) as sender:
         while chunk:
-            for outcome in _run_chunk(step, cfg, sender, chunk, json_replies, desc):
+            for outcome in _run_chunk(step, cfg, sender, chunk, batch, json_replies, desc):
                 reasked += outcome.attempts - 1
                 capped += outcome.status == st.COST_CAP
                 yield outcome
             chunk = list(islice(source, CHUNK_ROWS))
+            batch = [step.format_input(r) for r in chunk]
         counters = {**sender.stats(), "requests_reasked": reasked}
     if stats is not None:
         stats.update(counters)
@@ -175,10 +176,10 @@ def iter_step(step: Step, cfg: TeacherConfig, rows: Iterable[Mapping[str, Any]],
                   desc, cfg.max_cost, capped, st.COST_CAP)
 
 
-def _run_chunk(step: Step, cfg: TeacherConfig, sender: Sender, rows: list[Mapping[str, Any]], json_replies: bool,
-               desc: str) -> list[Outcome]:
-    """The outcomes of one chunk of rows: the first asks, then up to ``cfg.reask`` re-asks."""
-    batch = [step.format_input(r) for r in rows]
+def _run_chunk(step: Step, cfg: TeacherConfig, sender: Sender, rows: list[Mapping[str, Any]], batch: list[Messages],
+               json_replies: bool, desc: str) -> list[Outcome]:
+    """The outcomes of one chunk of rows (``batch``: their requests): the first asks, then up to
+    ``cfg.reask`` re-asks."""
     outcomes = [classify(step, r, res, cfg.max_tokens, json_replies) for r, res in zip(rows, sender.send(batch, desc=desc))]
     for k in range(1, cfg.reask + 1):
         again = [n for n, o in enumerate(outcomes) if o.status in st.REASKABLE]
