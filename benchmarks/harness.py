@@ -66,6 +66,13 @@ def machine(device: Any = "cpu") -> dict[str, Any]:
     return info
 
 
+def shared(load_before: float, load_after: float, cpus: int, threads: int) -> bool:
+    """Whether other jobs shared the machine: a load above the CPU count before the run, or
+    after it more than one runnable process beyond the benchmark's own ``threads`` (which
+    the 1-minute average still counts when the last repeat ends)."""
+    return load_before > cpus or load_after > threads + 1
+
+
 def load1() -> float:
     """The 1-minute load average (runnable processes; above the CPU count means contention)."""
     try:
@@ -160,7 +167,7 @@ class Bench:
         for label, t in self.timings.items():
             print(f"{label:<24} {t}")
         print(f"load average (1 min) after: {load_after:.2f} on {self.machine['logical_cpus']} CPUs")
-        if max(self.load_before, load_after) > (self.machine["logical_cpus"] or 1):
+        if shared(self.load_before, load_after, self.machine["logical_cpus"] or 1, self.machine["torch_threads"]):
             print("note: the load exceeded the CPU count; this run shared the machine with other jobs")
         out = {"benchmark": self.name, **self.machine, **self.sizes, "load_before": self.load_before,
                "load_after": load_after, **{f"seconds_{k}": t.median for k, t in self.timings.items()},

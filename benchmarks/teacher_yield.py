@@ -107,8 +107,10 @@ def main() -> None:
             run(cfg, Outputs(model_dir=model, metrics=work / "models.json"))
     rows = default_rows(work, args.rows)
     dirs = {"old": old_prompts(args.old_rev, work), "new": args.new_prompts}
-    base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"), timeout=3600, max_retries=1,
-                         max_concurrency=args.concurrency)
+    # No re-ask unless an arm asks for one: the params' own re-ask would hide the first try.
+    base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"),
+                          timeout=3600, max_retries=1, max_concurrency=args.concurrency, reask=0, reask_feedback=False,
+                          frequency_penalty=None)
     results = json.loads(args.out.read_text()) if args.out.is_file() else []
     done = {(r["step"], r["setting"]) for r in results}
     table = {name: (prompts, overrides) for name, prompts, overrides in settings(args)}

@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 # a reflected answer), about 100 MB.
 BUFFER_ROWS = 50_000
 
+# mkstemp creates its file 0600; an out replaced from it gets the mode any new file would
+# (0666 less the umask), so a report or a row file is as readable as one the user wrote.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """Yield the objects of a JSONL file one line at a time (blank lines skipped).
@@ -87,6 +93,7 @@ def join_by_id(*streams: Iterable[dict[str, Any]]) -> Iterator[tuple[str, list[d
 
 def _fsync_replace(fd_file: IO[str], tmp: str, path: Path) -> None:
     fd_file.flush()
+    os.fchmod(fd_file.fileno(), _FILE_MODE)
     os.fsync(fd_file.fileno())
     fd_file.close()
     os.replace(tmp, path)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -100,3 +101,13 @@ def test_join_by_id_streams_sorted_files(tmp_path):
         list(join_by_id([{"id": "2"}, {"id": "1"}], []))
     with pytest.raises(ValueError, match="not sorted"):
         list(join_by_id([{"id": "1"}, {"id": "1"}]))
+
+
+def test_atomic_outs_get_the_mode_of_a_new_file(tmp_path):
+    """The temp file is 0600 (mkstemp); the out must not keep that mode."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_jsonl(tmp_path / "rows.jsonl", [{"id": "a"}])
+    write_metrics(tmp_path / "m.json", {"n": 1})
+    for name in ("rows.jsonl", "m.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask, name

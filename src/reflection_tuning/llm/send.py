@@ -60,6 +60,11 @@ class Sender(contextlib.AbstractContextManager):
         self._stats: Counter[str] = Counter()
         self._per_endpoint: list[int] = []
         self._max_in_flight = 0
+        if cfg.base_url == EMBEDDED and cfg.frequency_penalty is not None:
+            # transformers serve maps it to a repetition penalty, which its continuous batching
+            # drops ("RepetitionPenaltyLogitsProcessor isn't supported by CB" in the server log).
+            log.warning("frequency_penalty has no effect on the embedded server: its continuous batching "
+                        "drops the repetition penalty")
 
     def __exit__(self, *exc) -> None:
         self._stack.close()

@@ -28,7 +28,8 @@ class TeacherConfig:
         api_key_env: the NAME of the environment variable holding the key (null: no key).
         temperature, top_p, max_tokens, seed: sampling parameters (max_tokens: completion tokens).
         frequency_penalty: OpenAI's frequency penalty (null: not sent); ``transformers serve``
-            maps it to a repetition penalty of ``1 + frequency_penalty``.
+            maps it to a repetition penalty of ``1 + frequency_penalty``, which its continuous
+            batching (the embedded server) drops.
         max_concurrency: requests in flight at once (sliding window).
         timeout: idle limit in seconds: the longest wait for the next chunk of a streamed
             reply (and for the connection and the first chunk). A request past it is closed,

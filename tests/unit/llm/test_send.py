@@ -47,3 +47,15 @@ def test_kv_cache_holds_twice_the_requests_in_flight(tmp_path):
     assert kv_cache_tokens(cfg, batch, misses=10) == 2 * 4 * per_request
     assert kv_cache_tokens(cfg, batch, misses=1) == 2 * 1 * per_request
     assert kv_cache_tokens(cfg, [], misses=0) == 2 * (64 + 100)
+
+
+def test_frequency_penalty_on_the_embedded_server_is_flagged(tmp_path, caplog):
+    """transformers serve's continuous batching drops the repetition penalty it maps this to."""
+    cfg = cfg_for(tmp_path, base_url="embedded", frequency_penalty=0.1)
+    with caplog.at_level("WARNING", logger="reflection_tuning.llm.send"), Sender(cfg, template_hash="h"):
+        pass
+    assert "frequency_penalty has no effect on the embedded server" in caplog.text
+    caplog.clear()
+    with Sender(dataclasses.replace(cfg, frequency_penalty=None), template_hash="h"):
+        pass
+    assert "frequency_penalty" not in caplog.text
