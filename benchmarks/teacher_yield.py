@@ -87,7 +87,8 @@ def main() -> None:
                     help="directory of the critique-first prompts")
     ap.add_argument("--max-tokens", type=int, default=384)
     ap.add_argument("--long", type=int, default=768)
-    ap.add_argument("--concurrency", type=int, default=16, help="requests in flight (all 16 rows at once)")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="requests in flight (default: teacher.max_concurrency, as the stage)")
     ap.add_argument("--freq", type=float, default=0.1)
     ap.add_argument("--only", default="", help="comma-separated step:setting pairs to run, in this order "
                     "(default: every setting of every step)")
@@ -109,8 +110,10 @@ def main() -> None:
     dirs = {"old": old_prompts(args.old_rev, work), "new": args.new_prompts}
     # No re-ask unless an arm asks for one: the params' own re-ask would hide the first try.
     base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"),
-                          timeout=3600, max_retries=1, max_concurrency=args.concurrency, reask=0, reask_feedback=False,
+                          timeout=3600, max_retries=1, reask=0, reask_feedback=False,
                           frequency_penalty=None)
+    if args.concurrency is not None:
+        base = dataclasses.replace(base, max_concurrency=args.concurrency)
     results = json.loads(args.out.read_text()) if args.out.is_file() else []
     done = {(r["step"], r["setting"]) for r in results}
     table = {name: (prompts, overrides) for name, prompts, overrides in settings(args)}
