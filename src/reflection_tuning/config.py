@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import types
 import typing
@@ -253,10 +252,3 @@ def section_config(cls: type[T], section: str, params_file: str | Path = "params
         raise ConfigError(f"params file {params_file} not found")
     return load_config(cls, params, section, overrides)
 
-
-def config_hash(cfg: Any) -> str:
-    """A short stable hash of a config dataclass, for provenance fields."""
-    import hashlib
-
-    blob = json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
