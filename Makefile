@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser run test test-fast clean-venv
+.PHONY: setup browser run test test-fast docs clean-venv
 
 setup: $(STAMP) browser
 
@@ -57,6 +57,10 @@ test: setup
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests/unit -m unit $(PYTEST_ARGS)
+
+# docs/parameters.md's key lists, generated from params.yaml's comments (a unit test checks they agree).
+docs: setup
+	$(BIN)/python -m reflection_tuning.paramdoc
 
 clean-venv:
 	rm -rf $(VENV)

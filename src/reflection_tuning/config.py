@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from reflection_tuning.errors import UserError
+from reflection_tuning.paramdoc import describe
 
 T = TypeVar("T")
 
@@ -111,20 +112,26 @@ def _parse_value(tp: Any, text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """Add one ``--<field>`` option per dataclass field (``_`` becomes ``-``), default unset."""
+def add_config_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
+                       section: str | None = None) -> None:
+    """Add one ``--<field>`` option per dataclass field (``_`` becomes ``-``), default unset.
+
+    ``section``: the params section (``teacher``, ``datasets.{dataset}``) whose comments in
+    ``params.yaml`` describe each key in the help (:func:`paramdoc.describe`).
+    """
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(f"{prefix or cls.__name__} params (override params.yaml)")
     for f in dataclasses.fields(cls):
         flag = "--" + (prefix + "-" if prefix else "") + f.name.replace("_", "-")
         tp = hints[f.name]
+        kind = " | ".join("null" if c is None else str(c) for c in literal_choices(tp)) or _type_name(tp)
+        meaning = describe(section, f.name).replace("%", "%%") if section is not None else ""
         group.add_argument(
             flag,
             dest=f"{prefix}__{f.name}" if prefix else f.name,
             type=lambda s, tp=tp: _parse_value(tp, s),
             default=argparse.SUPPRESS,
-            help=(" | ".join("null" if c is None else str(c) for c in literal_choices(tp))
-                  or _type_name(tp)),
+            help=f"{meaning} [{kind}]" if meaning else kind,
         )
 
 

@@ -155,7 +155,7 @@ class Stage:
         """
         parser = parser or self.parser()
         for s in self.sections:
-            add_config_options(parser, s.cls, s.prefix)
+            add_config_options(parser, s.cls, s.prefix, s.name)
         args = parser.parse_args(argv)
         if not self.dataset:
             args.dataset = None
