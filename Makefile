@@ -39,12 +39,17 @@ browser:
 	  echo "setup: apt-get could not install chromium: the browser tests will skip"; \
 	fi
 
-# `make run DATA=path/to/alpaca.json` runs offline on a local copy of Alpaca.
+# `make run` runs the pipeline offline on the data shipped in data/ (NOTICE). `make run DATA=X`
+# runs it as an experiment on datasets.alpaca.source=X: offline when X is a local file or folder,
+# online otherwise (an HF hub id such as tatsu-lab/alpaca, or a URL).
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 run: setup
 ifeq ($(strip $(DATA)),)
-	$(BIN)/dvc repro
+	$(OFFLINE) $(BIN)/dvc repro
+else ifneq ($(wildcard $(DATA)),)
+	$(OFFLINE) $(BIN)/dvc exp run -S 'datasets.alpaca.source=$(DATA)'
 else
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/dvc exp run -S 'datasets.alpaca.source=$(DATA)'
+	$(BIN)/dvc exp run -S 'datasets.alpaca.source=$(DATA)'
 endif
 	$(BIN)/dvc metrics show
 

@@ -26,8 +26,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The larger real files (``../shared/data``, or ``RT_SHARED_DATA``): a clone has only the
+    shipped subsets (``data/``), so a test that needs these skips where they are absent."""
     if not ALPACA_JSON.exists():
-        pytest.fail(f"real data not found at {SHARED_DATA}; set RT_SHARED_DATA to ../shared/data")
+        pytest.skip(f"real data not found at {SHARED_DATA} (not part of a clone; set RT_SHARED_DATA to a copy "
+                    "of shared/data to run this test)")
     return SHARED_DATA
 
 

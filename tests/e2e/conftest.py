@@ -24,15 +24,24 @@ SECRET = "sk-e2e-secret-never-written"
 GIT_ID = ["-c", "user.name=ci", "-c", "user.email=ci@localhost"]
 
 
+OUTPUT_DIRS = ("models/", "metrics/", "reports/")  # pipeline results, never copied
+
+
 def copy_repo(dst: Path) -> None:
-    """The tracked and untracked-but-not-ignored files of this checkout, without pipeline results."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, check=True, capture_output=True, text=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
+    """The tracked and untracked-but-not-ignored files of this checkout, without pipeline results.
+
+    Under ``data/`` only the files git tracks travel (the shipped default data, see NOTICE): the
+    stage outputs there are DVC's, and so is the ``.gitignore`` it writes beside them.
+    """
+    def listed(*flags: str) -> set[str]:
+        out = subprocess.run(["git", "ls-files", *flags, "-z"], cwd=REPO, check=True, capture_output=True,
+                             text=True).stdout
+        return set(filter(None, out.split("\0")))
+
+    tracked = listed("--cached")
+    for rel in sorted(tracked | listed("--others", "--exclude-standard")):
         src = REPO / rel
-        if src.is_file() and not rel.startswith(("data/", "models/", "metrics/", "reports/")):
+        if src.is_file() and not rel.startswith(OUTPUT_DIRS) and (rel in tracked or not rel.startswith("data/")):
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
 
@@ -55,19 +64,15 @@ def ran(output: str) -> set[str]:
 ROWS = 8
 
 
-def ci_params(params: dict, shared_data: Path, cache: Path) -> dict:
+def ci_params(params: dict, cache: Path) -> dict:
     """CI-sized params: :data:`ROWS` real Alpaca rows, short teacher replies, a few benchmark documents,
-    one evaluation prompt from two test sets, and 8-token judge replies."""
-    params["datasets"] = {"alpaca": {"source": str(shared_data / "alpaca" / "cherry_alpaca_5_percent.json"),
-                                     "format": "alpaca", "limit": ROWS, "seed": 0,
-                                     "input": "merge"}}
+    one evaluation prompt from two test sets, and 8-token judge replies. The data stays the shipped
+    default (``data/``, NOTICE), so a project needs nothing outside itself."""
+    params["datasets"]["alpaca"].update(limit=ROWS, seed=0)
     params["teacher"].update(max_tokens=128, max_concurrency=8, cache_dir=str(cache / "teacher"))
     params["finetune"].update(max_length=256, batch_size=2)
-    params["select"]["eval_prompts_dir"] = str(shared_data / "eval_prompts")  # the copy is not next to ../shared
-    params["evaluate"].update(data_dir=str(shared_data / "benchmarks"), limit=4,
-                              tasks=["rt_arc_challenge", "rt_truthfulqa_mc2"])
-    params["generate"].update(prompts_dir=str(shared_data / "eval_prompts"), sets=["vicuna", "koala"], limit=1,
-                              max_new_tokens=16)
+    params["evaluate"].update(limit=4, tasks=["rt_arc_challenge", "rt_truthfulqa_mc2"])
+    params["generate"].update(sets=["vicuna", "koala"], limit=1, max_new_tokens=16)
     params["judge"].update(max_tokens=8, cache_dir=str(cache / "judge"))
     return params
 
@@ -86,13 +91,13 @@ def request_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def new_project(tmp_path_factory, shared_data, e2e_env, request_cache) -> Callable[..., Path]:
+def new_project(tmp_path_factory, e2e_env, request_cache) -> Callable[..., Path]:
     """``new_project(name, setup=[commands])``: a committed copy of the repo with CI params."""
 
     def make(name: str, setup: list[list[str]] = ()) -> Path:
         root = tmp_path_factory.mktemp(name)
         copy_repo(root)
-        params = ci_params(yaml.safe_load((root / "params.yaml").read_text()), shared_data, request_cache)
+        params = ci_params(yaml.safe_load((root / "params.yaml").read_text()), request_cache)
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         sh(["git", "init", "-q"], root, e2e_env)
         for cmd in setup:
@@ -109,4 +114,4 @@ def e2e():
     """The helpers, for test modules (which cannot import conftest under --import-mode=importlib)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(sh=sh, ran=ran, secret=SECRET, git_id=GIT_ID, rows=ROWS)
+    return SimpleNamespace(sh=sh, ran=ran, secret=SECRET, git_id=GIT_ID, rows=ROWS, ci_params=ci_params, repo=REPO)

@@ -8,7 +8,7 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.stages import export
 from reflection_tuning.stages.select import Config as SelectConfig
-from shipped import PARAMS, params_config
+from shipped import PARAMS, params_config, shipped_params
 
 
 def _prov():
@@ -60,7 +60,7 @@ def test_main_takes_the_source_from_the_dataset_entry(dataset, tmp_path, alpaca_
                 [{**r, "variant": "original", "ifd": None, "rifd": None} for r in alpaca_rows[:2]])
     assert export.main([*dataset, "--params", str(PARAMS), "--license", "cc-by-nc-4.0"]) == 0
     text = (d / "export" / "README.md").read_text()
-    assert "tatsu-lab/alpaca" in text and "license: cc-by-nc-4.0" in text  # datasets.alpaca.source
+    assert shipped_params()["datasets"]["alpaca"]["source"] in text and "license: cc-by-nc-4.0" in text
     assert export.main([*dataset, "--params", str(PARAMS), "--fetch-source", "elsewhere.json",
                         "--output", "out"]) == 0
     assert "elsewhere.json" in (tmp_path / "out" / "README.md").read_text()
