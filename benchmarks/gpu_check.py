@@ -147,11 +147,11 @@ def teacher_section(args, device) -> dict:
     import teacher_throughput as tt
     from reflection_tuning.llm.server import embedded_server
     from reflection_tuning.config import section_config
-    from reflection_tuning.teacher import TeacherConfig
+    from reflection_tuning.llm.config import EndpointConfig
 
     n, max_tokens = size("teacher", "rows", args.dry), size("teacher", "max_tokens", args.dry)
     batch = tt.requests(n)
-    base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=str(args.model), max_tokens=max_tokens, cache_dir=None, timeout=1800, max_retries=0)
+    base = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model=str(args.model), max_tokens=max_tokens, cache_dir=None, timeout=1800, max_retries=0)
     bench = Bench("gpu_check/teacher", {"requests": n, "max_tokens": max_tokens, "in_flight": 10}, device)
     done = {}
 

@@ -113,10 +113,10 @@ def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # 
 
     from reflection_tuning.stages.reflect_instruction import Inputs, Outputs, run
     from reflection_tuning.config import section_config
-    from reflection_tuning.teacher import TeacherConfig
+    from reflection_tuning.llm.config import EndpointConfig
 
     logging.basicConfig(level=logging.WARNING)
-    teacher = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model="bench", base_url=url, api_key_env=None, cache_dir=None,
+    teacher = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model="bench", base_url=url, api_key_env=None, cache_dir=None,
                             max_concurrency=concurrency, max_retries=0, timeout=120)
     work = Path(rows).parent
     cfg = _prompt_files()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from reflection_tuning.config import section_config
 from reflection_tuning.rows import canonical
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.client import Completion, Teacher
 from reflection_tuning.teacher.prompts import load_prompt
 from reflection_tuning.llm.server import embedded_server
@@ -59,7 +59,7 @@ async def reference(teacher: Teacher, batch, size: int) -> list[Completion]:
     return out
 
 
-def timed(cfg: TeacherConfig, url: str, batch, scheme: str, size: int) -> tuple[float, int]:
+def timed(cfg: EndpointConfig, url: str, batch, scheme: str, size: int) -> tuple[float, int]:
     teacher = Teacher(cfg, template_hash="bench", base_url=url)
 
     async def go():
@@ -89,8 +89,8 @@ def main() -> None:
 
     from harness import Bench
 
-    default = section_config(TeacherConfig, "teacher", REPO / "params.yaml").max_concurrency
-    base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=args.model, max_tokens=args.max_tokens, cache_dir=None, timeout=1800, max_retries=0)
+    default = section_config(EndpointConfig, "teacher", REPO / "params.yaml").max_concurrency
+    base = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model=args.model, max_tokens=args.max_tokens, cache_dir=None, timeout=1800, max_retries=0)
     batch = requests(args.rows)
     plans = {"window@10": ("window", 10), "reference@10": ("reference", args.reference_batch),
              "window@default": ("window", default), "sequential": ("window", 1)}

@@ -32,7 +32,7 @@ from pathlib import Path
 from reflection_tuning.config import section_config
 from reflection_tuning.llm.runner import run_step, status_metrics
 from reflection_tuning.stages import fetch
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.teacher.prompts import load_prompt
 from reflection_tuning.teacher.steps import ReflectInstruction, ReflectResponse
 
@@ -109,7 +109,7 @@ def main() -> None:
     rows = default_rows(work, args.rows)
     dirs = {"old": old_prompts(args.old_rev, work), "new": args.new_prompts}
     # No re-ask unless an arm asks for one: the params' own re-ask would hide the first try.
-    base = section_config(TeacherConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"),
+    base = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"),
                           timeout=3600, max_retries=1, reask=0, reask_feedback=False,
                           frequency_penalty=None)
     if args.concurrency is not None:

@@ -1,7 +1,9 @@
 """Params sections as frozen dataclasses, and the CLI options generated from them.
 
-A stage's ``main`` calls :func:`load_config`; its ``run`` only ever sees the dataclass.
-Unknown keys are an error, so a typo in ``params.yaml`` never passes silently.
+A command declares the sections it reads (:class:`Section`); :func:`parse` adds their
+options, parses the command line and loads every section, in one call. A stage's ``run``
+only ever sees the dataclasses. Unknown keys are an error, so a typo in ``params.yaml``
+never passes silently.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import dataclasses
 import logging
 import types
 import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +71,10 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         return cls(**data)
     except TypeError as e:
         raise ConfigError(f"params section {where!r}: {e}") from e
+    except ConfigError as e:  # a value check of the dataclass: name the section when it does not
+        if str(e).startswith(where.split(".")[0]):
+            raise
+        raise ConfigError(f"{where}: {e}") from e
 
 
 def literal_choices(tp: Any) -> tuple[Any, ...]:
@@ -259,3 +267,80 @@ def section_config(cls: type[T], section: str, params_file: str | Path = "params
         raise ConfigError(f"params file {params_file} not found")
     return load_config(cls, params, section, overrides)
 
+
+@dataclass(frozen=True)
+class Section:
+    """One params section a command reads: its dataclass, its dotted name, and its CLI option prefix.
+
+    ``{dataset}`` in ``name`` is the ``--dataset`` value. With ``standalone``, a run without
+    ``--dataset`` takes the section from the command line alone (``fetch --source …``).
+    """
+
+    cls: type
+    name: str
+    prefix: str = ""
+    standalone: bool = False
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed command line: the options, the params file's contents (``{}`` when there is
+    none), one config per section, and per section the keys the options set."""
+
+    args: argparse.Namespace
+    params: dict[str, Any]
+    configs: tuple[Any, ...]
+    overrides: tuple[dict[str, Any], ...]
+
+
+def parse(parser: argparse.ArgumentParser, sections: Sequence[Section], argv: list[str] | None,
+          on_args: Callable[[argparse.Namespace], None] | None = None) -> Parsed:
+    """Add one option per key of every section to ``parser``, parse ``argv``, read the params
+    file (``--params``) and load every section (:func:`load_config`) with its options on top.
+
+    ``parser`` has ``--params`` and ``--dataset``; ``on_args`` is called with the options
+    before any section is loaded (a command sets up logging there, so the preset warnings
+    come formatted).
+
+    Raises:
+        SystemExit: bad options, or a section named after ``{dataset}`` without ``--dataset``.
+        ConfigError: the params file is missing and the options do not give every key, or a
+            section does not match its dataclass.
+    """
+    for s in sections:
+        add_config_options(parser, s.cls, s.prefix, s.name)
+    args = parser.parse_args(argv)
+    if on_args is not None:
+        on_args(args)
+    params = read_params(args.params)
+    overrides = tuple(cli_overrides(args, s.cls, s.prefix) for s in sections)
+    configs = tuple(_load(parser, args, s, params, o) for s, o in zip(sections, overrides))
+    return Parsed(args, params or {}, configs, overrides)
+
+
+def _load(parser: argparse.ArgumentParser, args: argparse.Namespace, s: Section, params: dict[str, Any] | None,
+          overrides: dict[str, Any]) -> Any:
+    name = s.name
+    if "{dataset}" in name:
+        if args.dataset:
+            name = name.format(dataset=args.dataset)
+        elif s.standalone:
+            try:
+                return load_config(s.cls, {}, "command line", overrides)
+            except ConfigError as e:
+                opt = s.prefix + "-" if s.prefix else ""
+                missing = [f"--{opt}{f.name.replace('_', '-')}" for f in dataclasses.fields(s.cls)
+                           if f.name not in overrides]
+                if not missing:
+                    raise
+                raise ConfigError(f"without --dataset, every key of a {s.name.split('.')[0]} entry is an "
+                                  f"option: missing keys {missing} (or pass --dataset K)") from e
+        else:
+            parser.error("--dataset is required for this command")
+    if params is None:
+        try:
+            return load_config(s.cls, {}, name, overrides)
+        except ConfigError as e:
+            raise ConfigError(f"params file {args.params} not found and the options do not give every "
+                              f"key ({e}); run in the project directory or pass --params") from None
+    return load_config(s.cls, params, name, overrides)

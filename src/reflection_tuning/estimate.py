@@ -30,7 +30,7 @@ from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
 from reflection_tuning.llm.step import Step
 from reflection_tuning.stages import reflect_instruction, reflect_response
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.teacher.steps import ReflectInstruction, ReflectResponse
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def token_counter(model: str) -> tuple[str, Counter]:
 
 
 def estimate_requests(
-    cfg: TeacherConfig, batch: Sequence[Messages], template_hash: str, cache: ReplyCache, count: Counter
+    cfg: EndpointConfig, batch: Sequence[Messages], template_hash: str, cache: ReplyCache, count: Counter
 ) -> dict[str, Any]:
     """Tokens and USD for one stage's requests (pure but for the cache lookups).
 
@@ -125,7 +125,7 @@ def stage_requests(instruction_step: Step, response_step: Step, originals: list[
     return first, second
 
 
-def run(teacher_cfg: TeacherConfig, instruction: reflect_instruction.Config, response: reflect_response.Config,
+def run(teacher_cfg: EndpointConfig, instruction: reflect_instruction.Config, response: reflect_response.Config,
         original: Path, instruction_rows: Path | None) -> dict[str, Any]:
     """The estimate for both reflection stages, as a flat dict (``<stage>_<key>`` plus totals).
 
@@ -158,7 +158,7 @@ def run(teacher_cfg: TeacherConfig, instruction: reflect_instruction.Config, res
 # A command, not a stage: it reads what the two reflection stages read, and writes nothing but --output.
 STAGE = Stage(
     "estimate", __doc__,
-    sections=(Section(TeacherConfig, "teacher"),
+    sections=(Section(EndpointConfig, "teacher"),
               Section(reflect_instruction.Config, "reflect_instruction", prefix="instruction"),
               Section(reflect_response.Config, "reflect_response", prefix="response")),
     # the same paths as reflect_response; without instruction rows every reflection is assumed ok

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from shipped import params_config
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 
 
 @dataclass
@@ -158,9 +158,9 @@ def serve_app(app: web.Application) -> Iterator[str]:
         thread.join(10)
 
 
-def cfg_for(tmp_path: Path, **over: Any) -> TeacherConfig:
+def cfg_for(tmp_path: Path, **over: Any) -> EndpointConfig:
     """A teacher config for the fake server: fast retries, a cache under ``tmp_path``."""
-    base = params_config(TeacherConfig, "teacher", model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
+    base = params_config(EndpointConfig, "teacher", model="m", base_url="unused", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
                          retry_wait_initial=0.01, retry_wait_max=0.05)
     return dataclasses.replace(base, **over)
 

@@ -43,11 +43,11 @@ def test_dotted_section_with_cli_overrides_on_top():
 
 def _reference_sections() -> dict[str, type]:
     """Every params section the `reference` preset sets, with the dataclass that reads it."""
-    from reflection_tuning.stages import evaluate, finetune, generate, judge, score
-    from reflection_tuning.teacher import TeacherConfig
+    from reflection_tuning.stages import evaluate, finetune, generate, score
+    from reflection_tuning.llm.config import EndpointConfig
 
-    return {"teacher": TeacherConfig, "score": score.Config, "finetune": finetune.Config,
-            "evaluate": evaluate.Config, "generate": generate.Config, "judge": judge.Config}
+    return {"teacher": EndpointConfig, "score": score.Config, "finetune": finetune.Config,
+            "evaluate": evaluate.Config, "generate": generate.Config, "judge": EndpointConfig}
 
 
 def test_reference_preset_sets_the_reference_choices_in_every_section():

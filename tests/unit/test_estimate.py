@@ -13,7 +13,7 @@ from reflection_tuning import cli
 from reflection_tuning.estimate import estimate_requests, token_counter
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from shipped import PARAMS, params_config
 
 BATCH = [[{"role": "system", "content": "You are a careful editor."},
@@ -31,7 +31,7 @@ def test_a_local_tokenizer_counts_the_chat_template(tiny_tokenizer):
 
 
 def test_cached_requests_are_free_and_set_the_expected_reply_length(tmp_path):
-    cfg = params_config(TeacherConfig, "teacher", model="m", base_url="embedded", max_tokens=100, reask=1,
+    cfg = params_config(EndpointConfig, "teacher", model="m", base_url="embedded", max_tokens=100, reask=1,
                         cache_dir=str(tmp_path), price={"input": 1.0, "output": 2.0})
     cache = ReplyCache(tmp_path)
     cache.set(cache_key(cfg, BATCH[0], "h"), Completion("reply", "stop", 30, 40))
@@ -47,7 +47,7 @@ def test_cached_requests_are_free_and_set_the_expected_reply_length(tmp_path):
 
 
 def test_without_a_cache_or_a_price(tmp_path):
-    cfg = params_config(TeacherConfig, "teacher", model="m", base_url="embedded", max_tokens=50, reask=0,
+    cfg = params_config(EndpointConfig, "teacher", model="m", base_url="embedded", max_tokens=50, reask=0,
                         cache_dir=None, price=None)
     got = estimate_requests(cfg, BATCH, "h", ReplyCache(None), count=lambda messages: 7)
     assert (got["to_send"], got["completion_tokens_expected"], got["completion_tokens_max"]) == (3, 150, 150)

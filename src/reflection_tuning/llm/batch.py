@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache
 from reflection_tuning.llm.client import TeacherCostCap, TeacherRequestError
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
@@ -35,7 +35,7 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 Result = Completion | TeacherRequestError
 
 
-def request_line(cfg: TeacherConfig, key: str, messages: Messages, model: str | None = None) -> dict[str, Any]:
+def request_line(cfg: EndpointConfig, key: str, messages: Messages, model: str | None = None) -> dict[str, Any]:
     """One input line of a batch file: the same request body the online mode sends."""
     body: dict[str, Any] = {
         "model": model or cfg.model,
@@ -130,7 +130,7 @@ def _download(api: BatchAPI, file_id: str | None) -> list[str]:
 
 
 def send_batch(
-    cfg: TeacherConfig,
+    cfg: EndpointConfig,
     api: BatchAPI,
     batch: Sequence[Messages],
     cache: ReplyCache,
@@ -177,9 +177,9 @@ def send_batch(
 
 
 def _run_chunk(
-    cfg: TeacherConfig, api: BatchAPI, todo: dict[str, Messages], cache: ReplyCache, sleep
+    cfg: EndpointConfig, api: BatchAPI, todo: dict[str, Messages], cache: ReplyCache, sleep
 ) -> dict[str, Result]:
-    assert cfg.cache_dir  # TeacherConfig refuses batch mode without one
+    assert cfg.cache_dir  # EndpointConfig refuses batch mode without one
     state_path = _state_path(cfg.cache_dir, list(todo))
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     if state.get("batch_id"):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 
 Messages = list[dict[str, str]]
 CACHE_VERSION = 1
@@ -36,7 +36,7 @@ class Completion:
     cached: bool = False
 
 
-def cache_key(cfg: TeacherConfig, messages: Messages, template_hash: str,
+def cache_key(cfg: EndpointConfig, messages: Messages, template_hash: str,
               response_format: dict[str, Any] | None = None) -> str:
     """SHA-256 hex of what determines a reply: model, messages, sampling params, template hash,
     and the ``response_format`` when one is sent. ``frequency_penalty`` and ``response_format``

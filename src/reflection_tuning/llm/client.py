@@ -26,7 +26,7 @@ from tenacity.wait import wait_random_exponential
 from tqdm.auto import tqdm
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache, cache_key
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
 from reflection_tuning.llm.retry import RETRY_KINDS, dropped_connection, is_retryable, retry_after_seconds, retry_kind
@@ -88,7 +88,7 @@ class Teacher:
 
     def __init__(
         self,
-        cfg: TeacherConfig,
+        cfg: EndpointConfig,
         *,
         template_hash: str,
         api_key: str | None = None,

@@ -40,7 +40,7 @@ from reflection_tuning.llm.cost import Price
 from reflection_tuning.llm.send import Result, Sender
 from reflection_tuning.llm.step import Failure, Parsed, Step, decode_json_reply
 from reflection_tuning.llm.stream import json_schema_format
-from reflection_tuning.teacher import EMBEDDED, TeacherConfig
+from reflection_tuning.llm.config import EMBEDDED, EndpointConfig
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def classify(step: Step, row: Mapping[str, Any], result: Result, max_tokens: int
                    candidates=parsed.candidates, replies=[result])
 
 
-def reask_config(cfg: TeacherConfig, k: int) -> TeacherConfig:
+def reask_config(cfg: EndpointConfig, k: int) -> EndpointConfig:
     """The sampling parameters of the ``k``-th re-ask (k >= 1): seed ``seed + k`` and
     ``reask_temperature`` (greedy decoding gives the same reply whatever the seed)."""
     temperature = cfg.temperature if cfg.reask_temperature is None else cfg.reask_temperature
@@ -136,7 +136,7 @@ def reask_messages(messages: Messages, failed: Outcome, feedback: bool) -> Messa
             {"role": "user", "content": f"{why} {ask}"}]
 
 
-def iter_step(step: Step, cfg: TeacherConfig, rows: Iterable[Mapping[str, Any]], *, api_key: str | None = None,
+def iter_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]], *, api_key: str | None = None,
               desc: str | None = None, stats: dict[str, int] | None = None) -> Iterator[Outcome]:
     """Run ``step`` on every row: yield one :class:`Outcome` per row, in input order, a chunk of
     :data:`CHUNK_ROWS` rows at a time (every row at once for the embedded server and ``mode: batch``).
@@ -176,7 +176,7 @@ def iter_step(step: Step, cfg: TeacherConfig, rows: Iterable[Mapping[str, Any]],
                   desc, cfg.max_cost, capped, st.COST_CAP)
 
 
-def _run_chunk(step: Step, cfg: TeacherConfig, sender: Sender, rows: list[Mapping[str, Any]], batch: list[Messages],
+def _run_chunk(step: Step, cfg: EndpointConfig, sender: Sender, rows: list[Mapping[str, Any]], batch: list[Messages],
                json_replies: bool, desc: str) -> list[Outcome]:
     """The outcomes of one chunk of rows (``batch``: their requests): the first asks, then up to
     ``cfg.reask`` re-asks."""
@@ -200,7 +200,7 @@ def _run_chunk(step: Step, cfg: TeacherConfig, sender: Sender, rows: list[Mappin
     return outcomes
 
 
-def run_step(step: Step, cfg: TeacherConfig, rows: Iterable[Mapping[str, Any]], *, api_key: str | None = None,
+def run_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]], *, api_key: str | None = None,
              desc: str | None = None) -> StepRun:
     """:func:`iter_step` gathered: every outcome in a list, and the counters (for the small
     stages that need all outcomes at once: the judge, ``compress``).
@@ -286,7 +286,7 @@ def provenance(outcome: Outcome, model: str, template_hash: str) -> dict[str, An
     }
 
 
-def api_key_from_env(cfg: TeacherConfig, environ: Mapping[str, str], section: str = "teacher") -> str | None:
+def api_key_from_env(cfg: EndpointConfig, environ: Mapping[str, str], section: str = "teacher") -> str | None:
     """The API key from the variable NAMED by ``cfg.api_key_env`` (``None`` when none is needed).
 
     Args:

@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from reflection_tuning.llm.cache import Completion, Messages
 from reflection_tuning.llm.client import Teacher, TeacherRequestError
 from reflection_tuning.llm.cost import Budget
-from reflection_tuning.teacher import EMBEDDED, TeacherConfig
+from reflection_tuning.llm.config import EMBEDDED, EndpointConfig
 
 log = logging.getLogger(__name__)
 
 Result = Completion | TeacherRequestError
 
 
-def kv_cache_tokens(cfg: TeacherConfig, batch: Sequence[Messages], misses: int) -> int:
+def kv_cache_tokens(cfg: EndpointConfig, batch: Sequence[Messages], misses: int) -> int:
     """KV cache tokens for the embedded server: 2 x the requests in flight x the longest
     request (prompt estimated at 3 characters a token, plus 64 for the chat template, plus
     ``max_tokens``). The headroom keeps continuous batching from swapping requests out."""
@@ -47,7 +47,7 @@ class Sender(contextlib.AbstractContextManager):
             outputs; see :func:`reflection_tuning.llm.stream.json_schema_format`), or ``None``.
     """
 
-    def __init__(self, cfg: TeacherConfig, *, template_hash: str, api_key: str | None = None,
+    def __init__(self, cfg: EndpointConfig, *, template_hash: str, api_key: str | None = None,
                  sizing: Sequence[Messages] = (), response_format: dict | None = None) -> None:
         self.cfg = cfg
         self.template_hash = template_hash
@@ -69,7 +69,7 @@ class Sender(contextlib.AbstractContextManager):
     def __exit__(self, *exc) -> None:
         self._stack.close()
 
-    def send(self, batch: Sequence[Messages], cfg: TeacherConfig | None = None, desc: str = "teacher") -> list[Result]:
+    def send(self, batch: Sequence[Messages], cfg: EndpointConfig | None = None, desc: str = "teacher") -> list[Result]:
         """Replies to every message list in ``batch``, in order (a failed request as its error).
 
         Args:
@@ -117,7 +117,7 @@ class Sender(contextlib.AbstractContextManager):
         finally:
             await teacher.aclose()
 
-    def _send_batch(self, cfg: TeacherConfig, teacher: Teacher, batch: Sequence[Messages]) -> list[Result]:
+    def _send_batch(self, cfg: EndpointConfig, teacher: Teacher, batch: Sequence[Messages]) -> list[Result]:
         import openai
 
         from reflection_tuning.llm.batch import send_batch

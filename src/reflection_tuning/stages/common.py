@@ -17,22 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.config import ConfigError, add_config_options, cli_overrides, load_config, read_params
+from reflection_tuning.config import Section, parse
 from reflection_tuning.logs import setup_logging
-
-
-@dataclass(frozen=True)
-class Section:
-    """One params section a stage reads: its dataclass, its dotted name, and its CLI option prefix.
-
-    ``{dataset}`` in ``name`` is the ``--dataset`` value. With ``standalone``, a run without
-    ``--dataset`` takes the section from the command line alone (``fetch --source …``).
-    """
-
-    cls: type
-    name: str
-    prefix: str = ""
-    standalone: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,13 +55,15 @@ def beside(output: Path, name: str, default: str) -> Path:
 
 @dataclass(frozen=True)
 class Call:
-    """One parsed invocation: the options, one config per section, the resolved paths, the params."""
+    """One parsed invocation: the options, one config per section, the resolved paths, the params,
+    and per section the keys the options set."""
 
     args: argparse.Namespace
     configs: tuple[Any, ...]
     inputs: dict[str, Path | None]
     outputs: dict[str, Path | None]
     params: dict[str, Any]
+    overrides: tuple[dict[str, Any], ...] = ()
 
     @property
     def dataset(self) -> str | None:
@@ -154,45 +142,15 @@ class Stage:
                 or a section does not match its dataclass.
         """
         parser = parser or self.parser()
-        for s in self.sections:
-            add_config_options(parser, s.cls, s.prefix, s.name)
-        args = parser.parse_args(argv)
+        parsed = parse(parser, self.sections, argv, on_args=self._on_args)
+        paths = self._resolve(parser, parsed.args)
+        return Call(parsed.args, parsed.configs, {k: paths[k] for k in self.inputs},
+                    {k: paths[k] for k in self.outputs}, parsed.params, parsed.overrides)
+
+    def _on_args(self, args: argparse.Namespace) -> None:
         if not self.dataset:
             args.dataset = None
         setup_logging(args.log_level)
-        params = read_params(args.params)
-        configs = tuple(self._load(parser, args, s, params) for s in self.sections)
-        paths = self._resolve(parser, args)
-        return Call(args, configs, {k: paths[k] for k in self.inputs}, {k: paths[k] for k in self.outputs},
-                    params or {})
-
-    def _load(self, parser: argparse.ArgumentParser, args: argparse.Namespace, s: Section,
-              params: dict[str, Any] | None) -> Any:
-        overrides = cli_overrides(args, s.cls, s.prefix)
-        name = s.name
-        if "{dataset}" in name:
-            if args.dataset:
-                name = name.format(dataset=args.dataset)
-            elif s.standalone:
-                try:
-                    return load_config(s.cls, {}, "command line", overrides)
-                except ConfigError as e:
-                    opt = s.prefix + "-" if s.prefix else ""
-                    missing = [f"--{opt}{f.name.replace('_', '-')}" for f in dataclasses.fields(s.cls)
-                               if f.name not in overrides]
-                    if not missing:
-                        raise
-                    raise ConfigError(f"without --dataset, every key of a {s.name.split('.')[0]} entry is an "
-                                      f"option: missing keys {missing} (or pass --dataset K)") from e
-            else:
-                parser.error("--dataset is required for this command")
-        if params is None:
-            try:
-                return load_config(s.cls, {}, name, overrides)
-            except ConfigError as e:
-                raise ConfigError(f"params file {args.params} not found and the options do not give every "
-                                  f"key ({e}); run in the project directory or pass --params") from None
-        return load_config(s.cls, params, name, overrides)
 
     def _resolve(self, parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Path | None]:
         """Each path from its option, else beside the output given (sidecars), else its template.

@@ -29,20 +29,21 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
 from reflection_tuning.llm.status import OK as STATUS_OK
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.runner import Outcome, api_key_from_env, run_step, status_metrics
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
-class Config(TeacherConfig):
-    """The ``judge:`` section: every key of ``teacher:`` (the judge is sent through the same
-    client, cache and embedded server; params.yaml gives the judge its own values, e.g.
-    ``max_tokens``, ``reask``, ``cache_dir``), and the prompt files."""
+class Config:
+    """The ``judge_step:`` section: the judge's prompt files, and the sets of its metric keys
+    (every set in ``sets`` gets its keys, judged or not, so the keys are stable across runs).
+    The judge's endpoint is the ``judge:`` section (an :class:`EndpointConfig`, as ``teacher:``)."""
 
     prompt_file: str
     system_file: str
-    sets: list[str]  # metric keys per set, stable
+    sets: list[str]
 
 
 def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,7 +91,8 @@ def pair_row(pair: dict[str, Any], judgements: list[dict[str, Any]], judge_model
     }
 
 
-def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict[str, Any]:
+def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs,
+        api_key: str | None = None) -> dict[str, Any]:
     """Judge every pair; write the judgements, the metrics and the plot data. Returns the metrics.
 
     Args:
@@ -101,14 +103,14 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = Non
     """
     for what, path in (("answers", inputs.answers), ("prompt_file", cfg.prompt_file), ("system_file", cfg.system_file)):
         if not Path(path).is_file():
-            raise UserError(f"judge: missing {what} {path}; run generate first, or check judge.{what}")
+            raise UserError(f"judge: missing {what} {path}; run generate first, or check judge_step.{what}")
     step = core.JudgeStep(core.load_judge_prompt(cfg.prompt_file, cfg.system_file))
     pairs = pair_answers(read_jsonl(inputs.answers))
-    done = run_step(step, cfg, core.judge_rows(pairs), api_key=api_key, desc="judge")
+    done = run_step(step, judge_cfg, core.judge_rows(pairs), api_key=api_key, desc="judge")
     rows = []
     for n, pair in enumerate(pairs):
         judgements = [judgement(o) for o in done.outcomes[2 * n: 2 * n + 2]]
-        rows.append(pair_row(pair, judgements, cfg.model, step.template_hash))
+        rows.append(pair_row(pair, judgements, judge_cfg.model, step.template_hash))
     sets = [cfg.sets] if isinstance(cfg.sets, str) else list(cfg.sets)
     extra = sorted({r["set"] for r in rows} - set(sets))
     metrics: dict[str, Any] = core.tally(rows, sets + extra)
@@ -125,7 +127,7 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, api_key: str | None = Non
 
 STAGE = Stage(
     "judge", __doc__,
-    sections=(Section(Config, "judge"),),
+    sections=(Section(EndpointConfig, "judge"), Section(Config, "judge_step")),
     inputs={"answers": PathSpec("data/{dataset}/answers.jsonl", flag="input")},
     outputs={"judgements": PathSpec("data/{dataset}/judgements.jsonl", flag="output"),
              "metrics": "metrics/{dataset}/judge.json", "plot": "metrics/{dataset}/judge_plot.csv"},
@@ -135,7 +137,7 @@ Inputs, Outputs = STAGE.io(__name__)
 
 def main(argv: list[str] | None = None) -> int:
     call = STAGE.parse(argv)
-    (cfg,) = call.configs
-    run(cfg, Inputs(**call.inputs), Outputs(**call.outputs),
-        api_key=api_key_from_env(cfg, dict(os.environ), section="judge"))
+    judge_cfg, cfg = call.configs
+    run(cfg, judge_cfg, Inputs(**call.inputs), Outputs(**call.outputs),
+        api_key=api_key_from_env(judge_cfg, dict(os.environ), section="judge"))
     return 0

@@ -13,7 +13,7 @@ import logging
 from reflection_tuning.io import iter_jsonl, write_jsonl, write_metrics
 from reflection_tuning.llm.runner import Tally, iter_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.teacher.prompts import PromptFiles
 from reflection_tuning.teacher.reflect import check_rows, require_files, stage_main, teacher_row
 from reflection_tuning.teacher.steps import ReflectInstruction
@@ -26,7 +26,7 @@ VARIANT = "instruction"
 Config = PromptFiles
 
 
-def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
+def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
     """Reflect every original row; write the ``instruction`` rows and the metrics; return the metrics.
 
     Args:
@@ -56,7 +56,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
 
 STAGE = Stage(
     "reflect_instruction", __doc__,
-    sections=(Section(TeacherConfig, "teacher"), Section(Config, "reflect_instruction")),
+    sections=(Section(EndpointConfig, "teacher"), Section(Config, "reflect_instruction")),
     inputs={"original": PathSpec("data/{dataset}/original.jsonl", flag="input")},
     outputs={"instruction": PathSpec("data/{dataset}/instruction.jsonl", flag="output"),
              "metrics": "metrics/{dataset}/reflect_instruction.json"},

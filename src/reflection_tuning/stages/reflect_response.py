@@ -17,7 +17,7 @@ from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, join_by_id, writ
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.runner import Outcome, Tally, iter_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.teacher.prompts import PromptFiles
 from reflection_tuning.teacher.reflect import check_rows, require_files, stage_main, teacher_row
 from reflection_tuning.teacher.steps import ReflectResponse
@@ -55,7 +55,7 @@ def plan(originals: Iterable[dict], reflected: Iterable[dict], stale: list[str] 
                                      else f"instruction variant is {up.get('status')}")
 
 
-def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
+def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
     """Write the ``response`` and ``both`` rows and the metrics; return the metrics. The
     teacher key ``api_key`` (which ``main`` reads from the environment) is never written.
 
@@ -119,7 +119,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, inputs: Inputs, outputs: Output
 
 STAGE = Stage(
     "reflect_response", __doc__,
-    sections=(Section(TeacherConfig, "teacher"), Section(Config, "reflect_response")),
+    sections=(Section(EndpointConfig, "teacher"), Section(Config, "reflect_response")),
     inputs={"original": PathSpec("data/{dataset}/original.jsonl", flag="input"),
             "instruction": "data/{dataset}/instruction.jsonl"},
     outputs={"response": PathSpec("data/{dataset}/response.jsonl", flag="output_response"),

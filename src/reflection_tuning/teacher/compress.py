@@ -23,7 +23,7 @@ from reflection_tuning.llm import status as st
 from reflection_tuning.llm.runner import Outcome, api_key_from_env, provenance, run_step, status_metrics, token_metrics
 from reflection_tuning.rows import row_id
 from reflection_tuning.stages.common import Section, Stage, beside
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.teacher.prompts import PromptFiles
 from reflection_tuning.teacher.reflect import require_files
 from reflection_tuning.teacher.steps import Compress
@@ -70,7 +70,7 @@ def merged_row(outcome: Outcome, model: str, template_hash: str) -> dict[str, An
     return {**row, "status": outcome.status, "reason": outcome.reason, **provenance(outcome, model, template_hash)}
 
 
-def run(cfg: Config, teacher_cfg: TeacherConfig, source: Path, output: Path, rejects_path: Path,
+def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, rejects_path: Path,
         metrics_path: Path | None = None, api_key: str | None = None) -> dict[str, Any]:
     """Merge every row's input into its instruction; write the rows, the rejects and the metrics.
 
@@ -107,7 +107,7 @@ def run(cfg: Config, teacher_cfg: TeacherConfig, source: Path, output: Path, rej
 
 
 # A tool, not a pipeline stage (not in STAGES, no dvc.yaml entry): no --dataset, the paths are options.
-STAGE = Stage("compress", __doc__, sections=(Section(TeacherConfig, "teacher"), Section(Config, "compress")),
+STAGE = Stage("compress", __doc__, sections=(Section(EndpointConfig, "teacher"), Section(Config, "compress")),
               dataset=False)
 
 

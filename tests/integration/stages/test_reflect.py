@@ -120,13 +120,13 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_model):
     the real server reported, and prices only what the cache cannot answer."""
     import dataclasses
 
-    from reflection_tuning.teacher import TeacherConfig
+    from reflection_tuning.llm.config import EndpointConfig
     from reflection_tuning.estimate import run as estimate
 
     tmp = runs["dir"]
     prompts = [cls.Config(prompt_file=str(REPO / f"prompts/{name}.txt"), system_file=str(REPO / f"prompts/{name}.system.txt"))
                for cls, name in ((reflect_instruction, "reflect_instruction"), (reflect_response, "reflect_response"))]
-    cfg = params_config(TeacherConfig, "teacher", model=str(embedded_model), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
+    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
                         price={"input": 0.15, "output": 0.60})
     cached = estimate(cfg, *prompts, tmp / "original.jsonl", tmp / "instruction.jsonl")
     assert cached["token_count_method"] == "tokenizer" and not cached["both_assumed"]

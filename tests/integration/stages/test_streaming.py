@@ -27,7 +27,7 @@ from reflection_tuning.io import write_jsonl
 from reflection_tuning.llm.client import Teacher, TeacherRequestError
 from reflection_tuning.llm.server import serve_embedded
 from reflection_tuning.stages import reflect_instruction
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 
 from .conftest import FaultProxy
 
@@ -64,7 +64,7 @@ def settle(proxy: FaultProxy, limit: float) -> float:
     return time.monotonic() - start
 
 
-def run_teacher(cfg: TeacherConfig, batch: list, *, stream: bool = True) -> tuple[list, dict]:
+def run_teacher(cfg: EndpointConfig, batch: list, *, stream: bool = True) -> tuple[list, dict]:
     teacher = Teacher(cfg, template_hash="streaming-test", base_url=cfg.base_urls, stream=stream)
 
     async def go():
@@ -78,7 +78,7 @@ def run_teacher(cfg: TeacherConfig, batch: list, *, stream: bool = True) -> tupl
 
 def test_a_streamed_reply_equals_the_plain_one(embedded_model, teacher_url, tmp_path):
     messages = [{"role": "user", "content": "Name three colours."}]
-    cfg = params_config(TeacherConfig, "teacher", model=str(embedded_model), base_url=teacher_url, max_tokens=24, cache_dir=None)
+    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), base_url=teacher_url, max_tokens=24, cache_dir=None)
     [streamed], stats = run_teacher(cfg, [messages])
     [plain], _ = run_teacher(cfg, [messages], stream=False)
     assert (streamed.content, streamed.finish_reason) == (plain.content, plain.finish_reason)
@@ -93,7 +93,7 @@ def test_timed_out_streams_stop_their_generations_on_the_server(embedded_model, 
     teacher_url = teacher_server.url
     batch = [[{"role": "user", "content": f"{LONG[0]['content']} Story {i}."}] for i in range(4)]
     with FaultProxy(teacher_url, lambda key, attempt: None) as proxy:
-        cfg = params_config(TeacherConfig, "teacher", model=str(embedded_model), base_url=proxy.urls[0], max_tokens=2000, timeout=60,
+        cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), base_url=proxy.urls[0], max_tokens=2000, timeout=60,
                             total_timeout=3, max_retries=0, cache_dir=None)
         results, stats = run_teacher(cfg, batch)
         assert all(isinstance(r, TeacherRequestError) for r in results)
@@ -127,7 +127,7 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
                               ("streaming, total timeout", {"timeout": 60, "total_timeout": 4}),
                               ("old plain, timeout", {})]:
                 with FaultProxy(server.url, lambda key, attempt: None) as proxy:
-                    cfg = params_config(TeacherConfig, "teacher", **{"model": str(embedded_model), "base_url": proxy.urls[0], "max_tokens": 48,
+                    cfg = params_config(EndpointConfig, "teacher", **{"model": str(embedded_model), "base_url": proxy.urls[0], "max_tokens": 48,
                                            "max_concurrency": 4, "timeout": TIMEOUT, "max_retries": 2,
                                            "retry_wait_initial": 0.1, "retry_wait_max": 0.5, "cache_dir": None,
                                            **over})

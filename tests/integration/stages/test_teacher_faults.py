@@ -28,7 +28,7 @@ import pytest
 from shipped import params_config
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 
 from .conftest import CUT_BODY, CUT_CONTENT, DROP, RATE_LIMITED, SERVER_ERROR, SLOW, FaultProxy, request_key
 
@@ -83,11 +83,11 @@ def test_fifty_rows_through_faults_lose_nothing(tmp_path, teacher_url, embedded_
     assert all(classes[c] for c in range(8)), f"50 rows should hit every fault class: {classes}"
     inputs, outputs = stage_io(tmp_path, rows)
     # reask 0: this test counts HTTP attempts per request; the re-ask is covered by tests/unit/llm/test_runner.py
-    cfg = params_config(TeacherConfig, "teacher", model=str(embedded_model), max_tokens=16, max_concurrency=8, max_retries=MAX_RETRIES,
+    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), max_tokens=16, max_concurrency=8, max_retries=MAX_RETRIES,
                         reask=0, timeout=900, retry_wait_initial=0.05, retry_wait_max=0.2, cache_dir=str(tmp_path / "cache"))
     caplog.set_level(logging.DEBUG)
     with FaultProxy(teacher_url, plan, ports=2) as proxy:
-        cfg = TeacherConfig(**{**cfg.__dict__, "base_url": proxy.urls})
+        cfg = EndpointConfig(**{**cfg.__dict__, "base_url": proxy.urls})
         metrics = reflect_instruction.run(prompt_cfg(), cfg, inputs, outputs, api_key=SECRET)
         first_attempts = Counter(proxy.attempts)
 
@@ -119,7 +119,7 @@ def test_fifty_rows_through_faults_lose_nothing(tmp_path, teacher_url, embedded_
         assert metrics["endpoints"] == 2
 
         # a rerun with other sending params (same requests) pays only for what never came back
-        cfg2 = TeacherConfig(**{**cfg.__dict__, "max_concurrency": 3, "base_url": proxy.urls[0]})
+        cfg2 = EndpointConfig(**{**cfg.__dict__, "max_concurrency": 3, "base_url": proxy.urls[0]})
         again = reflect_instruction.run(prompt_cfg(), cfg2, inputs, outputs, api_key=SECRET)
         assert again["cache_hits"] == 50 - n[ALWAYS_500]
         assert sum(proxy.attempts.values()) - sum(first_attempts.values()) == (MAX_RETRIES + 1) * n[ALWAYS_500]

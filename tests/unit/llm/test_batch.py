@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from shipped import params_config
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.batch import ENDPOINT, read_result_line, read_results, request_line, send_batch
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
 from reflection_tuning.llm.client import TeacherCostCap, TeacherRequestError
@@ -42,8 +42,8 @@ DOC_HTTP_ERROR = {"id": "batch_req_789", "custom_id": "request-4",
                   "error": None}
 
 
-def cfg_for(tmp_path, **over) -> TeacherConfig:
-    return params_config(TeacherConfig, "teacher", model="gpt-4o-mini", base_url="https://api.openai.com/v1", mode="batch", max_tokens=50,
+def cfg_for(tmp_path, **over) -> EndpointConfig:
+    return params_config(EndpointConfig, "teacher", model="gpt-4o-mini", base_url="https://api.openai.com/v1", mode="batch", max_tokens=50,
                          cache_dir=str(tmp_path / "cache"), batch_poll_interval=0, **over)
 
 

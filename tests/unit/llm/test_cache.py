@@ -6,18 +6,18 @@ from __future__ import annotations
 import multiprocessing
 
 from reflection_tuning.llm.cache import CACHE_VERSION, Completion, ReplyCache, cache_key
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from shipped import params_config
 
 MESSAGES = [{"role": "system", "content": "You are a careful editor."},
             {"role": "user", "content": "Improve: Give three tips for staying healthy."}]
 
 
-def config(**over) -> TeacherConfig:
+def config(**over) -> EndpointConfig:
     """Every field the key reads set here, so the pinned key below does not move with params.yaml."""
     base = dict(model="models/smollm2-135m-instruct", base_url="embedded", temperature=0.0, top_p=1.0,
                 max_tokens=768, seed=0, frequency_penalty=None, cache_dir=None)
-    return params_config(TeacherConfig, "teacher", **{**base, **over})
+    return params_config(EndpointConfig, "teacher", **{**base, **over})
 
 
 def test_the_key_of_a_known_request_is_unchanged():

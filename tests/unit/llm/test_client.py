@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.client import Teacher, TeacherRequestError, cache_key, retry_after_seconds
 
 from ..conftest import Failure, cfg_for, complete_all
@@ -17,7 +17,7 @@ KEY = "sk-test-SECRET-0123456789"
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Say {hi} in French."}]
 
 
-def make(cfg: TeacherConfig, url: str | None, **kw) -> Teacher:
+def make(cfg: EndpointConfig, url: str | None, **kw) -> Teacher:
     return Teacher(cfg, template_hash="abc123", api_key=KEY, base_url=url, **kw)
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from shipped import params_config
-from reflection_tuning.config import ConfigError
-from reflection_tuning.teacher import TeacherConfig
 from reflection_tuning.llm.cost import Budget, CostCapReached, Price, prompt_tokens_upper_bound
 
 
@@ -15,18 +12,6 @@ def test_price_is_usd_per_million_tokens():
     assert price.cost(1_000_000, 0) == pytest.approx(0.15)
     assert price.cost(2_000, 500) == pytest.approx(0.0003 + 0.0003)
     assert Price.from_params(None) is None
-
-
-@pytest.mark.parametrize("bad", [{"input": 1.0}, {"input": 1, "output": 1, "cached": 0.5}, {"input": -1, "output": 1}])
-def test_bad_prices_are_config_errors(bad):
-    with pytest.raises(ConfigError):
-        params_config(TeacherConfig, "teacher", price=bad)
-
-
-def test_max_cost_needs_a_price():
-    with pytest.raises(ConfigError, match="price"):
-        params_config(TeacherConfig, "teacher", max_cost=1.0)
-    assert params_config(TeacherConfig, "teacher", price={"input": 1, "output": 2}, max_cost=1.0).price_usd() == Price(1.0, 2.0)
 
 
 def test_upper_bound_counts_bytes_not_characters():
@@ -54,14 +39,3 @@ def test_budget_without_cap_counts_and_without_price_is_free():
     assert Budget(None, cap=None).reserve(10, 10) == 0.0
     with pytest.raises(ValueError):
         Budget(None, cap=1.0)
-
-
-def test_base_url_list_and_mode_validation():
-    cfg = params_config(TeacherConfig, "teacher", base_url=["http://a/v1", "http://b/v1"])
-    assert cfg.base_urls == ("http://a/v1", "http://b/v1") and hash(cfg)
-    with pytest.raises(ConfigError):
-        params_config(TeacherConfig, "teacher", base_url=["embedded"])
-    with pytest.raises(ConfigError):
-        params_config(TeacherConfig, "teacher", mode="offline")
-    with pytest.raises(ConfigError, match="batch"):
-        params_config(TeacherConfig, "teacher", mode="batch")  # the embedded server has no Batch API

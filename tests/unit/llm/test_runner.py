@@ -17,7 +17,7 @@ from reflection_tuning.llm import runner
 from reflection_tuning.llm.runner import (Outcome, Tally, iter_step, reask_config, run_step, status_metrics,
                                            token_metrics)
 from reflection_tuning.llm.step import Failure, Parsed, object_schema
-from reflection_tuning.teacher import TeacherConfig
+from reflection_tuning.llm.config import EndpointConfig
 
 from ..conftest import Failure as HTTPFailure
 
@@ -41,8 +41,8 @@ class Echo:
         return Failure(st.PARSE_ERROR, f"no OK: in {reply.content[:20]!r}")
 
 
-def cfg(tmp_path, **kw) -> TeacherConfig:
-    return params_config(TeacherConfig, "teacher", model="m", base_url=kw.pop("url"), api_key_env=None, max_retries=0,
+def cfg(tmp_path, **kw) -> EndpointConfig:
+    return params_config(EndpointConfig, "teacher", model="m", base_url=kw.pop("url"), api_key_env=None, max_retries=0,
                          cache_dir=str(tmp_path / "cache"), **kw)
 
 
@@ -112,14 +112,14 @@ def test_a_step_that_reads_cut_replies(tmp_path, fake_openai):
 
 
 def test_reask_config_and_validation():
-    base = params_config(TeacherConfig, "teacher", seed=5, temperature=0.0, reask_temperature=0.7)
+    base = params_config(EndpointConfig, "teacher", seed=5, temperature=0.0, reask_temperature=0.7)
     assert (reask_config(base, 2).seed, reask_config(base, 2).temperature) == (7, 0.7)
-    same = params_config(TeacherConfig, "teacher", seed=None, temperature=0.3, reask_temperature=None)
+    same = params_config(EndpointConfig, "teacher", seed=None, temperature=0.3, reask_temperature=None)
     assert (reask_config(same, 1).seed, reask_config(same, 1).temperature) == (1, 0.3)
     with pytest.raises(ConfigError, match="reask"):
-        params_config(TeacherConfig, "teacher", reask=-1)
+        params_config(EndpointConfig, "teacher", reask=-1)
     with pytest.raises(ConfigError, match="reask_temperature"):
-        params_config(TeacherConfig, "teacher", reask_temperature=-0.5)
+        params_config(EndpointConfig, "teacher", reask_temperature=-0.5)
 
 
 def test_tally_counts_rows_the_stage_wrote():

@@ -7,12 +7,9 @@ import json
 
 import pytest
 
-from shipped import params_config
-from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.llm.client import ReplyFormatUnsupported, Teacher, TeacherRequestError
 from reflection_tuning.llm.stream import is_json_object, json_schema_format
-from reflection_tuning.teacher import TeacherConfig
 
 from ..conftest import cfg_for, complete_all
 
@@ -139,15 +136,6 @@ def test_json_schema_format_and_config_checks():
         json_schema_format("has space", SCHEMA)
     with pytest.raises(ValueError):
         json_schema_format("ok", {"type": "string"})
-    with pytest.raises(ConfigError, match="embedded transformers serve ignores response_format"):
-        params_config(TeacherConfig, "teacher", reply_format="json_schema")
-    with pytest.raises(ConfigError, match="reply_format"):
-        params_config(TeacherConfig, "teacher", base_url="http://x/v1", reply_format="xml")
-    with pytest.raises(ConfigError, match="Batch API"):
-        params_config(TeacherConfig, "teacher", base_url="http://x/v1", reply_format="json_schema", mode="batch", cache_dir="c")
-    with pytest.raises(ConfigError, match="total_timeout"):
-        params_config(TeacherConfig, "teacher", total_timeout=0)
-    assert params_config(TeacherConfig, "teacher").reply_format == "markers" and params_config(TeacherConfig, "teacher").total_timeout is None
 
 
 def test_a_bad_key_at_the_first_json_schema_request_is_not_blamed_on_the_format(tmp_path, fake_openai):

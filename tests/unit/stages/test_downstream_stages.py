@@ -14,6 +14,7 @@ import pytest
 from shipped import PARAMS, params_config
 from reflection_tuning import hub
 from reflection_tuning.config import ConfigError
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.stages import STAGES, evaluate, finetune, finetune_baseline, generate, judge, report
 from reflection_tuning.teacher import compress
 
@@ -21,7 +22,7 @@ DECLARED = {"finetune": finetune, "finetune_baseline": finetune_baseline, "evalu
             "generate": generate, "judge": judge, "report": report}
 # the params sections of each stage's own config, and the config classes of the tools
 SECTIONS = {"finetune": finetune.Config, "evaluate": evaluate.Config, "generate": generate.Config,
-            "judge": judge.Config, "report": report.Config, "compress": compress.Config}
+            "judge_step": judge.Config, "report": report.Config, "compress": compress.Config}
 
 
 def _parse(module, *argv: str):
@@ -117,7 +118,7 @@ def test_configs_have_no_defaults_and_params_lists_every_key(section):
 def test_params_win_where_the_old_defaults_disagreed():
     assert params_config(evaluate.Config, "evaluate").limit == 10
     assert params_config(finetune.Config, "finetune").warmup_ratio == 0.0
-    j = params_config(judge.Config, "judge")  # every teacher key, with the values the judge ran with
+    j = params_config(EndpointConfig, "judge")  # every teacher key, with the values the judge ran with
     assert (j.reask, j.reask_temperature, j.reask_feedback, j.mode, j.reply_format, j.price) == (
         0, 0.7, True, "online", "markers", None)
 

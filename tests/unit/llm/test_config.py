@@ -1,0 +1,51 @@
+"""The endpoint config (``teacher:``, ``judge:``): the value checks of :class:`EndpointConfig`."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipped import params_config
+from reflection_tuning.config import ConfigError
+from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.cost import Price
+
+
+@pytest.mark.parametrize("bad", [{"input": 1.0}, {"input": 1, "output": 1, "cached": 0.5}, {"input": -1, "output": 1}])
+def test_bad_prices_are_config_errors(bad):
+    with pytest.raises(ConfigError):
+        params_config(EndpointConfig, "teacher", price=bad)
+
+
+def test_max_cost_needs_a_price():
+    with pytest.raises(ConfigError, match="price"):
+        params_config(EndpointConfig, "teacher", max_cost=1.0)
+    assert params_config(EndpointConfig, "teacher", price={"input": 1, "output": 2}, max_cost=1.0).price_usd() == Price(1.0, 2.0)
+
+
+def test_base_url_list_and_mode_validation():
+    cfg = params_config(EndpointConfig, "teacher", base_url=["http://a/v1", "http://b/v1"])
+    assert cfg.base_urls == ("http://a/v1", "http://b/v1") and hash(cfg)
+    with pytest.raises(ConfigError):
+        params_config(EndpointConfig, "teacher", base_url=["embedded"])
+    with pytest.raises(ConfigError):
+        params_config(EndpointConfig, "teacher", mode="offline")
+    with pytest.raises(ConfigError, match="batch"):
+        params_config(EndpointConfig, "teacher", mode="batch")  # the embedded server has no Batch API
+
+
+def test_reply_format_and_timeouts():
+    assert params_config(EndpointConfig, "teacher", base_url="embedded", reply_format="json_schema").reply_format == "json_schema"
+    with pytest.raises(ConfigError, match="reply_format"):
+        params_config(EndpointConfig, "teacher", base_url="http://x/v1", reply_format="xml")
+    with pytest.raises(ConfigError, match="Batch API"):
+        params_config(EndpointConfig, "teacher", base_url="http://x/v1", reply_format="json_schema", mode="batch", cache_dir="c")
+    with pytest.raises(ConfigError, match="total_timeout"):
+        params_config(EndpointConfig, "teacher", total_timeout=0)
+    with pytest.raises(ConfigError, match="^judge: max_tokens must be >= 1"):
+        params_config(EndpointConfig, "judge", max_tokens=0)
+
+
+def test_a_value_error_names_its_section():
+    with pytest.raises(ConfigError, match="^teacher: max_concurrency must be >= 1"):
+        params_config(EndpointConfig, "teacher", max_concurrency=0)
+    assert params_config(EndpointConfig, "judge") != params_config(EndpointConfig, "teacher")
