@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
 from reflection_tuning.llm.step import Step
@@ -128,12 +127,7 @@ def stage_requests(instruction_step: Step, response_step: Step, originals: list[
 def run(teacher_cfg: EndpointConfig, instruction: reflect_instruction.Config, response: reflect_response.Config,
         original: Path, instruction_rows: Path | None) -> dict[str, Any]:
     """The estimate for both reflection stages, as a flat dict (``<stage>_<key>`` plus totals).
-
-    Raises:
-        UserError: ``original`` does not exist (run ``dvc repro fetch@K`` first).
     """
-    if not original.is_file():
-        raise UserError(f"{original} not found; run `dvc repro fetch@<dataset>` first")
     originals = read_jsonl(original)
     reflected = read_jsonl(instruction_rows) if instruction_rows and instruction_rows.is_file() else None
     steps = [ReflectInstruction(instruction.prompt()), ReflectResponse(response.prompt())]
@@ -163,7 +157,8 @@ STAGE = Stage(
               Section(reflect_response.Config, "reflect_response", prefix="response")),
     # the same paths as reflect_response; without instruction rows every reflection is assumed ok
     inputs={"original": reflect_response.STAGE.paths()["original"],
-            "instruction": PathSpec(reflect_response.STAGE.paths()["instruction"].template, optional=True)},
+            "instruction": PathSpec(reflect_response.STAGE.paths()["instruction"].template, optional=True,
+                                    must_exist=False)},
 )
 
 

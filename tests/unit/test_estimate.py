@@ -59,7 +59,7 @@ def test_no_fetched_rows_is_one_line_and_exit_2(dataset, tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     assert cli.main(["estimate", *dataset, "--params", str(PARAMS)]) == 2
     err = capfd.readouterr().err
-    assert "data/alpaca/original.jsonl not found; run `dvc repro fetch@<dataset>` first" in err
+    assert "estimate: missing input data/alpaca/original.jsonl (--input); run the stages before it" in err
     assert "Traceback" not in err
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.config import Section, parse
+from reflection_tuning.errors import UserError
 from reflection_tuning.logs import setup_logging
 
 
@@ -27,11 +28,14 @@ class PathSpec:
 
     ``flag``: the option without ``--`` and with ``_`` for ``-`` (default: the field name).
     ``optional``: without ``--dataset`` and without its option, the path is ``None``.
+    ``must_exist``: an input that resolved to a path must exist (:meth:`Stage.parse`); ``False``
+    for one the stage reads only when it is there.
     """
 
     template: str
     flag: str | None = None
     optional: bool = False
+    must_exist: bool = True
 
 
 def _spec(value: str | PathSpec) -> PathSpec:
@@ -132,7 +136,7 @@ class Stage:
         return parser
 
     def parse(self, argv: list[str] | None, parser: argparse.ArgumentParser | None = None) -> Call:
-        """Parse ``argv``, set up logging, load every section, resolve every path.
+        """Parse ``argv``, set up logging, load every section, resolve every path, check the inputs.
 
         ``parser``: :meth:`parser` with the stage's own extra options, if it has any.
 
@@ -140,10 +144,17 @@ class Stage:
             SystemExit: bad arguments, or a path or section needs ``--dataset`` and none was given.
             ConfigError: the params file is missing and the options do not give every key,
                 or a section does not match its dataclass.
+            UserError: a declared input that resolved to a path does not exist (``PathSpec.must_exist``).
         """
         parser = parser or self.parser()
         parsed = parse(parser, self.sections, argv, on_args=self._on_args)
         paths = self._resolve(parser, parsed.args)
+        # One check for every stage, so ``run`` reads its inputs without checking them again.
+        missing = [f"{paths[k]} (--{self.flag(k).replace('_', '-')})" for k in self.inputs
+                   if paths[k] is not None and _spec(self.inputs[k]).must_exist and not paths[k].exists()]
+        if missing:
+            raise UserError(f"{self.name}: missing input {', '.join(missing)}; run the stages before it "
+                            "first (dvc repro), or give the path")
         return Call(parsed.args, parsed.configs, {k: paths[k] for k in self.inputs},
                     {k: paths[k] for k in self.outputs}, parsed.params, parsed.overrides)
 

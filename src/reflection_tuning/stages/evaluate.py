@@ -62,17 +62,15 @@ class Config:
     device: str  # auto | cpu | cuda | cuda:N (student.resolve_device checks it)
 
 
-@dataclass(frozen=True)
-class Inputs:
-    model_dir: Path  # the recycled-SFT student (finetune)
-    baseline_model: Path  # the baseline-SFT student (finetune_baseline)
-    base_model: Path  # the student before fine-tuning (student.model)
-
-
-@dataclass(frozen=True)
-class Outputs:
-    metrics: Path
-    plot: Path
+# The base student (student.model) is the third model; it is a dep of the stage through its config.
+STAGE = Stage(
+    "evaluate", __doc__,
+    sections=(Section(Config, "evaluate"), Section(StudentConfig, "student")),
+    inputs={"model_dir": "models/{dataset}/student-sft",
+            "baseline_model": PathSpec("models/{dataset}/baseline-sft", flag="baseline_dir")},
+    outputs={"metrics": "metrics/{dataset}/evaluate.json", "plot": "metrics/{dataset}/evaluate_plot.csv"},
+)
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def available_tasks() -> list[str]:
@@ -253,7 +251,8 @@ def _hub_primary(scores: dict[str, float], task: str) -> str:
 
 
 def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -> dict:
-    """Evaluate the base, the baseline-SFT and the recycled-SFT student; write the metrics and plot data.
+    """Evaluate the base (``student.model``), the baseline-SFT and the recycled-SFT student; write the
+    metrics and plot data.
 
     Returns:
         The metrics written.
@@ -270,7 +269,7 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     tasks = {name: tasks[name] for name in names}
     metrics: dict[str, Any] = {}
     scores: dict[str, dict[str, float]] = {}
-    for name, model in zip(MODELS, (inputs.base_model, inputs.baseline_model, inputs.model_dir), strict=True):
+    for name, model in zip(MODELS, (Path(student.model), inputs.baseline_model, inputs.model_dir), strict=True):
         scores[name], docs = evaluate_model(model, cfg, tasks)
         metrics.update({f"{name}.{k}": v for k, v in scores[name].items()})
         metrics.update({f"docs.{task}": n for task, n in docs.items()})
@@ -291,17 +290,8 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     return metrics
 
 
-STAGE = Stage(
-    "evaluate", __doc__,
-    sections=(Section(Config, "evaluate"), Section(StudentConfig, "student")),
-    inputs={"model_dir": "models/{dataset}/student-sft",
-            "baseline_model": PathSpec("models/{dataset}/baseline-sft", flag="baseline_dir")},
-    outputs={"metrics": "metrics/{dataset}/evaluate.json", "plot": "metrics/{dataset}/evaluate_plot.csv"},
-)
-
-
 def main(argv: list[str] | None = None) -> int:
     call = STAGE.parse(argv)
     cfg, student = call.configs
-    run(cfg, student, Inputs(**call.inputs, base_model=Path(student.model)), Outputs(**call.outputs))
+    run(cfg, student, Inputs(**call.inputs), Outputs(**call.outputs))
     return 0

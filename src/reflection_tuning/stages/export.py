@@ -127,16 +127,13 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, prov: Provenance) -> dict
     """Write the export folder (replacing an old one atomically); returns its counts.
 
     Raises:
-        UserError: ``selected.jsonl`` is missing (run ``select`` first) or empty.
+        UserError: ``selected.jsonl`` is empty.
     """
-    selected_path = inputs.data_dir / "selected.jsonl"
-    if not selected_path.is_file():
-        raise UserError(f"export: {selected_path} is missing; run the pipeline up to select first (dvc repro)")
-    selected = sorted(read_jsonl(selected_path), key=lambda r: str(r["id"]))
+    selected = sorted(read_jsonl(inputs.selected), key=lambda r: str(r["id"]))
     if not selected:
-        raise UserError(f"export: {selected_path} has no rows (select kept none); there is nothing to publish")
+        raise UserError(f"export: {inputs.selected} has no rows (select kept none); there is nothing to publish")
     variants = variant_rows(inputs.data_dir)
-    select_metrics = json.loads(inputs.select_metrics.read_text()) if inputs.select_metrics.is_file() else {}
+    select_metrics = json.loads(inputs.select_metrics.read_text())
     out = outputs.export_dir
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
@@ -164,7 +161,9 @@ STAGE = Stage(
     # datasets.K.source goes on the card (provenance): read through fetch's section, options --fetch-*
     sections=(Section(Config, "export"), Section(SelectConfig, "select", "select"),
               Section(StudentConfig, "student", "student"), Section(fetch.Config, "datasets.{dataset}", "fetch")),
-    inputs={"data_dir": "data/{dataset}", "select_metrics": "metrics/{dataset}/select.json"},
+    # data_dir: the variants and scores beside the selection (export.all_variants)
+    inputs={"selected": "data/{dataset}/selected.jsonl", "data_dir": "data/{dataset}",
+            "select_metrics": "metrics/{dataset}/select.json"},
     outputs={"export_dir": PathSpec("data/{dataset}/export", flag="output")},
 )
 Inputs, Outputs = STAGE.io(__name__)

@@ -61,33 +61,36 @@ class Config:
                               f"got {self.baseline!r}")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    sft_model: Path  # the recycled-SFT student (finetune)
-    baseline_sft: Path | None  # the baseline-SFT student (finetune_baseline), for generate.baseline=baseline_sft
-    base_model: Path  # the untuned student (student.model), for generate.baseline=base
+# The untuned student (student.model, generate.baseline=base) is a dep of the stage through its config.
+STAGE = Stage(
+    "generate", __doc__,
+    sections=(Section(Config, "generate"), Section(StudentConfig, "student")),
+    # baseline_sft is read for generate.baseline=baseline_sft only (baseline_model checks it there)
+    inputs={"sft_model": PathSpec("models/{dataset}/student-sft", flag="model_dir"),
+            "baseline_sft": PathSpec("models/{dataset}/baseline-sft", flag="baseline_dir", optional=True,
+                                     must_exist=False)},
+    outputs={"answers": PathSpec("data/{dataset}/answers.jsonl", flag="output"),
+             "alpaca_eval_dir": "data/{dataset}/alpaca_eval",
+             "metrics": "metrics/{dataset}/generate.json"},
+)
+Inputs, Outputs = STAGE.io(__name__)
 
 
-@dataclass(frozen=True)
-class Outputs:
-    answers: Path
-    alpaca_eval_dir: Path
-    metrics: Path
-
-
-def baseline_model(choice: str, inputs: Inputs) -> Path:
+def baseline_model(choice: str, inputs: Inputs, base_model: Path) -> Path:
     """The model directory of ``generate.baseline``: ``baseline_sft`` (``inputs.baseline_sft``),
-    ``base`` (``inputs.base_model``) or ``choice`` itself, a directory.
+    ``base`` (``base_model``, the untuned student) or ``choice`` itself, a directory.
 
     Raises:
-        UserError: ``baseline_sft`` without its directory (no ``--dataset``, no ``--baseline-dir``).
+        UserError: ``baseline_sft`` without its directory (no ``--dataset`` and no ``--baseline-dir``,
+            or ``finetune_baseline`` has not run).
     """
     if choice == BASELINE_SFT:
-        if inputs.baseline_sft is None:
-            raise UserError(f"generate.baseline={BASELINE_SFT} needs --dataset or --baseline-dir "
-                            f"(or set generate.baseline to {BASE} or a model directory)")
+        if inputs.baseline_sft is None or not Path(inputs.baseline_sft).exists():
+            raise UserError(f"generate.baseline={BASELINE_SFT} needs the baseline-SFT model: --dataset K after "
+                            f"finetune_baseline@K, or --baseline-dir (or set generate.baseline to {BASE} or a "
+                            f"model directory); not found: {inputs.baseline_sft}")
         return Path(inputs.baseline_sft)
-    return Path(inputs.base_model) if choice == BASE else Path(choice)
+    return Path(base_model) if choice == BASE else Path(choice)
 
 
 def generator_names(dataset: str, baseline_model: Path, baseline: str = BASELINE_SFT) -> dict[str, str]:
@@ -97,10 +100,12 @@ def generator_names(dataset: str, baseline_model: Path, baseline: str = BASELINE
     return {"sft": f"{dataset}-student-sft", "baseline": name}
 
 
-def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: str = "student") -> dict[str, Any]:
+def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, base_model: Path,
+        dataset: str = "student") -> dict[str, Any]:
     """Generate both models' answers; write the answers, the AlpacaEval files and the metrics.
 
     Args:
+        base_model: the untuned student (``student.model``), the baseline of ``generate.baseline=base``.
         template: the student prompt template (``templates.TEMPLATES``): ``finetune.template``,
             given on the command line (``--train-template``) by ``dvc.yaml``.
         dataset: names the SFT model in the AlpacaEval ``generator`` field.
@@ -117,7 +122,7 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
     for r in rejects:
         log.warning("%s line %d rejected: %s", r["set"], r["line"], r["reason"])
     device = resolve_device(cfg.device)
-    baseline = baseline_model(cfg.baseline, inputs)
+    baseline = baseline_model(cfg.baseline, inputs, base_model)
     names = generator_names(dataset, baseline, cfg.baseline)
     rows: list[dict[str, Any]] = []
     by_role: dict[str, list[dict[str, Any]]] = {}
@@ -150,17 +155,6 @@ def run(cfg: Config, template: str, inputs: Inputs, outputs: Outputs, dataset: s
     return metrics
 
 
-STAGE = Stage(
-    "generate", __doc__,
-    sections=(Section(Config, "generate"), Section(StudentConfig, "student")),
-    inputs={"sft_model": PathSpec("models/{dataset}/student-sft", flag="model_dir"),
-            "baseline_sft": PathSpec("models/{dataset}/baseline-sft", flag="baseline_dir", optional=True)},
-    outputs={"answers": PathSpec("data/{dataset}/answers.jsonl", flag="output"),
-             "alpaca_eval_dir": "data/{dataset}/alpaca_eval",
-             "metrics": "metrics/{dataset}/generate.json"},
-)
-
-
 def train_template(given: str | None, params: dict[str, Any]) -> str:
     """The prompt format the student was fine-tuned in: ``--train-template`` (``dvc.yaml`` passes
     ``${finetune.template}``), else the ``finetune.template`` of the params file.
@@ -183,7 +177,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="finetune.template, the prompt format of the students (absent: the params file's)")
     call = STAGE.parse(argv, parser)
     cfg, student = call.configs
-    inputs = Inputs(**call.inputs, base_model=Path(student.model))
-    run(cfg, train_template(call.args.train_template, call.params), inputs, Outputs(**call.outputs),
-        dataset=call.dataset or "student")
+    run(cfg, train_template(call.args.train_template, call.params), Inputs(**call.inputs), Outputs(**call.outputs),
+        Path(student.model), dataset=call.dataset or "student")
     return 0

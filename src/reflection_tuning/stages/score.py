@@ -192,11 +192,8 @@ def gather_variants(inputs: Inputs) -> list[dict[str, Any]]:
     """One row per (original id, variant); a variant missing for an id is a ``None`` placeholder row.
 
     Raises:
-        UserError: an input is missing. ValueError: an id repeats within a file.
+        ValueError: an id repeats within a file.
     """
-    missing = [str(getattr(inputs, v)) for v in VARIANTS if not getattr(inputs, v).exists()]
-    if missing:
-        raise UserError(f"score: missing {', '.join(missing)}; run the fetch and reflect stages first")
     out = []
     by_variant = {}
     for v in VARIANTS:

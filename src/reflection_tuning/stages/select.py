@@ -209,20 +209,10 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, count_tokens: Callable[[s
     ``count_tokens``: a response's length in the student's tokens (method ``length``).
 
     Raises:
-        UserError: an input is missing (the scores are required for ``v2``, ranking and
-            ``{match: v2}``). ValueError: a repeated id.
+        ValueError: a repeated id.
     """
-    ranks = cfg.top_k is not None or cfg.ratio is not None
-    needs_scores = cfg.method == "v2" or ranks or isinstance(cfg.budget, dict)
-    needed = [getattr(inputs, v) for v in VARIANTS] + ([inputs.scores] if needs_scores else [])
-    missing = [str(p) for p in needed if not p.exists()]
-    if missing:
-        raise UserError(f"select: missing {', '.join(missing)}; run the earlier stages first (dvc repro)")
     variants = {v: _index(read_jsonl(getattr(inputs, v)), getattr(inputs, v)) for v in VARIANTS}
-    if inputs.scores.exists():
-        scores = _index(read_jsonl(inputs.scores), inputs.scores, ("id", "variant"))
-    else:
-        scores = {}
+    scores = _index(read_jsonl(inputs.scores), inputs.scores, ("id", "variant"))
     originals = list(variants["original"])
     steps = _steps(cfg, originals, variants, scores)
 

@@ -58,7 +58,7 @@ def result(tmp_path_factory, tiny_model, shared_data):
                         device="cpu")
     outputs = Outputs(metrics=out / "evaluate.json", plot=out / "evaluate_plot.csv")
     # the same weights as base, baseline and sft: the mechanics are under test, and the deltas must be 0
-    inputs = Inputs(model_dir=tiny_model, baseline_model=tiny_model, base_model=tiny_model)
+    inputs = Inputs(model_dir=tiny_model, baseline_model=tiny_model)  # base: student.model
     metrics = run(cfg, StudentConfig(model=str(tiny_model)), inputs, outputs)
     return metrics, outputs, cfg
 

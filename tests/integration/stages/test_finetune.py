@@ -111,7 +111,7 @@ def test_bad_rows_and_missing_paths(tiny_model, tmp_path):
         main(["--params", str(REPO / "params.yaml")])  # no --dataset and no --input
     with pytest.raises(UserError, match="params file .*none.yaml not found"):
         main(["--params", str(tmp_path / "none.yaml"), "--input", "x.jsonl", "--output", "m"])
-    with pytest.raises(UserError, match="not found; run the stage that writes them"):
+    with pytest.raises(UserError, match=r"finetune: missing input .*none.jsonl \(--input\)"):
         main(["--params", str(REPO / "params.yaml"), "--input", str(tmp_path / "none.jsonl"),
               "--output", str(tmp_path / "m")])
 

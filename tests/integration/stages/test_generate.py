@@ -77,16 +77,16 @@ def test_metrics_count_every_answer(run):
         assert m[f"{role}_stop"] + m[f"{role}_length"] == m["prompts"]
 
 
-def test_baseline_choices():
+def test_baseline_choices(tmp_path):
     """generate.baseline: the baseline-SFT arm by default (the papers), the base student, or a directory."""
     assert params_config(generate.Config, "generate").baseline == generate.BASELINE_SFT
-    inputs = generate.Inputs(sft_model=Path("s"), baseline_sft=Path("models/alpaca/baseline-sft"),
-                             base_model=Path("models/base"))
-    assert generate.baseline_model("baseline_sft", inputs) == Path("models/alpaca/baseline-sft")
-    assert generate.baseline_model("base", inputs) == Path("models/base")
-    assert generate.baseline_model("/x/other", inputs) == Path("/x/other")
-    with pytest.raises(UserError, match="--dataset or --baseline-dir"):
-        generate.baseline_model("baseline_sft", generate.Inputs(Path("s"), None, Path("models/base")))
+    inputs = generate.Inputs(sft_model=Path("s"), baseline_sft=tmp_path)
+    assert generate.baseline_model("baseline_sft", inputs, Path("models/base")) == tmp_path
+    assert generate.baseline_model("base", inputs, Path("models/base")) == Path("models/base")
+    assert generate.baseline_model("/x/other", inputs, Path("models/base")) == Path("/x/other")
+    for missing in (None, tmp_path / "nowhere"):  # no --dataset and no --baseline-dir; finetune_baseline not run
+        with pytest.raises(UserError, match="--baseline-dir"):
+            generate.baseline_model("baseline_sft", generate.Inputs(Path("s"), missing), Path("models/base"))
     with pytest.raises(ConfigError, match="generate.baseline"):
         params_config(generate.Config, "generate", baseline="")
     assert generate.generator_names("alpaca", Path("models/alpaca/baseline-sft")) == {

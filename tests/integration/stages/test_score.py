@@ -177,7 +177,7 @@ def test_bad_config():
         cfg(input_mode="drop")
     with pytest.raises(ConfigError, match="max_length"):
         cfg(max_length=1)
-    with pytest.raises(UserError, match="missing data/nowhere/original.jsonl"):
+    with pytest.raises(UserError, match=r"score: missing input data/nowhere/original.jsonl \(--original\)"):
         main(["--dataset", "nowhere", *PARAMS_ARGS])
     with pytest.raises(SystemExit):
         main([*PARAMS_ARGS, "--input", "x.jsonl"])  # plain mode needs --output too

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reflection_tuning.config import ConfigError
+from reflection_tuning.errors import UserError
 from reflection_tuning.stages.common import PathSpec, Section, Stage, beside
 
 
@@ -32,7 +33,12 @@ TOY = Stage("toy", "Stage ``toy``: a declaration for the tests.\n\nMore text.", 
 
 
 @pytest.fixture
-def params(tmp_path):
+def params(tmp_path, monkeypatch):
+    """The toy's params file, in a working directory that holds its input (and ``in.jsonl``)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("data/alpaca/original.jsonl", "data/a/original.jsonl", "in.jsonl"):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_text("")
     path = tmp_path / "params.yaml"
     path.write_text("toy:\n  limit: 3\n  method: v2\n")
     return path
@@ -53,7 +59,15 @@ def test_a_declared_stage_writes_its_sidecars_beside_the_output_given(params):
         TOY.parse(["--params", str(params), "--output", "runs/out.jsonl"])
 
 
-def test_without_a_params_file_every_key_is_an_option(tmp_path):
+def test_a_missing_input_is_one_error_naming_it_and_its_option(params):
+    Path("data/alpaca/original.jsonl").unlink()
+    with pytest.raises(UserError, match=r"toy: missing input data/alpaca/original.jsonl \(--input\)"):
+        TOY.parse(["--params", str(params), "--dataset", "alpaca"])
+    with pytest.raises(UserError, match=r"missing input elsewhere.jsonl \(--input\)"):
+        TOY.parse(["--params", str(params), "--input", "elsewhere.jsonl", "--output", "out.jsonl"])
+
+
+def test_without_a_params_file_every_key_is_an_option(params, tmp_path):
     missing = tmp_path / "none.yaml"
     call = TOY.parse(["--params", str(missing), "--dataset", "a", "--limit", "1", "--method", "top_k"])
     assert call.configs == (_Knobs(limit=1, method="top_k"),)
@@ -72,15 +86,22 @@ def test_the_help_comes_from_the_declaration(capsys):
 
 
 @pytest.mark.parametrize("name", __import__("reflection_tuning.stages", fromlist=["COMMANDS"]).COMMANDS)
-def test_every_command_takes_dataset_in_both_spellings(name, monkeypatch):
+def test_every_command_takes_dataset_in_both_spellings(name, monkeypatch, tmp_path):
     """``reflection-tuning <stage> --dataset=alpaca`` and ``--dataset alpaca`` parse the same,
     with the shipped params.yaml, and every declared path of a per-dataset stage names the dataset."""
     import importlib
 
-    from shipped import PARAMS, REPO
+    from shipped import PARAMS
 
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(tmp_path)
     stage = importlib.import_module(f"reflection_tuning.stages.{name}").STAGE
+    for key in stage.inputs:  # the inputs exist: a file, or a directory (a model, metrics/K)
+        path = Path(stage.paths()[key].template.format(dataset="alpaca"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix:
+            path.touch()
+        else:
+            path.mkdir(exist_ok=True)
     joined = stage.parse(["--dataset=alpaca", "--params", str(PARAMS)])
     split = stage.parse(["--dataset", "alpaca", "--params", str(PARAMS)])
     assert (joined.configs, joined.inputs, joined.outputs) == (split.configs, split.inputs, split.outputs)

@@ -25,6 +25,23 @@ SECTIONS = {"finetune": finetune.Config, "evaluate": evaluate.Config, "generate"
             "judge_step": judge.Config, "report": report.Config, "compress": compress.Config}
 
 
+@pytest.fixture(autouse=True)
+def _inputs(tmp_path, monkeypatch):
+    """A working directory that holds every declared input of dataset ``alpaca``, and the
+    paths the tests give as options: :meth:`Stage.parse` checks that the inputs exist."""
+    monkeypatch.chdir(tmp_path)
+    given = ["rows.jsonl", "a.jsonl", "m", "b", "elsewhere", "m/x"]
+    templates = [spec.template.format(dataset="alpaca") for module in DECLARED.values()
+                 for key, spec in module.STAGE.paths().items() if key in module.STAGE.inputs]
+    for name in given + templates:
+        path = Path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix:
+            path.touch()
+        else:
+            path.mkdir(exist_ok=True)
+
+
 def _parse(module, *argv: str):
     return module.STAGE.parse(["--params", str(PARAMS), *argv])
 
@@ -139,7 +156,7 @@ def test_cli_user_error_exits_2(name, tmp_path, capsys):
 
 def test_generate_template_from_the_command_line_else_the_params_file(monkeypatch):
     seen: list[str] = []
-    monkeypatch.setattr(generate, "run", lambda cfg, template, inputs, outputs, dataset: seen.append(template))
+    monkeypatch.setattr(generate, "run", lambda cfg, template, inputs, outputs, base, dataset: seen.append(template))
     assert generate.main(["--params", str(PARAMS), "--dataset=alpaca", "--train-template", "alpaca"]) == 0
     assert generate.main(["--params", str(PARAMS), "--dataset", "alpaca", "--template", "wizardlm"]) == 0  # old name
     assert generate.main(["--params", str(PARAMS), "--dataset=alpaca"]) == 0

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.io import write_jsonl
+from reflection_tuning.io import write_jsonl, write_metrics
 from reflection_tuning.stages import export
 from reflection_tuning.stages.select import Config as SelectConfig
 from shipped import PARAMS, params_config, shipped_params
+
+
+def _inputs(d: Path) -> export.Inputs:
+    (d / "select.json").write_text("{}")
+    return export.Inputs(d / "selected.jsonl", d, d / "select.json")
 
 
 def _prov():
@@ -17,17 +24,11 @@ def _prov():
                              commit="abc", params_hash="0123456789ab")
 
 
-def test_missing_selection_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="selected.jsonl is missing"):
-        export.run(params_config(export.Config, "export"), export.Inputs(tmp_path, tmp_path / "select.json"),
-                   export.Outputs(tmp_path / "export"), _prov())
-
-
 def test_empty_selection_is_a_user_error(tmp_path):
     write_jsonl(tmp_path / "selected.jsonl", [])
     with pytest.raises(UserError, match="has no rows"):
-        export.run(params_config(export.Config, "export"), export.Inputs(tmp_path, tmp_path / "select.json"),
-                   export.Outputs(tmp_path / "export"), _prov())
+        export.run(params_config(export.Config, "export"), _inputs(tmp_path), export.Outputs(tmp_path / "export"),
+                   _prov())
 
 
 def test_unset_license_is_other_and_said_so(tmp_path, alpaca_rows):
@@ -37,7 +38,7 @@ def test_unset_license_is_other_and_said_so(tmp_path, alpaca_rows):
     out = tmp_path / "export"
     (out / "stale").mkdir(parents=True)
     cfg = params_config(export.Config, "export", all_variants=False)
-    counts = export.run(cfg, export.Inputs(tmp_path, tmp_path / "select.json"),
+    counts = export.run(cfg, _inputs(tmp_path),
                         export.Outputs(out), _prov())
     assert counts == {"selected_rows": 2, "variant_rows": 0}
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
@@ -58,6 +59,9 @@ def test_main_takes_the_source_from_the_dataset_entry(dataset, tmp_path, alpaca_
     write_jsonl(d / "original.jsonl", alpaca_rows[:2])
     write_jsonl(d / "selected.jsonl",
                 [{**r, "variant": "original", "ifd": None, "rifd": None} for r in alpaca_rows[:2]])
+    with pytest.raises(UserError, match=r"missing input metrics/alpaca/select.json \(--select-metrics\)"):
+        export.main([*dataset, "--params", str(PARAMS)])
+    write_metrics(tmp_path / "metrics" / "alpaca" / "select.json", {"kept": 2})
     assert export.main([*dataset, "--params", str(PARAMS), "--license", "cc-by-nc-4.0"]) == 0
     text = (d / "export" / "README.md").read_text()
     assert shipped_params()["datasets"]["alpaca"]["source"] in text and "license: cc-by-nc-4.0" in text

@@ -144,6 +144,9 @@ def test_main_paths_and_unknown_method(inputs, tmp_path, monkeypatch):
     Path("data").rename("alpaca")
     Path("data").mkdir()
     Path("alpaca").rename("data/alpaca")
+    from reflection_tuning.score.embed import save_embeddings
+
+    save_embeddings(Path("data/alpaca/embeddings.npz"), [], None)  # what score writes without score.embed
     assert main(["--dataset=alpaca", *PARAMS_ARGS, "--top-k", "1", "--log-level", "WARNING"]) == 0
     assert json.loads(Path("metrics/alpaca/select.json").read_text())["kept"] == 1
     assert len(read_jsonl("data/alpaca/selected.jsonl")) == 1
@@ -159,14 +162,12 @@ def test_main_paths_and_unknown_method(inputs, tmp_path, monkeypatch):
         main([*PARAMS_ARGS, "--output", "out/sel.jsonl"])  # no --dataset and no inputs
     with pytest.raises(ConfigError, match="method is 'v3'; expected one of"):
         main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "v3"])
-    Path("data/alpaca/scores.jsonl").unlink()
-    with pytest.raises(UserError, match="scores.jsonl"):
-        main(["--dataset", "alpaca", *PARAMS_ARGS])
-    assert main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "v1"]) == 0  # no scores needed
     assert main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "random", "--budget", "2"]) == 0
     assert json.loads(Path("metrics/alpaca/select.json").read_text())["kept"] == 2
-    with pytest.raises(UserError, match="scores.jsonl"):  # {match: v2} needs the scores
-        main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "random", "--budget", "{match: v2}"])
+    Path("data/alpaca/scores.jsonl").unlink()
+    # every declared input, whatever the method: v1 ranks nothing, and still reads the scores
+    with pytest.raises(UserError, match=r"select: missing input data/alpaca/scores.jsonl \(--scores\)"):
+        main(["--dataset", "alpaca", *PARAMS_ARGS, "--method", "v1"])
     with pytest.raises(ConfigError, match="not both"):
         cfg(top_k=1, ratio=0.5)
 

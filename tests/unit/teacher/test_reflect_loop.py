@@ -146,8 +146,10 @@ def test_cli_errors(tmp_path, fake_openai, monkeypatch, capsys):
         reflect_instruction.main(["--params", str(PARAMS), "--base-url", fake_openai.url])  # no paths, no dataset
     assert "--input is required without --dataset" in capsys.readouterr().err
     monkeypatch.delenv("RT_UNSET_KEY", raising=False)
+    for name in ("original", "instruction"):  # the inputs exist: the key is what is missing
+        write_jsonl(tmp_path / f"data/y/{name}.jsonl", [])
     with pytest.raises(UserError, match="RT_UNSET_KEY \\(teacher.api_key_env\\) is not set"):
-        reflect_response.main(["--dataset", "x", "--params", str(PARAMS), "--base-url", fake_openai.url,
+        reflect_response.main(["--dataset", "y", "--params", str(PARAMS), "--base-url", fake_openai.url,
                                "--api-key-env", "RT_UNSET_KEY"])
     with pytest.raises(UserError, match="missing input data/x/original.jsonl"):
         reflect_instruction.main(["--dataset", "x", "--params", str(PARAMS), "--base-url", fake_openai.url,
