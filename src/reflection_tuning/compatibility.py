@@ -15,6 +15,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reflection_tuning.rows import VARIANTS
 from reflection_tuning.select import select_v2, usable_score
 
 CANDIDATES = ("both", "response")
@@ -34,7 +35,7 @@ def shifts(ids: Sequence[str], variants: Mapping[str, Mapping[str, Mapping[str, 
     """
     out = []
     for i in ids:
-        by_variant = {v: scores.get((i, v)) for v in ("original", "instruction", "response", "both")}
+        by_variant = {v: scores.get((i, v)) for v in VARIANTS}
         variant, branch = select_v2(by_variant)
         if branch == "unscored":
             continue

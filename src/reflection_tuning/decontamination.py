@@ -24,6 +24,7 @@ from typing import Any
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl
+from reflection_tuning.rows import FIELDS
 
 DEFAULT_NGRAM = 13
 MIN_WORDS = 4  # shorter prompts are never matched whole
@@ -65,7 +66,7 @@ def prompt_text(row: Mapping[str, Any]) -> str:
 
 def training_text(row: Mapping[str, Any]) -> str:
     """The text of a training row that could leak a prompt: instruction, input and output."""
-    return "\n".join(row.get(k) or "" for k in ("instruction", "input", "output"))
+    return "\n".join(row.get(k) or "" for k in FIELDS)
 
 
 def eval_set_name(path: Path) -> str:

@@ -1,8 +1,19 @@
-"""The canonical row: the one schema every stage reads and writes.
+"""The canonical row: the one schema every stage reads and writes, and the one place that
+names its fields, its variants, its statuses and its input modes.
 
-A row is ``{"id", "instruction", "input", "output", "source"}``, plus stage fields. All
-four variants of a sample (``original``, ``instruction``, ``response``, ``both``) keep
-the ``id`` of the original row, so they join on it.
+A row is ``{"id", "instruction", "input", "output", "source"}`` (:data:`FIELDS` are its
+text), plus stage fields. All four variants of a sample (:data:`VARIANTS`) keep the ``id``
+of the original row, so they join on it.
+
+Statuses, the ``status`` of a row (and ``ifd_status`` / ``rifd_status`` of a score row):
+
+- an LLM step's row (the two reflections, ``compress``, the judge), :data:`STEP_STATUSES`:
+  only ``ok`` rows carry fields; every other status says why a row has none, so a failure
+  is never a silent zero or a copy of the input;
+- a score row, :data:`SCORE_STATUSES`: ``ok`` (a finite positive value), ``unusable``
+  (the variant row is not ok, never scored), ``empty`` (a term over zero target tokens),
+  ``nan`` (a term missing, NaN, infinite or not positive);
+- :data:`STATUS_MISSING`: no row of that variant for the sample's ``id``.
 """
 
 from __future__ import annotations
@@ -10,10 +21,25 @@ from __future__ import annotations
 import hashlib
 import json
 
+FIELDS = ("instruction", "input", "output")
 VARIANTS = ("original", "instruction", "response", "both")
 
-# Per-row status values. Only STATUS_OK rows are scored; every other value says why not.
-STATUS_OK = "ok"
+STATUS_OK = "ok"  # the only status whose row is scored, selected or trained on
+# An LLM step's row that is not ok.
+STATUS_PARSE_ERROR = "parse_error"  # the reply came back but holds no usable answer
+STATUS_TRUNCATED = "truncated"  # the reply hit max_tokens: never parsed as complete (unless the step reads cut replies)
+STATUS_REQUEST_ERROR = "request_error"  # the request failed after its retries
+STATUS_COST_CAP = "cost_cap"  # not sent: it could have taken the spend over max_cost
+STATUS_UPSTREAM_UNUSABLE = "upstream_unusable"  # not sent: the row this one builds on is not ok
+STEP_STATUSES = (STATUS_OK, STATUS_PARSE_ERROR, STATUS_TRUNCATED, STATUS_REQUEST_ERROR, STATUS_COST_CAP,
+                 STATUS_UPSTREAM_UNUSABLE)
+# A score row (and each of its ratios) that is not ok.
+STATUS_UNUSABLE = "unusable"
+STATUS_EMPTY = "empty"
+STATUS_NAN = "nan"
+SCORE_STATUSES = (STATUS_OK, STATUS_UNUSABLE, STATUS_EMPTY, STATUS_NAN)
+STATUS_MISSING = "missing"
+STATUSES = frozenset(STEP_STATUSES + SCORE_STATUSES + (STATUS_MISSING,))
 
 
 def row_id(instruction: str, input: str, output: str) -> str:
@@ -22,8 +48,9 @@ def row_id(instruction: str, input: str, output: str) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-# How fetch treats an ``input`` field (params ``datasets.<name>.input``): fold it into the
-# instruction, or keep it apart for the scoring templates' with-input shape.
+# How an ``input`` field reaches a prompt (params ``datasets.<name>.input`` for fetch,
+# ``score.input_mode`` for the scoring templates): folded into the instruction (``merge_input``),
+# or kept apart for the templates' with-input shape.
 INPUT_MODES = ("merge", "keep")
 INPUT_SEPARATOR = "\n\n"
 

@@ -32,6 +32,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from reflection_tuning.rows import STATUS_OK
 from reflection_tuning.score.ifd import ratio_status
 
 METHODS = ("v2", "v1", "original", "random", "length")
@@ -62,7 +63,7 @@ def usable_score(row: Mapping[str, Any] | None, key: str) -> float | None:
     The status read is ``<key>_status`` (``status`` in rows that predate it): IFD and r-IFD
     are independent, and a failed r-IFD never hides an IFD.
     """
-    if not row or ratio_status(row, key) != "ok":
+    if not row or ratio_status(row, key) != STATUS_OK:
         return None
     value = row.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -181,7 +182,7 @@ def rank_limit(rows: Sequence[Mapping[str, Any]], top_k: int | None = None,
     if top_k is None and ratio is None:
         return Ranked(list(rows), 0, 0, 0)
 
-    values = [usable_score({"ifd_status": "ok", "ifd": r.get("ifd")}, "ifd") for r in rows]
+    values = [usable_score({"ifd_status": STATUS_OK, "ifd": r.get("ifd")}, "ifd") for r in rows]
     unscored = sum(v is None for v in values)
     ge1 = sum(v is not None and v >= 1 for v in values)
     candidates = [(v, r) for v, r in zip(values, rows) if v is not None and v < 1]

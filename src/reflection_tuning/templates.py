@@ -23,15 +23,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from reflection_tuning.rows import merge_input
+from reflection_tuning.rows import INPUT_MODES, merge_input
 
 TEMPLATES = ("alpaca", "vicuna", "wizardlm", "bare", "chat")
 # The papers' training template (FastChat Vicuna); the scoring template defaults to finetune.template.
 DEFAULT_TEMPLATE = "vicuna"
 # What goes between a prompt and its answer (see the module doc).
 SEPARATORS = {"alpaca": "", "vicuna": " ", "wizardlm": "", "bare": "", "chat": ""}
-# How an input reaches the scoring prompt: folded into the instruction, or the with-input template.
-INPUT_MODES = ("merge", "keep")
 
 ALPACA_NO_INPUT = (
     "Below is an instruction that describes a task. "

@@ -1,6 +1,23 @@
+"""rows.py: ids, the input merge, and the one schema (no status literal outside it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
 import pytest
 
-from reflection_tuning.rows import INPUT_SEPARATOR, canonical, merge_input, row_id
+from reflection_tuning.rows import (
+    INPUT_SEPARATOR,
+    SCORE_STATUSES,
+    STATUS_MISSING,
+    STATUS_OK,
+    STATUSES,
+    STEP_STATUSES,
+    canonical,
+    merge_input,
+    row_id,
+)
 
 
 def test_id_is_a_stable_content_hash():
@@ -29,3 +46,135 @@ def test_canonical_merge_keeps_the_id_of_the_triple_as_read():
     assert no_input == canonical("Say hi.", "", "Hi.", "s")
     with pytest.raises(ValueError, match="unknown input mode"):
         canonical("a", "", "b", "s", input_mode="drop")
+
+
+# -- one row schema: no status value is written as a literal outside rows.py ------------------
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "reflection_tuning"
+
+
+def _says_status(node: ast.AST) -> bool:
+    """``node`` names a status: a name, attribute or string key with ``status`` in it."""
+    for n in ast.walk(node):
+        text = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else (
+            n.value if isinstance(n, ast.Constant) and isinstance(n.value, str) else "")
+        if "status" in text.lower():
+            return True
+    return False
+
+
+def _target_names(targets: list[ast.expr]) -> str:
+    return " ".join(ast.unparse(t) for t in targets)
+
+
+def status_literals(source: str) -> list[tuple[int, str]]:
+    """``(line, value)`` of every string constant equal to a status value that is used as a
+    status: compared (``==``, ``!=``, ``in (…)``), the value of a ``*status`` key, the default
+    of ``.get("status", …)``, a ``*status`` keyword or parameter default, assigned to a
+    ``*status*`` name or to a constant (``PARSE_ERROR = "parse_error"``), returned by a ``*status*`` function, or the other branch of a
+    conditional whose first branch is a status. Docstrings, field names (``row["truncated"]``)
+    and other words that happen to equal a status (a select branch ``unusable``, a table
+    header ``ok``) are not."""
+    tree = ast.parse(source)
+    found: set[tuple[int, str]] = set()
+
+    def hit(node: ast.AST) -> None:
+        for n in ast.walk(node):  # the constant, or the constants of a literal tuple/list/set
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in STATUSES:
+                found.add((n.lineno, n.value))
+
+    def literal(node: ast.AST) -> bool:
+        return isinstance(node, (ast.Constant, ast.Tuple, ast.List, ast.Set)) or (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("frozenset", "set"))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for op, right in zip(node.ops, node.comparators):
+                if isinstance(op, (ast.Eq, ast.NotEq, ast.Is, ast.IsNot)):
+                    for x in operands:
+                        if isinstance(x, ast.Constant):
+                            hit(x)
+                elif isinstance(op, (ast.In, ast.NotIn)) and literal(right) and not isinstance(right, ast.Constant):
+                    hit(right)
+        elif isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values):
+                if k is not None and isinstance(k, ast.Constant) and _says_status(k) and literal(v):
+                    hit(v)
+        elif isinstance(node, ast.Call):
+            if (isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) == 2
+                    and _says_status(node.args[0]) and literal(node.args[1])):
+                hit(node.args[1])
+            for kw in node.keywords:
+                if kw.arg and "status" in kw.arg.lower() and literal(kw.value):
+                    hit(kw.value)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = _target_names(targets)
+            constant = all(isinstance(t, ast.Name) and t.id.isupper() for t in targets)  # OK = "ok"
+            if node.value is not None and ("status" in names.lower() or constant) and literal(node.value):
+                hit(node.value)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            positional = args.posonlyargs + args.args
+            pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+            pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+            for arg, default in pairs:
+                if "status" in arg.arg.lower() and literal(default):
+                    hit(default)
+            if "status" in node.name.lower():
+                for n in ast.walk(node):
+                    if isinstance(n, ast.Return) and n.value is not None and literal(n.value):
+                        hit(n.value)
+        elif isinstance(node, ast.IfExp):
+            for branch, other in ((node.body, node.orelse), (node.orelse, node.body)):
+                if isinstance(branch, ast.Constant) and _says_status(other) and not isinstance(other, ast.Constant):
+                    hit(branch)
+    return sorted(found)
+
+
+def test_the_detector_sees_status_uses_and_nothing_else():
+    uses = '''
+if row["status"] == "ok": pass
+if s not in ("parse_error", "truncated"): pass
+out = {"status": "missing", "ifd_status": "nan"}
+st = row.get("status", "ok")
+make(status="cost_cap")
+STATUS_X = "empty"
+PARSE_ERROR = "parse_error"
+def f(x, status="request_error"): pass
+def ratio_status(r): return "unusable"
+label = "upstream_unusable" if r is None else r.get("status")
+'''
+    assert [v for _, v in status_literals(uses)] == [
+        "ok", "parse_error", "truncated", "missing", "nan", "ok", "cost_cap", "empty", "parse_error", "request_error",
+        "unusable", "upstream_unusable"]
+    others = '''
+"""A docstring that says ok, truncated and nan."""
+def f(r):
+    """Returns ``ok``."""
+    return r["truncated"], float("nan"), r.get("missing")
+BRANCHES = {"v1": ("both", "unusable")}
+header = ("variant", "rows", "ok")
+state = "ok" if data else "no data"
+if "truncated" in row: pass
+'''
+    assert status_literals(others) == []
+
+
+def test_no_status_value_is_written_outside_rows_py():
+    """Each status is written once, in rows.py; every other module uses its name."""
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel == "rows.py":
+            continue
+        if found := status_literals(path.read_text(encoding="utf-8")):
+            offenders[rel] = found
+    assert not offenders, f"status literals outside rows.py (use the rows.STATUS_* names): {offenders}"
+
+
+def test_the_statuses_are_distinct_and_ok_is_in_every_set():
+    assert len(set(STEP_STATUSES)) == len(STEP_STATUSES) and len(set(SCORE_STATUSES)) == len(SCORE_STATUSES)
+    assert set(STEP_STATUSES) & set(SCORE_STATUSES) == {STATUS_OK}
+    assert STATUSES == {*STEP_STATUSES, *SCORE_STATUSES, STATUS_MISSING}

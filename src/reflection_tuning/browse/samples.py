@@ -19,11 +19,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
+from reflection_tuning.rows import FIELDS, STATUS_MISSING, STATUS_OK, VARIANTS, is_usable
 from reflection_tuning.select import select_one
 
-FIELDS = ("instruction", "input", "output")
-REFLECTED = VARIANTS[1:]  # instruction, response, both
 # a word or a punctuation mark with the whitespace after it: a changed word is one edit, and
 # difflib stays fast (whitespace alone would be the most frequent token of every text)
 _TOKENS = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
@@ -89,7 +87,7 @@ def sample_record(sid: str, rows: Mapping[str, Mapping[str, Any] | None],
     }
     for v in VARIANTS:
         row, score = rows.get(v), scores.get(v) or {}
-        status = "missing" if row is None else row.get("status", STATUS_OK)
+        status = STATUS_MISSING if row is None else row.get("status", STATUS_OK)
         if status == STATUS_OK and score and score.get("status") != STATUS_OK:
             status = f"score_{score.get('status')}"
         entry: dict[str, Any] = {

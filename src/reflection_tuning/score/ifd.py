@@ -9,7 +9,7 @@ IFD and r-IFD are independent: each has its own status (``ifd_status``, ``rifd_s
 and a failure of one never removes the other, as in the reference, where each ratio
 stands alone and a failure only removes the comparisons that need it.
 
-Statuses (the score-row statuses of CONTRIBUTING.md):
+Statuses (:data:`reflection_tuning.rows.SCORE_STATUSES`):
     ``ok``     the value is a finite positive number.
     ``empty``  a term was computed over zero target tokens.
     ``nan``    a term is missing (None), NaN, infinite, or not positive.
@@ -21,9 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-STATUS_OK = "ok"
-STATUS_EMPTY = "empty"
-STATUS_NAN = "nan"
+from reflection_tuning.rows import STATUS_EMPTY, STATUS_NAN, STATUS_OK
 
 # The four perplexity terms, named as in the score rows (`ppl_<term>`, `loss_<term>`, `tokens_<term>`)
 # and as the keys of templates.scoring_pairs.

@@ -68,7 +68,7 @@ from reflection_tuning.score.batching import (  # noqa: F401  (re-exported: the 
     prefix_batches,
     shared_prefixes,
 )
-from reflection_tuning.score.ifd import STATUS_EMPTY, STATUS_NAN, STATUS_OK
+from reflection_tuning.rows import STATUS_EMPTY, STATUS_NAN, STATUS_OK
 from reflection_tuning.score.resume import PairCache
 from reflection_tuning.score.shard import Shard, gather
 

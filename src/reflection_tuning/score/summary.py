@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.io import write_csv
+from reflection_tuning.rows import SCORE_STATUSES, STATUS_OK, STATUS_UNUSABLE
 from reflection_tuning.score.ifd import ratio_status
 
-STATUS_OK = "ok"
-STATUS_UNUSABLE = "unusable"
-STATUSES = (STATUS_OK, STATUS_UNUSABLE, "empty", "nan")
 QUANTILES = (10, 25, 50, 75, 90)
 MEASURES = ("ifd", "rifd")
 BIN_WIDTH = 0.05
@@ -58,11 +56,11 @@ def score_metrics(rows: Sequence[dict[str, Any]], variants: Sequence[str]) -> di
         ok = [r for r in rs if r["status"] == STATUS_OK]
         scored = [r for r in rs if r["status"] != STATUS_UNUSABLE]
         m[f"{v}_rows"] = len(rs)
-        for s in STATUSES:
+        for s in SCORE_STATUSES:
             m[f"{v}_status_{s}"] = sum(r["status"] == s for r in rs)
         m[f"{v}_failed"] = len(scored) - len(ok)  # scored but not both ratios usable (empty, nan)
         for key in MEASURES:
-            for s in STATUSES:
+            for s in SCORE_STATUSES:
                 m[f"{v}_{key}_status_{s}"] = sum(ratio_status(r, key) == s for r in rs)
         for key in MEASURES:
             values = [r[key] for r in rs if ratio_status(r, key) == STATUS_OK]

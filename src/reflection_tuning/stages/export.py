@@ -31,7 +31,7 @@ from reflection_tuning.card import card_text
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl
-from reflection_tuning.rows import VARIANTS
+from reflection_tuning.rows import FIELDS, STATUS_OK, VARIANTS
 from reflection_tuning.stages import fetch
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.select import Config as SelectConfig
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 SELECTED = "data/train-00000-of-00001.parquet"
 ALL_VARIANTS = "all_variants/variants-00000-of-00001.parquet"
-SELECTED_COLUMNS = ("id", "variant", "instruction", "input", "output", "source", "ifd", "rifd")
-VARIANT_COLUMNS = ("id", "variant", "instruction", "input", "output", "source", "status", "teacher_model",
+SELECTED_COLUMNS = ("id", "variant", *FIELDS, "source", "ifd", "rifd")
+VARIANT_COLUMNS = ("id", "variant", *FIELDS, "source", "status", "teacher_model",
                    "template_hash", "score_status", "ifd", "rifd")
 
 
@@ -102,10 +102,10 @@ def variant_rows(data_dir: Path) -> list[dict[str, Any]]:
         path = data_dir / f"{v}.jsonl"
         for r in read_jsonl(path) if path.is_file() else []:
             s = scores.get((r["id"], v), {})
-            ok = s.get("status") == "ok"
-            text = {k: r.get(k) for k in ("instruction", "input", "output", "source")}
+            ok = s.get("status") == STATUS_OK
+            text = {k: r.get(k) for k in (*FIELDS, "source")}
             out.append({"id": r["id"], "variant": v, **text,
-                        "status": r.get("status", "ok"), "teacher_model": r.get("teacher_model"),
+                        "status": r.get("status", STATUS_OK), "teacher_model": r.get("teacher_model"),
                         "template_hash": r.get("template_hash"), "score_status": s.get("status"),
                         "ifd": s.get("ifd") if ok else None, "rifd": s.get("rifd") if ok else None})
     out.sort(key=lambda r: (r["id"], VARIANTS.index(r["variant"])))

@@ -57,19 +57,19 @@ from typing import Any, Literal
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
+from reflection_tuning.rows import INPUT_MODES, STATUS_MISSING, STATUS_OK, STATUS_UNUSABLE, VARIANTS, is_usable
 from reflection_tuning.score.batching import ScorerStats
 from reflection_tuning.score.ifd import TERMS, score_fields
-from reflection_tuning.score.summary import STATUS_UNUSABLE, STATUSES, score_metrics, write_plots  # noqa: F401
+from reflection_tuning.score.summary import score_metrics, write_plots
 from reflection_tuning.score.shard import Shard, gather, shard_from_env, start, stop
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
-from reflection_tuning.templates import DEFAULT_TEMPLATE, INPUT_MODES, TEMPLATES, scoring_pairs
+from reflection_tuning.templates import DEFAULT_TEMPLATE, TEMPLATES, scoring_pairs
 
 log = logging.getLogger(__name__)
 
 Template = Literal[TEMPLATES]  # templates.TEMPLATES
-InputMode = Literal[INPUT_MODES]  # templates.INPUT_MODES: merge | keep
+InputMode = Literal[INPUT_MODES]  # rows.INPUT_MODES: merge | keep
 CONDITIONAL = {"a": "a_given_q", "q": "q_given_a"}  # alone term -> the conditional it must match
 
 
@@ -228,7 +228,7 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, s
     start_time = time.monotonic()
     entries = gather_variants(inputs)
     scorer = scorer or _load_scorer(cfg, student, shard)
-    fields = score_rows([e["_row"] or {"status": "missing"} for e in entries], scorer,
+    fields = score_rows([e["_row"] or {"status": STATUS_MISSING} for e in entries], scorer,
                         template_of(cfg, train_template), cfg.input_mode)
     rows = [{"id": e["id"], "variant": e["variant"], **f} for e, f in zip(entries, fields)]
     metrics = {**score_metrics(rows, VARIANTS), **_scorer_metrics(scorer, shard), "ranks": shard.world}

@@ -60,7 +60,6 @@ from reflection_tuning.student import StudentConfig
 
 log = logging.getLogger(__name__)
 
-SELECTED_FIELDS = ("id", "variant", "instruction", "input", "output", "source", "ifd", "rifd")
 Method = Literal[METHODS]  # select.METHODS: v2 | v1 | original | random | length
 Diversity = Literal["facility_location"]
 
