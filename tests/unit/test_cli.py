@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import types
 
@@ -11,6 +12,7 @@ import pytest
 from reflection_tuning import cli
 from reflection_tuning.errors import SourceError
 from reflection_tuning.stages import COMMANDS, STAGES
+from stage_help import help_text
 
 
 @pytest.fixture
@@ -28,6 +30,19 @@ def tool(monkeypatch):
     monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setitem(cli.TOOLS, "probe_cmd", module.__name__)
     return module
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_dispatches_to_its_stage_help(command):
+    """``reflection-tuning <command> --help`` reaches the stage's own parser: it exits 0 and
+    names the command, the options every stage has, and one option per declared path."""
+    import importlib
+
+    stage = importlib.import_module(f"reflection_tuning.stages.{command}").STAGE
+    out = help_text(command.replace("_", "-"))  # the dashed spelling too
+    assert f"reflection-tuning {command}" in out
+    flags = ["--params", "--dataset", "--log-level"] + ["--" + stage.flag(n).replace("_", "-") for n in stage.paths()]
+    assert set(flags) <= set(re.findall(r"--[a-z][a-z0-9-]*", out)), out
 
 
 def test_usage_lists_every_stage_and_tool(capsys):

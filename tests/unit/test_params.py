@@ -4,12 +4,20 @@ that no command reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import pytest
 import yaml
 
-from reflection_tuning.config import PIPELINE_PRESET_KEY, available_pipeline_presets, load_config, read_params
+from reflection_tuning.config import (
+    PIPELINE_PRESET_KEY,
+    available_pipeline_presets,
+    load_config,
+    pipeline_preset_values,
+    preset_values,
+    read_params,
+)
 from reflection_tuning.stages import COMMANDS
 from shipped import PARAMS
 
@@ -35,16 +43,44 @@ def sections(params: dict) -> list[tuple[type, str]]:
 PARAMS_DICT = read_params(PARAMS)
 
 
+def section_values(params: dict, name: str) -> dict:
+    node = params
+    for part in name.split("."):
+        node = node[part]
+    return node
+
+
+def loaded(cfg) -> dict:
+    """A config's values as params.yaml writes them (a nested config as its mapping)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
 @pytest.mark.parametrize("cls,name", sections(PARAMS_DICT), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_section_loads_with_no_missing_or_unknown_key(cls, name):
-    load_config(cls, PARAMS_DICT, name)  # raises ConfigError naming the keys
+    """Each key of the section is a field and each field is a key, and the value loaded is the
+    file's, or the section preset's where the file names one (``finetune.preset: paper``)."""
+    cfg = load_config(cls, PARAMS_DICT, name)  # raises ConfigError naming the keys
+    written = section_values(PARAMS_DICT, name)
+    preset = written.get("preset")
+    expected = {**written, **(preset_values(name.split(".")[0], preset) if preset else {})}
+    assert isinstance(cfg, cls) and loaded(cfg) == expected
 
 
 @pytest.mark.parametrize("preset", available_pipeline_presets())
 def test_every_section_loads_under_each_pipeline_preset(preset):
+    """Every key a pipeline preset sets is the value loaded (or, for a section preset the
+    pipeline preset names, that preset's value); every other key is params.yaml's."""
     params = {**PARAMS_DICT, PIPELINE_PRESET_KEY: preset}
+    changed = 0
     for cls, name in sections(params):
-        load_config(cls, params, name)
+        cfg = loaded(load_config(cls, params, name))
+        top = name.split(".")[0]
+        layered = {**section_values(PARAMS_DICT, name), **pipeline_preset_values(preset, top)}
+        if layered.get("preset"):
+            layered.update(preset_values(top, layered["preset"]))
+        assert cfg == layered, name
+        changed += cfg != section_values(PARAMS_DICT, name)
+    assert changed, f"pipeline preset {preset} changes no section"
 
 
 def test_no_top_level_key_is_left_unread():

@@ -1,9 +1,43 @@
-"""Stage ``finetune_baseline``: its command and path options (the stage runs in tests/integration/stages/)."""
+"""Stage ``finetune_baseline``: the baseline arm runs finetune's own ``run`` on the original rows
+(the training itself runs in tests/integration/stages/test_finetune.py)."""
 
 from __future__ import annotations
 
-from stage_help import check_help_lists_path_options
+from pathlib import Path
+
+import pytest
+
+from reflection_tuning.errors import UserError
+from reflection_tuning.io import write_jsonl
+from reflection_tuning.stages import finetune, finetune_baseline
+from shipped import PARAMS, params_config
 
 
-def test_help_lists_the_path_options():
-    check_help_lists_path_options("finetune_baseline")
+@pytest.fixture
+def calls(tmp_path, monkeypatch, alpaca_rows):
+    """``finetune.run``'s arguments, one tuple per call, in a project with fetched rows only."""
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(Path("data/alpaca/original.jsonl"), alpaca_rows[:3])
+    seen: list[tuple] = []
+    monkeypatch.setattr(finetune, "run", lambda *args: seen.append(args))
+    return seen
+
+
+def test_the_baseline_trains_on_the_original_rows_with_the_finetune_params(calls):
+    assert finetune_baseline.main(["--dataset=alpaca", "--params", str(PARAMS)]) == 0
+    (cfg, student, inputs, outputs), = calls
+    assert cfg == params_config(finetune.Config, "finetune")
+    assert student.model == params_config(type(student), "student").model
+    assert inputs == finetune.Inputs(rows=Path("data/alpaca/original.jsonl"))
+    assert outputs == finetune.Outputs(model_dir=Path("models/alpaca/baseline-sft"),
+                                       metrics=Path("metrics/alpaca/finetune_baseline.json"),
+                                       loss_plot=Path("metrics/alpaca/finetune_baseline_loss.csv"))
+
+
+def test_the_baseline_needs_no_selection_and_the_recycled_arm_does(calls):
+    """Nothing select writes is read by the baseline: it runs before select, finetune does not."""
+    assert finetune_baseline.main(["--dataset=alpaca", "--params", str(PARAMS), "--epochs", "2"]) == 0
+    assert calls[0][0].epochs == 2  # the finetune options, under the baseline's command
+    with pytest.raises(UserError, match=r"finetune: missing input data/alpaca/selected.jsonl \(--input\)"):
+        finetune.main(["--dataset=alpaca", "--params", str(PARAMS)])
+    assert len(calls) == 1

@@ -1,12 +1,7 @@
-"""Stage ``reflect_response``: its command and path options (the stage runs in tests/integration/stages/)."""
+"""Stage ``reflect_response``: how it pairs the instruction rows with the originals (the stage
+runs in tests/integration/stages/)."""
 
 from __future__ import annotations
-
-from stage_help import check_help_lists_path_options
-
-
-def test_help_lists_the_path_options():
-    check_help_lists_path_options("reflect_response")
 
 
 def test_plan_joins_by_id_and_marks_the_rows_not_sent():
