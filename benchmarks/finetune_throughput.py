@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reflection_tuning.config import section_config
 from reflection_tuning.rows import canonical
-from reflection_tuning.stages.finetune import Config, build_trainer, keep_trainable, training_examples
+from reflection_tuning.sft import Config, build_trainer, keep_trainable, training_examples
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the shipped values; the figures' keys on top
 

@@ -113,7 +113,7 @@ def sft_section(args, device) -> dict:
     from finetune_throughput import measure
     from reflection_tuning.rows import canonical
     from reflection_tuning.config import section_config
-    from reflection_tuning.stages.finetune import Config, keep_trainable, training_examples
+    from reflection_tuning.sft import Config, keep_trainable, training_examples
     from score_throughput import ALPACA
 
     n, max_length = size("sft", "rows", args.dry), size("sft", "max_length", args.dry)

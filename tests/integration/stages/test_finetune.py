@@ -11,7 +11,8 @@ import pytest
 from shipped import REPO, params_config, write_params
 from reflection_tuning import templates
 from reflection_tuning.io import write_jsonl
-from reflection_tuning.stages.finetune import Config, Inputs, Outputs, build_trainer, main, run, training_examples
+from reflection_tuning.sft import Config, build_trainer, training_examples
+from reflection_tuning.stages.finetune import Inputs, Outputs, main, run
 from reflection_tuning.student import StudentConfig
 
 

@@ -1,4 +1,4 @@
-"""Pure parts of the finetune stage: presets, the global batch, the LoRA switch."""
+"""Pure parts of fine-tuning (sft.py and the finetune stages): presets, the global batch, the LoRA switch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from shipped import params_config, shipped_params
 from reflection_tuning.config import ConfigError, available_presets, load_config
 from reflection_tuning.errors import UserError
-from reflection_tuning.stages.finetune import Config, gradient_accumulation, lora_config
+from reflection_tuning.sft import Config, gradient_accumulation, lora_config
 
 
 @pytest.mark.parametrize(("global_batch", "batch", "world", "steps"), [(128, 4, 1, 32), (128, 4, 8, 4), (128, 128, 1, 1)])
