@@ -51,7 +51,7 @@ def score_section(args, device) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from reflection_tuning.score.scorer import HFScorer
-    from reflection_tuning.stages.score import score_rows
+    from reflection_tuning.score.pairs import score_rows
     from score_throughput import PEAK_TFLOPS, flops_per_token, reference, variant_rows
 
     tok = AutoTokenizer.from_pretrained(args.model)

@@ -57,7 +57,7 @@ def proxy_from_config(student, layers: int):
 
 
 def timed(scorer, rows, template: str) -> tuple[list[dict], float, int]:
-    from reflection_tuning.stages.score import score_rows
+    from reflection_tuning.score.pairs import score_rows
 
     start = time.perf_counter()
     fields = score_rows(rows, scorer, template)

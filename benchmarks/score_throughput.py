@@ -85,7 +85,7 @@ def autocast(device):
 
 
 def batched(scorer, rows: list[dict], template: str) -> list[float]:
-    from reflection_tuning.stages.score import score_rows
+    from reflection_tuning.score.pairs import score_rows
 
     fields = score_rows(rows, scorer, template)
     return [f[f"loss_{t}"] for f in fields for t in ("a_given_q", "a", "q_given_a", "q")]

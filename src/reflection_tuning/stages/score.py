@@ -32,11 +32,9 @@ with ``false`` the file holds no rows.
 IFD and r-IFD are independent (``ifd_status``, ``rifd_status``): a failed r-IFD (e.g. a
 reverse prompt that fills ``max_length``) leaves the IFD, and the reverse.
 
-Per row the four terms of ``templates.scoring_pairs`` are scored (Cherry LLM, arXiv
-2308.12032, Sec. 3; Selective Reflection-Tuning, arXiv 2402.10110, Sec. 3). The
-conditional terms go first; when one was truncated to ``max_length``, its "alone" term
-is cut to the same number of target tokens, so that both PPLs of a ratio cover the same
-text, as the reference does with ``max_length - prompt_length + 1``.
+Per row the four terms of ``templates.scoring_pairs`` are scored, a truncated conditional
+term capping its "alone" term (:mod:`reflection_tuning.score.pairs`, which also holds plain
+mode's scoring of a rows file).
 
 Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) each rank scores its share
 of the batches and rank 0 writes the same outputs as one process
@@ -49,7 +47,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -57,11 +54,10 @@ from typing import Any, Literal
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.rows import INPUT_MODES, STATUS_MISSING, STATUS_OK, STATUS_UNUSABLE, VARIANTS, is_usable
-from reflection_tuning.score.batching import ScorerStats
-from reflection_tuning.score.ifd import TERMS, score_fields
+from reflection_tuning.rows import INPUT_MODES, STATUS_MISSING, STATUS_OK, VARIANTS, is_usable
+from reflection_tuning.score.pairs import score_file, score_rows, scorer_metrics
 from reflection_tuning.score.summary import score_metrics, write_plots
-from reflection_tuning.score.shard import Shard, gather, shard_from_env, start, stop
+from reflection_tuning.score.shard import Shard, shard_from_env, start, stop
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.templates import DEFAULT_TEMPLATE, TEMPLATES, scoring_pairs
@@ -70,7 +66,6 @@ log = logging.getLogger(__name__)
 
 Template = Literal[TEMPLATES]  # templates.TEMPLATES
 InputMode = Literal[INPUT_MODES]  # rows.INPUT_MODES: merge | keep
-CONDITIONAL = {"a": "a_given_q", "q": "q_given_a"}  # alone term -> the conditional it must match
 
 
 @dataclass(frozen=True)
@@ -107,41 +102,6 @@ def template_of(cfg: Config, train_template: str | None = None) -> str:
     return template
 
 
-def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str,
-               input_mode: str = "merge") -> list[dict[str, Any]]:
-    """The score fields of each row (``status``, ``ifd_status``, ``rifd_status``, ``ppl_*``, ``ifd``,
-    ``rifd``, ``loss_*``, ``tokens_*``, ``truncated``).
-
-    Rows that are not :func:`usable` get status ``unusable`` (all three statuses) and nulls.
-    ``scorer`` is a :class:`reflection_tuning.score.scorer.Scorer`; ``input_mode`` is
-    ``score.input_mode`` (see :func:`templates.scoring_pairs`).
-    """
-    from reflection_tuning.score.scorer import Request
-
-    idx = [i for i, r in enumerate(rows) if is_usable(r)]
-    pairs = {i: scoring_pairs(template, rows[i]["instruction"], rows[i].get("input") or "", rows[i]["output"],
-                              scorer.tokenizer, input_mode) for i in idx}
-    # Conditional terms first: a truncated one caps its "alone" term to the same target tokens.
-    keys = [(i, t) for i in idx for t in CONDITIONAL.values()]
-    results = dict(zip(keys, scorer.score([Request(*pairs[i][t]) for i, t in keys])))
-    keys = [(i, t) for i in idx for t in CONDITIONAL]
-    caps = [results[i, CONDITIONAL[t]].tokens if results[i, CONDITIONAL[t]].truncated else None for i, t in keys]
-    results.update(zip(keys, scorer.score([Request(*pairs[i][t], cap) for (i, t), cap in zip(keys, caps)])))
-
-    out = []
-    for i in range(len(rows)):
-        if i not in pairs:
-            fields = score_fields({}, {})
-            fields.update({"status": STATUS_UNUSABLE, "ifd_status": STATUS_UNUSABLE, "rifd_status": STATUS_UNUSABLE,
-                           **{f"tokens_{t}": None for t in TERMS}, "truncated": None})
-        else:
-            res = {t: results[i, t] for t in TERMS}
-            fields = score_fields({t: r.loss for t, r in res.items()}, {t: r.tokens for t, r in res.items()})
-            fields["truncated"] = any(r.truncated for r in res.values())
-        out.append(fields)
-    return out
-
-
 def write_embeddings(cfg: Config, entries: list[dict[str, Any]], scorer: Any, template: str, path: Path) -> None:
     """Embed every usable (id, variant) as the scorer reads its ``a_given_q`` text (none unless ``cfg.embed``)."""
     from reflection_tuning.score.embed import embed_texts, save_embeddings
@@ -155,15 +115,6 @@ def write_embeddings(cfg: Config, entries: list[dict[str, Any]], scorer: Any, te
         texts.append(pair.prefix + pair.target)
     vectors = embed_texts(scorer.model, scorer.tokenizer, texts, cfg.max_length) if texts else None
     save_embeddings(path, [(e["id"], e["variant"]) for e in usable], vectors)
-
-
-def _scorer_metrics(scorer: Any, shard: Shard) -> dict[str, Any]:
-    """The scorer's counters, summed over the ranks (a collective: every rank calls it)."""
-    s = ScorerStats.merge(gather(scorer.stats, shard))
-    return {"pairs": s.pairs, "pairs_unique": s.unique_pairs, "pairs_scored": s.pairs_scored,
-            "pairs_cached": s.pairs_cached, "batches": s.batches, "tokens_forward": s.tokens_forward,
-            "tokens_scored": s.tokens_target, "padding_fraction": s.padding_fraction, "straddles": s.straddles,
-            "oom_splits": s.oom_splits}
 
 
 def _load_scorer(cfg: Config, student: StudentConfig, shard: Shard) -> Any:
@@ -231,7 +182,7 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, s
     fields = score_rows([e["_row"] or {"status": STATUS_MISSING} for e in entries], scorer,
                         template_of(cfg, train_template), cfg.input_mode)
     rows = [{"id": e["id"], "variant": e["variant"], **f} for e, f in zip(entries, fields)]
-    metrics = {**score_metrics(rows, VARIANTS), **_scorer_metrics(scorer, shard), "ranks": shard.world}
+    metrics = {**score_metrics(rows, VARIANTS), **scorer_metrics(scorer, shard), "ranks": shard.world}
     _close(scorer)
     if shard.is_main and outputs.embeddings is not None:
         write_embeddings(cfg, entries, scorer, template_of(cfg, train_template), outputs.embeddings)
@@ -247,23 +198,21 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, s
 
 def run_plain(cfg: Config, student: StudentConfig, input: Path, output: Path, metrics: Path | None = None,
               scorer: Any = None, shard: Shard = Shard(), train_template: str | None = None) -> dict:
-    """Score plain ``{instruction, input, output}`` rows; write them back, in order, with the score fields."""
+    """Plain mode: score plain ``{instruction, input, output}`` rows; write them back, in order, with
+    the score fields (:func:`reflection_tuning.score.pairs.score_file`). Returns the metrics.
+
+    Raises:
+        UserError: ``input`` does not exist (plain mode's ``--input`` is not a declared path).
+    """
     start_time = time.monotonic()
     if not Path(input).exists():
         raise UserError(f"score: input file {input} does not exist")
-    rows = read_jsonl(input)
     scorer = scorer or _load_scorer(cfg, student, shard)
-    fields = score_rows(rows, scorer, template_of(cfg, train_template), cfg.input_mode)
-    out = [{**r, **f} for r, f in zip(rows, fields)]
-    variants = list(dict.fromkeys(r.get("variant", "original") for r in rows))
-    m = {**score_metrics(out, variants), **_scorer_metrics(scorer, shard), "ranks": shard.world}
-    _close(scorer)
-    m["seconds"] = time.monotonic() - start_time
-    if shard.is_main:
-        write_jsonl(output, out, sort_by=())  # no sort key: keep the input order
-        if metrics:
-            write_metrics(metrics, m)
-    return m
+    try:
+        return score_file(input, output, metrics, scorer, template_of(cfg, train_template), cfg.input_mode, shard,
+                          start_time)
+    finally:
+        _close(scorer)
 
 
 def _pipeline(path: str) -> PathSpec:

@@ -95,32 +95,6 @@ def test_pipeline_mode(alpaca_rows, tiny_model, tmp_path, monkeypatch):
     assert float(plot[0]["ifd"]) == pytest.approx(by[plot[0]["id"], plot[0]["variant"]]["ifd"])
 
 
-def test_truncated_rows_compare_like_with_like(alpaca_rows, tiny_model, tmp_path):
-    """A truncated "A given Q" makes "A alone" cover as many target tokens, as in the reference."""
-    from transformers import AutoTokenizer
-
-    from reflection_tuning.stages.score import run_plain
-    from reflection_tuning.student import StudentConfig
-    from reflection_tuning.templates import prompt
-
-    row = {k: alpaca_rows[0][k] for k in ("instruction", "input", "output")}
-    tok = AutoTokenizer.from_pretrained(tiny_model)
-    n_prompt = len(tok(prompt("alpaca", row["instruction"], row["input"])).input_ids)
-    assert len(tok(row["output"]).input_ids) > 20
-    write_jsonl(tmp_path / "in.jsonl", [row])
-    m = run_plain(cfg(template="alpaca", input_mode="keep", max_length=n_prompt + 10, device="cpu"),
-                  StudentConfig(str(tiny_model)), tmp_path / "in.jsonl", tmp_path / "out.jsonl")
-    (r,) = read_jsonl(tmp_path / "out.jsonl")
-    assert r["truncated"] is True and r["tokens_a_given_q"] == 10 == r["tokens_a"]
-    # the reverse prompt holds the whole response: no room is left for Q, an explicit failure
-    # of the r-IFD alone; the IFD stands (the two are independent)
-    assert r["tokens_q_given_a"] == 0 and r["status"] == "empty" and r["rifd"] is None
-    assert (r["ifd_status"], r["rifd_status"]) == ("ok", "empty")
-    assert r["ifd"] == pytest.approx(r["ppl_a_given_q"] / r["ppl_a"])
-    assert m["original_truncated_share"] == 1.0 and m["original_status_empty"] == 1
-    assert m["original_ifd_status_ok"] == 1 and m["original_rifd_status_empty"] == 1
-
-
 def test_plain_mode(alpaca_rows, tiny_model, tmp_path):
     plain = [{k: r[k] for k in ("instruction", "input", "output")} for r in alpaca_rows[20:23]]
     plain.append({"instruction": "Say nothing.", "input": "", "output": ""})
