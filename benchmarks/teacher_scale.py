@@ -102,9 +102,9 @@ def _write_rows(path: Path, size: int) -> None:
 def _prompt_files():
     """The shipped ``reflect_instruction`` prompt files (the stage's ``Config``)."""
     from reflection_tuning.stages.reflect_instruction import Config
+    from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 
-    return Config(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
-                  system_file=str(REPO / "prompts/reflect_instruction.system.txt"))
+    return Config(*(str(p) for p in ReflectInstruction.template_files()))
 
 
 def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -138,9 +138,10 @@ def _sdk_ceiling(url: str, rows: str, concurrency: int, transport: str, out: mp.
     import openai
 
     from reflection_tuning.io import read_jsonl
-    from reflection_tuning.teacher.steps import ReflectInstruction
+    from reflection_tuning.steps.reflect_instruction import ReflectInstruction
+    from reflection_tuning.steps.rewrite import ROW_FIELDS
 
-    step = ReflectInstruction(_prompt_files().prompt())
+    step = ReflectInstruction(_prompt_files().prompt(ROW_FIELDS))
     batch = [step.format_input(r) for r in read_jsonl(rows)]
 
     async def go() -> float:

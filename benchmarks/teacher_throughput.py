@@ -31,7 +31,7 @@ from reflection_tuning.config import section_config
 from reflection_tuning.rows import canonical
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.client import Completion, Teacher
-from reflection_tuning.teacher.prompts import load_prompt
+from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 from reflection_tuning.llm.server import embedded_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,12 +40,9 @@ DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.jso
 
 def requests(rows: int) -> list[list[dict[str, str]]]:
     records = json.loads(DATA.read_text(encoding="utf-8"))[:rows]
-    prompt = load_prompt(REPO / "prompts/reflect_instruction.txt", REPO / "prompts/reflect_instruction.system.txt")
-    out = []
-    for r in records:
-        row = canonical(r["instruction"], r.get("input", ""), r["output"], "cherry_alpaca")
-        out.append(prompt.messages(row["instruction"], row["input"], row["output"]))
-    return out
+    step = ReflectInstruction.shipped()
+    return [step.format_input(canonical(r["instruction"], r.get("input", ""), r["output"], "cherry_alpaca"))
+            for r in records]
 
 
 async def window(teacher: Teacher, batch) -> list[Completion]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -33,8 +34,11 @@ from reflection_tuning.config import section_config
 from reflection_tuning.llm.runner import run_step, status_metrics
 from reflection_tuning.stages import fetch
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.teacher.prompts import load_prompt
-from reflection_tuning.teacher.steps import ReflectInstruction, ReflectResponse
+from reflection_tuning.steps.prompt import HERE as STEPS_DIR
+from reflection_tuning.steps.prompt import load_prompt
+from reflection_tuning.steps.reflect_instruction import ReflectInstruction
+from reflection_tuning.steps.reflect_response import ReflectResponse
+from reflection_tuning.steps.rewrite import ROW_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
@@ -52,14 +56,18 @@ def default_rows(work: Path, limit: int) -> list[dict]:
 
 
 def old_prompts(rev: str, work: Path) -> Path:
-    """The marker-only prompt files of ``rev``, written under ``work/old``."""
+    """The marker-only prompt files of ``rev`` (``prompts/<step>.txt`` in the ``{field}`` /
+    ``{if input}…{endif}`` syntax), written under ``work/old`` as Jinja2 templates."""
     d = work / "old"
     d.mkdir(exist_ok=True)
     for step in STEPS:
-        for suffix in (".txt", ".system.txt"):
+        for suffix, out in ((".txt", ".j2"), (".system.txt", ".system.txt")):
             text = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:prompts/{step}{suffix}"],
                                   check=True, capture_output=True, text=True).stdout
-            (d / f"{step}{suffix}").write_text(text, encoding="utf-8")
+            if out == ".j2":
+                text = re.sub(r"\{if (\w+)\}", r"{% if \1.strip() %}", text).replace("{endif}", "{% endif %}")
+                text = re.sub(r"\{(instruction|input|output)\}", r"{{ \1 }}", text)
+            (d / f"{step}{out}").write_text(text, encoding="utf-8")
     return d
 
 
@@ -83,7 +91,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=16)
     ap.add_argument("--model", type=Path, default=None, help="transformers dir (default: convert the embedded GGUF)")
     ap.add_argument("--old-rev", default="567f726", help="git revision of the marker-only prompts")
-    ap.add_argument("--new-prompts", type=Path, default=REPO / "prompts",
+    ap.add_argument("--new-prompts", type=Path, default=STEPS_DIR,
                     help="directory of the critique-first prompts")
     ap.add_argument("--max-tokens", type=int, default=384)
     ap.add_argument("--long", type=int, default=768)
@@ -124,7 +132,7 @@ def main() -> None:
         if (step_name, name) in done:
             continue
         d = dirs[prompts]
-        step = STEPS[step_name](load_prompt(d / f"{step_name}.txt", d / f"{step_name}.system.txt"))
+        step = STEPS[step_name](load_prompt(d / f"{step_name}.j2", d / f"{step_name}.system.txt", ROW_FIELDS))
         cfg = dataclasses.replace(base, **overrides)
         t0 = time.perf_counter()
         run = run_step(step, cfg, rows, desc=f"{step_name} {name}")

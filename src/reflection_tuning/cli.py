@@ -18,7 +18,6 @@ TOOLS = {
     "estimate": "reflection_tuning.estimate",
     "compare": "reflection_tuning.compare",
     "push": "reflection_tuning.hub",
-    "compress": "reflection_tuning.teacher.compress",
 }
 
 

@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from reflection_tuning.teacher.parse import parse_instruction_reply, parse_response_reply
+from reflection_tuning.steps.reflect_instruction import parse_reply as parse_instruction_reply
+from reflection_tuning.steps.reflect_response import parse_reply as parse_response_reply
 
 OUT = Path(__file__).with_name("teacher_replies.jsonl")
 PARSERS = {"instruction": parse_instruction_reply, "response": parse_response_reply}

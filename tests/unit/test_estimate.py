@@ -67,8 +67,9 @@ def test_explicit_input_without_dataset(alpaca_rows, tmp_path, monkeypatch, caps
     """No model directory and no tiktoken files offline: the bytes/4 count, every `both` assumed."""
     monkeypatch.chdir(tmp_path)
     write_jsonl(tmp_path / "in.jsonl", alpaca_rows[:3])
-    prompts = [f"--{role}-{key}-file={PARAMS.parent / 'prompts' / f'reflect_{role}{ext}'}"
-               for role in ("instruction", "response") for key, ext in (("prompt", ".txt"), ("system", ".system.txt"))]
+    steps = PARAMS.parent / "src" / "reflection_tuning" / "steps"
+    prompts = [f"--{role}-{key}-file={steps / f'reflect_{role}{ext}'}"
+               for role in ("instruction", "response") for key, ext in (("prompt", ".j2"), ("system", ".system.txt"))]
     argv = ["estimate", "--params", str(PARAMS), "--input", "in.jsonl", "--output", "e.json", "--cache-dir", "null",
             "--model", "no/such/teacher", *prompts]
     assert cli.main(argv) == 0

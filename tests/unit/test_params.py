@@ -22,7 +22,7 @@ from reflection_tuning.stages import COMMANDS
 from shipped import PARAMS
 
 # Commands outside stages/ that read params sections through a Stage declaration.
-TOOL_MODULES = ("reflection_tuning.teacher.compress", "reflection_tuning.estimate", "reflection_tuning.hub")
+TOOL_MODULES = ("reflection_tuning.estimate", "reflection_tuning.hub")
 
 
 def declarations():

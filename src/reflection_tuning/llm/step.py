@@ -70,17 +70,6 @@ class Step(Protocol):
         ...
 
 
-def object_schema(**properties: str) -> dict[str, Any]:
-    """A strict JSON schema of an object whose properties are all required strings; the values
-    are their descriptions."""
-    return {
-        "type": "object",
-        "properties": {name: {"type": "string", "description": text} for name, text in properties.items()},
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-
-
 def decode_json_reply(content: str, schema: Mapping[str, Any]) -> dict[str, Any] | Failure:
     """The JSON object of a structured reply, validated against ``schema`` (with ``jsonschema``),
     or a ``parse_error`` :class:`Failure` saying why it is not usable."""
@@ -101,4 +90,4 @@ def decode_json_reply(content: str, schema: Mapping[str, Any]) -> dict[str, Any]
     return obj
 
 
-__all__ = ["Failure", "Parsed", "Step", "decode_json_reply", "object_schema"]
+__all__ = ["Failure", "Parsed", "Step", "decode_json_reply"]

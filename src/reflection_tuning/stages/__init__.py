@@ -20,4 +20,4 @@ STAGES = (
     "report",
 )
 # Commands declared like stages (``stages/<name>.py`` with a ``STAGE``) that ``dvc.yaml`` does not run.
-COMMANDS = STAGES + ("export",)
+COMMANDS = STAGES + ("export", "compress")

@@ -192,3 +192,4 @@ class Stage:
         """0 for ``--output``, 1 for another ``--output-*``, 2 for the rest (never an anchor)."""
         flag = self.flag(name)
         return 0 if flag == "output" else 1 if flag.startswith("output_") else 2
+

@@ -2,9 +2,10 @@
 
 For every prompt in ``data/K/answers.jsonl`` the judge (any OpenAI-compatible endpoint, or
 ``base_url: embedded`` for a local ``transformers serve``) scores both answers from 1 to 10
-twice, once in each order, and :func:`reflection_tuning.judge.combine` turns the two
+twice, once in each order, and :func:`reflection_tuning.steps.judge.combine` turns the two
 judgements into a win, tie or lose for the fine-tuned student (a judgement that failed
-makes the pair ``failed``, counted apart). See :mod:`reflection_tuning.judge`.
+makes the pair ``failed``, counted apart). The step (template, schema, parser, rule, row
+shape) is :mod:`reflection_tuning.steps.judge`.
 
 Outputs: ``data/K/judgements.jsonl`` (one row per prompt: ``id``, ``set``, ``outcome``,
 ``sft_scores`` and ``baseline_scores`` per order, ``judge_model``, ``template_hash`` and a
@@ -18,19 +19,18 @@ reference does, the same per set as ``judge_<set>_…``, a count per judgement s
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning import judge as core
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
-from reflection_tuning.llm.status import OK as STATUS_OK
-from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.llm.runner import Outcome, api_key_from_env, run_step, status_metrics
+from reflection_tuning.llm.runner import run_step, status_metrics
+from reflection_tuning.stages.common import PathSpec, Section, Stage
+from reflection_tuning.stages.llm_stage import llm_stage_main
+from reflection_tuning.steps import judge as core
 
 log = logging.getLogger(__name__)
 
@@ -65,32 +65,6 @@ def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by_id[i] for i in sorted(by_id)]
 
 
-def judgement(outcome: Outcome) -> dict[str, Any]:
-    """One order's judgement record from the step's outcome for it."""
-    c, fields = outcome.completion, outcome.fields or {}
-    return {"order": outcome.row["order"], "status": outcome.status, "score_1": fields.get("score_1"),
-            "score_2": fields.get("score_2"), "raw_reply": c.content if c else None,
-            "finish_reason": c.finish_reason if c else None, "attempts": outcome.attempts,
-            "error": None if outcome.ok else outcome.reason}
-
-
-def pair_row(pair: dict[str, Any], judgements: list[dict[str, Any]], judge_model: str, template_hash: str) -> dict:
-    """The judgements row of one prompt, with the combined outcome (failed judgements excluded)
-    and the reference's (failures scored -1)."""
-    scores: dict[str, tuple[float, float] | None] = {}
-    for j in judgements:
-        ok = j["status"] == STATUS_OK
-        scores[j["order"]] = core.sft_baseline_scores(j["order"], (j["score_1"], j["score_2"])) if ok else None
-    return {
-        "id": pair["id"], "set": pair["set"], "prompt": pair["prompt"],
-        "outcome": core.combine(scores["sft_first"], scores["baseline_first"]),
-        "outcome_reference": core.combine_reference(scores["sft_first"], scores["baseline_first"]),
-        "sft_scores": [s[0] if s else None for s in (scores[o] for o in core.ORDERS)],
-        "baseline_scores": [s[1] if s else None for s in (scores[o] for o in core.ORDERS)],
-        "judge_model": judge_model, "template_hash": template_hash, "judgements": judgements,
-    }
-
-
 def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs,
         api_key: str | None = None) -> dict[str, Any]:
     """Judge every pair; write the judgements, the metrics and the plot data. Returns the metrics.
@@ -109,8 +83,8 @@ def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs
     done = run_step(step, judge_cfg, core.judge_rows(pairs), api_key=api_key, desc="judge")
     rows = []
     for n, pair in enumerate(pairs):
-        judgements = [judgement(o) for o in done.outcomes[2 * n: 2 * n + 2]]
-        rows.append(pair_row(pair, judgements, judge_cfg.model, step.template_hash))
+        judgements = [core.judgement(o) for o in done.outcomes[2 * n: 2 * n + 2]]
+        rows.append(core.pair_row(pair, judgements, judge_cfg.model, step.template_hash))
     sets = [cfg.sets] if isinstance(cfg.sets, str) else list(cfg.sets)
     extra = sorted({r["set"] for r in rows} - set(sets))
     metrics: dict[str, Any] = core.tally(rows, sets + extra)
@@ -136,8 +110,4 @@ Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    judge_cfg, cfg = call.configs
-    run(cfg, judge_cfg, Inputs(**call.inputs), Outputs(**call.outputs),
-        api_key=api_key_from_env(judge_cfg, dict(os.environ), section="judge"))
-    return 0
+    return llm_stage_main(STAGE, run, Inputs, Outputs, argv)

@@ -3,7 +3,8 @@
 Reflection-Tuning (arXiv 2310.11716): the teacher critiques the instruction (complexity,
 detail, knowledge, ambiguity, reasoning), writes a better self-contained instruction Q*
 (any input folded in, so the row's ``input`` is ""), and answers it with A_Q*. One output
-row per input row, each with an explicit status (see ``teacher.reflect``).
+row per input row, each with an explicit status. The step (template, schema, parser, row
+shape) is :mod:`reflection_tuning.steps.reflect_instruction`.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 import logging
 
 from reflection_tuning.io import iter_jsonl, write_jsonl, write_metrics
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.runner import Tally, iter_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.teacher.prompts import PromptFiles
-from reflection_tuning.teacher.reflect import check_rows, require_files, stage_main, teacher_row
-from reflection_tuning.teacher.steps import ReflectInstruction
+from reflection_tuning.stages.llm_stage import check_rows, llm_stage_main, require_files
+from reflection_tuning.steps.prompt import PromptFiles
+from reflection_tuning.steps.reflect_instruction import VARIANT, ReflectInstruction
+from reflection_tuning.steps.rewrite import ROW_FIELDS, teacher_row
 
 log = logging.getLogger(__name__)
-VARIANT = "instruction"
 
 
 # The ``reflect_instruction:`` section: the prompt files.
@@ -38,7 +39,7 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = ReflectInstruction(cfg.prompt())
+    step = ReflectInstruction(cfg.prompt(ROW_FIELDS))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original))  # a first pass: no request for a bad file
     # Streamed: the rows are read, sent, written and counted a chunk at a time (memory flat in rows).
     tally, stats = Tally(), {}
@@ -65,4 +66,4 @@ Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage_main(STAGE, run, Inputs, Outputs, argv)
+    return llm_stage_main(STAGE, run, Inputs, Outputs, argv)

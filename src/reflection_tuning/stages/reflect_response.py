@@ -4,7 +4,8 @@ Reflection-Tuning (arXiv 2310.11716): the teacher critiques an answer (helpfulne
 relevance, accuracy, level of detail) and writes a better one. It runs on every original
 row (variant ``response``: Q, A*) and on every ok ``instruction`` row (variant ``both``:
 Q*, A**); a ``both`` row whose instruction variant is not ok is ``upstream_unusable``.
-Each output file has one row per original row.
+Each output file has one row per original row. The step (template, schema, parser, row
+shape) is :mod:`reflection_tuning.steps.reflect_response`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import Iterable, Iterator
 
 from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, join_by_id, write_metrics
 from reflection_tuning.llm import status as st
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.runner import Outcome, Tally, iter_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.teacher.prompts import PromptFiles
-from reflection_tuning.teacher.reflect import check_rows, require_files, stage_main, teacher_row
-from reflection_tuning.teacher.steps import ReflectResponse
+from reflection_tuning.stages.llm_stage import check_rows, llm_stage_main, require_files
+from reflection_tuning.steps.prompt import PromptFiles
+from reflection_tuning.steps.reflect_response import ReflectResponse
+from reflection_tuning.steps.rewrite import ROW_FIELDS, teacher_row
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
     """
     require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
                   prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = ReflectResponse(cfg.prompt())
+    step = ReflectResponse(cfg.prompt(ROW_FIELDS))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original), sorted_ids=True)  # for the merge-join
     stale: list[str] = []
     pending: deque[tuple[str, dict, str | None]] = deque()  # planned rows not written yet: at most a chunk
@@ -130,4 +132,4 @@ Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage_main(STAGE, run, Inputs, Outputs, argv)
+    return llm_stage_main(STAGE, run, Inputs, Outputs, argv)

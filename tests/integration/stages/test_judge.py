@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning import judge as core
+from reflection_tuning.steps import judge as core
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import judge
 from reflection_tuning.llm.server import embedded_server
@@ -51,8 +51,8 @@ def runs(tmp_path_factory, embedded_model, shared_data):
         assert judge.main([
             "--params", str(REPO / "params.yaml"), "--base-url", base_url, "--model", str(embedded_model),
             "--api-key-env", "RT_FAKE_JUDGE_KEY", "--max-tokens", "8", "--timeout", "240",
-            "--cache-dir", str(tmp / "cache"), "--prompt-file", str(REPO / "prompts/judge.txt"),
-            "--system-file", str(REPO / "prompts/judge.system.txt"), "--input", str(tmp / "answers.jsonl"),
+            "--cache-dir", str(tmp / "cache"), "--prompt-file", str(core.TEMPLATE),
+            "--system-file", str(core.SYSTEM), "--input", str(tmp / "answers.jsonl"),
             "--output", str(tmp / f"judgements_{tag}.jsonl"), "--metrics", str(tmp / f"judge_{tag}.json"),
             "--plot", str(tmp / f"plot_{tag}.csv"),
         ]) == 0

@@ -39,8 +39,8 @@ def runs(tmp_path_factory, teacher_url, embedded_model, alpaca_rows):
                 # no re-ask: these tests count requests, cache hits and prompt tokens of the
                 # first asks (the re-ask has its own tests in tests/unit/llm/test_runner.py)
                 "--reask", "0",
-                "--cache-dir", str(tmp / "cache"), "--prompt-file", str(REPO / f"prompts/{stage}.txt"),
-                "--system-file", str(REPO / f"prompts/{stage}.system.txt")]
+                "--cache-dir", str(tmp / "cache"), "--prompt-file", str(REPO / f"src/reflection_tuning/steps/{stage}.j2"),
+                "--system-file", str(REPO / f"src/reflection_tuning/steps/{stage}.system.txt")]
 
     def both_stages(base_url: str, tag: str, response_base_url: str = "embedded") -> tuple[dict, dict]:
         assert reflect_instruction.main([
@@ -124,7 +124,7 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_model):
     from reflection_tuning.estimate import run as estimate
 
     tmp = runs["dir"]
-    prompts = [cls.Config(prompt_file=str(REPO / f"prompts/{name}.txt"), system_file=str(REPO / f"prompts/{name}.system.txt"))
+    prompts = [cls.Config(prompt_file=str(REPO / f"src/reflection_tuning/steps/{name}.j2"), system_file=str(REPO / f"src/reflection_tuning/steps/{name}.system.txt"))
                for cls, name in ((reflect_instruction, "reflect_instruction"), (reflect_response, "reflect_response"))]
     cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
                         price={"input": 0.15, "output": 0.60})

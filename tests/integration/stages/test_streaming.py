@@ -113,8 +113,8 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
     open at the server and leaves nothing running. ``-s`` prints the figures."""
     rows = alpaca_rows[:8]
     write_jsonl(tmp_path / "original.jsonl", rows)
-    stage_cfg = reflect_instruction.Config(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
-                                           system_file=str(REPO / "prompts/reflect_instruction.system.txt"))
+    stage_cfg = reflect_instruction.Config(prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
+                                           system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"))
     prompt = stage_cfg.prompt()
     batch = [prompt.messages(r["instruction"], r.get("input") or "", r["output"]) for r in rows]
     hog = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]

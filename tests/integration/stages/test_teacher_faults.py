@@ -64,8 +64,8 @@ def stage_io(tmp: Path, rows: list[dict]) -> tuple[reflect_instruction.Inputs, r
 
 
 def prompt_cfg() -> reflect_instruction.Config:
-    return reflect_instruction.Config(prompt_file=str(REPO / "prompts/reflect_instruction.txt"),
-                                      system_file=str(REPO / "prompts/reflect_instruction.system.txt"))
+    return reflect_instruction.Config(prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
+                                      system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"))
 
 
 def keys_of(rows: list[dict]) -> dict[str, str]:
@@ -139,8 +139,8 @@ def test_sigkill_mid_run_then_rerun_pays_at_most_the_window_twice(tmp_path, teac
     argv = [sys.executable, "-m", "reflection_tuning.cli", "reflect_instruction", "--params", str(REPO / "params.yaml"),
             "--model", str(embedded_model), "--max-tokens", "16", "--max-concurrency", str(window), "--reask", "0",
             "--cache-dir", str(tmp_path / "cache"), "--api-key-env", "RT_FAULT_TEST_KEY",
-            "--prompt-file", str(REPO / "prompts/reflect_instruction.txt"),
-            "--system-file", str(REPO / "prompts/reflect_instruction.system.txt"),
+            "--prompt-file", str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
+            "--system-file", str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"),
             "--input", str(tmp_path / "original.jsonl"), "--output", str(tmp_path / "instruction.jsonl"),
             "--metrics", str(tmp_path / "metrics.json")]
     env = {**os.environ, "RT_FAULT_TEST_KEY": SECRET, "PYTHONPATH": str(REPO / "src")}

@@ -16,7 +16,7 @@ from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm import runner
 from reflection_tuning.llm.runner import (Outcome, Tally, iter_step, reask_config, run_step, status_metrics,
                                            token_metrics)
-from reflection_tuning.llm.step import Failure, Parsed, object_schema
+from reflection_tuning.llm.step import Failure, Parsed
 from reflection_tuning.llm.config import EndpointConfig
 
 from ..conftest import Failure as HTTPFailure
@@ -28,7 +28,8 @@ class Echo:
     name = "echo"
     input_columns = ("q",)
     output_fields = ("text",)
-    schema = object_schema(text="the answer")
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
+              "additionalProperties": False}
     template_hash = "0123456789ab"
     reads_truncated = False
 

@@ -16,7 +16,7 @@ from reflection_tuning import hub
 from reflection_tuning.config import ConfigError
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.stages import STAGES, evaluate, finetune, finetune_baseline, generate, judge, report
-from reflection_tuning.teacher import compress
+from reflection_tuning.stages import compress
 
 DECLARED = {"finetune": finetune, "finetune_baseline": finetune_baseline, "evaluate": evaluate,
             "generate": generate, "judge": judge, "report": report}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shipped import PARAMS
-from reflection_tuning import judge as core
+from reflection_tuning.steps import judge as core
 from reflection_tuning.io import write_csv, write_metrics
 from reflection_tuning.stages import report
 

@@ -1,7 +1,7 @@
-"""Parse teacher replies into fields. Pure functions, no I/O.
+"""Marked segments of a teacher's free-text reply: the parsing the steps share. Pure, no I/O.
 
-A reply holds marked segments: ``[New Instruction] … [End]`` and ``[New Answer] … [End]``
-(instruction reflection) or ``[Better Answer] … [End]`` (response reflection).
+A reply holds marked segments, ``[New Instruction] … [End]``, ``[New Answer] … [End]`` or
+``[Better Answer] … [End]``; each step module says which ones it reads.
 
 What is tolerated: markdown emphasis around a marker (``**[New Answer]**``), a colon after
 it, the unbracketed form at the start of a line (``New Instruction:``, ``**New Answer:**``,
@@ -93,16 +93,16 @@ class ParseResult:
 
 
 @dataclass(frozen=True)
-class _Marker:
+class Marker:
     kind: str
     start: int
     end: int
 
 
-def _markers(text: str, kinds: dict[str, re.Pattern[str]], strict: bool) -> list[_Marker]:
-    found = [_Marker(kind, m.start(), m.end()) for kind, pat in kinds.items() for m in pat.finditer(text)]
+def markers(text: str, kinds: dict[str, re.Pattern[str]], strict: bool) -> list[Marker]:
+    found = [Marker(kind, m.start(), m.end()) for kind, pat in kinds.items() for m in pat.finditer(text)]
     found.sort(key=lambda m: (m.start, -m.end))
-    out: list[_Marker] = []
+    out: list[Marker] = []
     for m in found:  # drop a match that overlaps the one before it
         if not out or m.start >= out[-1].end:
             out.append(m)
@@ -114,7 +114,7 @@ def _markers(text: str, kinds: dict[str, re.Pattern[str]], strict: bool) -> list
 _LINE_LEAD = re.compile(r"[ \t>#*_\-]*")
 
 
-def _in_marker_position(text: str, markers: list[_Marker], i: int) -> bool:
+def _in_marker_position(text: str, markers: list[Marker], i: int) -> bool:
     """A start marker stands where a marker is expected: first of all, at the start of a line,
     or right after another marker. Elsewhere it may be content ("explain what [New Answer] means")."""
     m = markers[i]
@@ -125,7 +125,7 @@ def _in_marker_position(text: str, markers: list[_Marker], i: int) -> bool:
     return not text[prev.end : m.start].strip(" \t\r\n*_")
 
 
-def _segment(text: str, markers: list[_Marker], i: int) -> str:
+def segment(text: str, markers: list[Marker], i: int) -> str:
     """The text after marker ``i`` up to the next marker of any kind, or the end of the text."""
     stop = markers[i + 1].start if i + 1 < len(markers) else len(text)
     return _clean(text[markers[i].end : stop])
@@ -152,7 +152,7 @@ def _normalize(seg: str) -> str:
     return " ".join(seg.split())
 
 
-def _rejection(seg: str, what: str) -> str | None:
+def rejection(seg: str, what: str) -> str | None:
     """Why ``seg`` cannot be the ``what`` (``None`` when it can)."""
     if not seg:
         return f"empty {what}"
@@ -166,98 +166,41 @@ def _rejection(seg: str, what: str) -> str | None:
     return None
 
 
-def _fail(reason: str, candidates: int) -> ParseResult:
+def fail(reason: str, candidates: int) -> ParseResult:
     return ParseResult(STATUS_PARSE_ERROR, {}, reason, candidates, None)
 
 
-def _ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int, critique: str = "") -> ParseResult:
+def ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int, critique: str = "") -> ParseResult:
     reason = None
     if candidates > 1 or skipped:
         reason = f"took candidate {chosen + 1} of {candidates}" + (f"; skipped: {'; '.join(skipped)}" if skipped else "")
     return ParseResult(STATUS_OK, fields, reason, candidates, chosen, critique)
 
 
-def _critique(text: str, markers: list[_Marker], first_start: int) -> str:
+def critique(text: str, markers: list[Marker], first_start: int) -> str:
     """The text before the first start marker, without a trailing step number."""
     return _clean(text[: markers[first_start].start])
 
 
-def _strict_first(parse: Callable[[str, bool], ParseResult], text: str) -> ParseResult:
+def strict_first(parse: Callable[[str, bool], ParseResult], text: str) -> ParseResult:
+    """``parse(text, strict=True)``, else ``parse(text, strict=False)``."""
     # Markers only where markers stand first, so an instruction may quote "[New Answer]";
     # then every marker, for teachers that run the blocks together on one line.
     strict = parse(text, True)
     return strict if strict.ok else parse(text, False)
 
 
-def parse_instruction_reply(text: str) -> ParseResult:
-    """Parse an instruction-reflection reply into ``{"instruction": Q*, "output": A_Q*}``.
-
-    A candidate is a ``[New Instruction]`` marker followed (before the next one) by a
-    ``[New Answer]`` marker; it is complete when both segments are non-empty and no echo.
-    A marker in the middle of a line (not right after another marker) is first read as
-    content, and only as a marker when the reply does not parse that way.
-    """
-    return _strict_first(_parse_instruction, text)
-
-
-def parse_response_reply(text: str) -> ParseResult:
-    """Parse a response-reflection reply into ``{"output": A*}`` (first complete ``[Better Answer]``)."""
-    return _strict_first(_parse_response, text)
-
-
-def parse_merged_reply(text: str) -> ParseResult:
-    """Parse a ``compress`` reply into ``{"instruction": merged instruction}`` (first complete
-    ``[New Instruction]``)."""
-    return _strict_first(_parse_merged, text)
-
-
-def _parse_instruction(text: str, strict: bool) -> ParseResult:
-    ms = _markers(text or "", {"instruction": NEW_INSTRUCTION, "answer": NEW_ANSWER, "end": END_MARKER}, strict)
-    starts = [i for i, m in enumerate(ms) if m.kind == "instruction"]
-    if not starts:
-        return _fail("no [New Instruction] marker in reply", 0)
-    skipped: list[str] = []
-    for n, i in enumerate(starts):
-        label = f"candidate {n + 1}"
-        limit = starts[n + 1] if n + 1 < len(starts) else len(ms)
-        instruction = _segment(text, ms, i)
-        why = _rejection(instruction, "new instruction")
-        if why:
-            skipped.append(f"{label}: {why}")
-            continue
-        answers = [j for j in range(i + 1, limit) if ms[j].kind == "answer"]
-        if not answers:
-            skipped.append(f"{label}: no [New Answer] after [New Instruction]")
-            continue
-        for j in answers:
-            output = _segment(text, ms, j)
-            why = _rejection(output, "new answer")
-            if why is None:
-                return _ok({"instruction": instruction, "output": output}, skipped, len(starts), n,
-                           _critique(text, ms, starts[0]))
-            skipped.append(f"{label}: {why}")
-    return _fail("; ".join(skipped), len(starts))
-
-
-def _parse_one(text: str, strict: bool, marker: re.Pattern[str], label: str, key: str) -> ParseResult:
+def parse_one(text: str, strict: bool, marker: re.Pattern[str], label: str, key: str) -> ParseResult:
     """The first complete ``marker`` segment, as ``{key: segment}``."""
-    ms = _markers(text or "", {"start": marker, "end": END_MARKER}, strict)
+    ms = markers(text or "", {"start": marker, "end": END_MARKER}, strict)
     starts = [i for i, m in enumerate(ms) if m.kind == "start"]
     if not starts:
-        return _fail(f"no [{label}] marker in reply", 0)
+        return fail(f"no [{label}] marker in reply", 0)
     skipped: list[str] = []
     for n, i in enumerate(starts):
-        seg = _segment(text, ms, i)
-        why = _rejection(seg, label.lower())
+        seg = segment(text, ms, i)
+        why = rejection(seg, label.lower())
         if why is None:
-            return _ok({key: seg}, skipped, len(starts), n, _critique(text, ms, starts[0]))
+            return ok({key: seg}, skipped, len(starts), n, critique(text, ms, starts[0]))
         skipped.append(f"candidate {n + 1}: {why}")
-    return _fail("; ".join(skipped), len(starts))
-
-
-def _parse_response(text: str, strict: bool) -> ParseResult:
-    return _parse_one(text, strict, BETTER_ANSWER, "Better Answer", "output")
-
-
-def _parse_merged(text: str, strict: bool) -> ParseResult:
-    return _parse_one(text, strict, NEW_INSTRUCTION, "New Instruction", "instruction")
+    return fail("; ".join(skipped), len(starts))

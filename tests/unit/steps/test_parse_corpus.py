@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning.teacher.parse import parse_instruction_reply, parse_response_reply
+from reflection_tuning.steps.reflect_instruction import parse_reply as parse_instruction_reply
+from reflection_tuning.steps.reflect_response import parse_reply as parse_response_reply
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "teacher_replies.jsonl"
 PARSERS = {"instruction": parse_instruction_reply, "response": parse_response_reply}

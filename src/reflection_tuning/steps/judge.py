@@ -8,6 +8,11 @@ order (``sft_first``: the fine-tuned student is Assistant 1; ``baseline_first``:
 baseline is), and the two judgements are combined by :func:`combine` to cancel the
 judge's position bias.
 
+Template: ``judge.j2`` and ``judge.system.txt`` beside this module (``judge_step.prompt_file``
+/ ``system_file`` in params.yaml). A free-text reply has the two scores alone on its first
+line (:func:`parse_scores`); a structured reply is :data:`SCHEMA`. The ``judge`` stage writes
+one :func:`pair_row` per prompt, holding one :func:`judgement` per order.
+
 Nothing here does I/O or calls a model: the ``judge`` stage sends the messages built here.
 """
 
@@ -21,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.llm import status as st
-from reflection_tuning.llm.cache import Completion, Messages
 from reflection_tuning.llm import step
-from reflection_tuning.teacher import prompts
+from reflection_tuning.llm.cache import Completion, Messages
+from reflection_tuning.llm.runner import Outcome
+from reflection_tuning.steps.prompt import HERE, Prompt, load_prompt
 
 ORDERS = ("sft_first", "baseline_first")
 ROLES = ("sft", "baseline")
@@ -40,22 +46,18 @@ _NUMBER_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
 SCORE_MIN, SCORE_MAX = 0.0, 10.0
 
 
-def build_messages(system: str, template: str, question: str, answer_1: str, answer_2: str) -> list[dict[str, str]]:
-    """The messages of one judge request: an optional system message, then the template
-    filled in one pass (an answer holding ``{answer_2}`` or braces is kept as it is)."""
-    return prompts.build_messages(system, template, fields=PLACEHOLDERS, question=question, answer_1=answer_1,
-                                  answer_2=answer_2)
+TEMPLATE, SYSTEM = HERE / "judge.j2", HERE / "judge.system.txt"
 
 
-def load_judge_prompt(template_path: str | Path, system_path: str | Path) -> prompts.Prompt:
-    """Read the judge template and system prompt (UTF-8); fill it with ``prompt.fill(question=…,
-    answer_1=…, answer_2=…)``.
+def load_judge_prompt(template_path: str | Path = TEMPLATE, system_path: str | Path = SYSTEM) -> Prompt:
+    """Read the judge template and system prompt (default: the shipped ones); fill it with
+    ``prompt.messages(question=…, answer_1=…, answer_2=…)``.
 
     Raises:
         FileNotFoundError: a file is missing.
-        ValueError: the template lacks one of ``{question}``, ``{answer_1}``, ``{answer_2}``.
+        ValueError: the template does not read exactly ``question``, ``answer_1``, ``answer_2``.
     """
-    return prompts.load_prompt(template_path, system_path, fields=PLACEHOLDERS)
+    return load_prompt(template_path, system_path, PLACEHOLDERS)
 
 
 def order_answers(order: str, sft: str, baseline: str) -> tuple[str, str]:
@@ -184,6 +186,20 @@ def plot_rows(metrics: Mapping[str, Any], sets: Sequence[str]) -> list[tuple[str
     return out
 
 
+_SCORE = {"type": "integer", "minimum": 1, "maximum": 10}
+# A structured reply: the two scores, then a short explanation (bounded, so the reply closes
+# before max_tokens on a server that constrains its decoding to the schema).
+SCHEMA = {
+    "type": "object",
+    "properties": {"score_1": {**_SCORE, "description": "Assistant 1's score"},
+                   "score_2": {**_SCORE, "description": "Assistant 2's score"},
+                   "explanation": {"type": "string", "description": "why, in a few sentences",
+                                   "minLength": 10, "maxLength": 400}},
+    "required": ["score_1", "score_2", "explanation"],
+    "additionalProperties": False,
+}
+
+
 class JudgeStep:
     """The pairwise judgement as an LLM step (:class:`reflection_tuning.llm.step.Step`): a row
     ``{id, order, question, answer_1, answer_2}`` becomes one judge request; the reply's two
@@ -193,17 +209,10 @@ class JudgeStep:
     name = "judge"
     input_columns = PLACEHOLDERS
     output_fields = ("score_1", "score_2")
-    schema = {
-        "type": "object",
-        "properties": {"score_1": {"type": "number", "minimum": SCORE_MIN, "maximum": SCORE_MAX},
-                       "score_2": {"type": "number", "minimum": SCORE_MIN, "maximum": SCORE_MAX},
-                       "explanation": {"type": "string"}},
-        "required": ["score_1", "score_2", "explanation"],
-        "additionalProperties": False,
-    }
+    schema = SCHEMA
     reads_truncated = True
 
-    def __init__(self, prompt: prompts.Prompt) -> None:
+    def __init__(self, prompt: Prompt) -> None:
         self.prompt = prompt
 
     @property
@@ -211,7 +220,7 @@ class JudgeStep:
         return self.prompt.hash
 
     def format_input(self, row: Mapping[str, Any]) -> Messages:
-        return self.prompt.fill(question=row["question"], answer_1=row["answer_1"], answer_2=row["answer_2"])
+        return self.prompt.messages(question=row["question"], answer_1=row["answer_1"], answer_2=row["answer_2"])
 
     def parse(self, reply: Completion, row: Mapping[str, Any]) -> step.Parsed | step.Failure:
         parsed = parse_scores(reply.content, reply.finish_reason)
@@ -231,3 +240,31 @@ def judge_rows(pairs: Iterable[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
             answer_1, answer_2 = order_answers(order, pair["sft"], pair["baseline"])
             yield {"id": pair["id"], "order": order, "question": pair["prompt"], "answer_1": answer_1,
                    "answer_2": answer_2}
+
+
+def judgement(outcome: Outcome) -> dict[str, Any]:
+    """One order's judgement record from the step's outcome for it: ``order``, ``status``,
+    ``score_1`` / ``score_2`` (Assistant 1, 2; ``None`` unless ok), ``raw_reply``,
+    ``finish_reason``, ``attempts`` and ``error``."""
+    c, fields = outcome.completion, outcome.fields or {}
+    return {"order": outcome.row["order"], "status": outcome.status, "score_1": fields.get("score_1"),
+            "score_2": fields.get("score_2"), "raw_reply": c.content if c else None,
+            "finish_reason": c.finish_reason if c else None, "attempts": outcome.attempts,
+            "error": None if outcome.ok else outcome.reason}
+
+
+def pair_row(pair: Mapping[str, Any], judgements: list[dict[str, Any]], judge_model: str, template_hash: str) -> dict:
+    """The judgements row of one prompt (``pair``: ``{id, set, prompt, …}``), with the combined
+    outcome (failed judgements excluded) and the reference's (failures scored -1)."""
+    scores: dict[str, tuple[float, float] | None] = {}
+    for j in judgements:
+        ok = j["status"] == st.OK
+        scores[j["order"]] = sft_baseline_scores(j["order"], (j["score_1"], j["score_2"])) if ok else None
+    return {
+        "id": pair["id"], "set": pair["set"], "prompt": pair["prompt"],
+        "outcome": combine(scores["sft_first"], scores["baseline_first"]),
+        "outcome_reference": combine_reference(scores["sft_first"], scores["baseline_first"]),
+        "sft_scores": [s[0] if s else None for s in (scores[o] for o in ORDERS)],
+        "baseline_scores": [s[1] if s else None for s in (scores[o] for o in ORDERS)],
+        "judge_model": judge_model, "template_hash": template_hash, "judgements": judgements,
+    }

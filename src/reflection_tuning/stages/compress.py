@@ -9,6 +9,7 @@ writes, in input order, one JSONL row per usable record: ``id`` (of the original
 that had no input and was copied without a request), ``status`` and the teacher's
 provenance. Records that cannot be read, and rows whose reply did not parse, go to the
 rejects file with a ``status`` and ``reason``. The output is a dataset for ``fetch``.
+The step (template, schema, parser, row shape) is :mod:`reflection_tuning.steps.compress`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from typing import Any
 
 from reflection_tuning.io import write_jsonl, write_metrics
 from reflection_tuning.llm import status as st
-from reflection_tuning.llm.runner import Outcome, api_key_from_env, provenance, run_step, status_metrics, token_metrics
+from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.runner import api_key_from_env, run_step, status_metrics, token_metrics
 from reflection_tuning.rows import row_id
 from reflection_tuning.stages.common import Section, Stage, beside
-from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.teacher.prompts import PromptFiles
-from reflection_tuning.teacher.reflect import require_files
-from reflection_tuning.teacher.steps import Compress
+from reflection_tuning.stages.llm_stage import require_files
+from reflection_tuning.stages.fetch import to_fields
+from reflection_tuning.steps.compress import Compress, merged_row
+from reflection_tuning.steps.prompt import PromptFiles
+from reflection_tuning.steps.rewrite import ROW_FIELDS
 
 log = logging.getLogger(__name__)
 REJECT_UNREADABLE = "unreadable"
@@ -44,7 +47,6 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         UserError: the file is missing or not valid JSON (``fetch``'s reader).
     """
     from reflection_tuning.readers import read_records as read_source
-    from reflection_tuning.stages.fetch import to_fields
 
     rows, rejects = [], []
     for record in read_source(str(path)):
@@ -60,16 +62,6 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return rows, rejects
 
 
-def merged_row(outcome: Outcome, model: str, template_hash: str) -> dict[str, Any]:
-    """The output (ok) or reject row of one sent row."""
-    row = outcome.row
-    if outcome.ok:
-        assert outcome.fields is not None
-        return {"id": row["id"], **{k: outcome.fields[k] for k in ("instruction", "input", "output")},
-                "merged": True, "status": outcome.status, **provenance(outcome, model, template_hash)}
-    return {**row, "status": outcome.status, "reason": outcome.reason, **provenance(outcome, model, template_hash)}
-
-
 def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, rejects_path: Path,
         metrics_path: Path | None = None, api_key: str | None = None) -> dict[str, Any]:
     """Merge every row's input into its instruction; write the rows, the rejects and the metrics.
@@ -81,7 +73,7 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, re
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("compress", input=source, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = Compress(cfg.prompt())
+    step = Compress(cfg.prompt(ROW_FIELDS))
     rows, rejects = read_records(source)
     to_send = [r for r in rows if r["input"].strip()]
     done = run_step(step, teacher_cfg, to_send, api_key=api_key, desc="compress")
@@ -106,7 +98,8 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, re
     return metrics
 
 
-# A tool, not a pipeline stage (not in STAGES, no dvc.yaml entry): no --dataset, the paths are options.
+# A command, not a pipeline stage (in COMMANDS, not STAGES; no dvc.yaml entry): no --dataset,
+# the paths are options.
 STAGE = Stage("compress", __doc__, sections=(Section(EndpointConfig, "teacher"), Section(Config, "compress")),
               dataset=False)
 

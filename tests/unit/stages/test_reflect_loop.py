@@ -71,8 +71,8 @@ def test_statuses_chaining_and_rerun(workdir, fake_openai, monkeypatch, chunk_ro
         monkeypatch.setattr(runner, "CHUNK_ROWS", chunk_rows)
     tmp, rows = workdir
     fake_openai.reply = scripted(rows)
-    prompts = ["--prompt-file", str(REPO / "prompts/reflect_instruction.txt"),
-               "--system-file", str(REPO / "prompts/reflect_instruction.system.txt")]
+    prompts = ["--prompt-file", str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
+               "--system-file", str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt")]
     assert reflect_instruction.main(cli(fake_openai.url, *prompts)) == 0
     out = {r["id"]: r for r in read_jsonl(tmp / "data/alpaca/instruction.jsonl")}
     assert [out[r["id"]]["status"] for r in rows] == ["ok", "parse_error", "truncated", "request_error"]
@@ -94,8 +94,8 @@ def test_statuses_chaining_and_rerun(workdir, fake_openai, monkeypatch, chunk_ro
     assert [out[r["id"]]["attempts"] for r in rows] == [1, 2, 2, 1]
     assert sorted(b.get("seed") for b in fake_openai.requests) == [0, 0, 0, 0, 1, 1]
 
-    prompts = ["--prompt-file", str(REPO / "prompts/reflect_response.txt"),
-               "--system-file", str(REPO / "prompts/reflect_response.system.txt")]
+    prompts = ["--prompt-file", str(REPO / "src/reflection_tuning/steps/reflect_response.j2"),
+               "--system-file", str(REPO / "src/reflection_tuning/steps/reflect_response.system.txt")]
     assert reflect_response.main(cli(fake_openai.url, *prompts)) == 0
     resp = {r["id"]: r for r in read_jsonl(tmp / "data/alpaca/response.jsonl")}
     both = {r["id"]: r for r in read_jsonl(tmp / "data/alpaca/both.jsonl")}
@@ -157,3 +157,23 @@ def test_cli_errors(tmp_path, fake_openai, monkeypatch, capsys):
     with pytest.raises(ConfigError, match="max_concurrency"):
         reflect_instruction.main(["--dataset", "x", "--params", str(PARAMS), "--max-concurrency", "0"])
     assert fake_openai.requests == []
+
+
+def test_a_structured_reply_carries_the_step_schema_in_the_openai_form(workdir, fake_openai):
+    """``reply_format: json_schema``: each request holds ``{type: json_schema, json_schema: {name,
+    schema, strict}}`` with the step's bounded schema, and the JSON reply becomes the row."""
+    from reflection_tuning.steps.reflect_instruction import SCHEMA, ReflectInstruction
+
+    tmp, rows = workdir
+    template, system = ReflectInstruction.template_files()
+    reply = {"critique": "The instruction asks for very little.", "instruction": "Name three primary colours.",
+             "output": "Red, yellow and blue are the traditional primaries."}
+    fake_openai.reply = lambda body: (json.dumps(reply), "stop")
+    assert reflect_instruction.main(cli(fake_openai.url, "--reply-format", "json_schema", "--prompt-file",
+                                        str(template), "--system-file", str(system))) == 0
+    assert {json.dumps(b["response_format"], sort_keys=True) for b in fake_openai.requests} == {json.dumps(
+        {"type": "json_schema", "json_schema": {"name": "reflect_instruction", "schema": SCHEMA, "strict": True}},
+        sort_keys=True)}
+    out = read_jsonl(tmp / "data/alpaca/instruction.jsonl")
+    assert {(r["status"], r["instruction"], r["critique"]) for r in out} == {
+        ("ok", reply["instruction"], reply["critique"])} and len(out) == len(rows)

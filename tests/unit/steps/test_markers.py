@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.teacher.parse import parse_instruction_reply, parse_response_reply
+from reflection_tuning.steps.reflect_instruction import parse_reply as parse_instruction_reply
+from reflection_tuning.steps.reflect_response import parse_reply as parse_response_reply
 
 
 def test_clean_instruction_reply():

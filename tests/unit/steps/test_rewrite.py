@@ -1,16 +1,14 @@
-"""teacher.reflect: the teacher rows of the reflection stages (the stages themselves:
-test_reflect_loop.py), one row per input, ``null`` fields unless ok, the reply's provenance;
-and the input checks both stages run before sending anything."""
+"""The rows of the reflection stages (the stages themselves: tests/unit/stages/test_reflect_loop.py),
+one row per input, ``null`` fields unless ok, the reply's provenance; and the reply schema helpers."""
 
 from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.errors import UserError
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.runner import Outcome
-from reflection_tuning.teacher.reflect import check_rows, require_files, teacher_row
+from reflection_tuning.steps.rewrite import object_schema, teacher_row, text
 
 SOURCE = {"id": "a1b2", "instruction": "Give three tips for staying healthy.", "input": "",
           "output": "Eat well.", "source": "cherry_alpaca"}
@@ -46,16 +44,8 @@ def test_bad_outcomes_are_refused():
                     teacher_model="m", template_hash="h")
 
 
-def test_missing_inputs_name_their_role_and_what_to_run(tmp_path):
-    (tmp_path / "original.jsonl").write_text("")
-    require_files("reflect_response", original=tmp_path / "original.jsonl")
-    with pytest.raises(UserError, match=r"reflect_response: missing instruction .*instruction.jsonl; run the earlier"):
-        require_files("reflect_response", original=tmp_path / "original.jsonl",
-                      instruction=tmp_path / "instruction.jsonl")
-
-
-def test_check_rows_names_the_bad_row_and_what_to_do(alpaca_rows):
-    check_rows(alpaca_rows[:3], "in.jsonl")
-    bad = [*alpaca_rows[:2], {"id": "x", "instruction": "Q", "output": None}]
-    with pytest.raises(UserError, match=r"in.jsonl: row 3 \(id x\) has no string \['output'\]; give the rows fetch"):
-        check_rows(bad, "in.jsonl")
+def test_object_schema_is_strict_and_every_text_bounded():
+    assert object_schema(output=text("the better answer", 20, 1500)) == {
+        "type": "object", "required": ["output"], "additionalProperties": False,
+        "properties": {"output": {"type": "string", "description": "the better answer", "minLength": 20,
+                                  "maxLength": 1500}}}

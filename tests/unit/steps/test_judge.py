@@ -1,20 +1,17 @@
-"""The judge's pure core: prompt, score parsing, the two-order rule, the tallies."""
+"""The judge's pure core: prompt, schema, score parsing, the two-order rule, the tallies, the rows."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import jsonschema
 import pytest
 
-from reflection_tuning import judge as j
-
-REPO = Path(__file__).resolve().parents[2]
+from reflection_tuning.steps import judge as j
 
 
 def test_shipped_prompt_loads_and_fills_in_one_pass():
-    prompt = j.load_judge_prompt(REPO / "prompts/judge.txt", REPO / "prompts/judge.system.txt")
+    prompt = j.load_judge_prompt()
     assert len(prompt.hash) == 12
-    msgs = prompt.fill(question="What is 2+2?", answer_1="It is {answer_2}.", answer_2="4")
+    msgs = prompt.messages(question="What is 2+2?", answer_1="It is {answer_2}.", answer_2="4")
     assert [m["role"] for m in msgs] == ["system", "user"]
     user = msgs[1]["content"]
     assert "What is 2+2?" in user and "It is {answer_2}." in user  # an answer is never re-filled
@@ -23,14 +20,26 @@ def test_shipped_prompt_loads_and_fills_in_one_pass():
 
 
 def test_template_without_placeholder_is_refused(tmp_path):
-    (tmp_path / "t.txt").write_text("{question} {answer_1}")
+    (tmp_path / "t.txt").write_text("{{ question }} {{ answer_1 }}")
     (tmp_path / "s.txt").write_text("")
     with pytest.raises(ValueError, match="answer_2"):
         j.load_judge_prompt(tmp_path / "t.txt", tmp_path / "s.txt")
 
 
-def test_empty_system_prompt_sends_no_system_message():
-    assert [m["role"] for m in j.build_messages("  ", "{question}", "q", "a", "b")] == ["user"]
+def test_empty_system_prompt_sends_no_system_message(tmp_path):
+    (tmp_path / "t.j2").write_text("{{ question }} {{ answer_1 }} {{ answer_2 }}")
+    (tmp_path / "s.txt").write_text("  \n")
+    prompt = j.load_judge_prompt(tmp_path / "t.j2", tmp_path / "s.txt")
+    assert [m["role"] for m in prompt.messages(question="q", answer_1="a", answer_2="b")] == ["user"]
+
+
+def test_the_schema_has_integer_scores_and_a_bounded_explanation():
+    good = {"score_1": 8, "score_2": 3, "explanation": "The first answer is complete."}
+    jsonschema.validate(good, j.SCHEMA)
+    for bad in ({**good, "score_1": 0}, {**good, "score_2": 7.5}, {**good, "explanation": "x" * 401},
+                {"score_1": 8, "score_2": 3}, {**good, "extra": 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, j.SCHEMA)
 
 
 def test_order_answers():
@@ -143,7 +152,7 @@ def test_tally_reports_both_winning_scores():
 def test_judge_step_reads_scores_and_a_cut_reply():
     from reflection_tuning.llm.cache import Completion
 
-    step = j.JudgeStep(j.load_judge_prompt(REPO / "prompts/judge.txt", REPO / "prompts/judge.system.txt"))
+    step = j.JudgeStep(j.load_judge_prompt())
     assert step.reads_truncated
     rows = list(j.judge_rows([{"id": "q", "set": "vicuna", "prompt": "Q?", "sft": "S", "baseline": "B"}]))
     assert [(r["order"], r["answer_1"], r["answer_2"]) for r in rows] == [("sft_first", "S", "B"),

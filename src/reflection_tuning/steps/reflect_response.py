@@ -1,0 +1,41 @@
+"""Reflect-response: (Q, A) -> (Q, A*), the row's instruction and input with a better answer.
+
+Reflection-Tuning (arXiv 2310.11716, Sec. 2): the teacher critiques the answer (helpfulness,
+relevance, accuracy, level of detail) and writes a better one. The stage runs it on every
+original row (variant ``response``: Q, A*) and on every ok ``instruction`` row (variant
+``both``: Q*, A**). Template: ``reflect_response.j2`` and ``reflect_response.system.txt``
+beside this module (``reflect_response.prompt_file`` / ``system_file`` in params.yaml).
+
+A free-text reply holds ``[Better Answer] … [End]`` (:mod:`.markers`); a structured reply is
+:data:`SCHEMA`. Each variant is a file of :func:`~.rewrite.teacher_row` rows, one per original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reflection_tuning.steps.markers import BETTER_ANSWER, ParseResult, parse_one, strict_first
+from reflection_tuning.steps.rewrite import RewriteStep, object_schema, text
+
+SCHEMA = object_schema(critique=text("why the answer is weak", 20, 600),
+                       output=text("the better answer", 20, 1500))
+
+
+def parse_reply(reply: str) -> ParseResult:
+    """Parse a reply into ``{"output": A*}``: the first complete ``[Better Answer]`` segment."""
+    return strict_first(lambda t, strict: parse_one(t, strict, BETTER_ANSWER, "Better Answer", "output"), reply)
+
+
+class ReflectResponse(RewriteStep):
+    """(Q, A) -> (Q, A*): the row's instruction and input, and a better answer."""
+
+    name = "reflect_response"
+    schema = SCHEMA
+
+    @staticmethod
+    def parse_reply(text: str) -> ParseResult:
+        return parse_reply(text)
+
+    def new_fields(self, parsed: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
+        return {"instruction": row["instruction"], "input": row.get("input") or "", "output": parsed["output"]}

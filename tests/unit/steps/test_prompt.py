@@ -1,0 +1,119 @@
+"""Step prompts: Jinja2 templates filled safely from a row, and the shipped templates giving
+byte for byte the requests (and ids, so the cache keys) of the ``{field}`` / ``{if input}``
+prompt files in ``legacy/``, which :func:`legacy_messages` fills the way those files were filled."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from reflection_tuning.steps import judge
+from reflection_tuning.steps.compress import Compress
+from reflection_tuning.steps.prompt import HERE, SHIPPED_IDS, load_prompt, template_hash
+from reflection_tuning.steps.reflect_instruction import ReflectInstruction
+from reflection_tuning.steps.reflect_response import ReflectResponse
+from reflection_tuning.steps.rewrite import ROW_FIELDS
+
+LEGACY = Path(__file__).resolve().parent / "legacy"
+ROWS = [
+    {"id": "a", "instruction": "Sort these {numbers}.", "input": "3, 1, {output} 2", "output": "1, 2, 3 {{ x }}"},
+    {"id": "b", "instruction": "Name a colour.", "input": "", "output": "Red."},
+    {"id": "c", "instruction": "Say hi {% if %}", "input": "  \n", "output": "Hi.\n"},
+]
+STEPS = [ReflectInstruction, ReflectResponse, Compress]
+
+
+def legacy_messages(name: str, fields: tuple[str, ...], values: dict[str, str]) -> list[dict[str, str]]:
+    """A request as the legacy syntax builds it: ``{if f}…{endif}`` kept when ``f`` is not blank,
+    then every ``{f}`` replaced in one pass."""
+    system = (HERE / f"{name}.system.txt").read_text(encoding="utf-8")
+    template = (LEGACY / f"{name}.txt").read_text(encoding="utf-8")
+    names = "|".join(fields)
+    template = re.sub(r"\{if (" + names + r")\}(.*?)\{endif\}",
+                      lambda m: m.group(2) if values[m.group(1)].strip() else "", template, flags=re.DOTALL)
+    user = re.sub(r"\{(" + names + r")\}", lambda m: values[m.group(1)], template)
+    return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user}]
+
+
+def legacy_id(name: str) -> str:
+    system = (HERE / f"{name}.system.txt").read_text(encoding="utf-8")
+    return template_hash(system, (LEGACY / f"{name}.txt").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("cls", STEPS, ids=lambda c: c.name)
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r["id"])
+def test_shipped_rewrite_templates_send_the_legacy_requests(cls, row):
+    step = cls.shipped()
+    assert step.format_input(row) == legacy_messages(cls.name, ROW_FIELDS, row)
+    assert step.template_hash == legacy_id(cls.name)
+
+
+def test_shipped_judge_template_sends_the_legacy_requests():
+    step = judge.JudgeStep(judge.load_judge_prompt())
+    row = {"question": "Why {x}?", "answer_1": "Because {answer_2}.", "answer_2": "{{ no }}"}
+    assert step.format_input(row) == legacy_messages("judge", judge.PLACEHOLDERS, row)
+    assert step.template_hash == legacy_id("judge")
+
+
+def test_every_shipped_id_is_one_of_a_shipped_template():
+    assert sorted(SHIPPED_IDS.values()) == sorted(legacy_id(n) for n in ("reflect_instruction", "reflect_response",
+                                                                           "compress", "judge"))
+    edited = template_hash("sys", "tpl {{ instruction }}")  # any other template: the hash of its source
+    assert len(edited) == 12 and edited == template_hash("sys", "tpl {{ instruction }}")
+    assert edited != template_hash("sys2", "tpl {{ instruction }}") != template_hash("sys", "tpl2 {{ instruction }}")
+    assert template_hash("ab", "c") != template_hash("a", "bc")
+
+
+def write(tmp_path: Path, template: str, system: str = "  be careful \n") -> tuple[Path, Path]:
+    (tmp_path / "t.j2").write_text(template, encoding="utf-8")
+    (tmp_path / "s.txt").write_text(system, encoding="utf-8")
+    return tmp_path / "t.j2", tmp_path / "s.txt"
+
+
+def test_row_text_is_never_template_source(tmp_path):
+    p = load_prompt(*write(tmp_path, "Q: {{ instruction }}\n{{ input }}|A: {{ output }}\nkeep {other}\n"), ROW_FIELDS)
+    msgs = p.messages(instruction="use {{ output }} and {% if x %} and }{", input=None, output="x {y}")
+    assert msgs == [{"role": "system", "content": "be careful"},
+                    {"role": "user", "content": "Q: use {{ output }} and {% if x %} and }{\n|A: x {y}\nkeep {other}\n"}]
+    assert load_prompt(*write(tmp_path, "{{ instruction }}{{ input }}{{ output }}", ""), ROW_FIELDS).messages(
+        instruction="q", input="", output="") == [{"role": "user", "content": "q"}]
+
+
+@pytest.mark.parametrize("value, kept", [("some input", True), ("", False), ("  \n", False), (None, False)])
+def test_conditional_input_block(tmp_path, value, kept):
+    tpl = "I: {{ instruction }}\n{% if input.strip() %}In: {{ input }}\n{% endif %}O: {{ output }}"
+    out = load_prompt(*write(tmp_path, tpl), ROW_FIELDS).messages(instruction="i", input=value, output="o")[-1]
+    assert out["content"] == ("I: i\nIn: some input\nO: o" if kept else "I: i\nO: o")
+
+
+def test_load_prompt_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not use"):
+        load_prompt(*write(tmp_path, "only {{ instruction }}"), ROW_FIELDS)
+    with pytest.raises(ValueError, match="unknown variables \\['extra'\\]"):
+        load_prompt(*write(tmp_path, "{{ instruction }}{{ input }}{{ output }}{{ extra }}"), ROW_FIELDS)
+    with pytest.raises(ValueError, match="line 1"):
+        load_prompt(*write(tmp_path, "{{ instruction }} {% if input %}{{ input }} {{ output }}"), ROW_FIELDS)
+    with pytest.raises(FileNotFoundError):
+        load_prompt(tmp_path / "missing.j2", tmp_path / "s.txt", ROW_FIELDS)
+
+
+@pytest.mark.parametrize("cls, markers", [
+    (ReflectInstruction, ["[New Instruction]", "[New Answer]", "[End]"]),
+    (ReflectResponse, ["[Better Answer]", "[End]"]),
+])
+def test_shipped_prompts_cover_the_method(cls, markers):
+    p = cls.shipped().prompt
+    for marker in markers:
+        assert marker in p.template
+    for aspect in ["Helpfulness", "Relevance", "Accuracy", "Level of Details"]:
+        assert aspect in p.template
+    if cls is ReflectInstruction:
+        for aspect in ["Complexity of the Topic", "Level of Detail Required", "Knowledge Required",
+                       "Ambiguity of the Instruction", "Logical Reasoning or Problem-Solving Involved"]:
+            assert aspect in p.template
+    # the reference's structure: a real system prompt, the critique asked for before the new sample
+    assert p.system.strip() and "Critique" in p.template
+    assert p.template.index("Critique") < p.template.index(markers[0])
+    assert "as detailed as possible" in p.template
