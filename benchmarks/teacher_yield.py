@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 from reflection_tuning.config import section_config
-from reflection_tuning.llm.runner import run_step, status_metrics
+from reflection_tuning.llm.outcome import status_metrics
+from reflection_tuning.llm.runner import run_step
 from reflection_tuning.stages import fetch
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.steps.prompt import HERE as STEPS_DIR

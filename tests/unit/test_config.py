@@ -6,7 +6,7 @@ from dataclasses import FrozenInstanceError, dataclass
 import pytest
 
 from shipped import shipped_params
-from reflection_tuning.config import ConfigError, add_config_options, cli_overrides, from_dict, load_config
+from reflection_tuning.config import ConfigError, Section, from_dict, load_config, parse
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,24 @@ def test_config_is_frozen():
         cfg.name = "b"  # type: ignore[misc]
 
 
-def test_dotted_section_with_cli_overrides_on_top():
-    params = {"datasets": {"alpaca": {"name": "a", "limit": 16}}}
+def test_one_parse_gives_the_options_the_configs_and_the_overrides(tmp_path):
+    """``parse``: the section's options added, the command line read, the params file read and
+    the section loaded (``{dataset}`` from ``--dataset``), the keys the options set beside it."""
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"datasets": {"alpaca": {"name": "a", "limit": 16}}}))
     parser = argparse.ArgumentParser()
-    add_config_options(parser, Cfg)
-    args = parser.parse_args(["--limit", "null", "--rate", "0.5", "--flag", "true", "--tasks", "[a, b]"])
-    cfg = load_config(Cfg, params, "datasets.alpaca", cli_overrides(args, Cfg))
-    assert cfg == Cfg(name="a", limit=None, rate=0.5, flag=True, tasks=["a", "b"])
-    assert cli_overrides(parser.parse_args([]), Cfg) == {}
+    parser.add_argument("--params")
+    parser.add_argument("--dataset")
+    seen = []
+    parsed = parse(parser, [Section(Cfg, "datasets.{dataset}")], ["--params", str(tmp_path / "params.yaml"),
+                   "--dataset", "alpaca", "--rate", "0.5", "--tasks", "[a, b]"], on_args=seen.append)
+    assert parsed.configs == (Cfg(name="a", limit=16, rate=0.5, tasks=["a", "b"]),)
+    assert parsed.overrides == ({"rate": 0.5, "tasks": ["a", "b"]},) and parsed.params["datasets"]["alpaca"]["limit"] == 16
+    assert seen == [parsed.args]
+    with pytest.raises(SystemExit):  # a {dataset} section without --dataset
+        parse(argparse.ArgumentParser(parents=[], add_help=False), [Section(Cfg, "datasets.{dataset}")], [],
+              on_args=lambda a: setattr(a, "params", str(tmp_path / "params.yaml")) or setattr(a, "dataset", None))
 
 
 def _reference_sections() -> dict[str, type]:

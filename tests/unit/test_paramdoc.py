@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from reflection_tuning import paramdoc
-from reflection_tuning.config import add_config_options
+from reflection_tuning.options import add_config_options
 from stage_help import help_text
 
 TEXT = """\

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache
-from reflection_tuning.llm.client import TeacherCostCap, TeacherRequestError
+from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
 
 log = logging.getLogger(__name__)

@@ -14,54 +14,24 @@ server stops generating it instead of queueing the retry behind an abandoned gen
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
-from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 from tqdm.auto import tqdm
 
-from reflection_tuning.errors import UserError
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache, cache_key
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
+from reflection_tuning.llm.endpoints import Endpoints
+from reflection_tuning.llm.errors import ReplyFormatUnsupported, TeacherCostCap, TeacherRequestError, format_ignored
 from reflection_tuning.llm.retry import RETRY_KINDS, dropped_connection, is_retryable, retry_after_seconds, retry_kind
-from reflection_tuning.llm.stream import IncompleteStream, is_json_object, read_stream
+from reflection_tuning.llm.stream import IncompleteStream, read_stream
 
 log = logging.getLogger(__name__)
-
-DUMMY_API_KEY = "no-key"  # for endpoints that need none (the embedded server)
-
-__all__ = ["ChatTeacher", "Completion", "Messages", "ReplyFormatUnsupported", "Teacher", "TeacherCostCap",
-           "TeacherRequestError", "cache_key", "is_retryable", "retry_after_seconds", "retry_kind"]
-
-
-class TeacherRequestError(RuntimeError):
-    """A request that failed for good (after retries, or not retryable). The message holds no key.
-
-    ``status_code`` is the HTTP status of the last attempt (``None``: no HTTP answer)."""
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class ReplyFormatUnsupported(UserError):
-    """``reply_format: json_schema`` against an endpoint that rejects or ignores ``response_format``."""
-
-
-class TeacherCostCap(TeacherRequestError):
-    """A request not sent because it could take the spend over ``teacher.max_cost``."""
-
-
-class ChatTeacher(Protocol):
-    """What the reflection stages need from a teacher."""
-
-    async def complete(self, messages: Messages) -> Completion: ...
 
 
 class Teacher:
@@ -82,8 +52,6 @@ class Teacher:
             :func:`~reflection_tuning.llm.stream.json_schema_format`; ``None``: none, free text).
             The first request is sent alone and checked: an endpoint that rejects (400/422) or ignores
             the option fails the stage there (:class:`ReplyFormatUnsupported`).
-        stream: ``False`` sends plain requests, as before streaming (a timed-out one keeps
-            generating on the server); kept to measure that behaviour in the benchmarks.
     """
 
     def __init__(
@@ -97,7 +65,6 @@ class Teacher:
         budget: Budget | None = None,
         retry_after_max: float = 120.0,
         response_format: dict | None = None,
-        stream: bool = True,
     ) -> None:
         self.cfg = cfg
         self.template_hash = template_hash
@@ -105,14 +72,11 @@ class Teacher:
         self.budget = budget
         self.retry_after_max = retry_after_max
         self.response_format = response_format
-        self.stream = stream
         self._format_checked = response_format is None
         self._format_error: ReplyFormatUnsupported | None = None
         self._probe: asyncio.Lock | None = None
-        self._usage_option = True  # send stream_options.include_usage until a server refuses it
         self._api_key = api_key
-        self._clients: list[openai.AsyncOpenAI] = []
-        self._turn = 0
+        self.endpoints: Endpoints | None = None
         self._window: asyncio.Semaphore | None = None
         self.cache = ReplyCache(cfg.cache_dir)
         self.requests_sent = 0  # HTTP attempts, retries included
@@ -135,23 +99,15 @@ class Teacher:
 
     # -- network -------------------------------------------------------------------------
     def connect(self, base_url: str | Sequence[str]) -> None:
-        """Create one HTTP client per endpoint (the openai client's own retries are off; its
-        HTTP timeout, ``teacher.timeout``, bounds the connect and each read, as the idle limit does).
+        """Open the endpoints (:class:`~.endpoints.Endpoints`; ``teacher.timeout`` is their HTTP
+        timeout, which bounds the connect and each read as the idle limit does)."""
+        self.endpoints = Endpoints([base_url] if isinstance(base_url, str) else list(base_url), self._api_key,
+                                   self.cfg.timeout)
+        self.per_endpoint = [0] * len(self.endpoints)
 
-        The clients use the SDK's aiohttp transport (``openai.DefaultAioHttpClient``, the
-        ``openai[aiohttp]`` extra), which the SDK documents for high concurrency: the default
-        httpx transport's pool scans every connection on each request, and the gain is what
-        ``benchmarks/teacher_scale.py`` prints (``aiohttp / httpx transport``)."""
-        urls = [base_url] if isinstance(base_url, str) else list(base_url)
-        self._clients = [
-            openai.AsyncOpenAI(base_url=u, api_key=self._api_key or DUMMY_API_KEY, timeout=self.cfg.timeout,
-                               max_retries=0, http_client=openai.DefaultAioHttpClient(timeout=self.cfg.timeout))
-            for u in urls
-        ]
-        self.per_endpoint = [0] * len(urls)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+    def _describe(self, exc: BaseException | None) -> str:
+        assert self.endpoints is not None
+        return self.endpoints.describe(exc)
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_random_exponential(multiplier=self.cfg.retry_wait_initial, max=self.cfg.retry_wait_max)(state)
@@ -164,79 +120,41 @@ class Teacher:
         log.warning("teacher request failed (%s); retry %d in %.1f s", self._describe(exc), state.attempt_number,
                     state.upcoming_sleep)
 
-    def _describe(self, exc: BaseException | None) -> str:
-        if isinstance(exc, openai.APIStatusError):
-            text = f"HTTP {exc.status_code}: {exc.message}"
-            body = json.dumps(exc.body, default=str, ensure_ascii=False)[:300] if exc.body is not None else ""
-            if body and body.strip('"') not in text:
-                text += f" {body}"
-            return self._scrub(text)
-        return self._scrub(f"{type(exc).__name__}: {exc}")
-
-    async def _create(self, n: int, **kwargs: object) -> object:
-        """Open the stream; a server that refuses ``stream_options`` is asked again without it."""
-        create = self._clients[n].chat.completions.create
-        if self._usage_option:
-            try:
-                return await create(**kwargs, stream_options={"include_usage": True})  # type: ignore[call-overload]
-            except openai.APIStatusError as exc:
-                if exc.status_code not in (400, 422) or "stream_options" not in f"{exc.message} {exc.body}":
-                    raise
-                log.info("the endpoint refuses stream_options (HTTP %d); token usage only if it sends it unasked",
-                         exc.status_code)
-                self._usage_option = False
-        return await create(**kwargs)  # type: ignore[call-overload]
-
     async def _attempt(self, messages: Messages) -> Completion:
-        n = self._turn % len(self._clients)
-        self._turn += 1
+        assert self.endpoints is not None
+        n = self.endpoints.next()
         self.requests_sent += 1
         self.per_endpoint[n] += 1
-        kwargs: dict[str, object] = {"seed": self.cfg.seed} if self.cfg.seed is not None else {}
+        kwargs: dict[str, object] = {"model": self.request_model, "messages": messages,
+                                     "temperature": self.cfg.temperature, "top_p": self.cfg.top_p,
+                                     "max_tokens": self.cfg.max_tokens}
+        if self.cfg.seed is not None:
+            kwargs["seed"] = self.cfg.seed
         if self.cfg.frequency_penalty is not None:
             kwargs["frequency_penalty"] = self.cfg.frequency_penalty
         if self.response_format is not None:
             kwargs["response_format"] = self.response_format
-        if not self.stream:
-            return await self._with_total_limit(self._attempt_whole(n, messages, kwargs))
-        return await self._with_total_limit(self._attempt_stream(n, messages, kwargs))
-
-    async def _with_total_limit(self, attempt: Coroutine[Any, Any, Completion]) -> Completion:
         if self.cfg.total_timeout is None:
-            return await attempt
-        return await asyncio.wait_for(attempt, self.cfg.total_timeout)  # cancels the attempt when past it
+            return await self._request(n, kwargs)
+        return await asyncio.wait_for(self._request(n, kwargs), self.cfg.total_timeout)  # cancels it when past
 
-    async def _attempt_stream(self, n: int, messages: Messages, kwargs: dict[str, object]) -> Completion:
+    async def _request(self, n: int, kwargs: dict[str, object]) -> Completion:
+        """One streamed request to endpoint ``n``; an abandoned stream (a timeout, a cancelled
+        task) is closed, which tells the server to stop generating it."""
+        assert self.endpoints is not None
         try:
-            stream = await self._create(n, model=self.request_model, messages=messages,
-                                        temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                                        max_tokens=self.cfg.max_tokens, stream=True, **kwargs)
+            stream = await self.endpoints.open_stream(n, **kwargs, stream=True)
             return await read_stream(stream, self.cfg.timeout)  # closes the stream, also when cancelled
         except (asyncio.TimeoutError, asyncio.CancelledError, openai.APITimeoutError) as exc:
             if not dropped_connection(exc):  # the server's own drop is not a stream we gave up
-                self.cancelled += 1  # abandoned: the closed connection tells the server to stop
+                self.cancelled += 1
             raise
-
-    async def _attempt_whole(self, n: int, messages: Messages, kwargs: dict[str, object]) -> Completion:
-        reply = await self._clients[n].chat.completions.create(  # type: ignore[call-overload]
-            model=self.request_model, messages=messages, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-            max_tokens=self.cfg.max_tokens, **kwargs)
-        if not reply.choices:
-            raise TeacherRequestError("the endpoint returned no choices")
-        usage = reply.usage
-        return Completion(content=reply.choices[0].message.content or "", finish_reason=reply.choices[0].finish_reason,
-                          prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                          completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
     async def _send(self, messages: Messages) -> Completion:
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.cfg.max_retries + 1),
-                wait=self._wait,
-                retry=retry_if_exception(is_retryable),
-                before_sleep=self._before_sleep,
-                reraise=True,
-            ):
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.cfg.max_retries + 1), wait=self._wait,
+                                               retry=retry_if_exception(is_retryable),
+                                               before_sleep=self._before_sleep, reraise=True):
                 with attempt:
                     return await self._attempt(messages)
         except TeacherRequestError:
@@ -263,7 +181,7 @@ class Teacher:
         if (hit := self.cached(messages)) is not None:
             self.cache_hits += 1
             return hit
-        if not self._clients:
+        if self.endpoints is None:
             raise TeacherRequestError("no teacher endpoint connected")
         if not self._format_checked:
             if self._probe is None:
@@ -282,19 +200,14 @@ class Teacher:
             raise
         except TeacherRequestError as exc:
             if exc.status_code in (400, 422):  # a bad request, not a key (401/403) or model (404) problem
-                self._format_error = ReplyFormatUnsupported(
-                    f"reply_format: json_schema: the endpoint refused a request carrying response_format ({exc}); "
-                    "use a server with structured outputs (OpenAI, vLLM) or set reply_format: markers")
+                self._format_error = ReplyFormatUnsupported.refused(exc)
                 raise self._format_error from None
             raise  # not about the format (e.g. a timeout): the next request is the probe
 
     def _check_format(self, completion: Completion) -> Completion:
         if completion.finish_reason == "stop":
-            if not is_json_object(completion.content):
-                self._format_error = ReplyFormatUnsupported(
-                    "reply_format: json_schema: the endpoint ignored response_format (its first finished reply is "
-                    f"not a JSON object: {completion.content[:80]!r}); use a server with structured outputs "
-                    "(OpenAI, vLLM) or set reply_format: markers")
+            self._format_error = format_ignored(completion.content)
+            if self._format_error is not None:
                 raise self._format_error
             self._format_checked = True
         return completion  # cut off (length): cannot tell yet, the next request checks again
@@ -358,9 +271,9 @@ class Teacher:
 
     async def aclose(self) -> None:
         """Close the HTTP clients and the cache."""
-        for client in self._clients:
-            await client.close()
-        self._clients = []
+        if self.endpoints is not None:
+            await self.endpoints.aclose()
+            self.endpoints = None
         self.cache.close()
 
     def close_cache(self) -> None:

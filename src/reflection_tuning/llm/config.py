@@ -7,9 +7,11 @@ them; what a step asks (its prompt, schema and parser) lives in ``reflection_tun
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reflection_tuning.config import ConfigError
+from reflection_tuning.errors import UserError
 from reflection_tuning.llm.cost import Price
 
 EMBEDDED = "embedded"
@@ -123,4 +125,26 @@ class EndpointConfig:
         return Price.from_params(self.price)
 
 
-__all__ = ["EMBEDDED", "MODES", "REPLY_FORMATS", "EndpointConfig"]
+
+def api_key_from_env(cfg: EndpointConfig, environ: Mapping[str, str], section: str = "teacher") -> str | None:
+    """The API key from the variable NAMED by ``cfg.api_key_env`` (``None`` when none is needed).
+
+    Args:
+        section: the params section ``cfg`` came from (``teacher``, ``judge``), for the message.
+
+    Raises:
+        UserError: a remote endpoint names a variable that is not set (the message names
+            the variable, never a value).
+    """
+    if cfg.base_url == EMBEDDED or not cfg.api_key_env:
+        return None
+    key = environ.get(cfg.api_key_env)
+    if not key:
+        raise UserError(
+            f"environment variable {cfg.api_key_env} ({section}.api_key_env) is not set; "
+            f"set it, or set {section}.api_key_env to null (or '') for an endpoint that needs no key"
+        )
+    return key
+
+
+__all__ = ["EMBEDDED", "MODES", "REPLY_FORMATS", "EndpointConfig", "api_key_from_env"]

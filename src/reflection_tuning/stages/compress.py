@@ -21,8 +21,9 @@ from typing import Any
 
 from reflection_tuning.io import write_jsonl, write_metrics
 from reflection_tuning.llm import status as st
-from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.llm.runner import api_key_from_env, run_step, status_metrics, token_metrics
+from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
+from reflection_tuning.llm.outcome import status_metrics, token_metrics
+from reflection_tuning.llm.runner import run_step
 from reflection_tuning.rows import row_id
 from reflection_tuning.stages.common import Section, Stage, beside
 from reflection_tuning.stages.llm_stage import require_files

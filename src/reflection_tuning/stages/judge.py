@@ -27,7 +27,8 @@ from typing import Any
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.llm.runner import run_step, status_metrics
+from reflection_tuning.llm.outcome import status_metrics
+from reflection_tuning.llm.runner import run_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.llm_stage import llm_stage_main
 from reflection_tuning.steps import judge as core

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.llm.runner import api_key_from_env
+from reflection_tuning.llm.config import api_key_from_env
 from reflection_tuning.stages.common import Stage
 
 

@@ -13,7 +13,8 @@ import logging
 
 from reflection_tuning.io import iter_jsonl, write_jsonl, write_metrics
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.llm.runner import Tally, iter_step
+from reflection_tuning.llm.outcome import Tally
+from reflection_tuning.llm.runner import iter_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.llm_stage import check_rows, llm_stage_main, require_files
 from reflection_tuning.steps.prompt import PromptFiles

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, join_by_id, write_metrics
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.llm.runner import Outcome, Tally, iter_step
+from reflection_tuning.llm.outcome import Outcome, Tally
+from reflection_tuning.llm.runner import iter_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.llm_stage import check_rows, llm_stage_main, require_files
 from reflection_tuning.steps.prompt import PromptFiles

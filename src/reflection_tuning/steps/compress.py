@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reflection_tuning.llm.runner import Outcome, provenance
+from reflection_tuning.llm.outcome import Outcome, provenance
 from reflection_tuning.steps.markers import NEW_INSTRUCTION, ParseResult, parse_one, strict_first
 from reflection_tuning.steps.rewrite import ROW_FIELDS, RewriteStep, object_schema, text
 

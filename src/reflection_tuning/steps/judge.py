@@ -28,7 +28,7 @@ from typing import Any
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm import step
 from reflection_tuning.llm.cache import Completion, Messages
-from reflection_tuning.llm.runner import Outcome
+from reflection_tuning.llm.outcome import Outcome
 from reflection_tuning.steps.prompt import HERE, Prompt, load_prompt
 
 ORDERS = ("sft_first", "baseline_first")

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion, Messages
-from reflection_tuning.llm.runner import Outcome, provenance
+from reflection_tuning.llm.outcome import Outcome, provenance
 from reflection_tuning.llm.step import Failure, Parsed
 from reflection_tuning.steps.markers import ParseResult
 from reflection_tuning.steps.prompt import HERE, Prompt, load_prompt

@@ -16,7 +16,7 @@ from shipped import params_config
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.batch import ENDPOINT, read_result_line, read_results, request_line, send_batch
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
-from reflection_tuning.llm.client import TeacherCostCap, TeacherRequestError
+from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
 from reflection_tuning.llm.cost import Budget, Price
 
 DOC_OUTPUT = {

@@ -6,7 +6,8 @@ import pytest
 
 from shipped import params_config
 from reflection_tuning.config import ConfigError
-from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.errors import UserError
+from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
 from reflection_tuning.llm.cost import Price
 
 
@@ -49,3 +50,11 @@ def test_a_value_error_names_its_section():
     with pytest.raises(ConfigError, match="^teacher: max_concurrency must be >= 1"):
         params_config(EndpointConfig, "teacher", max_concurrency=0)
     assert params_config(EndpointConfig, "judge") != params_config(EndpointConfig, "teacher")
+
+
+def test_the_key_comes_from_the_variable_the_section_names():
+    remote = params_config(EndpointConfig, "judge", base_url="https://api.example/v1", api_key_env="RT_KEY")
+    assert api_key_from_env(remote, {"RT_KEY": "sk-1"}) == "sk-1"
+    with pytest.raises(UserError, match=r"RT_KEY \(judge.api_key_env\) is not set"):
+        api_key_from_env(remote, {}, section="judge")
+    assert api_key_from_env(params_config(EndpointConfig, "teacher", base_url="embedded"), {}) is None

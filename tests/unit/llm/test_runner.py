@@ -14,8 +14,8 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm import runner
-from reflection_tuning.llm.runner import (Outcome, Tally, iter_step, reask_config, run_step, status_metrics,
-                                           token_metrics)
+from reflection_tuning.llm.outcome import Outcome, status_metrics, token_metrics
+from reflection_tuning.llm.runner import iter_step, reask_config, run_step
 from reflection_tuning.llm.step import Failure, Parsed
 from reflection_tuning.llm.config import EndpointConfig
 
@@ -121,16 +121,6 @@ def test_reask_config_and_validation():
         params_config(EndpointConfig, "teacher", reask=-1)
     with pytest.raises(ConfigError, match="reask_temperature"):
         params_config(EndpointConfig, "teacher", reask_temperature=-0.5)
-
-
-def test_tally_counts_rows_the_stage_wrote():
-    tally = Tally()
-    for _ in range(2):
-        tally.add(Outcome({"id": "x"}, st.UPSTREAM_UNUSABLE, attempts=0))
-    m = tally.status_metrics(prefix="both_rows_")
-    assert (m["both_rows_out"], m["both_rows_upstream_unusable"], m["both_rows_ok"]) == (2, 2, 0)
-    assert set(st.STATUSES) <= {k.removeprefix("both_rows_") for k in m}
-    assert tally.token_metrics()["completion_tokens"] == 0
 
 
 def test_chunks_stream_the_same_outcomes(tmp_path, fake_openai, monkeypatch):

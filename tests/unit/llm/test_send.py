@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from reflection_tuning.llm.cache import Completion
-from reflection_tuning.llm.client import TeacherRequestError
+from reflection_tuning.llm.errors import TeacherRequestError
 from reflection_tuning.llm.send import Sender, kv_cache_tokens
 
 from ..conftest import Failure, cfg_for

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.llm.client import ReplyFormatUnsupported, Teacher, TeacherRequestError
+from reflection_tuning.llm.client import Teacher
+from reflection_tuning.llm.errors import ReplyFormatUnsupported, TeacherRequestError
 from reflection_tuning.llm.stream import is_json_object, json_schema_format
 
 from ..conftest import cfg_for, complete_all

@@ -7,7 +7,7 @@ import pytest
 
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
-from reflection_tuning.llm.runner import Outcome
+from reflection_tuning.llm.outcome import Outcome
 from reflection_tuning.steps.rewrite import object_schema, teacher_row, text
 
 SOURCE = {"id": "a1b2", "instruction": "Give three tips for staying healthy.", "input": "",
