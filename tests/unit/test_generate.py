@@ -1,8 +1,9 @@
-"""Evaluation prompt sets (real files in ../shared/data/eval_prompts) and the AlpacaEval export."""
+"""Evaluation prompt sets (the real files shipped in data/eval_prompts) and the AlpacaEval export."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,8 @@ from reflection_tuning.generate import PROMPT_SETS, alpaca_eval_records, load_pr
 
 
 @pytest.fixture(scope="module")
-def prompts_dir(shared_data):
-    return shared_data / "eval_prompts"
+def prompts_dir():
+    return Path(__file__).resolve().parents[2] / "data" / "eval_prompts"
 
 
 def test_every_set_loads_with_its_own_fields(prompts_dir):
