@@ -139,9 +139,9 @@ def _sdk_ceiling(url: str, rows: str, concurrency: int, transport: str, out: mp.
 
     from reflection_tuning.io import read_jsonl
     from reflection_tuning.steps.reflect_instruction import ReflectInstruction
-    from reflection_tuning.steps.rewrite import ROW_FIELDS
+    from reflection_tuning.rows import FIELDS
 
-    step = ReflectInstruction(_prompt_files().prompt(ROW_FIELDS))
+    step = ReflectInstruction(_prompt_files().prompt(FIELDS))
     batch = [step.format_input(r) for r in read_jsonl(rows)]
 
     async def go() -> float:

@@ -31,15 +31,15 @@ import time
 from pathlib import Path
 
 from reflection_tuning.config import section_config
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import status_metrics
 from reflection_tuning.llm.runner import run_step
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages import fetch
-from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.steps.prompt import HERE as STEPS_DIR
 from reflection_tuning.steps.prompt import load_prompt
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 from reflection_tuning.steps.reflect_response import ReflectResponse
-from reflection_tuning.steps.rewrite import ROW_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
@@ -133,7 +133,7 @@ def main() -> None:
         if (step_name, name) in done:
             continue
         d = dirs[prompts]
-        step = STEPS[step_name](load_prompt(d / f"{step_name}.j2", d / f"{step_name}.system.txt", ROW_FIELDS))
+        step = STEPS[step_name](load_prompt(d / f"{step_name}.j2", d / f"{step_name}.system.txt", FIELDS))
         cfg = dataclasses.replace(base, **overrides)
         t0 = time.perf_counter()
         run = run_step(step, cfg, rows, desc=f"{step_name} {name}")

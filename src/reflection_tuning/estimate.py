@@ -28,11 +28,11 @@ from reflection_tuning.io import read_jsonl
 from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.step import Step
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages import reflect_instruction, reflect_response
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 from reflection_tuning.steps.reflect_response import ReflectResponse
-from reflection_tuning.steps.rewrite import ROW_FIELDS
 
 log = logging.getLogger(__name__)
 Counter = Callable[[Messages], int]
@@ -132,7 +132,7 @@ def run(teacher_cfg: EndpointConfig, instruction: reflect_instruction.Config, re
     """
     originals = read_jsonl(original)
     reflected = read_jsonl(instruction_rows) if instruction_rows and instruction_rows.is_file() else None
-    steps = [ReflectInstruction(instruction.prompt(ROW_FIELDS)), ReflectResponse(response.prompt(ROW_FIELDS))]
+    steps = [ReflectInstruction(instruction.prompt(FIELDS)), ReflectResponse(response.prompt(FIELDS))]
     batches = stage_requests(steps[0], steps[1], originals, reflected)
     method, count = token_counter(teacher_cfg.model)
     cache = ReplyCache(teacher_cfg.cache_dir)

@@ -24,13 +24,12 @@ from reflection_tuning.llm import status as st
 from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
 from reflection_tuning.llm.outcome import status_metrics, token_metrics
 from reflection_tuning.llm.runner import run_step
-from reflection_tuning.rows import row_id
+from reflection_tuning.rows import FIELDS, row_id
 from reflection_tuning.stages.common import Section, Stage, beside
-from reflection_tuning.stages.llm_stage import require_files
 from reflection_tuning.stages.fetch import to_fields
+from reflection_tuning.stages.llm_stage import require_files
 from reflection_tuning.steps.compress import Compress, merged_row
 from reflection_tuning.steps.prompt import PromptFiles
-from reflection_tuning.steps.rewrite import ROW_FIELDS
 
 log = logging.getLogger(__name__)
 REJECT_UNREADABLE = "unreadable"
@@ -74,7 +73,7 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, re
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("compress", input=source, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = Compress(cfg.prompt(ROW_FIELDS))
+    step = Compress(cfg.prompt(FIELDS))
     rows, rejects = read_records(source)
     to_send = [r for r in rows if r["input"].strip()]
     done = run_step(step, teacher_cfg, to_send, api_key=api_key, desc="compress")

@@ -15,11 +15,12 @@ from reflection_tuning.io import iter_jsonl, write_jsonl, write_metrics
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import iter_step
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.llm_stage import check_rows, llm_stage_main, require_files
 from reflection_tuning.steps.prompt import PromptFiles
 from reflection_tuning.steps.reflect_instruction import VARIANT, ReflectInstruction
-from reflection_tuning.steps.rewrite import ROW_FIELDS, teacher_row
+from reflection_tuning.steps.rewrite import teacher_row
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = ReflectInstruction(cfg.prompt(ROW_FIELDS))
+    step = ReflectInstruction(cfg.prompt(FIELDS))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original))  # a first pass: no request for a bad file
     # Streamed: the rows are read, sent, written and counted a chunk at a time (memory flat in rows).
     tally, stats = Tally(), {}

@@ -19,11 +19,12 @@ from reflection_tuning.llm import status as st
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import Outcome, Tally
 from reflection_tuning.llm.runner import iter_step
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.llm_stage import check_rows, llm_stage_main, require_files
 from reflection_tuning.steps.prompt import PromptFiles
 from reflection_tuning.steps.reflect_response import ReflectResponse
-from reflection_tuning.steps.rewrite import ROW_FIELDS, teacher_row
+from reflection_tuning.steps.rewrite import teacher_row
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
     """
     require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
                   prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = ReflectResponse(cfg.prompt(ROW_FIELDS))
+    step = ReflectResponse(cfg.prompt(FIELDS))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original), sorted_ids=True)  # for the merge-join
     stale: list[str] = []
     pending: deque[tuple[str, dict, str | None]] = deque()  # planned rows not written yet: at most a chunk

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from reflection_tuning.llm.outcome import Outcome, provenance
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.steps.markers import NEW_INSTRUCTION, ParseResult, parse_one, strict_first
-from reflection_tuning.steps.rewrite import ROW_FIELDS, RewriteStep, object_schema, text
+from reflection_tuning.steps.rewrite import RewriteStep, object_schema, text
 
 # the merged instruction carries the input's text, so it may be as long as an answer
 SCHEMA = object_schema(instruction=text("the instruction with its input merged in", 10, 1500))
@@ -48,6 +49,6 @@ def merged_row(outcome: Outcome, model: str, template_hash: str) -> dict[str, An
     row = outcome.row
     if outcome.ok:
         assert outcome.fields is not None
-        return {"id": row["id"], **{k: outcome.fields[k] for k in ROW_FIELDS},
+        return {"id": row["id"], **{k: outcome.fields[k] for k in FIELDS},
                 "merged": True, "status": outcome.status, **provenance(outcome, model, template_hash)}
     return {**row, "status": outcome.status, "reason": outcome.reason, **provenance(outcome, model, template_hash)}

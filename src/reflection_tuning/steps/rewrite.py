@@ -25,11 +25,11 @@ from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion, Messages
 from reflection_tuning.llm.outcome import Outcome, provenance
 from reflection_tuning.llm.step import Failure, Parsed
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.steps.markers import ParseResult
 from reflection_tuning.steps.prompt import HERE, Prompt, load_prompt
 
-ROW_FIELDS = ("instruction", "input", "output")
-OUTPUT_FIELDS = (*ROW_FIELDS, "critique")
+OUTPUT_FIELDS = (*FIELDS, "critique")
 
 
 def text(description: str, min_length: int, max_length: int) -> dict[str, Any]:
@@ -52,7 +52,7 @@ class RewriteStep:
     """
 
     name: ClassVar[str] = ""
-    input_columns: ClassVar[tuple[str, ...]] = ROW_FIELDS
+    input_columns: ClassVar[tuple[str, ...]] = FIELDS
     output_fields: ClassVar[tuple[str, ...]] = OUTPUT_FIELDS
     schema: ClassVar[Mapping[str, Any]] = {}
     reads_truncated: ClassVar[bool] = False
@@ -68,7 +68,7 @@ class RewriteStep:
     @classmethod
     def shipped(cls) -> RewriteStep:
         """The step with its shipped template."""
-        return cls(load_prompt(*cls.template_files(), ROW_FIELDS))
+        return cls(load_prompt(*cls.template_files(), FIELDS))
 
     @property
     def template_hash(self) -> str:
@@ -111,12 +111,12 @@ def teacher_row(source: Mapping[str, Any], variant: str, outcome: Outcome, *, te
     if outcome.status not in st.STATUSES:
         raise ValueError(f"unknown status {outcome.status!r}")
     fields = outcome.fields if outcome.ok else None
-    if fields is not None and any(fields.get(k) is None for k in ROW_FIELDS):
+    if fields is not None and any(fields.get(k) is None for k in FIELDS):
         raise ValueError(f"an ok {variant} row needs instruction, input and output")
     return {
         "id": source["id"],
         "variant": variant,
-        **{k: fields[k] if fields else None for k in ROW_FIELDS},
+        **{k: fields[k] if fields else None for k in FIELDS},
         "source": source.get("source"),
         "critique": fields.get("critique") if fields else None,
         "status": outcome.status,

@@ -26,12 +26,12 @@ from shipped import params_config
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.client import Teacher
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.errors import TeacherRequestError
 from reflection_tuning.llm.server import serve_embedded
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages import reflect_instruction
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
-from reflection_tuning.steps.rewrite import ROW_FIELDS
-from reflection_tuning.llm.config import EndpointConfig
 
 from .conftest import FaultProxy
 
@@ -130,7 +130,7 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
     write_jsonl(tmp_path / "original.jsonl", rows)
     stage_cfg = reflect_instruction.Config(prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
                                            system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"))
-    step = ReflectInstruction(stage_cfg.prompt(ROW_FIELDS))
+    step = ReflectInstruction(stage_cfg.prompt(FIELDS))
     batch = [step.format_input(r) for r in rows]
     hog = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     figures = {}

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.steps import judge
 from reflection_tuning.steps.compress import Compress
 from reflection_tuning.steps.prompt import HERE, SHIPPED_IDS, load_prompt, template_hash
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 from reflection_tuning.steps.reflect_response import ReflectResponse
-from reflection_tuning.steps.rewrite import ROW_FIELDS
 
 LEGACY = Path(__file__).resolve().parent / "legacy"
 ROWS = [
@@ -46,7 +46,7 @@ def legacy_id(name: str) -> str:
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r["id"])
 def test_shipped_rewrite_templates_send_the_legacy_requests(cls, row):
     step = cls.shipped()
-    assert step.format_input(row) == legacy_messages(cls.name, ROW_FIELDS, row)
+    assert step.format_input(row) == legacy_messages(cls.name, FIELDS, row)
     assert step.template_hash == legacy_id(cls.name)
 
 
@@ -73,30 +73,30 @@ def write(tmp_path: Path, template: str, system: str = "  be careful \n") -> tup
 
 
 def test_row_text_is_never_template_source(tmp_path):
-    p = load_prompt(*write(tmp_path, "Q: {{ instruction }}\n{{ input }}|A: {{ output }}\nkeep {other}\n"), ROW_FIELDS)
+    p = load_prompt(*write(tmp_path, "Q: {{ instruction }}\n{{ input }}|A: {{ output }}\nkeep {other}\n"), FIELDS)
     msgs = p.messages(instruction="use {{ output }} and {% if x %} and }{", input=None, output="x {y}")
     assert msgs == [{"role": "system", "content": "be careful"},
                     {"role": "user", "content": "Q: use {{ output }} and {% if x %} and }{\n|A: x {y}\nkeep {other}\n"}]
-    assert load_prompt(*write(tmp_path, "{{ instruction }}{{ input }}{{ output }}", ""), ROW_FIELDS).messages(
+    assert load_prompt(*write(tmp_path, "{{ instruction }}{{ input }}{{ output }}", ""), FIELDS).messages(
         instruction="q", input="", output="") == [{"role": "user", "content": "q"}]
 
 
 @pytest.mark.parametrize("value, kept", [("some input", True), ("", False), ("  \n", False), (None, False)])
 def test_conditional_input_block(tmp_path, value, kept):
     tpl = "I: {{ instruction }}\n{% if input.strip() %}In: {{ input }}\n{% endif %}O: {{ output }}"
-    out = load_prompt(*write(tmp_path, tpl), ROW_FIELDS).messages(instruction="i", input=value, output="o")[-1]
+    out = load_prompt(*write(tmp_path, tpl), FIELDS).messages(instruction="i", input=value, output="o")[-1]
     assert out["content"] == ("I: i\nIn: some input\nO: o" if kept else "I: i\nO: o")
 
 
 def test_load_prompt_errors(tmp_path):
     with pytest.raises(ValueError, match="does not use"):
-        load_prompt(*write(tmp_path, "only {{ instruction }}"), ROW_FIELDS)
+        load_prompt(*write(tmp_path, "only {{ instruction }}"), FIELDS)
     with pytest.raises(ValueError, match="unknown variables \\['extra'\\]"):
-        load_prompt(*write(tmp_path, "{{ instruction }}{{ input }}{{ output }}{{ extra }}"), ROW_FIELDS)
+        load_prompt(*write(tmp_path, "{{ instruction }}{{ input }}{{ output }}{{ extra }}"), FIELDS)
     with pytest.raises(ValueError, match="line 1"):
-        load_prompt(*write(tmp_path, "{{ instruction }} {% if input %}{{ input }} {{ output }}"), ROW_FIELDS)
+        load_prompt(*write(tmp_path, "{{ instruction }} {% if input %}{{ input }} {{ output }}"), FIELDS)
     with pytest.raises(FileNotFoundError):
-        load_prompt(tmp_path / "missing.j2", tmp_path / "s.txt", ROW_FIELDS)
+        load_prompt(tmp_path / "missing.j2", tmp_path / "s.txt", FIELDS)
 
 
 @pytest.mark.parametrize("cls, markers", [

@@ -8,11 +8,11 @@ import pytest
 
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.step import Failure, Parsed
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.steps.compress import Compress
+from reflection_tuning.steps.prompt import load_prompt
 from reflection_tuning.steps.reflect_instruction import SCHEMA, ReflectInstruction
 from reflection_tuning.steps.reflect_response import ReflectResponse
-from reflection_tuning.steps.rewrite import ROW_FIELDS
-from reflection_tuning.steps.prompt import load_prompt
 
 ROW = {"id": "1", "instruction": "Name a colour.", "input": "", "output": "Red."}
 ROW_IN = {"id": "2", "instruction": "Describe the movie.", "input": "The Notebook", "output": "A love story."}
@@ -20,7 +20,7 @@ STEPS = {"reflect_instruction": ReflectInstruction, "reflect_response": ReflectR
 
 
 def prompt(name: str):
-    return load_prompt(*STEPS[name].template_files(), ROW_FIELDS)
+    return load_prompt(*STEPS[name].template_files(), FIELDS)
 
 
 def reply(text: str, finish: str = "stop") -> Completion:
