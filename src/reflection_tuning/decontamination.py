@@ -9,7 +9,7 @@ than ``n`` words (many Vicuna and Koala prompts are; GPT-3 used shorter n-grams 
 benchmarks). Prompts of fewer than ``MIN_WORDS`` words ("hi") are not matched whole,
 since they would flag unrelated rows.
 
-Evaluation sets are the JSONL files of one directory (``shared/data/eval_prompts``: Vicuna,
+Evaluation sets are the JSONL files of one directory (``data/eval_prompts``: Vicuna,
 Koala, WizardLM, LIMA, Self-Instruct, MT-Bench); the prompt text of a row is every string
 in its known prompt fields (:data:`PROMPT_FIELDS`).
 """
@@ -28,7 +28,7 @@ from reflection_tuning.rows import FIELDS
 
 DEFAULT_NGRAM = 13
 MIN_WORDS = 4  # shorter prompts are never matched whole
-# The prompt fields of the evaluation sets in shared/data/eval_prompts (MANIFEST.md):
+# The prompt fields of the evaluation sets (data/eval_prompts, NOTICE; MT-Bench is not shipped):
 # vicuna `text`, koala `prompt`, self-instruct `instruction` + `instances[].input`,
 # wizardlm `Instruction`, lima `conversations`, mt_bench `turns`.
 PROMPT_FIELDS = ("text", "prompt", "instruction", "Instruction", "conversations", "turns", "instances")

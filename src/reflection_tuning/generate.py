@@ -3,7 +3,7 @@
 The five test sets are those of Reflection-Tuning (arXiv 2310.11716, Sec. 4.2) and
 Selective Reflection-Tuning (arXiv 2402.10110, Sec. 4.1): Vicuna, Koala, WizardLM, LIMA and
 Self-Instruct, in the files and with the fields of Cherry LLM's ``evaluation/test_data``
-(see ``../shared/data/MANIFEST.md``). A Self-Instruct task's input is its one instance's
+(shipped in ``data/eval_prompts``; sources in NOTICE). A Self-Instruct task's input is its one instance's
 input, as in the reference generation script.
 """
 

@@ -3,8 +3,8 @@
 The YAMLs next to this file name these functions with ``!function utils.<name>``; lm-eval
 imports this file by path, so it only imports the standard library, ``datasets``,
 ``numpy`` and ``lm_eval`` (never relative imports). Every function turns the on-disk benchmark format
-(``shared/data/MANIFEST.md``) into the document schema of the matching upstream
-lm-eval task, so the prompts and metrics are the upstream ones:
+(the files under ``evaluate.data_dir``; NOTICE lists the shipped ones) into the document schema
+of the matching upstream lm-eval task, so the prompts and metrics are the upstream ones:
 
 - ARC-Challenge (AI2 JSONL) -> ``question``, ``choices.{text,label}``, ``answerKey`` (``arc_challenge``)
 - HellaSwag (llama.cpp text, 6 lines a task) -> ``query``, ``choices``, ``label`` (``hellaswag``)
