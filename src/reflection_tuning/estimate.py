@@ -40,9 +40,15 @@ Counter = Callable[[Messages], int]
 
 def _tokenizer_counter(model: str) -> Counter | None:
     try:
+        from pathlib import Path
+
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(model)
+        path = Path(model)
+        if path.suffix == ".gguf" and path.is_file():  # the embedded server's model: its tokenizer is inside
+            tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        else:
+            tok = AutoTokenizer.from_pretrained(model)
     except Exception as exc:  # noqa: BLE001 - any failure means "not available offline"
         log.debug("no local tokenizer for %s: %s", model, exc)
         return None

@@ -2,7 +2,7 @@
 the Batch API, with one cost cap for the whole stage run.
 
 :class:`Sender` is what :func:`reflection_tuning.llm.runner.run_step` uses; it starts the
-embedded ``transformers serve`` only when a request is not cached (so a fully cached rerun
+embedded llama.cpp server only when a request is not cached (so a fully cached rerun
 starts nothing), keeps it for every round of the run (the first asks and the re-asks), and
 stops it on exit.
 """
@@ -26,15 +26,6 @@ log = logging.getLogger(__name__)
 Result = Completion | TeacherRequestError
 
 
-def kv_cache_tokens(cfg: EndpointConfig, batch: Sequence[Messages], misses: int) -> int:
-    """KV cache tokens for the embedded server: 2 x the requests in flight x the longest
-    request (prompt estimated at 3 characters a token, plus 64 for the chat template, plus
-    ``max_tokens``). The headroom keeps continuous batching from swapping requests out."""
-    longest = max((sum(len(m["content"]) for m in msgs) for msgs in batch), default=0)
-    per_request = longest // 3 + 64 + cfg.max_tokens
-    return 2 * max(1, min(cfg.max_concurrency, misses)) * per_request
-
-
 class Sender(contextlib.AbstractContextManager):
     """Sends rounds of requests for one stage run; use it as a context manager.
 
@@ -42,7 +33,7 @@ class Sender(contextlib.AbstractContextManager):
         cfg: the endpoint section (``teacher:`` or ``judge:``).
         template_hash: the step's prompt hash (part of every cache key).
         api_key: the key itself, never stored.
-        sizing: every request of the run, to size the embedded server's KV cache once.
+        sizing: every request of the run, to size the embedded server's slots once.
         response_format: the OpenAI ``response_format`` sent with every request (structured
             outputs; see :func:`reflection_tuning.llm.stream.json_schema_format`), or ``None``.
     """
@@ -60,11 +51,6 @@ class Sender(contextlib.AbstractContextManager):
         self._stats: Counter[str] = Counter()
         self._per_endpoint: list[int] = []
         self._max_in_flight = 0
-        if cfg.base_url == EMBEDDED and cfg.frequency_penalty is not None:
-            # transformers serve maps it to a repetition penalty, which its continuous batching
-            # drops ("RepetitionPenaltyLogitsProcessor isn't supported by CB" in the server log).
-            log.warning("frequency_penalty has no effect on the embedded server: its continuous batching "
-                        "drops the repetition penalty")
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
@@ -101,13 +87,13 @@ class Sender(contextlib.AbstractContextManager):
         if self.cfg.base_url != EMBEDDED:
             return self.cfg.base_urls
         if self._url is None:
-            from reflection_tuning.llm.server import embedded_server
+            from reflection_tuning.llm.server import embedded_server, slot_context
 
-            tokens = kv_cache_tokens(self.cfg, self._sizing or batch, misses)
-            if self.cfg.reask and self.cfg.reask_feedback:  # a re-ask's prompt also holds the failed reply
-                tokens += 2 * max(1, min(self.cfg.max_concurrency, misses)) * self.cfg.max_tokens
-            self._url = self._stack.enter_context(embedded_server(self.cfg.model, seed=self.cfg.seed,
-                                                                  kv_cache_tokens=tokens))
+            longest = max((sum(len(m["content"]) for m in msgs) for msgs in (self._sizing or batch)), default=0)
+            # a re-ask with feedback also carries the failed reply in its prompt
+            ctx = slot_context(longest, self.cfg.max_tokens, feedback=bool(self.cfg.reask and self.cfg.reask_feedback))
+            self._url = self._stack.enter_context(embedded_server(self.cfg.model, parallel=self.cfg.max_concurrency,
+                                                                  slot_ctx=ctx))
         return self._url
 
     @staticmethod

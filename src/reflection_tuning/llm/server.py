@@ -1,15 +1,20 @@
-"""The embedded teacher: ``transformers serve`` on a free loopback port, for one stage.
+"""The embedded LLM server: llama.cpp's own C++ server, serving a GGUF file on a free loopback
+port for the duration of one stage.
 
-``teacher.base_url: embedded`` runs the teacher locally with no key and no network: the
-``transformers`` console script next to ``sys.executable`` serves ``teacher.model`` (a
-transformers directory) with continuous batching, and is stopped when the stage ends.
+``base_url: embedded`` (teacher, judge, ``compress``) runs the model locally with no key and
+no network. llama.cpp's server comes from the PyPI package ``xllamacpp`` (prebuilt wheels,
+no compiler); it runs in a child process of its own, so a crash in it is a failed request
+for the client (retried, then a ``request_error`` row), not a dead stage. It decodes
+``n_parallel`` requests at once (continuous batching), honours each request's seed,
+temperature and penalties, constrains replies to a JSON schema (``response_format``), and
+stops generating for a stream whose client went away.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,15 +33,11 @@ from reflection_tuning.errors import UserError
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-# Continuous batching sizes its paged KV cache from free memory; on CPU that is host RAM,
-# which gives a cache of many GB whose attention masks make every step ~10x slower. On CPU
-# the cache is therefore sized from the work instead (``kv_cache_tokens``).
-CB_PAGE_TOKENS = 256  # transformers' default page size
-CB_MAX_BATCH_TOKENS = 1024
+CTX_ROUND = 256  # tokens: a slot's context is rounded up to this
 
 
-class ModelDirMissing(UserError, FileNotFoundError):
-    """The embedded teacher's model directory does not exist."""
+class ModelFileMissing(UserError, FileNotFoundError):
+    """The embedded server's GGUF file does not exist."""
 
 
 def free_port(host: str = HOST) -> int:
@@ -46,28 +47,31 @@ def free_port(host: str = HOST) -> int:
         return int(s.getsockname()[1])
 
 
-def transformers_cli() -> str:
-    """The ``transformers`` console script of this interpreter's environment.
-
-    Raises:
-        FileNotFoundError: it is neither next to ``sys.executable`` nor on ``PATH``.
-    """
-    local = Path(sys.executable).parent / "transformers"
-    if local.exists():
-        return str(local)
-    found = shutil.which("transformers")
-    if found:
-        return found
-    raise FileNotFoundError("the `transformers` command was not found; install transformers[serving]")
-
-
-def _default_device() -> str | None:
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's total)."""
     try:
-        import torch
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
-        return None if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return "cpu"
+
+def slot_context(prompt_chars: int, max_tokens: int, *, feedback: bool = False) -> int:
+    """Context tokens one request needs in a server slot.
+
+    The prompt is estimated at 3 characters a token (an over-estimate for English text with
+    the usual BPE vocabularies) plus 64 tokens of chat template. A re-ask with feedback also
+    carries the failed reply, up to ``max_tokens`` more.
+
+    Args:
+        prompt_chars: characters of the longest request's messages.
+        max_tokens: completion tokens allowed per reply.
+        feedback: the request may be a re-ask that carries a failed reply.
+
+    Returns:
+        tokens, rounded up to a multiple of :data:`CTX_ROUND`.
+    """
+    tokens = prompt_chars // 3 + 64 + max_tokens * (2 if feedback else 1)
+    return -(-tokens // CTX_ROUND) * CTX_ROUND
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -88,8 +92,7 @@ def _healthy(url: str) -> bool:
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
     # A stage killed with SIGKILL cannot stop its server in `finally`; on Linux the kernel
-    # then kills the server (a graceful stop would wait for the dead client's requests)
-    # instead of leaving it to hold the CPU and the port.
+    # then kills the server instead of leaving it to hold the CPU and the port.
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -107,7 +110,7 @@ def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        log.warning("embedded teacher did not stop in %.0f s; killing it", grace)
+        log.warning("embedded server did not stop in %.0f s; killing it", grace)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -123,90 +126,112 @@ class Served:
     pid: int
     log_path: Path
 
+    @property
+    def root(self) -> str:
+        """The server's own root URL (``/health``, ``/slots``, ``/metrics`` live there)."""
+        return self.url.removesuffix("/v1")
+
 
 @contextmanager
-def embedded_server(model_dir: str | Path, **kwargs: object) -> Iterator[str]:
+def embedded_server(model: str | Path, **kwargs: object) -> Iterator[str]:
     """:func:`serve_embedded`, yielding only the base URL (what the stages need)."""
-    with serve_embedded(model_dir, **kwargs) as served:  # type: ignore[arg-type]
+    with serve_embedded(model, **kwargs) as served:  # type: ignore[arg-type]
         yield served.url
 
 
 @contextmanager
 def serve_embedded(
-    model_dir: str | Path,
+    model: str | Path,
     *,
-    seed: int | None = 0,
-    device: str | None = "auto",
-    startup_timeout: float = 300.0,
-    kv_cache_tokens: int | None = None,
-    extra_args: tuple[str, ...] = (),
+    parallel: int = 4,
+    slot_ctx: int = 4096,
+    threads: int | None = None,
+    startup_timeout: float = 120.0,
 ) -> Iterator[Served]:
-    """Serve ``model_dir`` with ``transformers serve`` for the duration of the ``with`` block.
+    """Serve the GGUF file ``model`` with llama.cpp's server for the duration of the ``with`` block.
 
     Args:
-        model_dir: a transformers model directory; requests must name it as given here.
-        seed: the server's ``--default-seed`` (``None``: not passed).
-        device: ``auto`` (``cpu`` unless CUDA is available), a device string, or ``None``
-            (let the server choose).
+        model: a GGUF file (e.g. ``models/smollm2-135m-instruct.gguf``, or any GGUF a user has).
+        parallel: requests decoded at once (server slots); the stages pass ``max_concurrency``.
+        slot_ctx: context tokens of each slot (:func:`slot_context`); the server holds
+            ``parallel × slot_ctx`` tokens of KV cache.
+        threads: CPU threads for decoding (``None``: :func:`cpu_cores`).
         startup_timeout: seconds to wait for ``GET /health``.
-        kv_cache_tokens: on CPU, the KV cache capacity in tokens (about ``2 × concurrency ×
-            (prompt + completion tokens)``); ``None`` keeps the server's own sizing.
-        extra_args: more ``transformers serve`` options (e.g. ``("--cb-num-blocks", "64")``).
 
     Yields:
-        a :class:`Served`: the OpenAI base URL ``http://127.0.0.1:<port>/v1``, the server's
-        pid (e.g. to read its CPU time) and its log file (deleted after a clean exit).
+        a :class:`Served`: the OpenAI base URL ``http://127.0.0.1:<port>/v1``, the server's pid
+        and its log file (deleted after a clean exit, kept after a failure).
 
     Raises:
-        ModelDirMissing: ``model_dir`` is not a directory (a UserError and a FileNotFoundError).
-        FileNotFoundError: the ``transformers`` CLI is missing.
+        ModelFileMissing: ``model`` is not a file (a UserError and a FileNotFoundError).
         RuntimeError: the server exited during start-up (the message has the log tail).
         TimeoutError: no healthy answer within ``startup_timeout`` (the message has the log tail).
     """
-    model_dir = str(model_dir)
-    if not Path(model_dir).is_dir():
-        raise ModelDirMissing(f"embedded teacher model {model_dir!r} is not a directory; run `reflection-tuning models`")
+    model = Path(model)
+    if not model.is_file():
+        raise ModelFileMissing(f"embedded model {str(model)!r} is not a GGUF file; run `reflection-tuning models`, "
+                               "or set the model to a GGUF path")
     port = free_port()
-    cmd = [transformers_cli(), "serve", model_dir, "--continuous-batching", "--host", HOST, "--port", str(port)]
-    if device == "auto":
-        device = _default_device()
-    if device:
-        cmd += ["--device", device]
-    if seed is not None:
-        cmd += ["--default-seed", str(seed)]
-    if device == "cpu" and kv_cache_tokens:
-        pages = -(-int(kv_cache_tokens) // CB_PAGE_TOKENS)
-        cmd += ["--cb-num-blocks", str(pages), "--cb-max-batch-tokens", str(CB_MAX_BATCH_TOKENS)]
-    cmd += list(extra_args)
-    log_fd, log_name = tempfile.mkstemp(prefix="transformers-serve-", suffix=".log")
+    cmd = [sys.executable, "-m", __name__, "--model", str(model), "--port", str(port),
+           "--parallel", str(parallel), "--slot-ctx", str(slot_ctx), "--threads", str(threads or cpu_cores())]
+    log_fd, log_name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
     log_path = Path(log_name)
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")  # a local directory needs no hub
-    log.info("starting embedded teacher: %s (log %s)", " ".join(cmd), log_path)
+    log.info("starting the embedded server: %s (log %s)", " ".join(cmd[3:]), log_path)
     with os.fdopen(log_fd, "wb") as log_file:
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True, preexec_fn=_die_with_parent)
     clean_exit = False
     try:
         started = time.monotonic()
         health = f"http://{HOST}:{port}/health"
         while not _healthy(health):
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"embedded teacher exited with code {proc.returncode} during start-up; "
-                    f"log {log_path}:\n{_tail(log_path)}"
-                )
+                raise RuntimeError(f"embedded server exited with code {proc.returncode} during start-up; "
+                                   f"log {log_path}:\n{_tail(log_path)}")
             if time.monotonic() - started > startup_timeout:
-                raise TimeoutError(
-                    f"embedded teacher not healthy at {health} after {startup_timeout:.0f} s; "
-                    f"log {log_path}:\n{_tail(log_path)}"
-                )
-            time.sleep(0.5)
-        log.info("embedded teacher ready on port %d after %.1f s", port, time.monotonic() - started)
+                raise TimeoutError(f"embedded server not healthy at {health} after {startup_timeout:.0f} s; "
+                                   f"log {log_path}:\n{_tail(log_path)}")
+            time.sleep(0.2)
+        log.info("embedded server ready on port %d after %.1f s (%d slots of %d tokens)", port,
+                 time.monotonic() - started, parallel, slot_ctx)
         yield Served(f"http://{HOST}:{port}/v1", proc.pid, log_path)
         clean_exit = True
     finally:
         _stop(proc)
-        log.debug("embedded teacher log tail:\n%s", _tail(log_path, 10))
+        log.debug("embedded server log tail:\n%s", _tail(log_path, 10))
         if clean_exit:  # keep the log of a failed start or run for inspection
             log_path.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the child process; tested through serve_embedded
+    """The child process: build llama.cpp's server from the options and serve until killed."""
+    p = argparse.ArgumentParser(prog=f"python -m {__name__}", description="llama.cpp's server on loopback")
+    p.add_argument("--model", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--parallel", type=int, default=4)
+    p.add_argument("--slot-ctx", type=int, default=4096)
+    p.add_argument("--threads", type=int, default=cpu_cores())
+    args = p.parse_args(argv)
+
+    import threading
+
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    params.hostnames = [HOST]
+    params.port = args.port
+    params.n_parallel = args.parallel
+    params.n_ctx = args.parallel * args.slot_ctx  # split evenly between the slots
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    params.endpoint_slots = True
+    params.endpoint_metrics = True
+    server = xllamacpp.Server(params)  # serves on its own threads from here on
+    print(f"listening on {server.listening_address}", flush=True)
+    threading.Event().wait()  # until SIGTERM (the default action ends the process)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

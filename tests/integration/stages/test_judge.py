@@ -41,7 +41,7 @@ def _answers(shared_data) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, embedded_model, shared_data):
+def runs(tmp_path_factory, embedded_gguf, shared_data):
     tmp = tmp_path_factory.mktemp("judge")
     write_jsonl(tmp / "answers.jsonl", _answers(shared_data), sort_by=("id", "role"))
     mp = pytest.MonkeyPatch()
@@ -49,7 +49,7 @@ def runs(tmp_path_factory, embedded_model, shared_data):
 
     def once(base_url: str, tag: str) -> dict:
         assert judge.main([
-            "--params", str(REPO / "params.yaml"), "--base-url", base_url, "--model", str(embedded_model),
+            "--params", str(REPO / "params.yaml"), "--base-url", base_url, "--model", str(embedded_gguf),
             "--api-key-env", "RT_FAKE_JUDGE_KEY", "--max-tokens", "8", "--timeout", "240",
             "--cache-dir", str(tmp / "cache"), "--prompt-file", str(core.TEMPLATE),
             "--system-file", str(core.SYSTEM), "--input", str(tmp / "answers.jsonl"),
@@ -59,7 +59,7 @@ def runs(tmp_path_factory, embedded_model, shared_data):
         return json.loads((tmp / f"judge_{tag}.json").read_text())
 
     try:
-        with embedded_server(embedded_model, seed=0, kv_cache_tokens=8192, startup_timeout=180) as url:
+        with embedded_server(embedded_gguf, parallel=4, slot_ctx=4096) as url:
             first = once(url, "first")
         second = once("embedded", "second")  # all cached: nothing sent, no server started
     finally:

@@ -25,7 +25,7 @@ FIELDS = ["id", "variant", "instruction", "input", "output", "source", "critique
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, teacher_url, embedded_model, alpaca_rows):
+def runs(tmp_path_factory, teacher_url, embedded_gguf, alpaca_rows):
     """Both stages via their CLI, then both again with ``--base-url embedded`` (all cached)."""
     tmp = tmp_path_factory.mktemp("reflect")
     rows = alpaca_rows[:4]
@@ -34,7 +34,7 @@ def runs(tmp_path_factory, teacher_url, embedded_model, alpaca_rows):
     mp.setenv("RT_FAKE_TEACHER_KEY", SECRET)
 
     def argv(stage: str, base_url: str) -> list[str]:
-        return ["--params", str(PARAMS), "--base-url", base_url, "--model", str(embedded_model),
+        return ["--params", str(PARAMS), "--base-url", base_url, "--model", str(embedded_gguf),
                 "--api-key-env", "RT_FAKE_TEACHER_KEY", "--max-tokens", "128", "--timeout", "240",
                 # no re-ask: these tests count requests, cache hits and prompt tokens of the
                 # first asks (the re-ask has its own tests in tests/unit/llm/test_runner.py)
@@ -115,7 +115,7 @@ def test_key_is_never_written(runs):
         assert SECRET.encode() not in f.read_bytes(), f
 
 
-def test_estimate_counts_what_the_server_counted(runs, embedded_model):
+def test_estimate_counts_what_the_server_counted(runs, embedded_gguf):
     """``reflection-tuning estimate`` with the teacher's tokenizer predicts the prompt tokens
     the real server reported, and prices only what the cache cannot answer."""
     import dataclasses
@@ -126,7 +126,7 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_model):
     tmp = runs["dir"]
     prompts = [cls.Config(prompt_file=str(REPO / f"src/reflection_tuning/steps/{name}.j2"), system_file=str(REPO / f"src/reflection_tuning/steps/{name}.system.txt"))
                for cls, name in ((reflect_instruction, "reflect_instruction"), (reflect_response, "reflect_response"))]
-    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
+    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_gguf), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
                         price={"input": 0.15, "output": 0.60})
     cached = estimate(cfg, *prompts, tmp / "original.jsonl", tmp / "instruction.jsonl")
     assert cached["token_count_method"] == "tokenizer" and not cached["both_assumed"]

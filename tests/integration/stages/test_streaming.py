@@ -1,11 +1,11 @@
-"""Streamed requests against the REAL embedded teacher (``transformers serve``).
+"""Streamed requests against the REAL embedded teacher (llama.cpp's server).
 
 A streamed reply equals the plain one. Requests the client gives up on (a timeout, a
 cancelled run) close their stream, and the server stops generating them: seen from the
-server's side as its CPU time (flat once the abandoned generations are cancelled) and, through
-a transparent proxy, as the requests still open at the server. The slow test is issue 10's
-"Done when": a stage under a CPU hog with a small ``teacher.timeout``, old plain client vs
-streaming client, with before/after figures.
+server's side as its slots (``GET /slots``: none processing) and its CPU time (flat once the
+abandoned generations are cancelled) and, through a transparent proxy, as the requests still
+open at the server. The slow test runs a stage under a CPU hog with a small
+``teacher.timeout``: a plain (non-streaming) client against the streaming one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import urllib.request
 import sys
 import time
 from collections import Counter
@@ -60,6 +61,20 @@ def quiet_after(pid: int, limit: float) -> float:
     return time.monotonic() - start
 
 
+def busy_slots(served) -> int:
+    """Server slots generating right now (llama.cpp's ``GET /slots``)."""
+    with urllib.request.urlopen(f"{served.root}/slots", timeout=10) as r:
+        return sum(1 for slot in json.loads(r.read()) if slot["is_processing"])
+
+
+def slots_free_after(served, limit: float) -> float:
+    """Seconds until no slot of the server is processing (``limit`` if never)."""
+    start = time.monotonic()
+    while busy_slots(served) and time.monotonic() - start < limit:
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
 def settle(proxy: FaultProxy, limit: float) -> float:
     """Seconds until no request is open at the server any more (``limit`` if never)."""
     start = time.monotonic()
@@ -91,9 +106,9 @@ def run_teacher(cfg: EndpointConfig, batch: list, *, stream: bool = True) -> tup
     return asyncio.run(go()), teacher.stats()
 
 
-def test_a_streamed_reply_equals_the_plain_one(embedded_model, teacher_url, tmp_path):
+def test_a_streamed_reply_equals_the_plain_one(embedded_gguf, teacher_url, tmp_path):
     messages = [{"role": "user", "content": "Name three colours."}]
-    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), base_url=teacher_url, max_tokens=24, cache_dir=None)
+    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_gguf), base_url=teacher_url, max_tokens=24, cache_dir=None)
     [streamed], stats = run_teacher(cfg, [messages])
     [plain], _ = run_teacher(cfg, [messages], stream=False)
     assert (streamed.content, streamed.finish_reason) == (plain.content, plain.finish_reason)
@@ -102,13 +117,13 @@ def test_a_streamed_reply_equals_the_plain_one(embedded_model, teacher_url, tmp_
     assert stats["requests_cancelled"] == 0
 
 
-def test_timed_out_streams_stop_their_generations_on_the_server(embedded_model, teacher_server):
+def test_timed_out_streams_stop_their_generations_on_the_server(embedded_gguf, teacher_server):
     """4 long generations (up to 2000 tokens), given up after 3 s each: nothing stays open
-    at the server, and its CPU goes idle."""
+    at the server, its slots are freed, and its CPU goes idle."""
     teacher_url = teacher_server.url
     batch = [[{"role": "user", "content": f"{LONG[0]['content']} Story {i}."}] for i in range(4)]
     with FaultProxy(teacher_url, lambda key, attempt: None) as proxy:
-        cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), base_url=proxy.urls[0], max_tokens=2000, timeout=60,
+        cfg = params_config(EndpointConfig, "teacher", model=str(embedded_gguf), base_url=proxy.urls[0], max_tokens=2000, timeout=60,
                             total_timeout=3, max_retries=0, cache_dir=None)
         results, stats = run_teacher(cfg, batch)
         assert all(isinstance(r, TeacherRequestError) for r in results)
@@ -116,16 +131,17 @@ def test_timed_out_streams_stop_their_generations_on_the_server(embedded_model, 
         # the proxy closes its upstream stream when it next writes to the gone client
         assert settle(proxy, 120) < 120 and proxy.upstream_open == 0
         assert proxy.forwarded == Counter()  # no reply went to the end
-    # the server cancels at its next batching step; the 4 x 2000 tokens asked for would take far longer
+    # the server cancels at its next decoding step; the 4 x 2000 tokens asked for would take far longer
+    assert slots_free_after(teacher_server, 60) < 60
     assert quiet_after(teacher_server.pid, 60) < 60
 
 
 @pytest.mark.slow
-def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_rows, tmp_path):
-    """Issue 10, Done when: reflect_instruction's 8 requests while two busy loops hold both
-    cores, with a timeout that a whole reply cannot meet. The old plain client piles retries
-    on top of generations the server never stops; the streaming stage keeps at most its window
-    open at the server and leaves nothing running. ``-s`` prints the figures."""
+def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_gguf, alpaca_rows, tmp_path):
+    """reflect_instruction's 8 requests while two busy loops hold both cores, with a timeout
+    that a whole reply cannot meet. A plain client piles retries on top of generations the
+    server never stops; the streaming stage keeps at most its window open at the server, stays
+    within ``max_retries``, and leaves every slot free. ``-s`` prints the figures."""
     rows = alpaca_rows[:8]
     write_jsonl(tmp_path / "original.jsonl", rows)
     stage_cfg = reflect_instruction.Config(prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
@@ -135,19 +151,19 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
     hog = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     figures = {}
     try:
-        with serve_embedded(embedded_model, seed=0, kv_cache_tokens=16384, startup_timeout=300) as server:
-            asyncio.run(_warm(server.url, str(embedded_model)))
-            # the old arm last: what it leaves running at the server dies with the server
+        with serve_embedded(embedded_gguf, parallel=4, slot_ctx=4096, startup_timeout=300) as server:
+            asyncio.run(_warm(server.url, str(embedded_gguf)))
+            # the plain arm last: what it leaves running at the server dies with the server
             for arm, over in [("streaming, idle timeout", {}),
                               ("streaming, total timeout", {"timeout": 60, "total_timeout": 4}),
-                              ("old plain, timeout", {})]:
+                              ("plain, timeout", {})]:
                 with FaultProxy(server.url, lambda key, attempt: None) as proxy:
-                    cfg = params_config(EndpointConfig, "teacher", **{"model": str(embedded_model), "base_url": proxy.urls[0], "max_tokens": 48,
+                    cfg = params_config(EndpointConfig, "teacher", **{"model": str(embedded_gguf), "base_url": proxy.urls[0], "max_tokens": 48,
                                            "max_concurrency": 4, "timeout": TIMEOUT, "max_retries": 2,
                                            "retry_wait_initial": 0.1, "retry_wait_max": 0.5, "cache_dir": None,
                                            **over})
                     started = time.monotonic()
-                    if arm.startswith("old"):  # the same requests, sent as before streaming
+                    if arm.startswith("plain"):  # the same requests, without streaming
                         results, stats = run_teacher(cfg, batch, stream=False)
                         errors = sum(1 for r in results if isinstance(r, TeacherRequestError))
                     else:
@@ -155,7 +171,8 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
                         errors = stats["rows_request_error"]
                     seconds = time.monotonic() - started
                     open_after = proxy.upstream_open
-                    quiet = quiet_after(server.pid, 15 if arm.startswith("old") else 60)
+                    quiet = quiet_after(server.pid, 15 if arm.startswith("plain") else 60)
+                    free = slots_free_after(server, 15 if arm.startswith("plain") else 60)
                     figures[arm] = {
                         "seconds": round(seconds, 1), "rows_request_error": errors,
                         "requests_sent": stats["requests_sent"], "retries_timeout": stats["retries_timeout"],
@@ -164,22 +181,24 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_model, alpaca_row
                         "max_open_at_server": proxy.max_upstream_open,
                         "open_at_server_at_return": open_after,
                         "open_at_server_after_quiet": proxy.upstream_open,
-                        "seconds_until_server_quiet": round(quiet, 1),  # 15 (old) / 60: not quiet by then
+                        "seconds_until_server_quiet": round(quiet, 1),  # 15 (plain) / 60: not quiet by then
+                        "seconds_until_slots_free": round(free, 1),
                     }
     finally:
         for p in hog:
             p.kill()
             p.wait()
     print(json.dumps(figures, indent=1))
-    idle, total, old = figures.values()
+    idle, total, plain = figures.values()
     for arm in (idle, total):
         assert arm["max_attempts_per_row"] <= 3  # max_retries + 1
         assert arm["max_open_at_server"] <= 4  # never more than the window: no abandoned generation piles up
         assert arm["open_at_server_after_quiet"] == 0 and arm["seconds_until_server_quiet"] < 60
-    assert idle["rows_request_error"] <= old["rows_request_error"]
+        assert arm["seconds_until_slots_free"] < 60
+    assert idle["rows_request_error"] <= plain["rows_request_error"]
     assert total["requests_cancelled"] >= total["retries_timeout"] > 0  # timeouts were forced, and cancelled
     # the same measurement sees the storm the streaming client avoids
-    assert old["max_open_at_server"] > 4 or old["open_at_server_at_return"] > 0
+    assert plain["max_open_at_server"] > 4 or plain["open_at_server_at_return"] > 0
 
 
 def _io(tmp: Path) -> tuple[reflect_instruction.Inputs, reflect_instruction.Outputs]:

@@ -1,5 +1,5 @@
 """The sender of a stage run, against the scripted loopback server: rounds through one cache, counters
-over every round, a fully cached round that starts no embedded server, and the KV cache sizing."""
+over every round, a fully cached round that starts no embedded server, and the slot sizing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import dataclasses
 
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.errors import TeacherRequestError
-from reflection_tuning.llm.send import Sender, kv_cache_tokens
+from reflection_tuning.llm.send import Sender
+from reflection_tuning.llm.server import slot_context
 
 from ..conftest import Failure, cfg_for
 
@@ -34,28 +35,14 @@ def test_a_fully_cached_round_starts_no_embedded_server(tmp_path, fake_openai):
     cfg = cfg_for(tmp_path, base_url=fake_openai.url)
     with Sender(cfg, template_hash="h") as sender:
         sender.send(BATCH)
-    embedded = dataclasses.replace(cfg, base_url="embedded")  # the model "m" is no directory: a start would fail
+    embedded = dataclasses.replace(cfg, base_url="embedded")  # the model "m" is no GGUF file: a start would fail
     with Sender(embedded, template_hash="h") as sender:
         assert all(r.cached for r in sender.send(BATCH))
     assert len(fake_openai.requests) == 3
 
 
-def test_kv_cache_holds_twice_the_requests_in_flight(tmp_path):
-    cfg = cfg_for(tmp_path, max_tokens=100, max_concurrency=4)
-    batch = [[{"role": "user", "content": "x" * 300}], [{"role": "user", "content": "y" * 30}]]
-    per_request = 300 // 3 + 64 + 100
-    assert kv_cache_tokens(cfg, batch, misses=10) == 2 * 4 * per_request
-    assert kv_cache_tokens(cfg, batch, misses=1) == 2 * 1 * per_request
-    assert kv_cache_tokens(cfg, [], misses=0) == 2 * (64 + 100)
-
-
-def test_frequency_penalty_on_the_embedded_server_is_flagged(tmp_path, caplog):
-    """transformers serve's continuous batching drops the repetition penalty it maps this to."""
-    cfg = cfg_for(tmp_path, base_url="embedded", frequency_penalty=0.1)
-    with caplog.at_level("WARNING", logger="reflection_tuning.llm.send"), Sender(cfg, template_hash="h"):
-        pass
-    assert "frequency_penalty has no effect on the embedded server" in caplog.text
-    caplog.clear()
-    with Sender(dataclasses.replace(cfg, frequency_penalty=None), template_hash="h"):
-        pass
-    assert "frequency_penalty" not in caplog.text
+def test_a_slot_holds_the_longest_prompt_and_its_reply():
+    # 3 characters a token plus 64 of chat template, plus max_tokens, rounded up to 256
+    assert slot_context(150, 50) == 256 and slot_context(300, 100) == 512
+    assert slot_context(3000, 1024) == -(-(1000 + 64 + 1024) // 256) * 256 == 2304
+    assert slot_context(3000, 1024, feedback=True) == -(-(1000 + 64 + 2048) // 256) * 256

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from reflection_tuning.llm.server import embedded_server, free_port, transformers_cli
+from reflection_tuning.errors import UserError
+from reflection_tuning.llm.server import Served, cpu_cores, embedded_server, free_port
 
 
 def test_helpers():
     assert 1024 <= free_port() <= 65535
-    assert Path(transformers_cli()).name == "transformers"
+    assert cpu_cores() >= 1
+    served = Served("http://127.0.0.1:8080/v1", 1, None)  # type: ignore[arg-type]
+    assert served.root == "http://127.0.0.1:8080"
 
 
-def test_missing_model_dir_is_a_clear_error(tmp_path):
-    server = embedded_server(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="not a directory; run `reflection-tuning models`"):
+@pytest.mark.parametrize("make", [lambda p: p / "nope.gguf", lambda p: p])  # missing, and a directory
+def test_a_model_that_is_no_file_is_a_clear_error(tmp_path, make):
+    server = embedded_server(make(tmp_path))
+    with pytest.raises(UserError, match="is not a GGUF file; run `reflection-tuning models`"):
         server.__enter__()
