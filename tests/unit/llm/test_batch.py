@@ -43,7 +43,7 @@ DOC_HTTP_ERROR = {"id": "batch_req_789", "custom_id": "request-4",
 
 
 def cfg_for(tmp_path, **over) -> EndpointConfig:
-    return params_config(EndpointConfig, "teacher", model="gpt-4o-mini", base_url="https://api.openai.com/v1", mode="batch", max_tokens=50,
+    return params_config(EndpointConfig, "teacher", model="gpt-4o-mini", base_url="https://api.openai.com/v1", mode="batch", reply_format="markers", max_tokens=50,
                          cache_dir=str(tmp_path / "cache"), batch_poll_interval=0, **over)
 
 

@@ -16,7 +16,7 @@ MESSAGES = [{"role": "system", "content": "You are a careful editor."},
 def config(**over) -> EndpointConfig:
     """Every field the key reads set here, so the pinned key below does not move with params.yaml."""
     base = dict(model="models/smollm2-135m-instruct", base_url="embedded", temperature=0.0, top_p=1.0,
-                max_tokens=768, seed=0, frequency_penalty=None, cache_dir=None)
+                max_tokens=768, seed=0, frequency_penalty=None, cache_dir=None, reply_format="markers")
     return params_config(EndpointConfig, "teacher", **{**base, **over})
 
 

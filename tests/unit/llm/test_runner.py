@@ -43,6 +43,7 @@ class Echo:
 
 
 def cfg(tmp_path, **kw) -> EndpointConfig:
+    kw.setdefault("reply_format", "markers")  # the fake server replies in free text unless a test says otherwise
     return params_config(EndpointConfig, "teacher", model="m", base_url=kw.pop("url"), api_key_env=None, max_retries=0,
                          cache_dir=str(tmp_path / "cache"), **kw)
 

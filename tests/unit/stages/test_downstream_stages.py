@@ -135,9 +135,9 @@ def test_configs_have_no_defaults_and_params_lists_every_key(section):
 def test_params_win_where_the_old_defaults_disagreed():
     assert params_config(evaluate.Config, "evaluate").limit == 10
     assert params_config(finetune.Config, "finetune").warmup_ratio == 0.0
-    j = params_config(EndpointConfig, "judge")  # every teacher key, with the values the judge ran with
+    j = params_config(EndpointConfig, "judge")  # every teacher key: structured replies, one re-ask
     assert (j.reask, j.reask_temperature, j.reask_feedback, j.mode, j.reply_format, j.price) == (
-        0, 0.7, True, "online", "markers", None)
+        1, 0.7, False, "online", "json_schema", None)
 
 
 def test_a_missing_params_file_is_a_user_error(tmp_path):

@@ -59,7 +59,7 @@ def workdir(tmp_path, monkeypatch, alpaca_rows):
 
 
 def cli(fake_url: str, *extra: str) -> list[str]:
-    return ["--dataset=alpaca", "--params", str(PARAMS), "--base-url", fake_url, "--model", "teacher-x",
+    return ["--dataset=alpaca", "--params", str(PARAMS), "--base-url", fake_url, "--reply-format", "markers", "--model", "teacher-x",
             "--api-key-env", "RT_FAKE_KEY", "--max-retries", "0", "--cache-dir", "cache/teacher",
             *extra]
 
@@ -132,7 +132,7 @@ def test_explicit_paths_without_dataset(tmp_path, fake_openai, alpaca_rows, monk
     monkeypatch.chdir(REPO)  # the default prompt paths in Config are relative to the repo root
     src = tmp_path / "in.jsonl"
     write_jsonl(src, alpaca_rows[4:6])
-    argv = ["--params", str(PARAMS), "--base-url", fake_openai.url, "--api-key-env", "",
+    argv = ["--params", str(PARAMS), "--base-url", fake_openai.url, "--reply-format", "markers", "--api-key-env", "",
             "--cache-dir", str(tmp_path / "c"), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
             "--metrics", str(tmp_path / "m.json")]
     assert reflect_instruction.main(argv) == 0
