@@ -22,7 +22,7 @@ def test_the_rewrite_is_self_contained_and_keeps_the_sample_id(fake_openai, tmp_
                                       "**[New Answer]** I think, therefore I am. [End]", "stop")
     assert reflect_instruction.main([
         "--params", str(PARAMS), "--input", str(tmp_path / "original.jsonl"),
-        "--output", str(tmp_path / "instruction.jsonl"), "--base-url", fake_openai.url, "--model", "teacher-x",
+        "--output", str(tmp_path / "instruction.jsonl"), "--base-url", fake_openai.url, "--reply-format", "markers", "--model", "teacher-x",
         "--api-key-env", "", "--max-retries", "0", "--cache-dir", str(tmp_path / "cache")]) == 0
     sent = next(m["content"] for m in fake_openai.requests[0]["messages"] if m["role"] == "user")
     assert "Je pense, donc je suis." in sent  # the teacher sees the input it is asked to fold in
