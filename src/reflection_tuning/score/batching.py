@@ -95,6 +95,25 @@ def plan(ids: Sequence[int], offsets: Sequence[tuple[int, int]], prefix_len: int
          max_target_tokens: int | None = None) -> Plan:
     """Pick the target tokens of one tokenized ``prefix + target`` and truncate it.
 
+    Tokenization and the prefix/target boundary
+        ``prefix + target`` is tokenized once, as the model will see it, with
+        ``return_offsets_mapping=True``. A token is a target token iff its character span is
+        non-empty and starts at or after ``len(prefix)``. A token that straddles the boundary
+        (starts inside the prefix, ends inside the target) is therefore prefix: its loss is
+        not counted, as in the reference scorer, which masks ``len(encode(prefix))`` tokens.
+        Such merges are rare (BPE pre-tokenizers split at spaces/punctuation); they are
+        counted in :attr:`ScorerStats.straddles`. Special tokens added by the tokenizer (a
+        BOS) have an empty span, so they are never targets.
+
+    The first token of a sequence has no prediction
+        Position 0 is never scored. With an empty prefix and a tokenizer that adds no BOS
+        (SmolLM2), "A alone" covers target tokens 2..n, like the reference's
+        ``labels=input_ids`` loss; a one-token target alone has nothing to score: ``empty``.
+
+    Truncation to ``max_length`` tokens (and an optional per-pair ``max_target_tokens``)
+        keeps the whole prompt and cuts the target from the end; ``truncated`` is recorded per
+        pair. A prompt that leaves no target token is ``empty`` with ``truncated=True``.
+
     Args:
         ids, offsets: ``input_ids`` and ``offset_mapping`` of the whole text (same length n).
         prefix_len: ``len(prefix)`` in characters.

@@ -4,24 +4,9 @@ Given ``(prefix, target)`` text pairs (``templates.scoring_pairs``), :class:`HFS
 returns per pair the mean NLL over the target tokens only (nats/token), the number of
 target tokens scored, a ``truncated`` flag and a status (``ok`` / ``empty`` / ``nan``).
 
-Tokenization and the prefix/target boundary
-    ``prefix + target`` is tokenized once, as the model will see it, with
-    ``return_offsets_mapping=True``. A token is a target token iff its character span is
-    non-empty and starts at or after ``len(prefix)``. A token that straddles the boundary
-    (starts inside the prefix, ends inside the target) is therefore prefix: its loss is
-    not counted, as in the reference scorer, which masks ``len(encode(prefix))`` tokens.
-    Such merges are rare (BPE pre-tokenizers split at spaces/punctuation); they are
-    counted in :attr:`ScorerStats.straddles`. Special tokens added by the tokenizer (a
-    BOS) have an empty span, so they are never targets.
-
-The first token of a sequence has no prediction
-    Position 0 is never scored. With an empty prefix and a tokenizer that adds no BOS
-    (SmolLM2), "A alone" covers target tokens 2..n, like the reference's
-    ``labels=input_ids`` loss; a one-token target alone has nothing to score: ``empty``.
-
-Truncation to ``max_length`` tokens (and an optional per-pair ``max_target_tokens``)
-    keeps the whole prompt and cuts the target from the end; ``truncated`` is recorded per
-    pair. A prompt that leaves no target token is ``empty`` with ``truncated=True``.
+The target tokens (from the tokenizer's offsets: a token straddling the prefix/target
+    boundary is prefix), the unscored first position and the truncation to ``max_length``
+    are :func:`~reflection_tuning.score.batching.plan`'s rules.
 
 Batching
     Identical requests are scored once. Sequences are sorted by length (longest first, so
@@ -69,6 +54,7 @@ from reflection_tuning.score.batching import (  # noqa: F401  (re-exported: the 
     shared_prefixes,
 )
 from reflection_tuning.rows import STATUS_EMPTY, STATUS_NAN, STATUS_OK
+from reflection_tuning.score.forward import batch_inputs, nll_sums
 from reflection_tuning.score.resume import PairCache
 from reflection_tuning.score.shard import Shard, gather
 
@@ -263,33 +249,17 @@ class HFScorer:
         """Summed NLL (nats, fp64) and token count of the scored positions of each plan.
 
         The first ``k`` ids of every plan are the shared prefix whose per-layer key/value states
-        ``kv`` (``[1, kv_heads, k, head_dim]``) were computed once: only the suffixes are fed.
-        Tensors: ``input_ids``/``attention_mask``/``position_ids``/``keep`` are ``[B, L]`` over the
-        suffixes (the mask is ``[B, k + L]``); logits ``[N, V]`` at the N predicting positions only
-        where the model takes a boolean ``logits_to_keep`` (transformers >= 5), else ``[B, L, V]``;
-        the per-token NLL ``[N]``.
+        ``kv`` (``[1, kv_heads, k, head_dim]``) were computed once: only the suffixes are fed
+        (:func:`~reflection_tuning.score.forward.batch_inputs`). Logits: ``[N, V]`` at the N
+        predicting positions only, where the model takes a boolean ``logits_to_keep``
+        (transformers >= 5), else ``[B, L, V]``, then those positions selected.
         """
         import torch
-        import torch.nn.functional as F
 
         device = self.device
-        B, L = len(plans), max(len(p.ids) for p in plans) - k
-        input_ids = torch.full((B, L), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((B, L), dtype=torch.long)
-        keep = torch.zeros((B, L), dtype=torch.bool)  # positions whose logits predict a target token
-        targets = []
-        for b, p in enumerate(plans):
-            n = len(p.ids) - k
-            off = L - n if self.padding_side == "left" else 0
-            input_ids[b, off : off + n] = torch.tensor(p.ids[k:])
-            mask[b, off : off + n] = 1
-            keep[b, torch.tensor(p.positions) - 1 - k + off] = True
-            targets += [p.ids[q] for q in p.positions]
-        # Position ids count real tokens only, so a left-padded row sees k..k+n-1 like a right-padded one.
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0) + k
-        if k:
-            mask = torch.cat([torch.ones((B, k), dtype=torch.long), mask], dim=1)
-        input_ids, mask, position_ids, keep = (t.to(device) for t in (input_ids, mask, position_ids, keep))
+        batch = batch_inputs(plans, k, self.pad_id, self.padding_side)
+        B, L = batch.input_ids.shape
+        input_ids, mask, position_ids, keep = (t.to(device) for t in batch[:4])
         past = None
         if kv is not None:
             from transformers import DynamicCache
@@ -301,19 +271,16 @@ class HFScorer:
             args = dict(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=past is not None)
             if past is not None:
                 args[self._cache_arg] = past
+            # Boolean selection (not a 0/1 product): a NaN at a padded position cannot leak into a sum.
             if self._keeps_logits:
                 # Project only the predicting positions onto the vocabulary: [N, V], not [B, L, V].
                 logits = self.model(**args, logits_to_keep=keep).logits
                 logits = logits.reshape(-1, logits.shape[-1])
             else:
                 logits = self.model(**args).logits[keep]
-            # Boolean selection (not a 0/1 product): a NaN at a padded position cannot leak into a sum.
-            nll = F.cross_entropy(logits.float(), torch.tensor(targets, device=device), reduction="none")
-            counts = [len(p.positions) for p in plans]
-            rows = torch.repeat_interleave(torch.arange(B, device=device), torch.tensor(counts, device=device))
-            sums = torch.zeros(B, dtype=torch.float64, device=device).index_add_(0, rows, nll.double())
+            sums = nll_sums(logits, batch.targets, batch.counts)
         self.stats.batches += 1
         self.stats.tokens_forward += sum(len(p.ids) - k for p in plans)
         self.stats.tokens_padded += B * L
-        self.stats.tokens_target += sum(counts)
-        return list(zip(sums.cpu().tolist(), counts))
+        self.stats.tokens_target += sum(batch.counts)
+        return list(zip(sums.cpu().tolist(), batch.counts))
