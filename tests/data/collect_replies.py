@@ -4,7 +4,7 @@
 
 Reads the ``instruction``, ``response`` and ``both`` rows of reflection runs, keeps each
 distinct raw reply once, and records the parser's current result as the expectation.
-``tests/unit/teacher/test_parse_corpus.py`` then fails whenever the parser's result on a
+``tests/unit/steps/test_parse_corpus.py`` then fails whenever the parser's result on a
 real reply changes: review the difference, and rerun this script when the change is right.
 """
 

@@ -94,12 +94,17 @@ class ParseResult:
 
 @dataclass(frozen=True)
 class Marker:
+    """One marker found in a reply: its kind (a key of the ``kinds`` given to :func:`markers`)
+    and its span (character offsets)."""
+
     kind: str
     start: int
     end: int
 
 
 def markers(text: str, kinds: dict[str, re.Pattern[str]], strict: bool) -> list[Marker]:
+    """The markers of ``text``, by kind, in order, none overlapping; with ``strict``, a start
+    marker counts only where a marker is expected (see :func:`_in_marker_position`)."""
     found = [Marker(kind, m.start(), m.end()) for kind, pat in kinds.items() for m in pat.finditer(text)]
     found.sort(key=lambda m: (m.start, -m.end))
     out: list[Marker] = []
@@ -167,10 +172,12 @@ def rejection(seg: str, what: str) -> str | None:
 
 
 def fail(reason: str, candidates: int) -> ParseResult:
+    """A ``parse_error`` result saying why."""
     return ParseResult(STATUS_PARSE_ERROR, {}, reason, candidates, None)
 
 
 def ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int, critique: str = "") -> ParseResult:
+    """An ``ok`` result; its ``reason`` notes which candidate was taken when there were several."""
     reason = None
     if candidates > 1 or skipped:
         reason = f"took candidate {chosen + 1} of {candidates}" + (f"; skipped: {'; '.join(skipped)}" if skipped else "")

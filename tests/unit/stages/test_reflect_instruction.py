@@ -1,6 +1,6 @@
 """Stage ``reflect_instruction`` against the scripted loopback server: one row per original, its
 input folded into the rewritten instruction (every status and the CLI are in
-tests/unit/teacher/test_reflect_loop.py)."""
+tests/unit/stages/test_reflect_loop.py)."""
 
 from __future__ import annotations
 
