@@ -2,7 +2,7 @@
 
 Each ``rt_*.yaml`` here is a declarative lm-eval task in the harness's own style; its
 ``dataset_kwargs.data_files`` are relative to the benchmark directory (``evaluate.data_dir``)
-and are made absolute by :func:`reflection_tuning.stages.evaluate.task_configs`.
+and are made absolute by :func:`reflection_tuning.tasks.load.task_configs`.
 ``utils.py`` holds the ``process_docs`` / loader / ``process_results`` functions the YAMLs
 name with ``!function utils.<name>``.
 """
