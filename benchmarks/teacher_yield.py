@@ -1,22 +1,21 @@
-"""Yield of the embedded teacher: how many replies parse, per step and per prompt/re-ask setting.
+"""Yield of the embedded teacher: how many replies are usable, per step, reply format and re-ask.
 
 The 16 default rows (``fetch`` of ``../shared/data/alpaca/cherry_alpaca_5_percent.json`` with
-the default ``limit: 16, seed: 0``) go through ``reflect_instruction`` and ``reflect_response``
-(the ``response`` variant: the original rows) on the embedded SmolLM2-135M teacher, with:
+the default ``limit: 16, seed: 0``) go through the embedded llama.cpp server (the shipped
+GGUF, ``teacher.max_concurrency`` slots) with the teacher params of ``params.yaml``:
 
-- ``markers-old``: the marker-only prompts this project had before (``git show <rev>:prompts/…``),
-  alone and with the two re-asks below;
-- ``critique``: the critique-first prompts (reference structure), at ``--max-tokens`` and ``--long``;
-- ``+reask``: ``reask: 1`` (seed + 1, ``reask_temperature`` 0.7, the same messages);
-- ``+reask-feedback``: ``reask: 1`` with ``reask_feedback`` (the failed reply and why);
-- ``+freq``: ``frequency_penalty`` (``transformers serve``: repetition penalty 1 + it).
+- ``reflect_instruction`` and ``reflect_response`` (its ``response`` variant: the original
+  rows), and ``both`` (``reflect_response`` on the rows ``reflect_instruction`` made usable);
+- ``markers`` (free text read by its markers) against ``json_schema`` (the step's bounded
+  schema as ``response_format``);
+- ``reask 0`` against ``reask 1`` (seed + 1, ``reask_temperature``). A ``reask 1`` run finds
+  its first round cached from its ``reask 0`` run and pays only for the re-asks: its
+  ``seconds`` are the ``reask 0`` run's plus its own.
 
-Each setting starts its own server (continuous batching shares the first request's generation
-config, so settings must not share a server). One request cache is shared: a ``+reask`` run
-finds its first round cached from its base setting and pays only for the re-asks; its
-``seconds`` are the base run's plus its own. Prints a markdown table and writes JSON.
+One server serves every arm (llama.cpp applies each request's own sampling parameters and
+schema). Prints a markdown table (usable, parse_error, truncated, seconds) and writes JSON.
 
-    nice -n 10 python benchmarks/teacher_yield.py --out /tmp/yield.json
+    python benchmarks/teacher_yield.py --out /tmp/yield.json
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -34,16 +31,17 @@ from reflection_tuning.config import section_config
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import status_metrics
 from reflection_tuning.llm.runner import run_step
-from reflection_tuning.rows import FIELDS
+from reflection_tuning.llm.server import embedded_server, slot_context
 from reflection_tuning.stages import fetch
-from reflection_tuning.steps.prompt import HERE as STEPS_DIR
-from reflection_tuning.steps.prompt import load_prompt
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 from reflection_tuning.steps.reflect_response import ReflectResponse
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
-STEPS = {"reflect_instruction": ReflectInstruction, "reflect_response": ReflectResponse}
+GGUF = REPO / "models" / "smollm2-135m-instruct.gguf"
+FORMATS = ("markers", "json_schema")
+COLS = ("step", "reply_format", "reask", "rows", "usable", "usable_first_try", "parse_error", "truncated",
+        "request_error", "seconds", "completion_tokens_mean")
 
 
 def default_rows(work: Path, limit: int) -> list[dict]:
@@ -56,109 +54,59 @@ def default_rows(work: Path, limit: int) -> list[dict]:
     return read_jsonl(out.rows)
 
 
-def old_prompts(rev: str, work: Path) -> Path:
-    """The marker-only prompt files of ``rev`` (``prompts/<step>.txt`` in the ``{field}`` /
-    ``{if input}…{endif}`` syntax), written under ``work/old`` as Jinja2 templates."""
-    d = work / "old"
-    d.mkdir(exist_ok=True)
-    for step in STEPS:
-        for suffix, out in ((".txt", ".j2"), (".system.txt", ".system.txt")):
-            text = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:prompts/{step}{suffix}"],
-                                  check=True, capture_output=True, text=True).stdout
-            if out == ".j2":
-                text = re.sub(r"\{if (\w+)\}", r"{% if \1.strip() %}", text).replace("{endif}", "{% endif %}")
-                text = re.sub(r"\{(instruction|input|output)\}", r"{{ \1 }}", text)
-            (d / f"{step}{out}").write_text(text, encoding="utf-8")
-    return d
-
-
-def settings(args) -> list[tuple[str, str, dict]]:
-    """(name, prompt set, teacher overrides)."""
-    long = {"max_tokens": args.long}
-    return [
-        ("markers-old", "old", {"max_tokens": args.max_tokens}),
-        ("markers-old+reask", "old", {"max_tokens": args.max_tokens, "reask": 1}),
-        ("markers-old+reask-feedback", "old", {"max_tokens": args.max_tokens, "reask": 1, "reask_feedback": True}),
-        (f"critique@{args.max_tokens}", "new", {"max_tokens": args.max_tokens}),
-        (f"critique@{args.long}", "new", long),
-        (f"critique@{args.long}+reask", "new", {**long, "reask": 1}),
-        (f"critique@{args.long}+reask-feedback", "new", {**long, "reask": 1, "reask_feedback": True}),
-        (f"critique@{args.long}+freq{args.freq:g}", "new", {**long, "frequency_penalty": args.freq}),
-    ]
+def measure(step, cfg: EndpointConfig, rows: list[dict], label: str) -> tuple[dict, list]:
+    """Run ``step`` on ``rows``; returns the table row and the outcomes."""
+    t0 = time.perf_counter()
+    run = run_step(step, cfg, rows, desc=label)
+    seconds = time.perf_counter() - t0
+    m = status_metrics(run.outcomes)
+    replies = [c for o in run.outcomes for c in o.replies if not c.cached]
+    return {
+        "rows": len(rows), "usable": m["rows_ok"], "usable_first_try": m["rows_ok_first_try"],
+        "parse_error": m["rows_parse_error"], "truncated": m["rows_truncated"],
+        "request_error": m["rows_request_error"], "seconds": round(seconds, 1),
+        "completion_tokens_mean": round(sum(c.completion_tokens for c in replies) / max(len(replies), 1)),
+    }, run.outcomes
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=16)
-    ap.add_argument("--model", type=Path, default=None, help="transformers dir (default: convert the embedded GGUF)")
-    ap.add_argument("--old-rev", default="567f726", help="git revision of the marker-only prompts")
-    ap.add_argument("--new-prompts", type=Path, default=STEPS_DIR,
-                    help="directory of the critique-first prompts")
-    ap.add_argument("--max-tokens", type=int, default=384)
-    ap.add_argument("--long", type=int, default=768)
-    ap.add_argument("--concurrency", type=int, default=None,
-                    help="requests in flight (default: teacher.max_concurrency, as the stage)")
-    ap.add_argument("--freq", type=float, default=0.1)
-    ap.add_argument("--only", default="", help="comma-separated step:setting pairs to run, in this order "
-                    "(default: every setting of every step)")
-    ap.add_argument("--steps", default=",".join(STEPS))
+    ap.add_argument("--model", type=Path, default=GGUF, help="the GGUF the embedded server serves")
+    ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("teacher_yield.json"))
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="teacher_yield_"))
     work.mkdir(parents=True, exist_ok=True)
-    model = args.model
-    if model is None:
-        from reflection_tuning.stages.models import Config, Outputs, run
-
-        model = work / "smollm2-135m-instruct"
-        if not (model / "config.json").is_file():
-            cfg = section_config(Config, "models", REPO / "params.yaml")
-            run(cfg, Outputs(model_dir=model, metrics=work / "models.json"))
     rows = default_rows(work, args.rows)
-    dirs = {"old": old_prompts(args.old_rev, work), "new": args.new_prompts}
-    # No re-ask unless an arm asks for one: the params' own re-ask would hide the first try.
-    base = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model=str(model), cache_dir=str(work / "cache"),
-                          timeout=3600, max_retries=1, reask=0, reask_feedback=False,
-                          frequency_penalty=None)
-    if args.concurrency is not None:
-        base = dataclasses.replace(base, max_concurrency=args.concurrency)
-    results = json.loads(args.out.read_text()) if args.out.is_file() else []
-    done = {(r["step"], r["setting"]) for r in results}
-    table = {name: (prompts, overrides) for name, prompts, overrides in settings(args)}
-    plan = ([tuple(p.split(":", 1)) for p in args.only.split(",")] if args.only
-            else [(s, name) for s in args.steps.split(",") for name in table])
-    for step_name, name in plan:
-        prompts, overrides = table[name]
-        if (step_name, name) in done:
-            continue
-        d = dirs[prompts]
-        step = STEPS[step_name](load_prompt(d / f"{step_name}.j2", d / f"{step_name}.system.txt", FIELDS))
-        cfg = dataclasses.replace(base, **overrides)
-        t0 = time.perf_counter()
-        run = run_step(step, cfg, rows, desc=f"{step_name} {name}")
-        seconds = time.perf_counter() - t0
-        m = status_metrics(run.outcomes)
-        replies = [c for o in run.outcomes for c in o.replies]
-        base_name = name.split("+")[0]  # a re-ask run's first round is the base setting's, from the cache
-        first_round = next((r for r in results if r["step"] == step_name and r["setting"] == base_name), None)
-        if "reask" in name and first_round:
-            seconds += first_round["seconds"]
-        results.append({
-            "step": step_name, "setting": name, "rows": len(rows), "ok": m["rows_ok"],
-            "ok_first_try": m["rows_ok_first_try"], "ok_reasked": m["rows_ok_reasked"],
-            "parse_error": m["rows_parse_error"], "truncated": m["rows_truncated"],
-            "request_error": m["rows_request_error"], "seconds": round(seconds, 1),
-            "completion_tokens_mean": round(sum(c.completion_tokens for c in replies) / max(len(replies), 1)),
-            "requests_sent": run.stats["requests_sent"], "cache_hits": run.stats["cache_hits"],
-        })
-        print(json.dumps(results[-1]), flush=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    cols = ("step", "setting", "ok", "ok_first_try", "ok_reasked", "parse_error", "truncated", "request_error",
-            "seconds", "completion_tokens_mean")
-    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    base = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model=str(args.model),
+                          cache_dir=str(work / "cache"))
+    instruction, response = ReflectInstruction.shipped(), ReflectResponse.shipped()
+    longest = max(sum(len(m["content"]) for m in instruction.format_input(r)) for r in rows)
+    results = []
+    with embedded_server(args.model, parallel=base.max_concurrency,
+                         slot_ctx=slot_context(longest, base.max_tokens)) as url:
+        for fmt in args.formats.split(","):
+            seconds_first: dict[str, float] = {}
+            for reask in (0, 1):
+                cfg = dataclasses.replace(base, base_url=url, reply_format=fmt, reask=reask)
+                made, outcomes = measure(instruction, cfg, rows, f"reflect_instruction {fmt} reask {reask}")
+                usable = [{**o.row, **o.fields} for o in outcomes if o.ok]  # the new pairs, for `both`
+                arms = [("reflect_instruction", made), ("reflect_response", measure(response, cfg, rows, "response")[0]),
+                        ("both", measure(response, cfg, usable, "both")[0])]
+                for step, row in arms:
+                    key = f"{step}/{fmt}"
+                    if reask == 0:
+                        seconds_first[key] = row["seconds"]
+                    else:
+                        row["seconds"] = round(row["seconds"] + seconds_first[key], 1)
+                    results.append({"step": step, "reply_format": fmt, "reask": reask, **row})
+                    print(json.dumps(results[-1]), flush=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print("| " + " | ".join(COLS) + " |\n|" + "---|" * len(COLS))
     for r in results:
-        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+        print("| " + " | ".join(str(r[c]) for c in COLS) + " |")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,14 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def decode_threads() -> int:
+    """The server's decoding threads: every core but one, which the stage's own process (the
+    client streaming and parsing replies) keeps. llama.cpp's threads meet at a barrier after
+    every operation, so a thread that waits for a busy core stalls all the others: on 2 cores
+    shared with the client and other work, 2 threads decoded 3-30x slower than 1 (benchmarks/README.md)."""
+    return max(1, cpu_cores() - 1)
+
+
 def slot_context(prompt_chars: int, max_tokens: int, *, feedback: bool = False) -> int:
     """Context tokens one request needs in a server slot.
 
@@ -155,7 +163,7 @@ def serve_embedded(
         parallel: requests decoded at once (server slots); the stages pass ``max_concurrency``.
         slot_ctx: context tokens of each slot (:func:`slot_context`); the server holds
             ``parallel × slot_ctx`` tokens of KV cache.
-        threads: CPU threads for decoding (``None``: :func:`cpu_cores`).
+        threads: CPU threads for decoding (``None``: :func:`decode_threads`).
         startup_timeout: seconds to wait for ``GET /health``.
 
     Yields:
@@ -173,7 +181,7 @@ def serve_embedded(
                                "or set the model to a GGUF path")
     port = free_port()
     cmd = [sys.executable, "-m", __name__, "--model", str(model), "--port", str(port),
-           "--parallel", str(parallel), "--slot-ctx", str(slot_ctx), "--threads", str(threads or cpu_cores())]
+           "--parallel", str(parallel), "--slot-ctx", str(slot_ctx), "--threads", str(threads or decode_threads())]
     log_fd, log_name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
     log_path = Path(log_name)
     log.info("starting the embedded server: %s (log %s)", " ".join(cmd[3:]), log_path)
@@ -210,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the child 
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--parallel", type=int, default=4)
     p.add_argument("--slot-ctx", type=int, default=4096)
-    p.add_argument("--threads", type=int, default=cpu_cores())
+    p.add_argument("--threads", type=int, default=decode_threads())
     args = p.parse_args(argv)
 
     import threading
