@@ -27,7 +27,7 @@ from typing import Any
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.llm.step import Step
+from reflection_tuning.llm.step import Step, request_format
 from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages import reflect_instruction, reflect_response
 from reflection_tuning.stages.common import PathSpec, Section, Stage
@@ -87,9 +87,13 @@ def token_counter(model: str) -> tuple[str, Counter]:
 
 
 def estimate_requests(
-    cfg: EndpointConfig, batch: Sequence[Messages], template_hash: str, cache: ReplyCache, count: Counter
+    cfg: EndpointConfig, batch: Sequence[Messages], template_hash: str, cache: ReplyCache, count: Counter,
+    response_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tokens and USD for one stage's requests (pure but for the cache lookups).
+
+    ``template_hash`` and ``response_format`` (:func:`~reflection_tuning.llm.step.request_format`)
+    are the step's, as in the keys the stage caches its replies under.
 
     Returns a flat dict: ``requests``, ``cached``, ``to_send``, ``prompt_tokens`` (to send),
     ``completion_tokens_expected`` / ``completion_tokens_max`` (to send; the max counts
@@ -98,7 +102,7 @@ def estimate_requests(
     """
     hits, misses = [], []
     for messages in batch:
-        hit = cache.get(cache_key(cfg, messages, template_hash))
+        hit = cache.get(cache_key(cfg, messages, template_hash, response_format))
         (hits if hit is not None else misses).append(hit if hit is not None else messages)
     mean_out = sum(h.completion_tokens for h in hits) / len(hits) if hits else float(cfg.max_tokens)
     prompt_tokens = sum(count(m) for m in misses)
@@ -146,7 +150,8 @@ def run(teacher_cfg: EndpointConfig, instruction: reflect_instruction.Config, re
                            "both_assumed": reflected is None}
     try:
         for stage, step, batch in zip(("reflect_instruction", "reflect_response"), steps, batches):
-            for k, v in estimate_requests(teacher_cfg, batch, step.template_hash, cache, count).items():
+            fmt = request_format(step, teacher_cfg)
+            for k, v in estimate_requests(teacher_cfg, batch, step.template_hash, cache, count, fmt).items():
                 out[f"{stage}_{k}"] = v
     finally:
         cache.close()

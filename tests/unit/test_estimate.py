@@ -78,3 +78,31 @@ def test_explicit_input_without_dataset(alpaca_rows, tmp_path, monkeypatch, caps
     assert result["reflect_response_requests"] == 6 and result["total_to_send"] == 9
     assert result["total_cost_usd_expected"] is None  # teacher.price is null in params
     assert "total_prompt_tokens" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("reply_format", ["json_schema", "markers"])
+def test_a_reply_the_stage_cached_is_counted_cached(tmp_path, reply_format):
+    """The estimate looks a request up under the stage's own key: its template id and, with
+    structured replies, its step's response_format."""
+    from reflection_tuning.estimate import run
+    from reflection_tuning.io import write_jsonl
+    from reflection_tuning.llm.step import request_format
+    from reflection_tuning.rows import row_id
+    from reflection_tuning.stages import reflect_instruction, reflect_response
+    from reflection_tuning.steps.reflect_instruction import ReflectInstruction
+    from reflection_tuning.steps.reflect_response import ReflectResponse
+
+    cfg = params_config(EndpointConfig, "teacher", model="m", base_url="embedded", reply_format=reply_format,
+                        cache_dir=str(tmp_path / "cache"))
+    row = {"id": row_id("Name a colour.", "", "Red."), "instruction": "Name a colour.", "input": "", "output": "Red."}
+    write_jsonl(tmp_path / "original.jsonl", [row])
+    step = ReflectInstruction.shipped()
+    cache = ReplyCache(cfg.cache_dir)
+    cache.set(cache_key(cfg, step.format_input(row), step.template_hash, request_format(step, cfg)),
+              Completion("{}", "stop", 30, 40))
+    cache.close()
+    assert (request_format(step, cfg) is None) == (reply_format == "markers")
+    configs = [module.Config(*(str(p) for p in cls.template_files()))
+               for module, cls in ((reflect_instruction, ReflectInstruction), (reflect_response, ReflectResponse))]
+    got = run(cfg, *configs, tmp_path / "original.jsonl", None)
+    assert (got["reflect_instruction_cached"], got["reflect_instruction_to_send"]) == (1, 0)

@@ -37,8 +37,7 @@ from reflection_tuning.llm.config import EMBEDDED, EndpointConfig
 from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
 from reflection_tuning.llm.outcome import Outcome
 from reflection_tuning.llm.send import Result, Sender
-from reflection_tuning.llm.step import Failure, Parsed, Step, decode_json_reply
-from reflection_tuning.llm.stream import json_schema_format
+from reflection_tuning.llm.step import Failure, Parsed, Step, decode_json_reply, request_format
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ def iter_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]]
     whole = cfg.base_url == EMBEDDED or cfg.mode == "batch"
     chunk = list(source) if whole else list(islice(source, CHUNK_ROWS))
     json_replies = cfg.reply_format == "json_schema"
-    response_format = json_schema_format(step.name, dict(step.schema)) if json_replies else None
+    response_format = request_format(step, cfg)
     reasked = capped = 0
     batch = [step.format_input(r) for r in chunk]
     # sizing: the embedded server is started once, from every request (re-asks of cached first tries too)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reflection_tuning.llm.cache import Completion, Messages
+from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.stream import json_schema_format
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,12 @@ class Step(Protocol):
         ...
 
 
+def request_format(step: Step, cfg: EndpointConfig) -> dict[str, Any] | None:
+    """The ``response_format`` every request of ``step`` carries (part of its cache key): the
+    step's JSON schema in OpenAI's form with ``reply_format: json_schema``, else ``None``."""
+    return json_schema_format(step.name, dict(step.schema)) if cfg.reply_format == "json_schema" else None
+
+
 def decode_json_reply(content: str, schema: Mapping[str, Any]) -> dict[str, Any] | Failure:
     """The JSON object of a structured reply, validated against ``schema`` (with ``jsonschema``),
     or a ``parse_error`` :class:`Failure` saying why it is not usable."""
@@ -90,4 +98,4 @@ def decode_json_reply(content: str, schema: Mapping[str, Any]) -> dict[str, Any]
     return obj
 
 
-__all__ = ["Failure", "Parsed", "Step", "decode_json_reply"]
+__all__ = ["Failure", "Parsed", "Step", "decode_json_reply", "request_format"]

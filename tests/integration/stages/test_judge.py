@@ -101,7 +101,8 @@ def test_metrics_add_up(runs):
 
 def test_rerun_is_served_from_the_cache(runs):
     first, second = runs["first"], runs["second"]
-    assert (second["judge_requests_sent"], second["judge_cache_hits"]) == (0, 4)
+    # every request of the first run is answered from the cache: 4 first asks and their re-asks
+    assert (second["judge_requests_sent"], second["judge_cache_hits"]) == (0, 4 + first["judge_requests_reasked"])
     assert {k: v for k, v in second.items() if not k.startswith(("judge_requests", "judge_cache", "judge_max"))} == \
         {k: v for k, v in first.items() if not k.startswith(("judge_requests", "judge_cache", "judge_max"))}
 
