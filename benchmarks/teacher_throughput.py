@@ -20,7 +20,7 @@ the median completion tokens/s of ``--repeats`` alternating runs (``harness.py``
 ratios; ``ratio:`` is window@10 / reference@10 (target >= 1.5); window@default / sequential
 (target >= 4) is printed above it.
 
-    python benchmarks/teacher_throughput.py --servers   # 32 rows, 128 tokens, 2 repeats
+    python benchmarks/teacher_throughput.py --servers --repeats 2   # 32 rows, 128 tokens
     python benchmarks/teacher_throughput.py             # 32 rows, 128 tokens, 3 repeats
 """
 
@@ -98,30 +98,36 @@ def transformers_serve(model_dir: str, *, concurrency: int, slot_tokens: int, de
 
 
 def compare_servers(args, base: EndpointConfig, batch) -> None:
-    """Completion tokens/s of the embedded llama.cpp server and of ``transformers serve``, each
-    with the stage's window (``teacher.max_concurrency``), on the same requests."""
+    """Completion tokens/s of the embedded llama.cpp server (at each of ``--threads``) and of
+    ``transformers serve``, each with the stage's window (``teacher.max_concurrency``), on the
+    same requests. ``ratio:`` is llama.cpp at its default threads over transformers serve."""
     from harness import Bench
 
+    from reflection_tuning.llm.server import decode_threads
     from reflection_tuning.llm.stream import json_schema_format
 
     window_size = base.max_concurrency
     slot = slot_context(max(sum(len(m["content"]) for m in msgs) for msgs in batch), args.max_tokens)
     gguf = str(REPO / "models/smollm2-135m-instruct.gguf")
     schema = json_schema_format("reflect_instruction", ReflectInstruction.schema) if base.reply_format == "json_schema" else None
+    threads = sorted({decode_threads(), *(int(t) for t in args.threads.split(",") if t)})
+    llama = {t: f"llama.cpp, {t} thread{'s' if t > 1 else ''}" for t in threads}
     bench = Bench("teacher_throughput --servers", {"requests": f"{args.rows} real Alpaca rows",
                                                   "max_tokens": args.max_tokens, "in_flight": window_size,
-                                                  "reply_format": base.reply_format, "repeats": args.repeats})
+                                                  "reply_format": base.reply_format, "repeats": args.repeats,
+                                                  "default_threads": decode_threads()})
     rates: dict[str, list[float]] = {}
     with contextlib.ExitStack() as stack:
-        urls = {"llama.cpp": stack.enter_context(embedded_server(gguf, parallel=window_size, slot_ctx=slot))}
-        # transformers serve ignores response_format: it gets the same messages as free text
+        urls = {llama[t]: stack.enter_context(embedded_server(gguf, parallel=window_size, slot_ctx=slot, threads=t))
+                for t in threads}
+        # transformers serve ignores response_format: it gets the same messages, answered in free text
         urls["transformers serve"] = stack.enter_context(transformers_serve(args.model, concurrency=window_size,
                                                                             slot_tokens=slot))
-        fmt = {"llama.cpp": schema, "transformers serve": None}
 
         def side(name: str) -> int:
             cfg = dataclasses.replace(base, max_concurrency=window_size)
-            seconds, completion = timed(cfg, urls[name], batch, "window", window_size, response_format=fmt[name])
+            fmt = None if name == "transformers serve" else schema
+            seconds, completion = timed(cfg, urls[name], batch, "window", window_size, response_format=fmt)
             rates.setdefault(name, []).append(completion / seconds)
             return completion
 
@@ -130,9 +136,9 @@ def compare_servers(args, base: EndpointConfig, batch) -> None:
         bench.alternate({name: (lambda name=name: side(name)) for name in urls}, args.repeats)
     rate = {k: statistics.median(v) for k, v in rates.items()}
     for name, r in rate.items():
-        print(f"{name:<20} median {r:7.1f} completion tokens/s")
-    bench.finish(rate["llama.cpp"] / rate["transformers serve"], ">= 2", args.json,
-                 **{f"tokens_per_s_{k.replace(' ', '_').replace('.', '')}": round(v, 1) for k, v in rate.items()})
+        print(f"{name:<24} median {r:7.1f} completion tokens/s")
+    bench.finish(rate[llama[decode_threads()]] / rate["transformers serve"], ">= 2", args.json,
+                 **{f"tokens_per_s_{k}": round(v, 1) for k, v in rate.items()})
 
 
 def timed(cfg: EndpointConfig, url: str, batch, scheme: str, size: int,
@@ -158,6 +164,8 @@ def main() -> None:
                         help="the embedded server's GGUF (with --servers: transformers serve's model directory)")
     parser.add_argument("--servers", action="store_true",
                         help="llama.cpp against transformers serve, at the stage's window")
+    parser.add_argument("--threads", default="1,2", help="with --servers: llama.cpp decoding threads to compare "
+                        "(the default, every core but one, is always run)")
     parser.add_argument("--base-url", default=None, help="an OpenAI-compatible endpoint (default: embedded server)")
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=128)

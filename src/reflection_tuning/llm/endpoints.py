@@ -11,12 +11,24 @@ import json
 import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
 log = logging.getLogger(__name__)
 
 DUMMY_API_KEY = "no-key"  # for endpoints that need none (the embedded server)
+
+
+# A new connection per request on loopback: llama.cpp's server (the embedded one) closes a
+# kept-alive connection at moments the client cannot see, so reusing one failed 2-4 requests
+# in 40 ("Server disconnected"); with `Connection: close` none did, and a loopback connect costs
+# microseconds.
+_LOOPBACK_HEADERS = {"Connection": "close"}
+
+
+def _loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 class Endpoints:
@@ -39,6 +51,7 @@ class Endpoints:
         self._api_key = api_key
         self.clients = [
             openai.AsyncOpenAI(base_url=u, api_key=api_key or DUMMY_API_KEY, timeout=timeout, max_retries=0,
+                               default_headers=_LOOPBACK_HEADERS if _loopback(u) else None,
                                http_client=openai.DefaultAioHttpClient(timeout=timeout))
             for u in urls
         ]

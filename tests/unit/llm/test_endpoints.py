@@ -54,3 +54,13 @@ def test_describe_names_the_status_and_body_and_never_the_key(fake_openai):
     http, other = asyncio.run(go())
     assert http.startswith("HTTP 400: ") and "bad key ***" in http and KEY not in http
     assert other == "TimeoutError: slow ***"
+
+
+def test_loopback_endpoints_open_a_connection_per_request():
+    """The embedded llama.cpp server drops kept-alive connections: loopback clients send
+    ``Connection: close``; a remote endpoint keeps its pool."""
+    from reflection_tuning.llm.endpoints import Endpoints
+
+    local, remote = Endpoints(["http://127.0.0.1:8080/v1", "https://api.openai.com/v1"], None, 5).clients
+    assert local.default_headers.get("Connection") == "close"
+    assert "Connection" not in remote.default_headers
