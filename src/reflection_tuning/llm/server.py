@@ -56,11 +56,10 @@ def cpu_cores() -> int:
 
 
 def decode_threads() -> int:
-    """The server's decoding threads: every core but one, which the stage's own process (the
-    client streaming and parsing replies) keeps. llama.cpp's threads meet at a barrier after
-    every operation, so a thread that waits for a busy core stalls all the others: on 2 cores
-    shared with the client and other work, 2 threads decoded 3-30x slower than 1 (benchmarks/README.md)."""
-    return max(1, cpu_cores() - 1)
+    """The server's decoding threads: one per core. llama.cpp's threads meet at a barrier after
+    every operation, so on a machine busy with other work a thread that waits for its core
+    stalls the others; there, fewer threads decode faster (benchmarks/README.md)."""
+    return cpu_cores()
 
 
 def slot_context(prompt_chars: int, max_tokens: int, *, feedback: bool = False) -> int:
