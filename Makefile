@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser run test test-fast docs clean-venv
+.PHONY: setup browser run lint test test-fast docs clean-venv
 
 setup: $(STAMP) browser
 
@@ -53,14 +53,18 @@ else
 endif
 	$(BIN)/dvc metrics show
 
+# ruff: the rules in pyproject.toml ([tool.ruff]); `make test` and `make test-fast` run it first.
+lint: setup
+	$(BIN)/ruff check src tests benchmarks scripts
+
 # The tiers are directories (tests/unit, tests/integration, tests/e2e; tests/conftest.py marks each test
 # with its tier): `make test` runs all three, unit first; `make test-fast` runs the unit tier alone
 # (no model file, no server: under a minute). pytest exits 5 when a selection is empty, so a
 # test-fast that found no unit test fails instead of passing quietly.
-test: setup
+test: setup lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests/unit -m unit $(PYTEST_ARGS)
 
 # docs/parameters.md's key lists, generated from params.yaml's comments (a unit test checks they agree).

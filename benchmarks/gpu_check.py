@@ -31,7 +31,6 @@ import traceback
 from pathlib import Path
 
 import torch
-
 from harness import Bench, machine, matmul_peak
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,11 +48,11 @@ def size(section: str, key: str, dry: bool) -> int:
 
 
 def score_section(args, device) -> dict:
+    from score_throughput import PEAK_TFLOPS, flops_per_token, reference, variant_rows
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reflection_tuning.score.scorer import HFScorer
     from reflection_tuning.score.pairs import score_rows
-    from score_throughput import PEAK_TFLOPS, flops_per_token, reference, variant_rows
+    from reflection_tuning.score.scorer import HFScorer
 
     tok = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32,
@@ -109,13 +108,13 @@ def score_section(args, device) -> dict:
 
 
 def sft_section(args, device) -> dict:
+    from finetune_throughput import measure
+    from score_throughput import ALPACA
     from transformers import AutoTokenizer
 
-    from finetune_throughput import measure
-    from reflection_tuning.rows import canonical
     from reflection_tuning.config import section_config
+    from reflection_tuning.rows import canonical
     from reflection_tuning.sft import Config, keep_trainable, training_examples
-    from score_throughput import ALPACA
 
     n, max_length = size("sft", "rows", args.dry), size("sft", "max_length", args.dry)
     records = json.loads(ALPACA.read_text(encoding="utf-8"))[:n]
@@ -146,12 +145,22 @@ def sft_section(args, device) -> dict:
 
 def teacher_section(args, device) -> dict:
     import teacher_throughput as tt
+
     from reflection_tuning.config import section_config
     from reflection_tuning.llm.config import EndpointConfig
 
     n, max_tokens = size("teacher", "rows", args.dry), size("teacher", "max_tokens", args.dry)
     batch = tt.requests(n)
-    base = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model=str(args.model), max_tokens=max_tokens, cache_dir=None, timeout=1800, max_retries=0)
+    base = section_config(
+        EndpointConfig,
+        "teacher",
+        REPO / "params.yaml",
+        model=str(args.model),
+        max_tokens=max_tokens,
+        cache_dir=None,
+        timeout=1800,
+        max_retries=0,
+    )
     bench = Bench("gpu_check/teacher", {"requests": n, "max_tokens": max_tokens, "in_flight": 10}, device)
     done = {}
 
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             report["sections"][name] = {"status": "ok", **SECTIONS[name](args, device)}
-        except Exception as e:  # one section's failure must not lose the others' figures
+        except Exception as e:  # noqa: BLE001 - one section's failure must not lose the others' figures
             traceback.print_exc()
             report["sections"][name] = {"status": f"failed: {type(e).__name__}: {e}"}
         report["sections"][name]["section_seconds"] = round(time.perf_counter() - t0, 1)

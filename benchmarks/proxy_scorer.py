@@ -106,7 +106,9 @@ def main() -> None:
     for key in ("ifd", "rifd"):
         pairs = [(s[key], p[key]) for s, p in zip(results["student"][0], results["proxy"][0])
                  if s[f"{key}_status"] == "ok" and p[f"{key}_status"] == "ok"]
-        corr[key] = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic if len(pairs) > 2 else float("nan")
+        corr[key] = (
+            spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic if len(pairs) > 2 else float("nan")
+        )
         print(f"spearman {key:4s} over {len(pairs)} rows: {corr[key]:.3f}")
     ok = [i for i, (s, p) in enumerate(zip(results["student"][0], results["proxy"][0]))
           if s["ifd_status"] == p["ifd_status"] == "ok"]

@@ -117,9 +117,9 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args()
 
+    from harness import Bench, matmul_peak
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness import Bench, matmul_peak
     from reflection_tuning.score.scorer import HFScorer
     from reflection_tuning.student import resolve_device
 

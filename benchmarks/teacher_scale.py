@@ -111,13 +111,23 @@ def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # 
     """One size in a fresh process: run the stage, report (seconds, rows ok, peak RSS in MB)."""
     import logging
 
-    from reflection_tuning.stages.reflect_instruction import Inputs, Outputs, run
     from reflection_tuning.config import section_config
     from reflection_tuning.llm.config import EndpointConfig
+    from reflection_tuning.stages.reflect_instruction import Inputs, Outputs, run
 
     logging.basicConfig(level=logging.WARNING)
-    teacher = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model="bench", base_url=url, api_key_env=None, cache_dir=None,
-                            max_concurrency=concurrency, max_retries=0, timeout=120)
+    teacher = section_config(
+        EndpointConfig,
+        "teacher",
+        REPO / "params.yaml",
+        model="bench",
+        base_url=url,
+        api_key_env=None,
+        cache_dir=None,
+        max_concurrency=concurrency,
+        max_retries=0,
+        timeout=120,
+    )
     work = Path(rows).parent
     cfg = _prompt_files()
     t0 = time.perf_counter()
@@ -138,8 +148,8 @@ def _sdk_ceiling(url: str, rows: str, concurrency: int, transport: str, out: mp.
     import openai
 
     from reflection_tuning.io import read_jsonl
-    from reflection_tuning.steps.reflect_instruction import ReflectInstruction
     from reflection_tuning.rows import FIELDS
+    from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 
     step = ReflectInstruction(_prompt_files().prompt(FIELDS))
     batch = [step.format_input(r) for r in read_jsonl(rows)]
@@ -216,7 +226,9 @@ def main() -> None:
     note = "" if largest >= RSS_TARGET_AT else f" (measured at {largest} requests, target is at {RSS_TARGET_AT})"
     print(f"\nratio: peak RSS / target = {peak:.0f} MB / {RSS_TARGET_MB} MB = {peak / RSS_TARGET_MB:.2f}  "
           f"(target <= 1.00){note}")
-    print(f"ratio: slowest req/s / target = {rate:.0f} / {RATE_TARGET:.0f} = {rate / RATE_TARGET:.2f}  (target >= 1.00)")
+    print(
+        f"ratio: slowest req/s / target = {rate:.0f} / {RATE_TARGET:.0f} = {rate / RATE_TARGET:.2f}  (target >= 1.00)"
+    )
     if ceiling:
         print(f"ratio: slowest req/s / openai SDK alone (aiohttp, the stage's transport) = {rate:.0f} / "
               f"{ceiling['aiohttp']:.0f} = {rate / ceiling['aiohttp']:.2f}  (the share of the library's ceiling "

@@ -42,11 +42,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from reflection_tuning.config import section_config
-from reflection_tuning.rows import canonical
-from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.client import Completion, Teacher
-from reflection_tuning.steps.reflect_instruction import ReflectInstruction
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.server import HOST, _healthy, embedded_server, free_port, slot_context
+from reflection_tuning.rows import canonical
+from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
@@ -82,7 +82,7 @@ def transformers_serve(model_dir: str, *, concurrency: int, slot_tokens: int, de
            "--host", HOST, "--port", str(port), "--device", device, "--default-seed", "0"]
     if device == "cpu":
         cmd += ["--cb-num-blocks", str(pages), "--cb-max-batch-tokens", "1024"]
-    log = tempfile.NamedTemporaryFile(prefix="transformers-serve-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="transformers-serve-", suffix=".log", delete=False)  # noqa: SIM115 - the server writes it until it stops
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     try:
@@ -109,7 +109,11 @@ def compare_servers(args, base: EndpointConfig, batch) -> None:
     window_size = base.max_concurrency
     slot = slot_context(max(sum(len(m["content"]) for m in msgs) for msgs in batch), args.max_tokens)
     gguf = str(REPO / "models/smollm2-135m-instruct.gguf")
-    schema = json_schema_format("reflect_instruction", ReflectInstruction.schema) if base.reply_format == "json_schema" else None
+    schema = (
+        json_schema_format("reflect_instruction", ReflectInstruction.schema)
+        if base.reply_format == "json_schema"
+        else None
+    )
     threads = sorted({decode_threads(), *(int(t) for t in args.threads.split(",") if t)})
     llama = {t: f"llama.cpp, {t} thread{'s' if t > 1 else ''}" for t in threads}
     bench = Bench("teacher_throughput --servers", {"requests": f"{args.rows} real Alpaca rows",
@@ -178,7 +182,16 @@ def main() -> None:
     from harness import Bench
 
     default = section_config(EndpointConfig, "teacher", REPO / "params.yaml").max_concurrency
-    base = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model=args.model, max_tokens=args.max_tokens, cache_dir=None, timeout=1800, max_retries=0)
+    base = section_config(
+        EndpointConfig,
+        "teacher",
+        REPO / "params.yaml",
+        model=args.model,
+        max_tokens=args.max_tokens,
+        cache_dir=None,
+        timeout=1800,
+        max_retries=0,
+    )
     batch = requests(args.rows)
     if args.servers:
         if args.model.endswith(".gguf"):

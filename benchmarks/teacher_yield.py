@@ -93,8 +93,11 @@ def main() -> None:
                 cfg = dataclasses.replace(base, base_url=url, reply_format=fmt, reask=reask)
                 made, outcomes = measure(instruction, cfg, rows, f"reflect_instruction {fmt} reask {reask}")
                 usable = [{**o.row, **o.fields} for o in outcomes if o.ok]  # the new pairs, for `both`
-                arms = [("reflect_instruction", made), ("reflect_response", measure(response, cfg, rows, "response")[0]),
-                        ("both", measure(response, cfg, usable, "both")[0])]
+                arms = [
+                    ("reflect_instruction", made),
+                    ("reflect_response", measure(response, cfg, rows, "response")[0]),
+                    ("both", measure(response, cfg, usable, "both")[0]),
+                ]
                 for step, row in arms:
                     key = f"{step}/{fmt}"
                     if reask == 0:

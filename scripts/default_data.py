@@ -129,7 +129,11 @@ def hellaswag_sample(raw: bytes) -> tuple[bytes, int, str]:
     n = len(lines) // HELLASWAG_LINES_PER_TASK
     idx = sample(n, HELLASWAG_TASKS)
     text = b"".join(b"".join(lines[i * HELLASWAG_LINES_PER_TASK:(i + 1) * HELLASWAG_LINES_PER_TASK]) for i in idx)
-    return bz2.compress(text, 9), len(idx), drawn(len(idx), n, "tasks (6 lines each)") + ", bytes unchanged; bz2 level 9"
+    return (
+        bz2.compress(text, 9),
+        len(idx),
+        drawn(len(idx), n, "tasks (6 lines each)") + ", bytes unchanged; bz2 level 9",
+    )
 
 
 def mmlu_sample(raw: bytes) -> tuple[bytes, int, str]:
@@ -146,7 +150,11 @@ def mmlu_sample(raw: bytes) -> tuple[bytes, int, str]:
     if write(rows) != raw:
         raise ValueError("MMLU: the CSV does not re-serialize byte for byte; its rows would change")
     idx = sample(len(rows), MMLU_TEST_ROWS_PER_SUBJECT)
-    return write([rows[i] for i in idx]), len(idx), drawn(len(idx), len(rows), "rows") + ", bytes unchanged; header kept"
+    return (
+        write([rows[i] for i in idx]),
+        len(idx),
+        drawn(len(idx), len(rows), "rows") + ", bytes unchanged; header kept",
+    )
 
 
 def truthfulqa_sample(raw: bytes) -> tuple[bytes, int, str]:

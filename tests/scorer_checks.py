@@ -4,6 +4,7 @@ integration tests on the embedded SmolLM2 (real weights: peaked distributions, l
 from __future__ import annotations
 
 from reference import naive_loss
+
 from reflection_tuning.score.scorer import HFScorer
 from reflection_tuning.templates import scoring_pairs
 

@@ -98,7 +98,9 @@ def rows(exp_show: Sequence[Mapping[str, Any]], dataset: str) -> list[dict[str, 
             "rev": _short(state.get("rev")),
             "state": executor or ("ok" if data else "no data"),
             "method": select.get("method"),
-            "budget": json.dumps(select.get("budget")) if isinstance(select.get("budget"), dict) else select.get("budget"),
+            "budget": json.dumps(select.get("budget"))
+            if isinstance(select.get("budget"), dict)
+            else select.get("budget"),
             "diversity": select.get("diversity"),
             "kept": select_m.get("kept"),
         }

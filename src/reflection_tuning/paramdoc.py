@@ -180,8 +180,10 @@ def render(doc: str, sections: tuple[Section, ...]) -> str:
     if unknown:
         raise ValueError(f"docs/parameters.md: no params section {unknown}; remove or rename its paramdoc block")
     if missing:
-        raise ValueError(f"docs/parameters.md has no block for params section(s) {missing}: add "
-                         f"'<!-- paramdoc NAME -->' and '<!-- /paramdoc -->' lines under a heading, then run {REGENERATE}")
+        raise ValueError(
+            f"docs/parameters.md has no block for params section(s) {missing}: add "
+            f"'<!-- paramdoc NAME -->' and '<!-- /paramdoc -->' lines under a heading, then run {REGENERATE}"
+        )
 
     def fill(m: re.Match) -> str:
         return f"<!-- paramdoc {m.group(1)} -->\n{render_section(by_name[m.group(1)])}\n<!-- /paramdoc -->"

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from shipped import params_config
-from reflection_tuning.llm.config import EndpointConfig
+
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
+from reflection_tuning.llm.config import EndpointConfig
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +35,13 @@ def test_cache_push_and_pull_through_a_local_remote(tmp_path):
     _sh(origin, "dvc", "init", "-q")
     _sh(origin, "dvc", "remote", "add", "-d", "storage", str(remote))
 
-    cfg = params_config(EndpointConfig, "teacher", model="gpt-4o-mini", base_url="https://api.example/v1", cache_dir=str(origin / "cache/teacher"))
+    cfg = params_config(
+        EndpointConfig,
+        "teacher",
+        model="gpt-4o-mini",
+        base_url="https://api.example/v1",
+        cache_dir=str(origin / "cache/teacher"),
+    )
     batch = [[{"role": "user", "content": f"question {i}"}] for i in range(20)]
     cache = ReplyCache(cfg.cache_dir)
     for i, messages in enumerate(batch):

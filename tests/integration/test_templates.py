@@ -4,8 +4,8 @@ punctuation with a prompt's final ``:`` (the rest of templates.py: tests/unit/te
 from __future__ import annotations
 
 import pytest
-
 from reference import PUNCT_ANSWERS, WORD_ANSWERS, boundary_ok
+
 from reflection_tuning.templates import SEPARATORS
 
 

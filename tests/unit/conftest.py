@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
 from shipped import params_config
+
 from reflection_tuning.llm.config import EndpointConfig
 
 
@@ -160,8 +160,18 @@ def serve_app(app: web.Application) -> Iterator[str]:
 
 def cfg_for(tmp_path: Path, **over: Any) -> EndpointConfig:
     """A teacher config for the fake server: fast retries, a cache under ``tmp_path``."""
-    base = params_config(EndpointConfig, "teacher", model="m", base_url="unused", reply_format="markers", max_retries=2, timeout=5, cache_dir=str(tmp_path / "cache"),
-                         retry_wait_initial=0.01, retry_wait_max=0.05)
+    base = params_config(
+        EndpointConfig,
+        "teacher",
+        model="m",
+        base_url="unused",
+        reply_format="markers",
+        max_retries=2,
+        timeout=5,
+        cache_dir=str(tmp_path / "cache"),
+        retry_wait_initial=0.01,
+        retry_wait_max=0.05,
+    )
     return dataclasses.replace(base, **over)
 
 

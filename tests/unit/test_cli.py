@@ -8,11 +8,11 @@ import sys
 import types
 
 import pytest
+from stage_help import help_text
 
 from reflection_tuning import cli
 from reflection_tuning.errors import SourceError
 from reflection_tuning.stages import COMMANDS, STAGES
-from stage_help import help_text
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import argparse
 from dataclasses import FrozenInstanceError, dataclass
 
 import pytest
-
 from shipped import shipped_params
+
 from reflection_tuning.config import ConfigError, Section, from_dict, load_config, parse
 
 
@@ -44,7 +44,9 @@ def test_one_parse_gives_the_options_the_configs_and_the_overrides(tmp_path):
     parsed = parse(parser, [Section(Cfg, "datasets.{dataset}")], ["--params", str(tmp_path / "params.yaml"),
                    "--dataset", "alpaca", "--rate", "0.5", "--tasks", "[a, b]"], on_args=seen.append)
     assert parsed.configs == (Cfg(name="a", limit=16, rate=0.5, tasks=["a", "b"]),)
-    assert parsed.overrides == ({"rate": 0.5, "tasks": ["a", "b"]},) and parsed.params["datasets"]["alpaca"]["limit"] == 16
+    assert (
+        parsed.overrides == ({"rate": 0.5, "tasks": ["a", "b"]},) and parsed.params["datasets"]["alpaca"]["limit"] == 16
+    )
     assert seen == [parsed.args]
     with pytest.raises(SystemExit):  # a {dataset} section without --dataset
         parse(argparse.ArgumentParser(parents=[], add_help=False), [Section(Cfg, "datasets.{dataset}")], [],
@@ -53,8 +55,8 @@ def test_one_parse_gives_the_options_the_configs_and_the_overrides(tmp_path):
 
 def _reference_sections() -> dict[str, type]:
     """Every params section the `reference` preset sets, with the dataclass that reads it."""
-    from reflection_tuning.stages import evaluate, finetune, generate, score
     from reflection_tuning.llm.config import EndpointConfig
+    from reflection_tuning.stages import evaluate, finetune, generate, score
 
     return {"teacher": EndpointConfig, "score": score.Config, "finetune": finetune.Config,
             "evaluate": evaluate.Config, "generate": generate.Config, "judge": EndpointConfig}

@@ -38,7 +38,9 @@ def anchors(path: Path) -> set[str]:
 
 
 def test_slug_matches_github():
-    assert slug("`reflect_instruction`, `reflect_response`, `compress`") == "reflect_instruction-reflect_response-compress"
+    assert (
+        slug("`reflect_instruction`, `reflect_response`, `compress`") == "reflect_instruction-reflect_response-compress"
+    )
     assert slug("Fine-tuning throughput: packed against padded batches (2026-11-30)") == \
         "fine-tuning-throughput-packed-against-padded-batches-2026-11-30"
     assert links("see [a](b.md) and `[c](d.md)`\n```\n[e](f.md)\n```\n") == ["b.md"]

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from shipped import PARAMS, params_config
 
 from reflection_tuning import cli
 from reflection_tuning.estimate import estimate_requests, token_counter
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
-from shipped import PARAMS, params_config
 
 BATCH = [[{"role": "system", "content": "You are a careful editor."},
           {"role": "user", "content": f"Improve the answer to question {n}."}] for n in range(3)]

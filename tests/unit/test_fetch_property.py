@@ -15,11 +15,11 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shipped import params_config
 
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.rows import row_id
 from reflection_tuning.stages.fetch import Config, Outputs, run
-from shipped import params_config
 
 _nonblank = st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != "")
 _generated = st.fixed_dictionaries(

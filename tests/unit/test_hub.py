@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-
 from shipped import write_params
+
 from reflection_tuning import hub
 
 from .conftest import serve_app

@@ -65,11 +65,10 @@ def test_sorted_writer_leaves_nothing_on_error(tmp_path):
     from reflection_tuning.io import SortedJsonlWriter
 
     path = tmp_path / "rows.jsonl"
-    with pytest.raises(RuntimeError):
-        with SortedJsonlWriter(path, buffer_rows=2) as writer:
-            for i in range(5):
-                writer.write({"id": str(i)})
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), SortedJsonlWriter(path, buffer_rows=2) as writer:
+        for i in range(5):
+            writer.write({"id": str(i)})
+        raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
 
 

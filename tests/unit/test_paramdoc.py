@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
+from stage_help import help_text
 
 from reflection_tuning import paramdoc
 from reflection_tuning.options import add_config_options
-from stage_help import help_text
 
 TEXT = """\
 # file header, not a section
@@ -50,7 +50,10 @@ def test_comments_become_descriptions():
     got = keys()
     assert got["teacher.model"].doc == ""
     assert got["teacher.base_url"].doc == "or https://…/v1"
-    assert got["teacher.reask_feedback"].doc == "a re-ask carries the failed reply (the only re-ask that changes a greedy reply)"
+    assert (
+        got["teacher.reask_feedback"].doc
+        == "a re-ask carries the failed reply (the only re-ask that changes a greedy reply)"
+    )
     assert got["teacher.quoted"].doc == "the comment"
     assert got["teacher.quoted"].source == '"a # not a comment"'
     assert got["datasets.alpaca.source"].doc == "where the rows come from: a hub id or a file"

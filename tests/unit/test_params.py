@@ -9,6 +9,7 @@ import importlib
 
 import pytest
 import yaml
+from shipped import PARAMS
 
 from reflection_tuning.config import (
     PIPELINE_PRESET_KEY,
@@ -19,7 +20,6 @@ from reflection_tuning.config import (
     read_params,
 )
 from reflection_tuning.stages import COMMANDS
-from shipped import PARAMS
 
 # Commands outside stages/ that read params sections through a Stage declaration.
 TOOL_MODULES = ("reflection_tuning.estimate", "reflection_tuning.hub")

@@ -81,7 +81,10 @@ def test_truncated_compressed_file_is_a_source_error(recs, tmp_path):
     import zstandard
 
     data = _jsonl(recs)
-    for name, packed in (("cut.jsonl.gz", gzip.compress(data)), ("cut.jsonl.zst", zstandard.ZstdCompressor().compress(data))):
+    for name, packed in (
+        ("cut.jsonl.gz", gzip.compress(data)),
+        ("cut.jsonl.zst", zstandard.ZstdCompressor().compress(data)),
+    ):
         (tmp_path / name).write_bytes(packed[: len(packed) // 2])
     for name in ("cut.jsonl.gz", "cut.jsonl.zst"):
         with pytest.raises(SourceError, match="cut.jsonl"):

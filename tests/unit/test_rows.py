@@ -71,8 +71,9 @@ def status_literals(source: str) -> list[tuple[int, str]]:
     """``(line, value)`` of every string constant equal to a status value that is used as a
     status: compared (``==``, ``!=``, ``in (…)``), the value of a ``*status`` key, the default
     of ``.get("status", …)``, a ``*status`` keyword or parameter default, assigned to a
-    ``*status*`` name or to a constant (``PARSE_ERROR = "parse_error"``), returned by a ``*status*`` function, or the other branch of a
-    conditional whose first branch is a status. Docstrings, field names (``row["truncated"]``)
+    ``*status*`` name or to a constant (``PARSE_ERROR = "parse_error"``), returned by a
+    ``*status*`` function, or the other branch of a conditional whose first branch is a status.
+    Docstrings, field names (``row["truncated"]``)
     and other words that happen to equal a status (a select branch ``unusable``, a table
     header ``ok``) are not."""
     tree = ast.parse(source)
@@ -177,4 +178,4 @@ def test_no_status_value_is_written_outside_rows_py():
 def test_the_statuses_are_distinct_and_ok_is_in_every_set():
     assert len(set(STEP_STATUSES)) == len(STEP_STATUSES) and len(set(SCORE_STATUSES)) == len(SCORE_STATUSES)
     assert set(STEP_STATUSES) & set(SCORE_STATUSES) == {STATUS_OK}
-    assert STATUSES == {*STEP_STATUSES, *SCORE_STATUSES, STATUS_MISSING}
+    assert {*STEP_STATUSES, *SCORE_STATUSES, STATUS_MISSING} == STATUSES

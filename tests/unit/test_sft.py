@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
 from shipped import params_config, shipped_params
+
 from reflection_tuning.config import ConfigError, available_presets, load_config
 from reflection_tuning.errors import UserError
 from reflection_tuning.sft import Config, gradient_accumulation, lora_config
 
 
-@pytest.mark.parametrize(("global_batch", "batch", "world", "steps"), [(128, 4, 1, 32), (128, 4, 8, 4), (128, 128, 1, 1)])
+@pytest.mark.parametrize(
+    ("global_batch", "batch", "world", "steps"), [(128, 4, 1, 32), (128, 4, 8, 4), (128, 128, 1, 1)]
+)
 def test_gradient_accumulation(global_batch, batch, world, steps):
     assert gradient_accumulation(global_batch, batch, world) == steps
     assert batch * steps * world == global_batch

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from shipped import params_config
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.student import StudentConfig, resolve_device
-from shipped import params_config
 
 
 def test_the_student_comes_from_params_only():

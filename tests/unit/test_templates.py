@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
 from reference import PUNCT_ANSWERS, WORD_ANSWERS, boundary_ok
+
 from reflection_tuning.rows import merge_input
 from reflection_tuning.templates import (
     DEFAULT_TEMPLATE,

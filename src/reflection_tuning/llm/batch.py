@@ -22,10 +22,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache
-from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
+from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
 
 log = logging.getLogger(__name__)
 

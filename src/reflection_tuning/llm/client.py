@@ -23,8 +23,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 from tqdm.auto import tqdm
 
-from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cache import Completion, Messages, ReplyCache, cache_key
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
 from reflection_tuning.llm.endpoints import Endpoints
 from reflection_tuning.llm.errors import ReplyFormatUnsupported, TeacherCostCap, TeacherRequestError, format_ignored

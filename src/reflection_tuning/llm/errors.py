@@ -26,7 +26,9 @@ class ReplyFormatUnsupported(UserError):
     @classmethod
     def refused(cls, exc: TeacherRequestError) -> ReplyFormatUnsupported:
         """The endpoint answered a request carrying ``response_format`` with HTTP 400/422."""
-        return cls(f"reply_format: json_schema: the endpoint refused a request carrying response_format ({exc}); {_USE}")
+        return cls(
+            f"reply_format: json_schema: the endpoint refused a request carrying response_format ({exc}); {_USE}"
+        )
 
 
 class TeacherCostCap(TeacherRequestError):

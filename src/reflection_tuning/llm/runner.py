@@ -55,7 +55,9 @@ class StepRun:
     stats: dict[str, int]
 
 
-def classify(step: Step, row: Mapping[str, Any], result: Result, max_tokens: int, json_replies: bool = False) -> Outcome:
+def classify(
+    step: Step, row: Mapping[str, Any], result: Result, max_tokens: int, json_replies: bool = False
+) -> Outcome:
     """The outcome of one reply (or request error) to ``step``'s request for ``row``.
 
     ``json_replies``: the request carried the step's JSON schema (``reply_format: json_schema``),
@@ -148,7 +150,9 @@ def _run_chunk(step: Step, cfg: EndpointConfig, sender: Sender, rows: list[Mappi
                json_replies: bool, desc: str) -> list[Outcome]:
     """The outcomes of one chunk of rows (``batch``: their requests): the first asks, then up to
     ``cfg.reask`` re-asks."""
-    outcomes = [classify(step, r, res, cfg.max_tokens, json_replies) for r, res in zip(rows, sender.send(batch, desc=desc))]
+    outcomes = [
+        classify(step, r, res, cfg.max_tokens, json_replies) for r, res in zip(rows, sender.send(batch, desc=desc))
+    ]
     for k in range(1, cfg.reask + 1):
         again = [n for n, o in enumerate(outcomes) if o.status in st.REASKABLE]
         if not again:

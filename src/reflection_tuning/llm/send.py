@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from reflection_tuning.llm.cache import Completion, Messages
 from reflection_tuning.llm.client import Teacher, TeacherRequestError
-from reflection_tuning.llm.cost import Budget
 from reflection_tuning.llm.config import EMBEDDED, EndpointConfig
+from reflection_tuning.llm.cost import Budget
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,10 +118,8 @@ def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         log.warning("embedded server did not stop in %.0f s; killing it", grace)
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=grace)
 
 

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning.rows import STATUS_EMPTY, STATUS_NAN, STATUS_OK
 from reflection_tuning.score.batching import (  # noqa: F401  (re-exported: the scorer's public types)
     PairScore,
     Plan,
@@ -53,7 +54,6 @@ from reflection_tuning.score.batching import (  # noqa: F401  (re-exported: the 
     prefix_batches,
     shared_prefixes,
 )
-from reflection_tuning.rows import STATUS_EMPTY, STATUS_NAN, STATUS_OK
 from reflection_tuning.score.forward import batch_inputs, nll_sums
 from reflection_tuning.score.resume import PairCache
 from reflection_tuning.score.shard import Shard, gather

@@ -96,7 +96,11 @@ def to_fields(record: Any, fmt: str) -> tuple[str, str, str]:
     if not isinstance(record, dict):
         raise ValueError(f"record is {type(record).__name__}, not an object")
     if fmt == "alpaca":
-        return _text_field(record, "instruction"), _text_field(record, "input", required=False), _text_field(record, "output")
+        return (
+            _text_field(record, "instruction"),
+            _text_field(record, "input", required=False),
+            _text_field(record, "output"),
+        )
     if fmt == "wizardlm":
         return _text_field(record, "instruction"), "", _text_field(record, "output")
     if fmt == "sharegpt":
@@ -149,7 +153,10 @@ def run(cfg: Config, outputs: Outputs, name: str = "") -> dict:
     # With a limit the sample is known only once every id is: all kept rows go to a temp file first.
     kept_path = outputs.rows if cfg.limit is None else outputs.rows.with_name(f".{outputs.rows.name}.kept.tmp")
     try:
-        with SortedJsonlWriter(kept_path, scratch=kept_path != outputs.rows) as rows_out, SortedJsonlWriter(outputs.rejects) as rejects_out:
+        with (
+            SortedJsonlWriter(kept_path, scratch=kept_path != outputs.rows) as rows_out,
+            SortedJsonlWriter(outputs.rejects) as rejects_out,
+        ):
             for record in read_records(cfg.source):
                 row, reason = _row(record, cfg, name, first_seen, counts)
                 if row is not None:

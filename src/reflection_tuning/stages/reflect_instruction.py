@@ -40,7 +40,9 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
         ValueError: a bad input row or template.
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
-    require_files("reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
+    require_files(
+        "reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file
+    )
     step = ReflectInstruction(cfg.prompt(FIELDS))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original))  # a first pass: no request for a bad file
     # Streamed: the rows are read, sent, written and counted a chunk at a time (memory flat in rows).

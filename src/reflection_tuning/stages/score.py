@@ -56,8 +56,8 @@ from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.rows import INPUT_MODES, STATUS_MISSING, STATUS_OK, VARIANTS, is_usable
 from reflection_tuning.score.pairs import score_file, score_rows, scorer_metrics
-from reflection_tuning.score.summary import score_metrics, write_plots
 from reflection_tuning.score.shard import Shard, shard_from_env, start, stop
+from reflection_tuning.score.summary import score_metrics, write_plots
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.templates import DEFAULT_TEMPLATE, TEMPLATES, scoring_pairs

@@ -180,7 +180,9 @@ def ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int,
     """An ``ok`` result; its ``reason`` notes which candidate was taken when there were several."""
     reason = None
     if candidates > 1 or skipped:
-        reason = f"took candidate {chosen + 1} of {candidates}" + (f"; skipped: {'; '.join(skipped)}" if skipped else "")
+        reason = f"took candidate {chosen + 1} of {candidates}" + (
+            f"; skipped: {'; '.join(skipped)}" if skipped else ""
+        )
     return ParseResult(STATUS_OK, fields, reason, candidates, chosen, critique)
 
 

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from reflection_tuning.steps.markers import (
+    END_MARKER,
     NEW_ANSWER,
     NEW_INSTRUCTION,
-    END_MARKER,
     ParseResult,
     critique,
     fail,

@@ -1,4 +1,5 @@
-"""``benchmarks/gpu_check.py --dry`` runs every section end to end on CPU, so the GPU check starts when a GPU is lent."""
+"""``benchmarks/gpu_check.py --dry`` runs every section end to end on CPU, so the GPU check starts
+when a GPU is lent."""
 
 from __future__ import annotations
 

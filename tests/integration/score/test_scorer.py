@@ -4,10 +4,14 @@ SmolLM2's real weights (the same checks on the tiny model, and the rest: tests/u
 from __future__ import annotations
 
 import pytest
+from scorer_checks import (
+    TEMPLATE_ROW,
+    check_batched_matches_one_at_a_time,
+    check_shared_prefixes_give_whole_sequence_losses,
+)
 
 from reflection_tuning.score.scorer import HFScorer
 from reflection_tuning.templates import TEMPLATES
-from scorer_checks import TEMPLATE_ROW, check_batched_matches_one_at_a_time, check_shared_prefixes_give_whole_sequence_losses
 
 
 @pytest.fixture(scope="module")

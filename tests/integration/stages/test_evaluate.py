@@ -7,12 +7,11 @@ import csv
 import json
 
 import pytest
-
 from shipped import params_config, shipped_params, write_params
-from reflection_tuning.errors import UserError
+
 from reflection_tuning.stages.evaluate import Config, Inputs, Outputs, main, run
-from reflection_tuning.tasks.load import primary_metric, task_configs
 from reflection_tuning.student import StudentConfig
+from reflection_tuning.tasks.load import primary_metric, task_configs
 
 LIMIT = 3
 DEFAULT_TASKS = tuple(params_config(Config, "evaluate").tasks)  # the shipped tasks: the four local ones

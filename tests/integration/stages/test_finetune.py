@@ -7,8 +7,8 @@ import json
 import math
 
 import pytest
-
 from shipped import REPO, params_config, write_params
+
 from reflection_tuning import templates
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.sft import Config, build_trainer, training_examples
@@ -126,7 +126,9 @@ def test_packed_batch_loss_equals_the_rows_losses(tiny_model, alpaca_rows, tmp_p
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     examples = training_examples(alpaca_rows[:6], "vicuna", tokenizer)
-    cfg = params_config(Config, "finetune", max_length=1024, batch_size=8, packing=True, device="cpu")  # the tiny tokenizer: ~2.5x SmolLM2's tokens
+    cfg = params_config(
+        Config, "finetune", max_length=1024, batch_size=8, packing=True, device="cpu"
+    )  # the tiny tokenizer: ~2.5x SmolLM2's tokens
     trainer = build_trainer(cfg, model, tokenizer, examples, tmp_path / "out")
     packed = trainer.train_dataset
     assert len(packed) < len(examples) and sum(len(s) for s in packed["seq_lengths"]) == len(examples)

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from shipped import params_config, write_params
+
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.generate import PROMPT_SETS

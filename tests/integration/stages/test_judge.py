@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning.steps import judge as core
 from reflection_tuning.io import read_jsonl, write_jsonl
-from reflection_tuning.stages import judge
 from reflection_tuning.llm.server import embedded_server
+from reflection_tuning.stages import judge
+from reflection_tuning.steps import judge as core
 
 pytestmark = pytest.mark.slow  # a real transformers serve: about a minute on 2 CPU cores
 

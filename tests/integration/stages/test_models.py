@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from shipped import PARAMS
 
 from reflection_tuning import cli
 from reflection_tuning.errors import UserError
 from reflection_tuning.stages.models import STAGE, find_gguf
-from shipped import PARAMS
 
 
 def test_the_paths_are_declared_once_and_need_no_dataset():

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from shipped import PARAMS, params_config
+
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction, reflect_response
 
@@ -34,13 +34,30 @@ def runs(tmp_path_factory, teacher_url, embedded_gguf, alpaca_rows):
     mp.setenv("RT_FAKE_TEACHER_KEY", SECRET)
 
     def argv(stage: str, base_url: str) -> list[str]:
-        return ["--params", str(PARAMS), "--base-url", base_url, "--model", str(embedded_gguf),
-                "--api-key-env", "RT_FAKE_TEACHER_KEY", "--max-tokens", "128", "--timeout", "240",
-                # no re-ask: these tests count requests, cache hits and prompt tokens of the
-                # first asks (the re-ask has its own tests in tests/unit/llm/test_runner.py)
-                "--reask", "0",
-                "--cache-dir", str(tmp / "cache"), "--prompt-file", str(REPO / f"src/reflection_tuning/steps/{stage}.j2"),
-                "--system-file", str(REPO / f"src/reflection_tuning/steps/{stage}.system.txt")]
+        return [
+            "--params",
+            str(PARAMS),
+            "--base-url",
+            base_url,
+            "--model",
+            str(embedded_gguf),
+            "--api-key-env",
+            "RT_FAKE_TEACHER_KEY",
+            "--max-tokens",
+            "128",
+            "--timeout",
+            "240",
+            # no re-ask: these tests count requests, cache hits and prompt tokens of the
+            # first asks (the re-ask has its own tests in tests/unit/llm/test_runner.py)
+            "--reask",
+            "0",
+            "--cache-dir",
+            str(tmp / "cache"),
+            "--prompt-file",
+            str(REPO / f"src/reflection_tuning/steps/{stage}.j2"),
+            "--system-file",
+            str(REPO / f"src/reflection_tuning/steps/{stage}.system.txt"),
+        ]
 
     def both_stages(base_url: str, tag: str, response_base_url: str = "embedded") -> tuple[dict, dict]:
         assert reflect_instruction.main([
@@ -120,14 +137,26 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_gguf):
     the real server reported, and prices only what the cache cannot answer."""
     import dataclasses
 
-    from reflection_tuning.llm.config import EndpointConfig
     from reflection_tuning.estimate import run as estimate
+    from reflection_tuning.llm.config import EndpointConfig
 
     tmp = runs["dir"]
-    prompts = [cls.Config(prompt_file=str(REPO / f"src/reflection_tuning/steps/{name}.j2"), system_file=str(REPO / f"src/reflection_tuning/steps/{name}.system.txt"))
-               for cls, name in ((reflect_instruction, "reflect_instruction"), (reflect_response, "reflect_response"))]
-    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_gguf), max_tokens=128, reask=0, cache_dir=str(tmp / "cache"),
-                        price={"input": 0.15, "output": 0.60})
+    prompts = [
+        cls.Config(
+            prompt_file=str(REPO / f"src/reflection_tuning/steps/{name}.j2"),
+            system_file=str(REPO / f"src/reflection_tuning/steps/{name}.system.txt"),
+        )
+        for cls, name in ((reflect_instruction, "reflect_instruction"), (reflect_response, "reflect_response"))
+    ]
+    cfg = params_config(
+        EndpointConfig,
+        "teacher",
+        model=str(embedded_gguf),
+        max_tokens=128,
+        reask=0,
+        cache_dir=str(tmp / "cache"),
+        price={"input": 0.15, "output": 0.60},
+    )
     cached = estimate(cfg, *prompts, tmp / "original.jsonl", tmp / "instruction.jsonl")
     assert cached["token_count_method"] == "tokenizer" and not cached["both_assumed"]
     assert cached["total_to_send"] == 0 and cached["total_cost_usd_expected"] == 0.0

@@ -28,14 +28,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from shipped import write_params
+
 from reflection_tuning import cli
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.llm.cache import Completion
+from reflection_tuning.llm.outcome import Outcome
 from reflection_tuning.steps.reflect_instruction import parse_reply as parse_instruction_reply
 from reflection_tuning.steps.reflect_response import parse_reply as parse_response_reply
-from reflection_tuning.llm.outcome import Outcome
 from reflection_tuning.steps.rewrite import teacher_row as _teacher_row
 
 REPO = Path(__file__).resolve().parents[3]

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from shipped import PARAMS
 
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.score.scorer import HFScorer
 from reflection_tuning.stages.score import main
-from shipped import PARAMS
 
 N = 6
 OUTS = ("data/alpaca/scores.jsonl", "metrics/alpaca/score_ifd.csv", "metrics/alpaca/score_hist.csv",

@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import urllib.request
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import openai
 import psutil
 import pytest
-
 from shipped import params_config
+
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.client import Teacher
@@ -90,8 +90,12 @@ class PlainTeacher(Teacher):
     async def _request(self, n: int, kwargs: dict) -> Completion:
         reply = await self.endpoints.clients[n].chat.completions.create(**kwargs)
         usage = reply.usage
-        return Completion(reply.choices[0].message.content or "", reply.choices[0].finish_reason,
-                          int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+        return Completion(
+            reply.choices[0].message.content or "",
+            reply.choices[0].finish_reason,
+            int(getattr(usage, "prompt_tokens", 0) or 0),
+            int(getattr(usage, "completion_tokens", 0) or 0),
+        )
 
 
 def run_teacher(cfg: EndpointConfig, batch: list, *, stream: bool = True) -> tuple[list, dict]:
@@ -108,7 +112,9 @@ def run_teacher(cfg: EndpointConfig, batch: list, *, stream: bool = True) -> tup
 
 def test_a_streamed_reply_equals_the_plain_one(embedded_gguf, teacher_url, tmp_path):
     messages = [{"role": "user", "content": "Name three colours."}]
-    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_gguf), base_url=teacher_url, max_tokens=24, cache_dir=None)
+    cfg = params_config(
+        EndpointConfig, "teacher", model=str(embedded_gguf), base_url=teacher_url, max_tokens=24, cache_dir=None
+    )
     [streamed], stats = run_teacher(cfg, [messages])
     [plain], _ = run_teacher(cfg, [messages], stream=False)
     assert (streamed.content, streamed.finish_reason) == (plain.content, plain.finish_reason)
@@ -123,8 +129,17 @@ def test_timed_out_streams_stop_their_generations_on_the_server(embedded_gguf, t
     teacher_url = teacher_server.url
     batch = [[{"role": "user", "content": f"{LONG[0]['content']} Story {i}."}] for i in range(4)]
     with FaultProxy(teacher_url, lambda key, attempt: None) as proxy:
-        cfg = params_config(EndpointConfig, "teacher", model=str(embedded_gguf), base_url=proxy.urls[0], max_tokens=2000, timeout=60,
-                            total_timeout=3, max_retries=0, cache_dir=None)
+        cfg = params_config(
+            EndpointConfig,
+            "teacher",
+            model=str(embedded_gguf),
+            base_url=proxy.urls[0],
+            max_tokens=2000,
+            timeout=60,
+            total_timeout=3,
+            max_retries=0,
+            cache_dir=None,
+        )
         results, stats = run_teacher(cfg, batch)
         assert all(isinstance(r, TeacherRequestError) for r in results)
         assert stats["requests_cancelled"] == 4 and stats["retries_timeout"] == 0
@@ -144,8 +159,10 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_gguf, alpaca_rows
     within ``max_retries``, and leaves every slot free. ``-s`` prints the figures."""
     rows = alpaca_rows[:8]
     write_jsonl(tmp_path / "original.jsonl", rows)
-    stage_cfg = reflect_instruction.Config(prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
-                                           system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"))
+    stage_cfg = reflect_instruction.Config(
+        prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
+        system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"),
+    )
     step = ReflectInstruction(stage_cfg.prompt(FIELDS))
     batch = [step.format_input(r) for r in rows]
     hog = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
@@ -154,14 +171,28 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_gguf, alpaca_rows
         with serve_embedded(embedded_gguf, parallel=4, slot_ctx=4096, startup_timeout=300) as server:
             asyncio.run(_warm(server.url, str(embedded_gguf)))
             # the plain arm last: what it leaves running at the server dies with the server
-            for arm, over in [("streaming, idle timeout", {}),
-                              ("streaming, total timeout", {"timeout": 60, "total_timeout": 4}),
-                              ("plain, timeout", {})]:
+            for arm, over in [
+                ("streaming, idle timeout", {}),
+                ("streaming, total timeout", {"timeout": 60, "total_timeout": 4}),
+                ("plain, timeout", {}),
+            ]:
                 with FaultProxy(server.url, lambda key, attempt: None) as proxy:
-                    cfg = params_config(EndpointConfig, "teacher", **{"model": str(embedded_gguf), "base_url": proxy.urls[0], "max_tokens": 48,
-                                           "max_concurrency": 4, "timeout": TIMEOUT, "max_retries": 2,
-                                           "retry_wait_initial": 0.1, "retry_wait_max": 0.5, "cache_dir": None,
-                                           **over})
+                    cfg = params_config(
+                        EndpointConfig,
+                        "teacher",
+                        **{
+                            "model": str(embedded_gguf),
+                            "base_url": proxy.urls[0],
+                            "max_tokens": 48,
+                            "max_concurrency": 4,
+                            "timeout": TIMEOUT,
+                            "max_retries": 2,
+                            "retry_wait_initial": 0.1,
+                            "retry_wait_max": 0.5,
+                            "cache_dir": None,
+                            **over,
+                        },
+                    )
                     started = time.monotonic()
                     if arm.startswith("plain"):  # the same requests, without streaming
                         results, stats = run_teacher(cfg, batch, stream=False)

@@ -24,11 +24,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from shipped import params_config
+
 from reflection_tuning.io import read_jsonl, write_jsonl
-from reflection_tuning.stages import reflect_instruction
 from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.stages import reflect_instruction
 
 from .conftest import CUT_BODY, CUT_CONTENT, DROP, RATE_LIMITED, SERVER_ERROR, SLOW, FaultProxy, request_key
 
@@ -64,8 +64,10 @@ def stage_io(tmp: Path, rows: list[dict]) -> tuple[reflect_instruction.Inputs, r
 
 
 def prompt_cfg() -> reflect_instruction.Config:
-    return reflect_instruction.Config(prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
-                                      system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"))
+    return reflect_instruction.Config(
+        prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
+        system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"),
+    )
 
 
 def keys_of(rows: list[dict]) -> dict[str, str]:
@@ -83,8 +85,19 @@ def test_fifty_rows_through_faults_lose_nothing(tmp_path, teacher_url, embedded_
     assert all(classes[c] for c in range(8)), f"50 rows should hit every fault class: {classes}"
     inputs, outputs = stage_io(tmp_path, rows)
     # reask 0: this test counts HTTP attempts per request; the re-ask is covered by tests/unit/llm/test_runner.py
-    cfg = params_config(EndpointConfig, "teacher", model=str(embedded_model), max_tokens=16, max_concurrency=8, max_retries=MAX_RETRIES,
-                        reask=0, timeout=900, retry_wait_initial=0.05, retry_wait_max=0.2, cache_dir=str(tmp_path / "cache"))
+    cfg = params_config(
+        EndpointConfig,
+        "teacher",
+        model=str(embedded_model),
+        max_tokens=16,
+        max_concurrency=8,
+        max_retries=MAX_RETRIES,
+        reask=0,
+        timeout=900,
+        retry_wait_initial=0.05,
+        retry_wait_max=0.2,
+        cache_dir=str(tmp_path / "cache"),
+    )
     caplog.set_level(logging.DEBUG)
     with FaultProxy(teacher_url, plan, ports=2) as proxy:
         cfg = EndpointConfig(**{**cfg.__dict__, "base_url": proxy.urls})

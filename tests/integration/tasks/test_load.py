@@ -4,11 +4,11 @@ lm-eval's own task names are found in its index."""
 from __future__ import annotations
 
 import pytest
+from shipped import params_config
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.stages.evaluate import Config
 from reflection_tuning.tasks.load import available_tasks, fewshot_for, load_tasks, task_configs
-from shipped import params_config
 
 DOCS = {"rt_arc_challenge": 1150, "rt_hellaswag": 10042, "rt_mmlu": 14042, "rt_truthfulqa_mc2": 817}
 DEFAULT_TASKS = tuple(params_config(Config, "evaluate").tasks)  # the shipped tasks: the four local ones

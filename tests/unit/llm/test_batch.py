@@ -11,13 +11,13 @@ import json
 from types import SimpleNamespace
 
 import pytest
-
 from shipped import params_config
-from reflection_tuning.llm.config import EndpointConfig
+
 from reflection_tuning.llm.batch import ENDPOINT, read_result_line, read_results, request_line, send_batch
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
-from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cost import Budget, Price
+from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
 
 DOC_OUTPUT = {
     "id": "batch_req_123",
@@ -43,8 +43,18 @@ DOC_HTTP_ERROR = {"id": "batch_req_789", "custom_id": "request-4",
 
 
 def cfg_for(tmp_path, **over) -> EndpointConfig:
-    return params_config(EndpointConfig, "teacher", model="gpt-4o-mini", base_url="https://api.openai.com/v1", mode="batch", reply_format="markers", max_tokens=50,
-                         cache_dir=str(tmp_path / "cache"), batch_poll_interval=0, **over)
+    return params_config(
+        EndpointConfig,
+        "teacher",
+        model="gpt-4o-mini",
+        base_url="https://api.openai.com/v1",
+        mode="batch",
+        reply_format="markers",
+        max_tokens=50,
+        cache_dir=str(tmp_path / "cache"),
+        batch_poll_interval=0,
+        **over,
+    )
 
 
 def test_request_line_is_the_documented_shape(tmp_path):

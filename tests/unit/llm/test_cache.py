@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import multiprocessing
 
+from shipped import params_config
+
 from reflection_tuning.llm.cache import CACHE_VERSION, Completion, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
-from shipped import params_config
 
 MESSAGES = [{"role": "system", "content": "You are a careful editor."},
             {"role": "user", "content": "Improve: Give three tips for staying healthy."}]
@@ -29,8 +30,22 @@ def test_the_key_of_a_known_request_is_unchanged():
 
 def test_the_key_ignores_where_and_how_a_request_is_sent():
     key = cache_key(config(), MESSAGES, "t0")
-    assert cache_key(config(base_url="https://api.example.com/v1", api_key_env="OTHER_KEY", mode="batch", cache_dir="cache/elsewhere",
-                            max_concurrency=1, timeout=5, max_retries=0), MESSAGES, "t0") == key
+    assert (
+        cache_key(
+            config(
+                base_url="https://api.example.com/v1",
+                api_key_env="OTHER_KEY",
+                mode="batch",
+                cache_dir="cache/elsewhere",
+                max_concurrency=1,
+                timeout=5,
+                max_retries=0,
+            ),
+            MESSAGES,
+            "t0",
+        )
+        == key
+    )
 
 
 def test_the_key_follows_everything_that_shapes_the_reply():

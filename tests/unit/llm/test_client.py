@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cache import cache_key
 from reflection_tuning.llm.client import Teacher
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.errors import TeacherRequestError
 from reflection_tuning.llm.retry import retry_after_seconds
 
@@ -174,8 +174,8 @@ def test_round_robin_over_several_endpoints_and_retries_move_on(tmp_path, fake_o
 
 
 def test_cost_cap_stops_sending_and_keeps_what_came_back(tmp_path, fake_openai):
-    from reflection_tuning.llm.errors import TeacherCostCap
     from reflection_tuning.llm.cost import Budget, Price, prompt_tokens_upper_bound
+    from reflection_tuning.llm.errors import TeacherCostCap
 
     cfg = cfg_for(tmp_path, max_concurrency=1, max_tokens=10)
     batch = [[{"role": "user", "content": f"question {i}"}] for i in range(6)]

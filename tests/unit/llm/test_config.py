@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from shipped import params_config
+
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
@@ -20,7 +20,9 @@ def test_bad_prices_are_config_errors(bad):
 def test_max_cost_needs_a_price():
     with pytest.raises(ConfigError, match="price"):
         params_config(EndpointConfig, "teacher", max_cost=1.0)
-    assert params_config(EndpointConfig, "teacher", price={"input": 1, "output": 2}, max_cost=1.0).price_usd() == Price(1.0, 2.0)
+    assert params_config(EndpointConfig, "teacher", price={"input": 1, "output": 2}, max_cost=1.0).price_usd() == Price(
+        1.0, 2.0
+    )
 
 
 def test_base_url_list_and_mode_validation():
@@ -35,11 +37,16 @@ def test_base_url_list_and_mode_validation():
 
 
 def test_reply_format_and_timeouts():
-    assert params_config(EndpointConfig, "teacher", base_url="embedded", reply_format="json_schema").reply_format == "json_schema"
+    assert (
+        params_config(EndpointConfig, "teacher", base_url="embedded", reply_format="json_schema").reply_format
+        == "json_schema"
+    )
     with pytest.raises(ConfigError, match="reply_format"):
         params_config(EndpointConfig, "teacher", base_url="http://x/v1", reply_format="xml")
     with pytest.raises(ConfigError, match="Batch API"):
-        params_config(EndpointConfig, "teacher", base_url="http://x/v1", reply_format="json_schema", mode="batch", cache_dir="c")
+        params_config(
+            EndpointConfig, "teacher", base_url="http://x/v1", reply_format="json_schema", mode="batch", cache_dir="c"
+        )
     with pytest.raises(ConfigError, match="total_timeout"):
         params_config(EndpointConfig, "teacher", total_timeout=0)
     with pytest.raises(ConfigError, match="^judge: max_tokens must be >= 1"):

@@ -8,16 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-
 from shipped import params_config
+
 from reflection_tuning.config import ConfigError
+from reflection_tuning.llm import runner
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
-from reflection_tuning.llm import runner
-from reflection_tuning.llm.outcome import Outcome, status_metrics, token_metrics
+from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.outcome import status_metrics, token_metrics
 from reflection_tuning.llm.runner import iter_step, reask_config, run_step
 from reflection_tuning.llm.step import Failure, Parsed
-from reflection_tuning.llm.config import EndpointConfig
 
 from ..conftest import Failure as HTTPFailure
 

@@ -1,4 +1,5 @@
-"""The embedded server's helpers and its errors before a process starts (a real start: tests/integration/llm/test_server.py)."""
+"""The embedded server's helpers and its errors before a process starts (a real start:
+tests/integration/llm/test_server.py)."""
 
 from __future__ import annotations
 

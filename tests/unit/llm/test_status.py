@@ -10,7 +10,7 @@ from reflection_tuning.rows import is_usable
 
 def test_statuses_are_distinct_and_reaskable_ones_came_back():
     assert len(set(st.STATUSES)) == len(st.STATUSES) == 6 and st.OK == "ok"
-    assert st.REASKABLE == {st.PARSE_ERROR, st.TRUNCATED} and st.REASKABLE < set(st.STATUSES)
+    assert {st.PARSE_ERROR, st.TRUNCATED} == st.REASKABLE and set(st.STATUSES) > st.REASKABLE
     assert set(st.__all__) >= {"OK", "STATUSES", "REASKABLE"}
 
 

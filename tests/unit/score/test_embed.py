@@ -34,7 +34,11 @@ def test_saved_sorted_and_loaded_by_key(tmp_path):
     vectors = np.arange(6, dtype=np.float32).reshape(3, 2)
     save_embeddings(tmp_path / "e.npz", keys, vectors)
     with np.load(tmp_path / "e.npz", allow_pickle=False) as data:
-        assert data["ids"].tolist() == ["a", "a", "b"] and data["variants"].tolist() == ["original", "response", "original"]
+        assert data["ids"].tolist() == ["a", "a", "b"] and data["variants"].tolist() == [
+            "original",
+            "response",
+            "original",
+        ]
     np.testing.assert_array_equal(load_embeddings(tmp_path / "e.npz", [("b", "original"), ("a", "response")]),
                                   vectors[[0, 1]])
     assert not list(tmp_path.glob("*.tmp.npz"))  # written atomically

@@ -23,7 +23,7 @@ PLANS = [_plan([5, 6, 7, 8, 9, 10], 3), _plan([5, 6, 7, 11], 3), _plan([5, 6, 7,
 def test_each_target_is_predicted_by_the_token_before_it(side, k):
     batch = batch_inputs(PLANS, k, pad_id=0, padding_side=side)
     B, L = batch.input_ids.shape
-    assert (B, L) == (3, 7 - k) and batch.attention_mask.shape == (3, k + L)
+    assert (3, 7 - k) == (B, L) and batch.attention_mask.shape == (3, k + L)
     assert batch.counts == [3, 1, 3] and batch.targets == [8, 9, 10, 11, 13, 14, 15]
     for b, p in enumerate(PLANS):
         kept = batch.keep[b].nonzero().flatten().tolist()

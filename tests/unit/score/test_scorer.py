@@ -7,11 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from reference import naive_loss
+from scorer_checks import (
+    TEMPLATE_ROW,
+    check_batched_matches_one_at_a_time,
+    check_shared_prefixes_give_whole_sequence_losses,
+)
+
 from reflection_tuning.score.scorer import HFScorer, Request, plan
 from reflection_tuning.templates import TEMPLATES, scoring_pairs
-from scorer_checks import TEMPLATE_ROW, check_batched_matches_one_at_a_time, check_shared_prefixes_give_whole_sequence_losses
+
 
 @pytest.fixture(scope="module")
 def tiny_scorer(tiny_model):

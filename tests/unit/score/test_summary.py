@@ -7,9 +7,9 @@ import csv
 import pytest
 
 from reflection_tuning.score.batching import PairScore, Request, ScorerStats, assign_batches
-from reflection_tuning.score.summary import BIN_WIDTH, HIST_MAX, histogram, quantile, score_metrics, write_plots
 from reflection_tuning.score.resume import PairCache, model_fingerprint
 from reflection_tuning.score.shard import Shard, shard_from_env
+from reflection_tuning.score.summary import BIN_WIDTH, HIST_MAX, histogram, quantile, score_metrics, write_plots
 
 VARIANTS = ("original", "instruction", "response", "both")
 
@@ -58,7 +58,7 @@ def test_metrics_keys_are_flat_and_stable():
 def test_histogram_counts_each_ratio_where_it_is_ok(tmp_path):
     paths = [tmp_path / f for f in ("ifd.csv", "hist.csv", "reflected.csv")]
     write_plots(*paths, _rows(), VARIANTS)
-    hist = list(csv.DictReader(open(paths[1], newline="")))
+    hist = list(csv.DictReader(paths[1].read_text(encoding="utf-8").splitlines()))
     count = {m: sum(int(r["count"]) for r in hist if r["measure"] == m and r["variant"] == "instruction")
              for m in ("ifd", "rifd")}
     assert count == {"ifd": 1, "rifd": 0}
@@ -67,7 +67,7 @@ def test_histogram_counts_each_ratio_where_it_is_ok(tmp_path):
 def test_plot_files(tmp_path):
     paths = [tmp_path / f for f in ("ifd.csv", "hist.csv", "reflected.csv")]
     write_plots(*paths, _rows(), VARIANTS)
-    read = [list(csv.DictReader(open(p, newline=""))) for p in paths]
+    read = [list(csv.DictReader(p.read_text(encoding="utf-8").splitlines())) for p in paths]
     assert len(read[0]) == 6
     hist = read[1]
     assert len(hist) == 2 * len(VARIANTS) * (round(HIST_MAX / BIN_WIDTH) + 1)

@@ -35,9 +35,32 @@ def test_compress_merges_real_rows(tmp_path, fake_openai, alpaca_records, shared
     fake_openai.reply = reply
     monkeypatch.chdir(REPO)  # the default prompt paths are relative to the repo root
     out, metrics = tmp_path / "merged.jsonl", tmp_path / "m.json"
-    assert cli(["compress", "--input", str(src), "--output", str(out), "--metrics", str(metrics),
-                "--params", str(REPO / "params.yaml"), "--base-url", fake_openai.url, "--reply-format", "markers", "--api-key-env", "",
-                "--cache-dir", str(tmp_path / "cache"), "--reask", "0"]) == 0
+    assert (
+        cli(
+            [
+                "compress",
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--metrics",
+                str(metrics),
+                "--params",
+                str(REPO / "params.yaml"),
+                "--base-url",
+                fake_openai.url,
+                "--reply-format",
+                "markers",
+                "--api-key-env",
+                "",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--reask",
+                "0",
+            ]
+        )
+        == 0
+    )
     rows = read_jsonl(out)
     rejects = read_jsonl(tmp_path / "merged.rejects.jsonl")
     m = json.loads(metrics.read_text())

@@ -10,13 +10,12 @@ import importlib
 from pathlib import Path
 
 import pytest
-
 from shipped import PARAMS, params_config
+
 from reflection_tuning import hub
 from reflection_tuning.config import ConfigError
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.stages import STAGES, evaluate, finetune, finetune_baseline, generate, judge, report
-from reflection_tuning.stages import compress
+from reflection_tuning.stages import STAGES, compress, evaluate, finetune, finetune_baseline, generate, judge, report
 
 DECLARED = {"finetune": finetune, "finetune_baseline": finetune_baseline, "evaluate": evaluate,
             "generate": generate, "judge": judge, "report": report}

@@ -124,7 +124,7 @@ def test_deps_cover_inputs_config_files_and_imported_modules(name):
     for section in decl.sections:
         for f in dataclasses.fields(section.cls):
             if f.name.endswith(("_file", "_dir")) and f.name != "cache_dir":
-                dep = "${%s.%s}" % (section.name, f.name)
+                dep = f"${{{section.name}.{f.name}}}"
                 assert dep in deps, f"{dep} (a file the stage reads) is not a dep"
     modules = {p for p in import_closure(f"reflection_tuning.stages.{name}") if _runs_code(p)} - HELP_ONLY
     missing = sorted(p.relative_to(REPO).as_posix() for p in modules if not _covered(p, deps))

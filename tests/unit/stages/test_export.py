@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from shipped import PARAMS, params_config, shipped_params
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_jsonl, write_metrics
 from reflection_tuning.stages import export
 from reflection_tuning.stages.select import Config as SelectConfig
-from shipped import PARAMS, params_config, shipped_params
 
 
 def _inputs(d: Path) -> export.Inputs:

@@ -9,12 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from shipped import params_config
 
 from reflection_tuning import cli
 from reflection_tuning.config import ConfigError
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.stages.fetch import Config, Outputs, SourceError, main, run
-from shipped import params_config
 
 
 def _cfg(**kw) -> Config:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from shipped import PARAMS, params_config
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.stages import finetune, finetune_baseline
-from shipped import PARAMS, params_config
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 
+from shipped import PARAMS, REPO
+
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.rows import STATUS_OK, canonical
 from reflection_tuning.stages import reflect_instruction
-from shipped import PARAMS, REPO
 
 
 def test_the_rewrite_is_self_contained_and_keeps_the_sample_id(fake_openai, tmp_path, monkeypatch):
@@ -20,10 +21,31 @@ def test_the_rewrite_is_self_contained_and_keeps_the_sample_id(fake_openai, tmp_
     fake_openai.reply = lambda body: ("Critique: name the language.\n**[New Instruction]** Translate the French "
                                       "sentence 'Je pense, donc je suis.' into English. [End]\n"
                                       "**[New Answer]** I think, therefore I am. [End]", "stop")
-    assert reflect_instruction.main([
-        "--params", str(PARAMS), "--input", str(tmp_path / "original.jsonl"),
-        "--output", str(tmp_path / "instruction.jsonl"), "--base-url", fake_openai.url, "--reply-format", "markers", "--model", "teacher-x",
-        "--api-key-env", "", "--max-retries", "0", "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (
+        reflect_instruction.main(
+            [
+                "--params",
+                str(PARAMS),
+                "--input",
+                str(tmp_path / "original.jsonl"),
+                "--output",
+                str(tmp_path / "instruction.jsonl"),
+                "--base-url",
+                fake_openai.url,
+                "--reply-format",
+                "markers",
+                "--model",
+                "teacher-x",
+                "--api-key-env",
+                "",
+                "--max-retries",
+                "0",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     sent = next(m["content"] for m in fake_openai.requests[0]["messages"] if m["role"] == "user")
     assert "Je pense, donc je suis." in sent  # the teacher sees the input it is asked to fold in
     (row,) = read_jsonl(tmp_path / "instruction.jsonl")

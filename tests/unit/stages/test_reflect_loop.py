@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from shipped import PARAMS
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.llm import runner
 from reflection_tuning.stages import reflect_instruction, reflect_response
-from shipped import PARAMS
 
 from ..conftest import Failure
 
@@ -59,9 +59,24 @@ def workdir(tmp_path, monkeypatch, alpaca_rows):
 
 
 def cli(fake_url: str, *extra: str) -> list[str]:
-    return ["--dataset=alpaca", "--params", str(PARAMS), "--base-url", fake_url, "--reply-format", "markers", "--model", "teacher-x",
-            "--api-key-env", "RT_FAKE_KEY", "--max-retries", "0", "--cache-dir", "cache/teacher",
-            *extra]
+    return [
+        "--dataset=alpaca",
+        "--params",
+        str(PARAMS),
+        "--base-url",
+        fake_url,
+        "--reply-format",
+        "markers",
+        "--model",
+        "teacher-x",
+        "--api-key-env",
+        "RT_FAKE_KEY",
+        "--max-retries",
+        "0",
+        "--cache-dir",
+        "cache/teacher",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 1], ids=["one-chunk", "row-by-row"])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from shipped import PARAMS
-from reflection_tuning.steps import judge as core
+
 from reflection_tuning.io import write_csv, write_metrics
 from reflection_tuning.stages import report
+from reflection_tuning.steps import judge as core
 
 
 def test_report_from_metrics_files(tmp_path):

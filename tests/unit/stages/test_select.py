@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from shipped import PARAMS, params_config
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.stages.select import Config, Inputs, Outputs, main, run
-from shipped import PARAMS, params_config
 
 N = 8
 # the shipped params, without the evaluation prompts (each test that checks them gives their directory)

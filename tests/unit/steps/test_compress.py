@@ -25,7 +25,16 @@ def test_merged_and_reject_rows():
     parsed = step.parse(reply('[New Instruction] Describe the movie "The Notebook". [End]'), ROW_IN)
     done = Outcome(ROW_IN, st.OK, fields=parsed.fields, completion=reply("x"))
     row = merged_row(done, "m", step.template_hash)
-    assert (row["id"], row["input"], row["output"], row["merged"], row["status"]) == ("2", "", "A love story.", True, "ok")
+    assert (row["id"], row["input"], row["output"], row["merged"], row["status"]) == (
+        "2",
+        "",
+        "A love story.",
+        True,
+        "ok",
+    )
     assert row["teacher_model"] == "m" and row["template_hash"] == step.template_hash
     failed = merged_row(Outcome(ROW_IN, st.PARSE_ERROR, reason="no marker", completion=reply("x")), "m", "h")
-    assert failed["instruction"] == ROW_IN["instruction"] and (failed["status"], failed["reason"]) == ("parse_error", "no marker")
+    assert failed["instruction"] == ROW_IN["instruction"] and (failed["status"], failed["reason"]) == (
+        "parse_error",
+        "no marker",
+    )

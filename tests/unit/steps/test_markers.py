@@ -14,7 +14,10 @@ def test_clean_instruction_reply():
         "[New Answer] Plants turn light into sugar. [End]"
     )
     assert r.ok and r.reason is None and (r.candidates, r.chosen) == (1, 0)
-    assert r.fields == {"instruction": "Explain photosynthesis step by step.", "output": "Plants turn light into sugar."}
+    assert r.fields == {
+        "instruction": "Explain photosynthesis step by step.",
+        "output": "Plants turn light into sugar.",
+    }
 
 
 @pytest.mark.parametrize("word", ["Endpoint", "Ending", "end", "END", "Endgame", "weekend", "[End of list]"])
@@ -42,7 +45,8 @@ def test_reference_regex_failure_case_endpoint_without_final_end():
         "### New Instruction:\nWrite a haiku about rain.\n\n### New Answer:\nRain taps the roof.\n[End]",
         "**New Instruction:** Write a haiku about rain.\n**New Answer:** Rain taps the roof.[END]",
         "[new instruction] Write a haiku about rain. [end] [new answer] Rain taps the roof. [end]",
-        "[New Instruction] Write a haiku about rain. [End]\n[New Answer] Rain taps the roof. [End]\n\nHope this helps! End.",
+        "[New Instruction] Write a haiku about rain. [End]\n[New Answer] Rain taps the roof. [End]\n\n"
+        "Hope this helps! End.",
     ],
 )
 def test_marker_variants(text):
