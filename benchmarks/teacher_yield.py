@@ -6,8 +6,9 @@ GGUF, ``teacher.max_concurrency`` slots) with the teacher params of ``params.yam
 
 - ``reflect_instruction`` and ``reflect_response`` (its ``response`` variant: the original
   rows), and ``both`` (``reflect_response`` on the rows ``reflect_instruction`` made usable);
-- ``markers`` (free text read by its markers) against ``json_schema`` (the step's bounded
-  schema as ``response_format``);
+- ``markers`` (free text read by its markers, at ``--markers-max-tokens``: unbounded free text
+  from a 135M model runs to the limit, and the params' limit is sized for the schema) against
+  ``json_schema`` (the step's bounded schema as ``response_format``, at ``teacher.max_tokens``);
 - ``reask 0`` against ``reask 1`` (seed + 1, ``reask_temperature``). A ``reask 1`` run finds
   its first round cached from its ``reask 0`` run and pays only for the re-asks: its
   ``seconds`` are the ``reask 0`` run's plus its own.
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
 GGUF = REPO / "models" / "smollm2-135m-instruct.gguf"
 FORMATS = ("markers", "json_schema")
-COLS = ("step", "reply_format", "reask", "rows", "usable", "usable_first_try", "parse_error", "truncated",
+COLS = ("step", "reply_format", "max_tokens", "reask", "rows", "usable", "usable_first_try", "parse_error", "truncated",
         "request_error", "seconds", "completion_tokens_mean")
 
 
@@ -74,6 +75,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=16)
     ap.add_argument("--model", type=Path, default=GGUF, help="the GGUF the embedded server serves")
     ap.add_argument("--formats", default=",".join(FORMATS))
+    ap.add_argument("--markers-max-tokens", type=int, default=768)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("teacher_yield.json"))
     args = ap.parse_args()
@@ -91,6 +93,8 @@ def main() -> None:
             seconds_first: dict[str, float] = {}
             for reask in (0, 1):
                 cfg = dataclasses.replace(base, base_url=url, reply_format=fmt, reask=reask)
+                if fmt == "markers":
+                    cfg = dataclasses.replace(cfg, max_tokens=args.markers_max_tokens)
                 made, outcomes = measure(instruction, cfg, rows, f"reflect_instruction {fmt} reask {reask}")
                 usable = [{**o.row, **o.fields} for o in outcomes if o.ok]  # the new pairs, for `both`
                 arms = [
@@ -104,7 +108,8 @@ def main() -> None:
                         seconds_first[key] = row["seconds"]
                     else:
                         row["seconds"] = round(row["seconds"] + seconds_first[key], 1)
-                    results.append({"step": step, "reply_format": fmt, "reask": reask, **row})
+                    results.append({"step": step, "reply_format": fmt, "max_tokens": cfg.max_tokens, "reask": reask,
+                                    **row})
                     print(json.dumps(results[-1]), flush=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print("| " + " | ".join(COLS) + " |\n|" + "---|" * len(COLS))

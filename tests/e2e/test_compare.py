@@ -6,7 +6,7 @@ It runs on the e2e conftest's 8 rows (``ROWS``): with the same params as
 each request once per CI run.
 
 The pipeline runs once with ``dvc repro select@alpaca`` (the embedded model, a real
-`transformers serve` teacher, the student scorer); then ``compare --recipe``'s own
+llama.cpp teacher, the student scorer); then ``compare --recipe``'s own
 ``dvc exp run --queue`` lines are queued, each aimed at ``select@alpaca`` so that finetune,
 evaluate, generate and judge do not run five times, and ``dvc exp run --run-all`` runs the
 queue. Everything before ``select`` is restored from DVC's cache in each experiment. The

@@ -2,7 +2,7 @@
 
 The repository is copied into a fresh git repo with CI-sized params (8 real rows, short
 teacher replies, a few benchmark documents, one prompt of two evaluation sets), so this
-runs the real pipeline: the embedded model, a real `transformers serve` teacher and judge,
+runs the real pipeline: the embedded model, a real llama.cpp teacher and judge,
 the student scorer, TRL SFT, lm-eval and greedy generation. Helpers: ``conftest.py``.
 """
 

@@ -3,7 +3,8 @@ idle timeout, and structured-output helpers (``response_format``).
 
 Why streaming: a server can only stop generating a reply nobody waits for if it notices
 that the client went away, and the servers we target notice that only on a stream
-(``transformers serve``: ``cli/serving/chat_completion.py`` cancels the generation when
+(llama.cpp's server cancels the task and frees its slot, ``transformers serve``'s
+``cli/serving/chat_completion.py`` cancels the generation, when
 the SSE generator is closed; its non-streaming path has no cancel). Closing the stream
 (:func:`read_stream` always does, also on a timeout or a cancelled task) closes the HTTP
 connection, which is that signal.

@@ -1,7 +1,7 @@
 """Stage ``judge@<dataset>``: a pairwise LLM judge compares the SFT answers with the baseline's.
 
 For every prompt in ``data/K/answers.jsonl`` the judge (any OpenAI-compatible endpoint, or
-``base_url: embedded`` for a local ``transformers serve``) scores both answers from 1 to 10
+``base_url: embedded`` for the local llama.cpp server) scores both answers from 1 to 10
 twice, once in each order, and :func:`reflection_tuning.steps.judge.combine` turns the two
 judgements into a win, tie or lose for the fine-tuned student (a judgement that failed
 makes the pair ``failed``, counted apart). The step (template, schema, parser, rule, row

@@ -1,7 +1,7 @@
-"""judge on 2 real Vicuna prompts against the REAL embedded judge (``transformers serve`` with
+"""judge on 2 real Vicuna prompts against the REAL embedded judge (llama.cpp's server with
 SmolLM2-135M-Instruct on CPU).
 
-The 135M model seldom writes two scores on its first line, so no outcome is expected in
+Replies are cut at 8 tokens to keep the test short, so no outcome is expected in
 particular: what is checked is the contract (one row per prompt, both orders judged, an
 explicit status per judgement, failed pairs never counted as ties, metrics that add up,
 the cache, and the key never written).
@@ -19,7 +19,7 @@ from reflection_tuning.llm.server import embedded_server
 from reflection_tuning.stages import judge
 from reflection_tuning.steps import judge as core
 
-pytestmark = pytest.mark.slow  # a real transformers serve: about a minute on 2 CPU cores
+pytestmark = pytest.mark.slow  # a real llama.cpp server: about a minute on 2 CPU cores
 
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "sk-fake-judge-key-never-written-1a2b"

@@ -1,5 +1,5 @@
 """reflect_instruction and reflect_response on 4 real Alpaca rows, against the REAL embedded
-teacher (``transformers serve`` with SmolLM2-135M-Instruct on CPU).
+teacher (llama.cpp's server with the SmolLM2-135M-Instruct GGUF on CPU).
 
 The 135M model rarely follows the reply format, so no status is expected in particular:
 what is checked is the contract (one row per input row, an explicit status, provenance,
