@@ -168,7 +168,9 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_gguf, alpaca_rows
     hog = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     figures = {}
     try:
-        with serve_embedded(embedded_gguf, parallel=4, slot_ctx=4096, startup_timeout=300) as server:
+        # one decoding thread: llama.cpp's threads wait on each other at every step, and the hog holds
+        # both cores, so two threads would only make every arm slower (benchmarks/README.md)
+        with serve_embedded(embedded_gguf, parallel=4, slot_ctx=4096, threads=1, startup_timeout=300) as server:
             asyncio.run(_warm(server.url, str(embedded_gguf)))
             # the plain arm last: what it leaves running at the server dies with the server
             for arm, over in [
