@@ -185,7 +185,12 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_gguf, alpaca_rows
                         **{
                             "model": str(embedded_gguf),
                             "base_url": proxy.urls[0],
-                            "max_tokens": 48,
+                            # free text from the 135M model runs to max_tokens: every reply is a long
+                            # generation, which neither timeout lets finish; no re-ask, so the attempts
+                            # per row are the HTTP retries alone
+                            "reply_format": "markers",
+                            "reask": 0,
+                            "max_tokens": 256,
                             "max_concurrency": 4,
                             "timeout": TIMEOUT,
                             "max_retries": 2,

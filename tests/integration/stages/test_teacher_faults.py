@@ -28,7 +28,9 @@ from shipped import params_config
 
 from reflection_tuning.io import read_jsonl, write_jsonl
 from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages import reflect_instruction
+from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 
 from .conftest import CUT_BODY, CUT_CONTENT, DROP, RATE_LIMITED, SERVER_ERROR, SLOW, FaultProxy, request_key
 
@@ -72,10 +74,8 @@ def prompt_cfg() -> reflect_instruction.Config:
 
 def keys_of(rows: list[dict]) -> dict[str, str]:
     """Row id -> the proxy's key of the request the stage sends for that row."""
-    cfg = prompt_cfg()
-    prompt = cfg.prompt()
-    return {r["id"]: request_key({"messages": prompt.messages(r["instruction"], r.get("input") or "", r["output"])})
-            for r in rows}
+    step = ReflectInstruction(prompt_cfg().prompt(FIELDS))
+    return {r["id"]: request_key({"messages": step.format_input(r)}) for r in rows}
 
 
 def test_fifty_rows_through_faults_lose_nothing(tmp_path, teacher_url, embedded_model, alpaca_rows, caplog):
@@ -179,10 +179,10 @@ def test_sigkill_mid_run_then_rerun_pays_at_most_the_window_twice(tmp_path, teac
     assert sorted(r["id"] for r in read_jsonl(tmp_path / "instruction.jsonl")) == sorted(keys)
 
 
-def test_a_sigkilled_stage_takes_its_embedded_server_with_it(tmp_path, tiny_model):
+def test_a_sigkilled_stage_takes_its_embedded_server_with_it(tmp_path, embedded_gguf):
     script = ("import sys, time\n"
               "from reflection_tuning.llm.server import embedded_server\n"
-              f"with embedded_server({str(tiny_model)!r}, startup_timeout=240) as url:\n"
+              f"with embedded_server({str(embedded_gguf)!r}, parallel=1, slot_ctx=512) as url:\n"
               "    print(url, flush=True)\n"
               "    time.sleep(600)\n")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
@@ -190,7 +190,8 @@ def test_a_sigkilled_stage_takes_its_embedded_server_with_it(tmp_path, tiny_mode
     url = stage.stdout.readline().strip()
     assert url.startswith("http://127.0.0.1:"), "the server did not start"
     port = url.split(":")[2].split("/")[0]
-    server = subprocess.run(["pgrep", "-f", f"serve .* --port {port}"], capture_output=True, text=True).stdout.split()
+    server = subprocess.run(["pgrep", "-f", f"llm.server .* --port {port}"], capture_output=True,
+                            text=True).stdout.split()
     assert server, "no server process found"
     stage.kill()
     stage.wait(30)
