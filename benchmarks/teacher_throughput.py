@@ -107,7 +107,7 @@ def compare_servers(args, base: EndpointConfig, batch) -> None:
     from reflection_tuning.llm.stream import json_schema_format
 
     window_size = base.max_concurrency
-    slot = slot_context(max(sum(len(m["content"]) for m in msgs) for msgs in batch), args.max_tokens)
+    slot = slot_context(batch, args.max_tokens)
     gguf = str(REPO / "models/smollm2-135m-instruct.gguf")
     schema = (
         json_schema_format("reflect_instruction", ReflectInstruction.schema)
@@ -202,7 +202,7 @@ def main() -> None:
              "window@default": ("window", default), "sequential": ("window", 1)}
     schemes = args.schemes.split(",")
     peak = max(plans[s][1] for s in schemes)
-    slot = slot_context(max(sum(len(m["content"]) for m in msgs) for msgs in batch), args.max_tokens)
+    slot = slot_context(batch, args.max_tokens)
     bench = Bench("teacher_throughput", {"model": args.model, "requests": f"{args.rows} real Alpaca rows",
                                         "max_tokens": args.max_tokens, "schemes": args.schemes,
                                         "repeats": args.repeats}, "cpu" if args.base_url is None else args.base_url)

@@ -85,10 +85,10 @@ def main() -> None:
     base = section_config(EndpointConfig, "teacher", REPO / "params.yaml", model=str(args.model),
                           cache_dir=str(work / "cache"))
     instruction, response = ReflectInstruction.shipped(), ReflectResponse.shipped()
-    longest = max(sum(len(m["content"]) for m in instruction.format_input(r)) for r in rows)
+    sizing = [step.format_input(r) for step in (instruction, response) for r in rows]
     results = []
     with embedded_server(args.model, parallel=base.max_concurrency,
-                         slot_ctx=slot_context(longest, base.max_tokens)) as url:
+                         slot_ctx=slot_context(sizing, base.max_tokens)) as url:
         for fmt in args.formats.split(","):
             seconds_first: dict[str, float] = {}
             for reask in (0, 1):

@@ -40,8 +40,6 @@ Counter = Callable[[Messages], int]
 
 def _tokenizer_counter(model: str) -> Counter | None:
     try:
-        from pathlib import Path
-
         from transformers import AutoTokenizer
 
         path = Path(model)

@@ -89,9 +89,9 @@ class Sender(contextlib.AbstractContextManager):
         if self._url is None:
             from reflection_tuning.llm.server import embedded_server, slot_context
 
-            longest = max((sum(len(m["content"]) for m in msgs) for msgs in (self._sizing or batch)), default=0)
             # a re-ask with feedback also carries the failed reply in its prompt
-            ctx = slot_context(longest, self.cfg.max_tokens, feedback=bool(self.cfg.reask and self.cfg.reask_feedback))
+            ctx = slot_context(self._sizing or batch, self.cfg.max_tokens,
+                               feedback=bool(self.cfg.reask and self.cfg.reask_feedback))
             self._url = self._stack.enter_context(embedded_server(self.cfg.model, parallel=self.cfg.max_concurrency,
                                                                   slot_ctx=ctx))
         return self._url

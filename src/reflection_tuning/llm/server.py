@@ -23,12 +23,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from reflection_tuning.errors import UserError
+from reflection_tuning.llm.cache import Messages
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,22 @@ def decode_threads() -> int:
     return cpu_cores()
 
 
-def slot_context(prompt_chars: int, max_tokens: int, *, feedback: bool = False) -> int:
-    """Context tokens one request needs in a server slot.
+def slot_context(batch: Sequence[Messages], max_tokens: int, *, feedback: bool = False) -> int:
+    """Context tokens one request of ``batch`` needs in a server slot: the longest one's.
 
     The prompt is estimated at 3 characters a token (an over-estimate for English text with
     the usual BPE vocabularies) plus 64 tokens of chat template. A re-ask with feedback also
     carries the failed reply, up to ``max_tokens`` more.
 
     Args:
-        prompt_chars: characters of the longest request's messages.
+        batch: the requests' chat messages.
         max_tokens: completion tokens allowed per reply.
-        feedback: the request may be a re-ask that carries a failed reply.
+        feedback: a request may be a re-ask that carries a failed reply.
 
     Returns:
         tokens, rounded up to a multiple of :data:`CTX_ROUND`.
     """
+    prompt_chars = max((sum(len(m["content"]) for m in msgs) for msgs in batch), default=0)
     tokens = prompt_chars // 3 + 64 + max_tokens * (2 if feedback else 1)
     return -(-tokens // CTX_ROUND) * CTX_ROUND
 

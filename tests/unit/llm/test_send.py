@@ -1,5 +1,5 @@
 """The sender of a stage run, against the scripted loopback server: rounds through one cache, counters
-over every round, a fully cached round that starts no embedded server, and the slot sizing."""
+over every round, and a fully cached round that starts no embedded server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import dataclasses
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.errors import TeacherRequestError
 from reflection_tuning.llm.send import Sender
-from reflection_tuning.llm.server import slot_context
 
 from ..conftest import Failure, cfg_for
 
@@ -40,9 +39,3 @@ def test_a_fully_cached_round_starts_no_embedded_server(tmp_path, fake_openai):
         assert all(r.cached for r in sender.send(BATCH))
     assert len(fake_openai.requests) == 3
 
-
-def test_a_slot_holds_the_longest_prompt_and_its_reply():
-    # 3 characters a token plus 64 of chat template, plus max_tokens, rounded up to 256
-    assert slot_context(150, 50) == 256 and slot_context(300, 100) == 512
-    assert slot_context(3000, 1024) == -(-(1000 + 64 + 1024) // 256) * 256 == 2304
-    assert slot_context(3000, 1024, feedback=True) == -(-(1000 + 64 + 2048) // 256) * 256
