@@ -27,6 +27,7 @@ from typing import Any
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.request import Adaptations, adaptations_name
 from reflection_tuning.llm.step import Step, request_format
 from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages import reflect_instruction, reflect_response
@@ -99,8 +100,9 @@ def estimate_requests(
     ``cost_usd_expected`` / ``cost_usd_max`` (``None`` without ``teacher.price``).
     """
     hits, misses = [], []
+    adaptations = Adaptations.from_json(cache.meta(adaptations_name(cfg)))  # what an earlier run learnt
     for messages in batch:
-        hit = cache.get(cache_key(cfg, messages, template_hash, response_format))
+        hit = cache.get(cache_key(cfg, messages, template_hash, response_format, adaptations))
         (hits if hit is not None else misses).append(hit if hit is not None else messages)
     mean_out = sum(h.completion_tokens for h in hits) / len(hits) if hits else float(cfg.max_tokens)
     prompt_tokens = sum(count(m) for m in misses)
@@ -140,7 +142,9 @@ def run(teacher_cfg: EndpointConfig, instruction: reflect_instruction.Config, re
     """
     originals = read_jsonl(original)
     reflected = read_jsonl(instruction_rows) if instruction_rows and instruction_rows.is_file() else None
-    steps = [ReflectInstruction(instruction.prompt(FIELDS)), ReflectResponse(response.prompt(FIELDS))]
+    bounded = teacher_cfg.bounded  # the stages' own requests: the bounds sentence is part of the prompt
+    steps = [ReflectInstruction(instruction.prompt(FIELDS), instruction.checks(bounded)),
+             ReflectResponse(response.prompt(FIELDS), response.checks(bounded))]
     batches = stage_requests(steps[0], steps[1], originals, reflected)
     method, count = token_counter(teacher_cfg.model)
     cache = ReplyCache(teacher_cfg.cache_dir)

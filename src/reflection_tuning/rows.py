@@ -27,12 +27,14 @@ VARIANTS = ("original", "instruction", "response", "both")
 STATUS_OK = "ok"  # the only status whose row is scored, selected or trained on
 # An LLM step's row that is not ok.
 STATUS_PARSE_ERROR = "parse_error"  # the reply came back but holds no usable answer
-STATUS_TRUNCATED = "truncated"  # the reply hit max_tokens: never parsed as complete (unless the step reads cut replies)
+STATUS_TRUNCATED = "truncated"  # cut: the reply hit max_tokens, or a field ends at its length bound
+STATUS_REPETITIVE = "repetitive"  # degenerate: a field repeats one phrase (word n-gram repetition ratio)
+STATUS_COPY = "copy"  # a new field only repeats the critique, another new field or the original
 STATUS_REQUEST_ERROR = "request_error"  # the request failed after its retries
 STATUS_COST_CAP = "cost_cap"  # not sent: it could have taken the spend over max_cost
 STATUS_UPSTREAM_UNUSABLE = "upstream_unusable"  # not sent: the row this one builds on is not ok
-STEP_STATUSES = (STATUS_OK, STATUS_PARSE_ERROR, STATUS_TRUNCATED, STATUS_REQUEST_ERROR, STATUS_COST_CAP,
-                 STATUS_UPSTREAM_UNUSABLE)
+STEP_STATUSES = (STATUS_OK, STATUS_PARSE_ERROR, STATUS_TRUNCATED, STATUS_REPETITIVE, STATUS_COPY,
+                 STATUS_REQUEST_ERROR, STATUS_COST_CAP, STATUS_UPSTREAM_UNUSABLE)
 # A score row (and each of its ratios) that is not ok.
 STATUS_UNUSABLE = "unusable"
 STATUS_EMPTY = "empty"

@@ -96,13 +96,14 @@ def test_a_reply_the_stage_cached_is_counted_cached(tmp_path, reply_format):
                         cache_dir=str(tmp_path / "cache"))
     row = {"id": row_id("Name a colour.", "", "Red."), "instruction": "Name a colour.", "input": "", "output": "Red."}
     write_jsonl(tmp_path / "original.jsonl", [row])
-    step = ReflectInstruction.shipped()
+    configs = [params_config(module.Config, module.__name__.rsplit(".", 1)[1],
+                             **dict(zip(("prompt_file", "system_file"), map(str, cls.template_files()))))
+               for module, cls in ((reflect_instruction, ReflectInstruction), (reflect_response, ReflectResponse))]
+    step = ReflectInstruction.shipped(configs[0].checks(cfg.bounded))  # embedded: the prompt states the bounds
     cache = ReplyCache(cfg.cache_dir)
     cache.set(cache_key(cfg, step.format_input(row), step.template_hash, request_format(step, cfg)),
               Completion("{}", "stop", 30, 40))
     cache.close()
     assert (request_format(step, cfg) is None) == (reply_format == "markers")
-    configs = [module.Config(*(str(p) for p in cls.template_files()))
-               for module, cls in ((reflect_instruction, ReflectInstruction), (reflect_response, ReflectResponse))]
     got = run(cfg, *configs, tmp_path / "original.jsonl", None)
     assert (got["reflect_instruction_cached"], got["reflect_instruction_to_send"]) == (1, 0)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from reflection_tuning.llm.cache import Completion, Messages, ReplyCache
+from reflection_tuning.llm.cache import Completion, ReplyCache
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
 from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
@@ -35,19 +35,10 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 Result = Completion | TeacherRequestError
 
 
-def request_line(cfg: EndpointConfig, key: str, messages: Messages, model: str | None = None) -> dict[str, Any]:
-    """One input line of a batch file: the same request body the online mode sends."""
-    body: dict[str, Any] = {
-        "model": model or cfg.model,
-        "messages": messages,
-        "temperature": cfg.temperature,
-        "top_p": cfg.top_p,
-        "max_tokens": cfg.max_tokens,
-    }
-    if cfg.seed is not None:
-        body["seed"] = cfg.seed
-    if cfg.frequency_penalty is not None:
-        body["frequency_penalty"] = cfg.frequency_penalty
+def request_line(key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One input line of a batch file: ``body`` is the request the online mode sends
+    (:func:`~.request.request_body`: ``response_format`` included, so a batch gets structured
+    replies too)."""
     return {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}
 
 
@@ -132,17 +123,18 @@ def _download(api: BatchAPI, file_id: str | None) -> list[str]:
 def send_batch(
     cfg: EndpointConfig,
     api: BatchAPI,
-    batch: Sequence[Messages],
+    batch: Sequence[dict[str, Any]],
     cache: ReplyCache,
     keys: Sequence[str],
     *,
     budget: Budget | None = None,
     sleep=time.sleep,
 ) -> list[Result]:
-    """Replies to every message list in ``batch``: cached ones first, the rest by the Batch API.
+    """Replies to every request body in ``batch``: cached ones first, the rest by the Batch API.
 
     Args:
-        keys: the cache key of each message list (the ``custom_id`` of its request).
+        batch: the request bodies (:func:`~.request.request_body`).
+        keys: the cache key of each body (the ``custom_id`` of its request).
         budget: the cost cap; requests whose worst-case cost does not fit are not submitted
             and come back as :class:`TeacherCostCap`.
         sleep: how to wait between polls (tests pass a no-op).
@@ -155,17 +147,17 @@ def send_batch(
             rerun resume).
     """
     results: dict[str, Result] = {}
-    todo: dict[str, Messages] = {}
-    for key, messages in zip(keys, batch):
+    todo: dict[str, dict[str, Any]] = {}
+    for key, body in zip(keys, batch):
         if (hit := cache.get(key)) is not None:
             results[key] = hit
         elif key not in todo:
-            todo[key] = messages
+            todo[key] = body
     for key in list(todo):
         if budget is None:
             break
         try:
-            budget.reserve(prompt_tokens_upper_bound(todo[key]), cfg.max_tokens)
+            budget.reserve(prompt_tokens_upper_bound(todo[key]["messages"]), cfg.max_tokens)
         except CostCapReached as exc:
             results[key] = TeacherCostCap(str(exc))
             del todo[key]
@@ -177,7 +169,7 @@ def send_batch(
 
 
 def _run_chunk(
-    cfg: EndpointConfig, api: BatchAPI, todo: dict[str, Messages], cache: ReplyCache, sleep
+    cfg: EndpointConfig, api: BatchAPI, todo: dict[str, dict[str, Any]], cache: ReplyCache, sleep
 ) -> dict[str, Result]:
     assert cfg.cache_dir  # EndpointConfig refuses batch mode without one
     state_path = _state_path(cfg.cache_dir, list(todo))
@@ -185,7 +177,7 @@ def _run_chunk(
     if state.get("batch_id"):
         log.info("resuming batch %s (%s)", state["batch_id"], state_path)
     else:
-        lines = [request_line(cfg, key, messages) for key, messages in todo.items()]
+        lines = [request_line(key, body) for key, body in todo.items()]
         state = {"batch_id": _submit(api, lines, state_path.with_suffix(""))}
         state_path.write_text(json.dumps(state))
     done = _wait(api, state["batch_id"], cfg.batch_poll_interval, sleep)

@@ -1,8 +1,9 @@
 """The teacher's request cache: content-addressed, on disk, shared by every run.
 
-The key is the SHA-256 of (model, messages, temperature, top_p, max_tokens, seed, template
-hash): never the base URL, the mode (online or batch) or the API key, so another endpoint
-of the same model, or the Batch API, reuses the replies, and no secret ever reaches the disk.
+The key is the SHA-256 of the request body as sent (model, messages, token cap, sampling,
+``response_format``) and the template hash: never the base URL, the mode (online or batch)
+or the API key, so another endpoint of the same model, or the Batch API, reuses the
+replies, and no secret ever reaches the disk.
 Only replies that came back are stored, each as soon as it arrives, so a stage killed
 with SIGKILL pays again only for the requests that were in flight.
 
@@ -12,16 +13,15 @@ to share it through a DVC remote (``dvc add cache/teacher && dvc push``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.request import CACHE_VERSION, Adaptations, Messages, body_key, request_body
 
-Messages = list[dict[str, str]]
-CACHE_VERSION = 1
+__all__ = ["CACHE_VERSION", "Completion", "Messages", "ReplyCache", "cache_key"]
+
 _FIELDS = ("content", "finish_reason", "prompt_tokens", "completion_tokens")
 
 
@@ -34,33 +34,20 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     cached: bool = False
+    # How the request was made (not stored: the cache key says it): it carried the step's JSON
+    # schema, and the run's adaptations when it was sent.
+    structured: bool = False
+    adaptations: tuple[str, ...] = ()
 
 
 def cache_key(cfg: EndpointConfig, messages: Messages, template_hash: str,
-              response_format: dict[str, Any] | None = None) -> str:
-    """SHA-256 hex of what determines a reply: model, messages, sampling params, template hash,
-    and the ``response_format`` when one is sent. ``frequency_penalty`` and ``response_format``
-    enter only when set, so the keys of requests without them are unchanged."""
-    key: dict[str, Any] = {
-        "v": CACHE_VERSION,
-        "model": cfg.model,
-        "messages": messages,
-        "temperature": cfg.temperature,
-        "top_p": cfg.top_p,
-        "max_tokens": cfg.max_tokens,
-        "seed": cfg.seed,
-        "template_hash": template_hash,
-    }
-    if response_format is not None:
-        key["response_format"] = response_format
-    if getattr(cfg, "frequency_penalty", None) is not None:
-        key["frequency_penalty"] = cfg.frequency_penalty
-    blob = json.dumps(
-        key,
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+              response_format: dict[str, Any] | None = None, adaptations: Adaptations | None = None) -> str:
+    """The cache key of the request ``cfg`` sends for ``messages`` (:func:`~.request.request_body`,
+    :func:`~.request.body_key`): what is sent determines the reply, so the model, messages,
+    token cap, sampling, ``response_format`` and this run's adaptations enter it, with the
+    template hash; the base URL and the key never do."""
+    return body_key(request_body(cfg, messages, response_format=response_format, adaptations=adaptations),
+                    template_hash)
 
 
 class ReplyCache:
@@ -82,6 +69,15 @@ class ReplyCache:
     def set(self, key: str, completion: Completion) -> None:
         if self._store is not None:
             self._store.set(key, {k: getattr(completion, k) for k in _FIELDS})
+
+    def meta(self, name: str) -> Any:
+        """A value kept beside the replies under ``name`` (``None`` when absent or without a cache)."""
+        return None if self._store is None else self._store.get(f"meta:{name}")
+
+    def set_meta(self, name: str, value: Any) -> None:
+        """Keep ``value`` (JSON-like) beside the replies under ``name``."""
+        if self._store is not None:
+            self._store.set(f"meta:{name}", value)
 
     def close(self) -> None:
         """Close the files (idempotent; the cache reopens on the next use)."""

@@ -14,6 +14,7 @@ server stops generating it instead of queueing the retry behind an abandoned gen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -23,19 +24,29 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 from tqdm.auto import tqdm
 
-from reflection_tuning.llm.cache import Completion, Messages, ReplyCache, cache_key
+from reflection_tuning.llm.cache import Completion, Messages, ReplyCache
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cost import Budget, CostCapReached, prompt_tokens_upper_bound
 from reflection_tuning.llm.endpoints import Endpoints
-from reflection_tuning.llm.errors import ReplyFormatUnsupported, TeacherCostCap, TeacherRequestError, format_ignored
+from reflection_tuning.llm.errors import EndpointRefused, TeacherCostCap, TeacherRequestError, format_ignored
+from reflection_tuning.llm.request import AUTO, Adaptations, adaptations_name, body_key, request_body, split_sdk
 from reflection_tuning.llm.retry import RETRY_KINDS, dropped_connection, is_retryable, retry_after_seconds, retry_kind
-from reflection_tuning.llm.stream import IncompleteStream, read_stream
+from reflection_tuning.llm.stream import IncompleteStream, is_json_object, read_stream
 
 log = logging.getLogger(__name__)
 
 
+def endpoint_wide(exc: TeacherRequestError) -> bool:
+    """A refusal that every request of the run would get: a key or a model the endpoint does not
+    know (401, 403, 404), or a parameter it names (``error.param``, or ``response_format`` in
+    its words) that no adaptation removes. A 400 without a parameter may be about one request
+    alone (a prompt too long for the context), so it is that row's ``request_error``."""
+    return exc.status_code in (401, 403, 404) or bool(exc.param) or "response_format" in exc.endpoint_message
+
+
 class Teacher:
-    """An OpenAI-compatible chat teacher.
+    """An OpenAI-compatible chat teacher for one stage run: its cache, endpoints, cost cap,
+    counters and adaptations hold across every round (the first asks and the re-asks).
 
     Args:
         cfg: the ``teacher:`` section (``retry_wait_initial`` / ``retry_wait_max``: the
@@ -45,13 +56,15 @@ class Teacher:
             only handed to the HTTP client and scrubbed from every error message.
         base_url: one endpoint (``…/v1``) or several, shared round-robin (a retry goes to
             the next one); can be given later with :meth:`connect`.
-        request_model: the model name sent in requests (default ``cfg.model``).
         budget: the cost cap (``None``: no cap).
         retry_after_max: a server's ``Retry-After`` is honoured up to this many seconds.
-        response_format: the OpenAI ``response_format`` sent with every request (see
-            :func:`~reflection_tuning.llm.stream.json_schema_format`; ``None``: none, free text).
-            The first request is sent alone and checked: an endpoint that rejects (400/422) or ignores
-            the option fails the stage there (:class:`ReplyFormatUnsupported`).
+        response_format: the OpenAI ``response_format`` of the step (see
+            :func:`~reflection_tuning.llm.stream.json_schema_format`; ``None``: free text).
+
+    The first request the run sends goes alone: an endpoint that refuses one of its
+    parameters by name (HTTP 400/422 with ``error.param``) gets it again without it, or
+    renamed, or in markers (:class:`~.request.Adaptations`); one that refuses it otherwise
+    (a bad model or key), or ignores an explicit ``json_schema``, stops the stage with one line.
     """
 
     def __init__(
@@ -61,24 +74,27 @@ class Teacher:
         template_hash: str,
         api_key: str | None = None,
         base_url: str | Sequence[str] | None = None,
-        request_model: str | None = None,
         budget: Budget | None = None,
         retry_after_max: float = 120.0,
         response_format: dict | None = None,
     ) -> None:
         self.cfg = cfg
+        self.sampling = cfg  # this round's sampling parameters (a re-ask has its own seed)
         self.template_hash = template_hash
-        self.request_model = request_model or cfg.model
         self.budget = budget
         self.retry_after_max = retry_after_max
         self.response_format = response_format
-        self._format_checked = response_format is None
-        self._format_error: ReplyFormatUnsupported | None = None
+        self._checked = False  # the first request of the run came back usable
+        self._fatal: BaseException | None = None
         self._probe: asyncio.Lock | None = None
         self._api_key = api_key
         self.endpoints: Endpoints | None = None
         self._window: asyncio.Semaphore | None = None
         self.cache = ReplyCache(cfg.cache_dir)
+        self._meta = adaptations_name(cfg)
+        self.adaptations = Adaptations.from_json(self.cache.meta(self._meta))
+        if self.adaptations.notes:
+            log.info("%s: the adaptations of an earlier run hold: %s", cfg.model, "; ".join(self.adaptations.notes))
         self.requests_sent = 0  # HTTP attempts, retries included
         self.retries: Counter[str] = Counter()
         self.cancelled = 0  # attempts whose stream we closed before the reply ended
@@ -89,13 +105,23 @@ class Teacher:
         if base_url:
             self.connect(base_url)
 
-    # -- cache ---------------------------------------------------------------------------
+    # -- requests and the cache -----------------------------------------------------------
+    def body(self, messages: Messages) -> dict:
+        """The request body for ``messages`` as it is sent now (:func:`~.request.request_body`)."""
+        return request_body(self.sampling, messages, response_format=self.response_format,
+                            adaptations=self.adaptations)
+
     def key(self, messages: Messages) -> str:
-        return cache_key(self.cfg, messages, self.template_hash, self.response_format)
+        return body_key(self.body(messages), self.template_hash)
 
     def cached(self, messages: Messages) -> Completion | None:
         """The cached reply to ``messages``, or ``None`` (does not count a hit)."""
-        return self.cache.get(self.key(messages))
+        hit = self.cache.get(self.key(messages))
+        return self.mark(hit, self.body(messages)) if hit is not None else None
+
+    def mark(self, completion: Completion, body: dict) -> Completion:
+        return dataclasses.replace(completion, structured="response_format" in body,
+                                   adaptations=tuple(self.adaptations.notes))
 
     # -- network -------------------------------------------------------------------------
     def connect(self, base_url: str | Sequence[str]) -> None:
@@ -103,7 +129,8 @@ class Teacher:
         timeout, which bounds the connect and each read as the idle limit does)."""
         self.endpoints = Endpoints([base_url] if isinstance(base_url, str) else list(base_url), self._api_key,
                                    self.cfg.timeout)
-        self.per_endpoint = [0] * len(self.endpoints)
+        if len(self.per_endpoint) != len(self.endpoints):  # the counts hold across the rounds of a run
+            self.per_endpoint = [0] * len(self.endpoints)
 
     def _describe(self, exc: BaseException | None) -> str:
         assert self.endpoints is not None
@@ -125,18 +152,15 @@ class Teacher:
         n = self.endpoints.next()
         self.requests_sent += 1
         self.per_endpoint[n] += 1
-        kwargs: dict[str, object] = {"model": self.request_model, "messages": messages,
-                                     "temperature": self.cfg.temperature, "top_p": self.cfg.top_p,
-                                     "max_tokens": self.cfg.max_tokens}
-        if self.cfg.seed is not None:
-            kwargs["seed"] = self.cfg.seed
-        if self.cfg.frequency_penalty is not None:
-            kwargs["frequency_penalty"] = self.cfg.frequency_penalty
-        if self.response_format is not None:
-            kwargs["response_format"] = self.response_format
+        body = self.body(messages)
+        kwargs, extra = split_sdk(body)
+        if extra:  # fields the SDK has no argument for (llama.cpp's sampling)
+            kwargs["extra_body"] = extra
         if self.cfg.total_timeout is None:
-            return await self._request(n, kwargs)
-        return await asyncio.wait_for(self._request(n, kwargs), self.cfg.total_timeout)  # cancels it when past
+            completion = await self._request(n, kwargs)
+        else:
+            completion = await asyncio.wait_for(self._request(n, kwargs), self.cfg.total_timeout)  # cancels it
+        return self.mark(completion, body)
 
     async def _request(self, n: int, kwargs: dict[str, object]) -> Completion:
         """One streamed request to endpoint ``n``; an abandoned stream (a timeout, a cancelled
@@ -160,7 +184,10 @@ class Teacher:
         except TeacherRequestError:
             raise
         except (openai.OpenAIError, asyncio.TimeoutError, IncompleteStream) as exc:
-            raise TeacherRequestError(self._describe(exc), getattr(exc, "status_code", None)) from None
+            body = getattr(exc, "body", None)
+            said = body.get("message") if isinstance(body, dict) else None
+            raise TeacherRequestError(self._describe(exc), getattr(exc, "status_code", None),
+                                      param=getattr(exc, "param", None), endpoint_message=said) from None
         raise AssertionError("unreachable: tenacity either returns or reraises")  # pragma: no cover
 
     async def complete(self, messages: Messages) -> Completion:
@@ -168,49 +195,66 @@ class Teacher:
 
         At most ``cfg.max_concurrency`` calls are in flight at once (a slot is held through
         retries, so a rate-limited endpoint slows the whole window down). A reply is stored
-        in the cache the moment it arrives. With a ``response_format``, the first request to
-        the endpoint goes alone and is checked before any other is sent.
+        in the cache the moment it arrives. The run's first request to the endpoint goes
+        alone and is checked before any other is sent (see the class).
 
         Raises:
             TeacherCostCap: sending could take the spend over ``teacher.max_cost``.
             TeacherRequestError: the request failed after ``cfg.max_retries`` retries, or
                 with an error that is not retried (e.g. HTTP 400/401), or no endpoint is set.
-            ReplyFormatUnsupported: the endpoint rejected ``response_format`` (HTTP 400/422), or
-                ignored it (a finished reply that is not a JSON object).
+            EndpointRefused: the endpoint refused the run's first request and no adaptation helps.
+            ReplyFormatUnsupported: ``reply_format: json_schema`` and the endpoint ignored it.
         """
         if (hit := self.cached(messages)) is not None:
             self.cache_hits += 1
             return hit
         if self.endpoints is None:
             raise TeacherRequestError("no teacher endpoint connected")
-        if not self._format_checked:
+        if not self._checked:
             if self._probe is None:
                 self._probe = asyncio.Lock()
             async with self._probe:
-                if self._format_error is not None:
-                    raise self._format_error
-                if not self._format_checked:
-                    return self._store(messages, self._check_format(await self._probe_fetch(messages)))
+                if self._fatal is not None:
+                    raise self._fatal
+                if not self._checked:
+                    return self._store(messages, await self._first(messages))
+                if (hit := self.cached(messages)) is not None:  # the probe's adaptations may have answered it
+                    self.cache_hits += 1
+                    return hit
         return self._store(messages, await self._fetch(messages))
 
-    async def _probe_fetch(self, messages: Messages) -> Completion:
-        try:
-            return await self._fetch(messages)
-        except TeacherCostCap:
-            raise
-        except TeacherRequestError as exc:
-            if exc.status_code in (400, 422):  # a bad request, not a key (401/403) or model (404) problem
-                self._format_error = ReplyFormatUnsupported.refused(exc)
-                raise self._format_error from None
-            raise  # not about the format (e.g. a timeout): the next request is the probe
+    async def _first(self, messages: Messages) -> Completion:
+        """The run's first request, adapted until the endpoint accepts it (each parameter once)."""
+        while True:
+            try:
+                completion = await self._fetch(messages)
+            except TeacherCostCap:
+                raise
+            except TeacherRequestError as exc:
+                if not exc.refusal:
+                    raise  # not about the request (a timeout, a 5xx after retries): the next one probes
+                note = self.adaptations.adapt(self.body(messages), exc.param, exc.endpoint_message,
+                                              self.cfg.reply_format)
+                if note is None and endpoint_wide(exc):
+                    self._fatal = EndpointRefused.of(exc, self.cfg.model, self.cfg.reply_format)
+                    raise self._fatal from None
+                if note is None:
+                    raise  # about this request alone (e.g. too long for the context): the next one probes
+                self._adapted(note)
+                continue
+            if completion.structured and completion.finish_reason == "stop" and not is_json_object(completion.content):
+                if self.cfg.reply_format != AUTO:
+                    self._fatal = format_ignored(completion.content)
+                    raise self._fatal
+                self._adapted(self.adaptations.ignored_format(completion.content))
+                continue
+            # a structured reply cut at max_tokens cannot tell whether the format is honoured: the next one probes
+            self._checked = not (completion.structured and completion.finish_reason != "stop")
+            return completion
 
-    def _check_format(self, completion: Completion) -> Completion:
-        if completion.finish_reason == "stop":
-            self._format_error = format_ignored(completion.content)
-            if self._format_error is not None:
-                raise self._format_error
-            self._format_checked = True
-        return completion  # cut off (length): cannot tell yet, the next request checks again
+    def _adapted(self, note: str) -> None:
+        log.warning("%s: the endpoint refused a parameter; %s (for the rest of this run)", self.cfg.model, note)
+        self.cache.set_meta(self._meta, self.adaptations.to_json())
 
     def _store(self, messages: Messages, completion: Completion) -> Completion:
         self.cache.set(self.key(messages), completion)
@@ -224,7 +268,7 @@ class Teacher:
             hold = 0.0
             if self.budget is not None:
                 try:
-                    hold = self.budget.reserve(prompt_tokens_upper_bound(messages), self.cfg.max_tokens)
+                    hold = self.budget.reserve(prompt_tokens_upper_bound(messages), self.sampling.max_tokens)
                 except CostCapReached as exc:
                     raise TeacherCostCap(str(exc)) from None
             self.in_flight += 1
@@ -241,13 +285,19 @@ class Teacher:
             return completion
 
     async def complete_all(
-        self, batch: Sequence[Messages], desc: str = "teacher"
+        self, batch: Sequence[Messages], desc: str = "teacher", sampling: EndpointConfig | None = None
     ) -> list[Completion | TeacherRequestError]:
         """Replies to every message list, in order; a failed request is returned as its error.
+
+        Args:
+            sampling: this round's sampling parameters (default the run's; a re-ask passes
+                its own seed and temperature, so its replies have their own cache keys).
 
         Shows a tqdm bar (one tick per reply, cached or not). Other exceptions propagate,
         after every request still in flight is cancelled (its stream closed).
         """
+        self.sampling = sampling or self.cfg
+        self._window = self._probe = None  # each round runs in an event loop of its own
         bar = tqdm(total=len(batch), desc=desc, unit="req", mininterval=1.0)
 
         async def one(messages: Messages) -> Completion | TeacherRequestError:
@@ -283,8 +333,9 @@ class Teacher:
     def stats(self) -> dict[str, int]:
         """Counters for the metrics: requests_sent, requests_retried (and by kind),
         requests_cancelled (attempts abandoned mid-stream: timeouts, shutdown),
-        cache_hits, max_in_flight, and the busiest and idlest endpoint's requests."""
-        out = {
+        cache_hits, max_in_flight, the busiest and idlest endpoint's requests, and the
+        adaptations (:meth:`~.request.Adaptations.metrics`)."""
+        return {
             "requests_sent": self.requests_sent,
             "requests_retried": sum(self.retries.values()),
             "requests_cancelled": self.cancelled,
@@ -294,5 +345,5 @@ class Teacher:
             "endpoints": len(self.cfg.base_urls),  # configured, so a fully cached rerun reports the same
             "requests_per_endpoint_max": max(self.per_endpoint, default=0),
             "requests_per_endpoint_min": min(self.per_endpoint, default=0),
+            **self.adaptations.metrics(),
         }
-        return out

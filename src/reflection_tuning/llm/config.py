@@ -8,7 +8,7 @@ them; what a step asks (its prompt, schema and parser) lives in ``reflection_tun
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
@@ -16,7 +16,8 @@ from reflection_tuning.llm.cost import Price
 
 EMBEDDED = "embedded"
 MODES = ("online", "batch")
-REPLY_FORMATS = ("markers", "json_schema")
+REPLY_FORMATS = ("auto", "json_schema", "markers")
+LENGTH_BOUNDS = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,16 @@ class EndpointConfig:
         max_cost: hard cap in USD on what one stage run may spend (null: no cap; needs ``price``).
         mode: ``online`` (chat completions) or ``batch`` (the OpenAI Batch API).
         batch_poll_interval: seconds between Batch API status polls.
-        reply_format: ``markers`` (free text with markers, parsed by the step) or
-            ``json_schema`` (the request carries the step's JSON schema as an OpenAI
-            ``response_format``; needs a server with structured outputs).
+        reply_format: ``auto`` (a JSON schema where the endpoint accepts ``response_format``,
+            markers where its first reply refuses or ignores it), ``json_schema`` (the request
+            carries the step's JSON schema as an OpenAI ``response_format``; an endpoint that
+            refuses it stops the stage) or ``markers`` (free text with markers, parsed by the step).
+        length_bounds: ``auto`` (the step's ``max_chars`` bounds go into its JSON schema and its
+            prompt for the embedded server only), ``always`` or ``never``.
+        embedded_sampling: extra sampling fields sent only to the embedded llama.cpp server
+            (DRY, ``repeat_penalty``; null: none).
+        max_request_errors: the share of rows (0..1) that may end as ``request_error`` before the
+            stage, having written its rows, exits non-zero.
         reask: how many times a reply that does not parse, or was cut at ``max_tokens``, is
             asked again (each time with seed ``seed + k``, so under its own cache key).
         reask_temperature: the temperature of a re-ask (null: ``temperature``). Greedy
@@ -80,6 +88,9 @@ class EndpointConfig:
     mode: str
     batch_poll_interval: float
     reply_format: str
+    length_bounds: str
+    embedded_sampling: dict[str, float] | None = field(hash=False)  # a dict: not part of the hash
+    max_request_errors: float
     reask: int
     reask_temperature: float | None
     reask_feedback: bool
@@ -111,14 +122,20 @@ class EndpointConfig:
             raise ConfigError(f"total_timeout must be > 0 seconds or null, got {self.total_timeout}")
         if self.reply_format not in REPLY_FORMATS:
             raise ConfigError(f"reply_format must be one of {REPLY_FORMATS}, got {self.reply_format!r}")
-        if self.reply_format == "json_schema" and self.mode == "batch":
-            raise ConfigError("reply_format json_schema is not sent through the Batch API (mode: batch); "
-                              "use mode: online, or reply_format: markers")
+        if self.length_bounds not in LENGTH_BOUNDS:
+            raise ConfigError(f"length_bounds must be one of {LENGTH_BOUNDS}, got {self.length_bounds!r}")
+        if not 0 <= self.max_request_errors <= 1:
+            raise ConfigError(f"max_request_errors is a share of the rows, 0 to 1, got {self.max_request_errors}")
 
     @property
     def base_urls(self) -> tuple[str, ...]:
         """The endpoints as a tuple (one for a single URL)."""
         return (self.base_url,) if isinstance(self.base_url, str) else tuple(self.base_url)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the steps' ``max_chars`` bounds are sent (``length_bounds``; ``auto``: embedded only)."""
+        return self.length_bounds == "always" or (self.length_bounds == "auto" and self.base_url == EMBEDDED)
 
     def price_usd(self) -> Price | None:
         """``price`` as a :class:`~reflection_tuning.llm.cost.Price`, or ``None``."""
@@ -147,4 +164,4 @@ def api_key_from_env(cfg: EndpointConfig, environ: Mapping[str, str], section: s
     return key
 
 
-__all__ = ["EMBEDDED", "MODES", "REPLY_FORMATS", "EndpointConfig", "api_key_from_env"]
+__all__ = ["EMBEDDED", "LENGTH_BOUNDS", "MODES", "REPLY_FORMATS", "EndpointConfig", "api_key_from_env"]

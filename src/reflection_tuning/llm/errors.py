@@ -13,22 +13,44 @@ _USE = "use a server with structured outputs (OpenAI, vLLM, llama.cpp) or set re
 class TeacherRequestError(RuntimeError):
     """A request that failed for good (after retries, or not retryable). The message holds no key.
 
-    ``status_code`` is the HTTP status of the last attempt (``None``: no HTTP answer)."""
+    Attributes:
+        status_code: the HTTP status of the last attempt (``None``: no HTTP answer).
+        param: the parameter the endpoint named as refused (OpenAI's ``error.param``), if any.
+        endpoint_message: the endpoint's own error message (``error.message``), if any.
+    """
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, status_code: int | None = None, *, param: str | None = None,
+                 endpoint_message: str | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.param = param
+        self.endpoint_message = endpoint_message or message
+
+    @property
+    def refusal(self) -> bool:
+        """A final 4xx (not 408, 409 or 429): the endpoint refused the request as it was made."""
+        return self.status_code is not None and 400 <= self.status_code < 500 and self.status_code not in (408, 409,
+                                                                                                           429)
+
+
+class EndpointRefused(UserError):
+    """The endpoint refused the first request of a run, and no adaptation of it is possible (an
+    unknown model, a bad key, a parameter it names that cannot be dropped): the stage stops."""
+
+    @classmethod
+    def of(cls, exc: TeacherRequestError, model: str, reply_format: str) -> EndpointRefused:
+        """The one line for ``exc``: the HTTP status, the refused parameter and the endpoint's words."""
+        param = f", param {exc.param}" if exc.param else ""
+        hint = ""
+        if reply_format == "json_schema" and (exc.param == "response_format" or
+                                              "response_format" in exc.endpoint_message):
+            hint = " (reply_format: json_schema; reply_format: auto falls back to markers)"
+        return cls(f"{model}: the endpoint refused the first request (HTTP {exc.status_code}{param}): "
+                   f"{exc.endpoint_message}{hint}")
 
 
 class ReplyFormatUnsupported(UserError):
-    """``reply_format: json_schema`` against an endpoint that rejects or ignores ``response_format``."""
-
-    @classmethod
-    def refused(cls, exc: TeacherRequestError) -> ReplyFormatUnsupported:
-        """The endpoint answered a request carrying ``response_format`` with HTTP 400/422."""
-        return cls(
-            f"reply_format: json_schema: the endpoint refused a request carrying response_format ({exc}); {_USE}"
-        )
+    """``reply_format: json_schema`` against an endpoint that ignores ``response_format``."""
 
 
 class TeacherCostCap(TeacherRequestError):

@@ -9,9 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reflection_tuning.errors import UserError
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.cost import Price
+from reflection_tuning.llm.request import JSON_SCHEMA, MARKERS
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Outcome:
         attempts: how many times the row was asked (1 + the re-asks used; HTTP retries not counted).
         candidates: answers the accepted reply offered (``rows_multi_candidate`` counts > 1).
         replies: every reply the row got, first try first (for the token and cost metrics).
+        repetition: the highest word n-gram repetition ratio of the reply's new fields (``None``:
+            not measured).
     """
 
     row: Mapping[str, Any]
@@ -37,6 +41,7 @@ class Outcome:
     attempts: int = 1
     candidates: int = 0
     replies: list[Completion] = field(default_factory=list)
+    repetition: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -50,10 +55,13 @@ class Tally:
     def __init__(self) -> None:
         self.statuses: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        self.error_reasons: Counter[str] = Counter()  # why requests failed, for the stage's one line
 
     def add(self, outcome: Outcome) -> Outcome:
         """Count ``outcome`` (a row the stage wrote itself, e.g. ``upstream_unusable``, too); return it."""
         self.statuses[outcome.status] += 1
+        if outcome.status == st.REQUEST_ERROR:
+            self.error_reasons[(outcome.reason or "")[:300]] += 1
         self.counts["ok_first_try"] += outcome.ok and outcome.attempts == 1
         self.counts["ok_reasked"] += outcome.ok and outcome.attempts > 1
         self.counts["multi_candidate"] += outcome.ok and outcome.candidates > 1
@@ -83,6 +91,27 @@ class Tally:
         return out
 
 
+    def check_request_errors(self, max_share: float, what: str) -> None:
+        """Fail a stage whose requests mostly failed, once its rows are written.
+
+        Raises:
+            TooManyRequestErrors: more than ``max_share`` of the rows sent (every row but the
+                ``upstream_unusable`` ones) are ``request_error``; the message names the most
+                common cause.
+        """
+        sent = sum(self.statuses.values()) - self.statuses[st.UPSTREAM_UNUSABLE]
+        failed = self.statuses[st.REQUEST_ERROR]
+        if sent and failed / sent > max_share:
+            cause = self.error_reasons.most_common(1)[0][0]
+            raise TooManyRequestErrors(f"{what}: {failed} of {sent} requests ended as request_error (more than "
+                                       f"max_request_errors {max_share:g}; the rows and metrics are written, and "
+                                       f"the replies that came back are cached): {cause}")
+
+
+class TooManyRequestErrors(UserError):
+    """A stage whose rows are mostly ``request_error``: it wrote them, then fails."""
+
+
 def status_metrics(outcomes: Iterable[Outcome], prefix: str = "rows_",
                    statuses: Sequence[str] = st.STATUSES) -> dict[str, int]:
     """:meth:`Tally.status_metrics` of ``outcomes``."""
@@ -102,7 +131,8 @@ def token_metrics(outcomes: Iterable[Outcome], price: Price | None = None) -> di
 
 def provenance(outcome: Outcome, model: str, template_hash: str) -> dict[str, Any]:
     """The provenance fields of an output row: model, template hash, the last raw reply, its
-    finish reason and usage (tokens), and the attempts."""
+    finish reason and usage (tokens), the attempts, the reply format (``json_schema`` or
+    ``markers``) and the adaptations the endpoint's refusals made to the request."""
     c = outcome.completion
     return {
         "teacher_model": model,
@@ -112,4 +142,6 @@ def provenance(outcome: Outcome, model: str, template_hash: str) -> dict[str, An
         "prompt_tokens": c.prompt_tokens if c else None,
         "completion_tokens": c.completion_tokens if c else None,
         "attempts": outcome.attempts,
+        "reply_format": (JSON_SCHEMA if c.structured else MARKERS) if c else None,
+        "adaptations": list(c.adaptations) if c else [],
     }

@@ -8,7 +8,7 @@ status of :mod:`reflection_tuning.llm.status`:
 2. a request that failed is ``request_error`` (``cost_cap`` when the cap kept it back); a
    reply cut at ``max_tokens`` is ``truncated`` (unless the step reads cut replies); any
    other reply goes to :meth:`Step.parse`;
-3. a ``parse_error`` or ``truncated`` reply is asked again up to ``reask`` times with another
+3. a ``parse_error``, ``truncated``, ``repetitive`` or ``copy`` reply is asked again up to ``reask`` times with another
    seed (``seed + k``) and ``reask_temperature``, so each re-ask has its own cache key; with
    ``reask_feedback`` the re-ask also carries the failed reply and why it failed. The
    reference re-asks a reply that does not parse (Reflection_Tuning,
@@ -55,22 +55,21 @@ class StepRun:
     stats: dict[str, int]
 
 
-def classify(
-    step: Step, row: Mapping[str, Any], result: Result, max_tokens: int, json_replies: bool = False
-) -> Outcome:
+def classify(step: Step, row: Mapping[str, Any], result: Result, max_tokens: int) -> Outcome:
     """The outcome of one reply (or request error) to ``step``'s request for ``row``.
 
-    ``json_replies``: the request carried the step's JSON schema (``reply_format: json_schema``),
-    so the reply is decoded and validated as JSON and given to :meth:`Step.parse_json`; a cut
-    JSON reply is never valid, so it is ``truncated`` whatever the step reads."""
+    A reply to a request that carried the step's JSON schema (``Completion.structured``) is
+    decoded and validated as JSON and given to :meth:`Step.parse_json`; a cut JSON reply is
+    never valid, so it is ``truncated`` whatever the step reads. Any other reply goes to
+    :meth:`Step.parse`."""
     if isinstance(result, TeacherCostCap):
         return Outcome(row, st.COST_CAP, reason=str(result))
     if isinstance(result, TeacherRequestError):
         return Outcome(row, st.REQUEST_ERROR, reason=str(result))
-    if result.finish_reason == "length" and (json_replies or not step.reads_truncated):
+    if result.finish_reason == "length" and (result.structured or not step.reads_truncated):
         return Outcome(row, st.TRUNCATED, reason=f"reply reached max_tokens ({max_tokens}) and was cut off",
                        completion=result, replies=[result])
-    if json_replies:
+    if result.structured:
         obj = decode_json_reply(result.content, step.schema)
         parsed = obj if isinstance(obj, Failure) else step.parse_json(obj, row)
     else:
@@ -78,10 +77,11 @@ def classify(
     if isinstance(parsed, Failure):
         if parsed.status not in st.STATUSES:
             raise ValueError(f"step {step.name}: unknown status {parsed.status!r}")
-        return Outcome(row, parsed.status, reason=parsed.reason, completion=result, replies=[result])
+        return Outcome(row, parsed.status, reason=parsed.reason, completion=result, replies=[result],
+                       repetition=parsed.repetition)
     assert isinstance(parsed, Parsed)
     return Outcome(row, st.OK, fields=parsed.fields, reason=parsed.note, completion=result,
-                   candidates=parsed.candidates, replies=[result])
+                   candidates=parsed.candidates, replies=[result], repetition=parsed.repetition)
 
 
 def reask_config(cfg: EndpointConfig, k: int) -> EndpointConfig:
@@ -123,7 +123,6 @@ def iter_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]]
     source = iter(rows)
     whole = cfg.base_url == EMBEDDED or cfg.mode == "batch"
     chunk = list(source) if whole else list(islice(source, CHUNK_ROWS))
-    json_replies = cfg.reply_format == "json_schema"
     response_format = request_format(step, cfg)
     reasked = capped = 0
     batch = [step.format_input(r) for r in chunk]
@@ -131,7 +130,7 @@ def iter_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]]
     with Sender(cfg, template_hash=step.template_hash, api_key=api_key, sizing=batch if whole else (),
                 response_format=response_format) as sender:
         while chunk:
-            for outcome in _run_chunk(step, cfg, sender, chunk, batch, json_replies, desc):
+            for outcome in _run_chunk(step, cfg, sender, chunk, batch, desc):
                 reasked += outcome.attempts - 1
                 capped += outcome.status == st.COST_CAP
                 yield outcome
@@ -147,11 +146,11 @@ def iter_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]]
 
 
 def _run_chunk(step: Step, cfg: EndpointConfig, sender: Sender, rows: list[Mapping[str, Any]], batch: list[Messages],
-               json_replies: bool, desc: str) -> list[Outcome]:
+               desc: str) -> list[Outcome]:
     """The outcomes of one chunk of rows (``batch``: their requests): the first asks, then up to
     ``cfg.reask`` re-asks."""
     outcomes = [
-        classify(step, r, res, cfg.max_tokens, json_replies) for r, res in zip(rows, sender.send(batch, desc=desc))
+        classify(step, r, res, cfg.max_tokens) for r, res in zip(rows, sender.send(batch, desc=desc))
     ]
     for k in range(1, cfg.reask + 1):
         again = [n for n, o in enumerate(outcomes) if o.status in st.REASKABLE]
@@ -161,7 +160,7 @@ def _run_chunk(step: Step, cfg: EndpointConfig, sender: Sender, rows: list[Mappi
         asks = [reask_messages(batch[n], outcomes[n], cfg.reask_feedback) for n in again]
         replies = sender.send(asks, cfg=reask_config(cfg, k), desc=f"{desc} re-ask {k}")
         for n, res in zip(again, replies):
-            new = classify(step, rows[n], res, cfg.max_tokens, json_replies)
+            new = classify(step, rows[n], res, cfg.max_tokens)
             new.attempts = outcomes[n].attempts + 1
             new.replies = outcomes[n].replies + new.replies
             if new.status in (st.REQUEST_ERROR, st.COST_CAP):  # keep the reply we have and its reason

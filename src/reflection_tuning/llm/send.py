@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-from collections import Counter
 from collections.abc import Sequence
 
 from reflection_tuning.llm.cache import Completion, Messages
@@ -41,16 +39,14 @@ class Sender(contextlib.AbstractContextManager):
     def __init__(self, cfg: EndpointConfig, *, template_hash: str, api_key: str | None = None,
                  sizing: Sequence[Messages] = (), response_format: dict | None = None) -> None:
         self.cfg = cfg
-        self.template_hash = template_hash
         self.api_key = api_key
-        self.response_format = response_format
         self.budget = Budget(cfg.price_usd(), cfg.max_cost)
+        self.teacher = Teacher(cfg, template_hash=template_hash, api_key=api_key, budget=self.budget,
+                               response_format=response_format)
         self._sizing = sizing
         self._stack = contextlib.ExitStack()
+        self._stack.callback(self.teacher.close_cache)
         self._url: str | None = None
-        self._stats: Counter[str] = Counter()
-        self._per_endpoint: list[int] = []
-        self._max_in_flight = 0
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
@@ -65,25 +61,22 @@ class Sender(contextlib.AbstractContextManager):
         Raises:
             FileNotFoundError, RuntimeError, TimeoutError: the embedded server cannot start.
             openai.OpenAIError: the Batch API could not be reached (``mode: batch``).
+            EndpointRefused, ReplyFormatUnsupported: the endpoint refused the run's first request.
         """
-        cfg = cfg or self.cfg
-        teacher = Teacher(cfg, template_hash=self.template_hash, api_key=self.api_key, budget=self.budget,
-                          response_format=self.response_format)
+        teacher = self.teacher
+        teacher.sampling = cfg or self.cfg
         try:
             misses = sum(1 for m in batch if teacher.cached(m) is None)
             log.info("%s: %d requests, %d cached, %d to send", desc, len(batch), len(batch) - misses, misses)
-            if misses and cfg.mode == "batch":
-                results = self._send_batch(cfg, teacher, batch)
-            else:
-                if misses:
-                    teacher.connect(self._endpoints(batch, misses))
-                results = asyncio.run(self._complete(teacher, batch, desc))
+            if misses and self.cfg.mode == "batch":
+                return self._send_batch(teacher, batch)
+            if misses:
+                teacher.connect(self._endpoints(batch))
+            return asyncio.run(self._complete(teacher, batch, desc, teacher.sampling))
         finally:
-            teacher.close_cache()  # also when the server cannot start
-        self._count(teacher)
-        return results
+            teacher.close_cache()  # also when the server cannot start; it reopens on the next use
 
-    def _endpoints(self, batch: Sequence[Messages], misses: int) -> str | Sequence[str]:
+    def _endpoints(self, batch: Sequence[Messages]) -> str | Sequence[str]:
         if self.cfg.base_url != EMBEDDED:
             return self.cfg.base_urls
         if self._url is None:
@@ -97,50 +90,30 @@ class Sender(contextlib.AbstractContextManager):
         return self._url
 
     @staticmethod
-    async def _complete(teacher: Teacher, batch: Sequence[Messages], desc: str) -> list[Result]:
+    async def _complete(teacher: Teacher, batch: Sequence[Messages], desc: str,
+                        sampling: EndpointConfig) -> list[Result]:
         try:
-            return await teacher.complete_all(batch, desc=desc)
+            return await teacher.complete_all(batch, desc=desc, sampling=sampling)
         finally:
             await teacher.aclose()
 
-    def _send_batch(self, cfg: EndpointConfig, teacher: Teacher, batch: Sequence[Messages]) -> list[Result]:
+    def _send_batch(self, teacher: Teacher, batch: Sequence[Messages]) -> list[Result]:
         import openai
 
         from reflection_tuning.llm.batch import send_batch
 
+        cfg = teacher.sampling
         api = openai.OpenAI(base_url=cfg.base_urls[0], api_key=self.api_key or "no-key", timeout=cfg.timeout,
                             max_retries=cfg.max_retries)
         try:
-            results = send_batch(cfg, api, batch, teacher.cache, [teacher.key(m) for m in batch],
-                                 budget=self.budget)
+            results = send_batch(cfg, api, [teacher.body(m) for m in batch], teacher.cache,
+                                 [teacher.key(m) for m in batch], budget=self.budget)
         finally:
             api.close()
-        teacher.cache_hits = sum(1 for r in results if isinstance(r, Completion) and r.cached)
-        teacher.requests_sent = sum(1 for r in results if isinstance(r, Completion) and not r.cached)
-        return results
-
-    def _count(self, teacher: Teacher) -> None:
-        stats = teacher.stats()
-        for key in ("requests_sent", "requests_retried", "requests_cancelled", "cache_hits",
-                    *(k for k in stats if k.startswith("retries_"))):
-            self._stats[key] += stats[key]
-        self._max_in_flight = max(self._max_in_flight, stats["max_in_flight"])
-        per = list(teacher.per_endpoint)
-        if len(per) > len(self._per_endpoint):
-            self._per_endpoint += [0] * (len(per) - len(self._per_endpoint))
-        for n, k in enumerate(per):
-            self._per_endpoint[n] += k
+        teacher.cache_hits += sum(1 for r in results if isinstance(r, Completion) and r.cached)
+        teacher.requests_sent += sum(1 for r in results if isinstance(r, Completion) and not r.cached)
+        return [teacher.mark(r, teacher.body(m)) if isinstance(r, Completion) else r for r, m in zip(results, batch)]
 
     def stats(self) -> dict[str, int]:
-        """The request counters of every round together (the keys of ``Teacher.stats``), and
-        ``cost_cap_reached``."""
-        blank = Teacher(dataclasses.replace(self.cfg, cache_dir=None), template_hash=self.template_hash).stats()
-        out = {k: self._stats.get(k, 0) for k in blank}
-        out.update({
-            "max_in_flight": self._max_in_flight,
-            "endpoints": len(self.cfg.base_urls),
-            "requests_per_endpoint_max": max(self._per_endpoint, default=0),
-            "requests_per_endpoint_min": min(self._per_endpoint, default=0),
-            "cost_cap_reached": int(self.budget.reached),
-        })
-        return out
+        """The request counters of every round together (``Teacher.stats``), and ``cost_cap_reached``."""
+        return {**self.teacher.stats(), "cost_cap_reached": int(self.budget.reached)}

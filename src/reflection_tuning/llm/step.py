@@ -26,6 +26,7 @@ class Parsed:
     fields: dict[str, Any]
     note: str | None = None
     candidates: int = 1
+    repetition: float | None = None  # the highest word n-gram repetition ratio of a new field
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Failure:
 
     status: str
     reason: str
+    repetition: float | None = None
 
 
 class Step(Protocol):
@@ -73,9 +75,10 @@ class Step(Protocol):
 
 
 def request_format(step: Step, cfg: EndpointConfig) -> dict[str, Any] | None:
-    """The ``response_format`` every request of ``step`` carries (part of its cache key): the
-    step's JSON schema in OpenAI's form with ``reply_format: json_schema``, else ``None``."""
-    return json_schema_format(step.name, dict(step.schema)) if cfg.reply_format == "json_schema" else None
+    """The ``response_format`` the requests of ``step`` carry (part of their cache key): the
+    step's JSON schema in OpenAI's form with ``reply_format`` ``json_schema`` or ``auto`` (which
+    drops it for the run where the endpoint refuses it), ``None`` with ``markers``."""
+    return None if cfg.reply_format == "markers" else json_schema_format(step.name, dict(step.schema))
 
 
 def decode_json_reply(content: str, schema: Mapping[str, Any]) -> dict[str, Any] | Failure:

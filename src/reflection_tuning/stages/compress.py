@@ -22,7 +22,7 @@ from typing import Any
 from reflection_tuning.io import write_jsonl, write_metrics
 from reflection_tuning.llm import status as st
 from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
-from reflection_tuning.llm.outcome import status_metrics, token_metrics
+from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import run_step
 from reflection_tuning.rows import FIELDS, row_id
 from reflection_tuning.stages.common import Section, Stage, beside
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 REJECT_UNREADABLE = "unreadable"
 
 
-# The ``compress:`` section: the prompt files.
+# The ``compress:`` section: the prompt files and the reply checks.
 Config = PromptFiles
 
 
@@ -69,11 +69,13 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, re
     Rows counted in = rows out + rejects. Returns the metrics.
 
     Raises:
-        UserError: the input or a prompt file is missing.
+        UserError: the input or a prompt file is missing; the endpoint refused the first request;
+            more than ``max_request_errors`` of the rows sent are ``request_error`` (raised
+            after the rows, rejects and metrics are written).
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("compress", input=source, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = Compress(cfg.prompt(FIELDS))
+    step = Compress(cfg.prompt(FIELDS), cfg.checks(teacher_cfg.bounded))
     rows, rejects = read_records(source)
     to_send = [r for r in rows if r["input"].strip()]
     done = run_step(step, teacher_cfg, to_send, api_key=api_key, desc="compress")
@@ -87,14 +89,17 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, re
         (out if new["status"] == st.OK else rejects).append(new)
     write_jsonl(output, out, sort_by=())  # file order: the dataset's own order, as fetch samples it
     write_jsonl(rejects_path, rejects, sort_by=())
+    tally = Tally()
+    for o in done.outcomes:
+        tally.add(o)
     metrics = {"records_in": len(rows) + sum(r["status"] == REJECT_UNREADABLE for r in rejects),
                "rows_out": len(out), "rows_rejected": len(rejects), "rows_without_input": len(rows) - len(to_send),
-               **status_metrics(done.outcomes, prefix="merge_"), **done.stats,
-               **token_metrics(done.outcomes, teacher_cfg.price_usd())}
+               **tally.status_metrics(prefix="merge_"), **done.stats, **tally.token_metrics(teacher_cfg.price_usd())}
     if metrics_path:
         write_metrics(metrics_path, metrics)
     log.info("compress: %d records, %d rows out (%d merged by the teacher), %d rejected", metrics["records_in"],
              len(out), metrics["merge_ok"], len(rejects))
+    tally.check_request_errors(teacher_cfg.max_request_errors, "compress")
     return metrics
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl, write_csv, write_jsonl, write_metrics
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.llm.outcome import status_metrics
+from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import run_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.stages.llm_stage import llm_stage_main
@@ -40,11 +40,13 @@ log = logging.getLogger(__name__)
 class Config:
     """The ``judge_step:`` section: the judge's prompt files, and the sets of its metric keys
     (every set in ``sets`` gets its keys, judged or not, so the keys are stable across runs).
-    The judge's endpoint is the ``judge:`` section (an :class:`EndpointConfig`, as ``teacher:``)."""
+    The judge's endpoint is the ``judge:`` section (an :class:`EndpointConfig`, as ``teacher:``);
+    ``max_chars`` bounds the explanation of a structured reply where its ``length_bounds`` applies."""
 
     prompt_file: str
     system_file: str
     sets: list[str]
+    max_chars: dict[str, int] | None
 
 
 def pair_answers(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -73,13 +75,16 @@ def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs
     Args:
         api_key: the judge's key (``main`` reads it from the environment); never written anywhere.
     Raises:
-        UserError: the answers or a prompt file is missing, or a pair is incomplete.
+        UserError: the answers or a prompt file is missing, or a pair is incomplete; the endpoint
+            refused the first request; more than ``max_request_errors`` of the judgements are
+            ``request_error`` (raised after the rows and metrics are written).
         RuntimeError, TimeoutError: the embedded judge cannot start.
     """
     for what, path in (("answers", inputs.answers), ("prompt_file", cfg.prompt_file), ("system_file", cfg.system_file)):
         if not Path(path).is_file():
             raise UserError(f"judge: missing {what} {path}; run generate first, or check judge_step.{what}")
-    step = core.JudgeStep(core.load_judge_prompt(cfg.prompt_file, cfg.system_file))
+    step = core.JudgeStep(core.load_judge_prompt(cfg.prompt_file, cfg.system_file),
+                          max_chars=cfg.max_chars if judge_cfg.bounded else None)
     pairs = pair_answers(read_jsonl(inputs.answers))
     done = run_step(step, judge_cfg, core.judge_rows(pairs), api_key=api_key, desc="judge")
     rows = []
@@ -89,7 +94,10 @@ def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs
     sets = [cfg.sets] if isinstance(cfg.sets, str) else list(cfg.sets)
     extra = sorted({r["set"] for r in rows} - set(sets))
     metrics: dict[str, Any] = core.tally(rows, sets + extra)
-    counts = status_metrics(done.outcomes, prefix="judgements_", statuses=core.JUDGEMENT_STATUSES)
+    tally = Tally()
+    for o in done.outcomes:
+        tally.add(o)
+    counts = tally.status_metrics(prefix="judgements_", statuses=core.JUDGEMENT_STATUSES)
     metrics.update({k: v for k, v in counts.items() if k != "judgements_multi_candidate"})
     metrics.update({f"judge_{k}": v for k, v in done.stats.items()})
     write_jsonl(outputs.judgements, rows)
@@ -97,6 +105,7 @@ def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs
     write_csv(outputs.plot, ("label", "count", "set", "outcome"), core.plot_rows(metrics, sets + extra))
     log.info("judge: %d pairs: %d win, %d tie, %d lose, %d failed; winning score %s", len(rows), metrics["judge_win"],
              metrics["judge_tie"], metrics["judge_lose"], metrics["judge_failed"], metrics["judge_winning_score"])
+    tally.check_request_errors(judge_cfg.max_request_errors, "judge")
     return metrics
 
 

@@ -25,7 +25,7 @@ from reflection_tuning.steps.rewrite import teacher_row
 log = logging.getLogger(__name__)
 
 
-# The ``reflect_instruction:`` section: the prompt files.
+# The ``reflect_instruction:`` section: the prompt files and the reply checks.
 Config = PromptFiles
 
 
@@ -36,14 +36,16 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
         api_key: the teacher key (``main`` reads it from the environment); never written anywhere.
 
     Raises:
-        UserError: the input or a prompt file is missing, or the embedded model directory.
+        UserError: the input or a prompt file is missing, or the embedded model; the endpoint
+            refused the first request; more than ``max_request_errors`` of the rows are
+            ``request_error`` (raised after the rows and metrics are written).
         ValueError: a bad input row or template.
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files(
         "reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file
     )
-    step = ReflectInstruction(cfg.prompt(FIELDS))
+    step = ReflectInstruction(cfg.prompt(FIELDS), cfg.checks(teacher_cfg.bounded))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original))  # a first pass: no request for a bad file
     # Streamed: the rows are read, sent, written and counted a chunk at a time (memory flat in rows).
     tally, stats = Tally(), {}
@@ -53,9 +55,10 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
                                                   template_hash=step.template_hash) for o in outcomes))
     metrics = {"rows_in": rows_in, **tally.status_metrics(), **stats, **tally.token_metrics(teacher_cfg.price_usd())}
     write_metrics(outputs.metrics, metrics)
-    log.info("reflect_instruction: %d rows in, %d ok, %d parse errors, %d truncated, %d request errors",
-             rows_in, metrics["rows_ok"], metrics["rows_parse_error"], metrics["rows_truncated"],
-             metrics["rows_request_error"])
+    log.info("reflect_instruction: %d rows in, %d ok, %d parse errors, %d truncated, %d repetitive, %d copies, "
+             "%d request errors", rows_in, metrics["rows_ok"], metrics["rows_parse_error"], metrics["rows_truncated"],
+             metrics["rows_repetitive"], metrics["rows_copy"], metrics["rows_request_error"])
+    tally.check_request_errors(teacher_cfg.max_request_errors, "reflect_instruction")
     return metrics
 
 

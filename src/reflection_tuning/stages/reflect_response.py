@@ -29,7 +29,7 @@ from reflection_tuning.steps.rewrite import teacher_row
 log = logging.getLogger(__name__)
 
 
-# The ``reflect_response:`` section: the prompt files.
+# The ``reflect_response:`` section: the prompt files and the reply checks.
 Config = PromptFiles
 
 
@@ -67,13 +67,15 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
     in rows). Requests go out per id: the original's, then its ``both`` one.
 
     Raises:
-        UserError: an input or a prompt file is missing, or the embedded model directory.
+        UserError: an input or a prompt file is missing, or the embedded model; the endpoint
+            refused the first request; more than ``max_request_errors`` of the rows sent are
+            ``request_error`` (raised after the rows and metrics are written).
         ValueError: a bad input row or template; an input not sorted by ``id``.
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
     require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
                   prompt_file=cfg.prompt_file, system_file=cfg.system_file)
-    step = ReflectResponse(cfg.prompt(FIELDS))
+    step = ReflectResponse(cfg.prompt(FIELDS), cfg.checks(teacher_cfg.bounded))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original), sorted_ids=True)  # for the merge-join
     stale: list[str] = []
     pending: deque[tuple[str, dict, str | None]] = deque()  # planned rows not written yet: at most a chunk
@@ -118,6 +120,7 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
     log.info("reflect_response: %d rows in; response %d ok; both %d ok, %d upstream unusable",
              rows_in, metrics["response_rows_ok"], metrics["both_rows_ok"],
              metrics["both_rows_upstream_unusable"])
+    total.check_request_errors(teacher_cfg.max_request_errors, "reflect_response")
     return metrics
 
 

@@ -5,7 +5,7 @@ The reference preprocessed Alpaca this way before reflecting (Reflection_Tuning 
 first compress the instruction and input into one single instruction"). Template:
 ``compress.j2`` and ``compress.system.txt`` beside this module (``compress.prompt_file`` /
 ``system_file`` in params.yaml). A free-text reply holds ``[New Instruction] … [End]``
-(:mod:`.markers`); a structured reply is :data:`SCHEMA`. The ``compress`` command writes one
+(:mod:`.markers`); a structured reply holds :data:`REPLY_FIELDS`. The ``compress`` command writes one
 :func:`merged_row` per sent row.
 """
 
@@ -17,10 +17,9 @@ from typing import Any
 from reflection_tuning.llm.outcome import Outcome, provenance
 from reflection_tuning.rows import FIELDS
 from reflection_tuning.steps.markers import NEW_INSTRUCTION, ParseResult, parse_one, strict_first
-from reflection_tuning.steps.rewrite import RewriteStep, object_schema, text
+from reflection_tuning.steps.rewrite import RewriteStep
 
-# the merged instruction carries the input's text, so it may be as long as an answer
-SCHEMA = object_schema(instruction=text("the instruction with its input merged in", 10, 1500))
+REPLY_FIELDS = {"instruction": "the instruction with its input merged in"}
 
 
 def parse_reply(reply: str) -> ParseResult:
@@ -33,7 +32,7 @@ class Compress(RewriteStep):
     """(Q, input, A) -> (Q', "", A)."""
 
     name = "compress"
-    schema = SCHEMA
+    reply_fields = REPLY_FIELDS
 
     @staticmethod
     def parse_reply(text: str) -> ParseResult:

@@ -10,7 +10,7 @@ judge's position bias.
 
 Template: ``judge.j2`` and ``judge.system.txt`` beside this module (``judge_step.prompt_file``
 / ``system_file`` in params.yaml). A free-text reply has the two scores alone on its first
-line (:func:`parse_scores`); a structured reply is :data:`SCHEMA`. The ``judge`` stage writes
+line (:func:`parse_scores`); a structured reply is :func:`reply_schema`. The ``judge`` stage writes
 one :func:`pair_row` per prompt, holding one :func:`judgement` per order.
 
 Nothing here does I/O or calls a model: the ``judge`` stage sends the messages built here.
@@ -187,17 +187,27 @@ def plot_rows(metrics: Mapping[str, Any], sets: Sequence[str]) -> list[tuple[str
 
 
 _SCORE = {"type": "integer", "minimum": 1, "maximum": 10}
-# A structured reply: the two scores, then a short explanation (bounded, so the reply closes
-# before max_tokens on a server that constrains its decoding to the schema).
-SCHEMA = {
-    "type": "object",
-    "properties": {"score_1": {**_SCORE, "description": "Assistant 1's score"},
-                   "score_2": {**_SCORE, "description": "Assistant 2's score"},
-                   "explanation": {"type": "string", "description": "why, in a few sentences",
-                                   "minLength": 10, "maxLength": 400}},
-    "required": ["score_1", "score_2", "explanation"],
-    "additionalProperties": False,
-}
+
+
+def reply_schema(max_chars: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The JSON schema of a structured reply: the two scores, then a short explanation, bounded
+    by ``max_chars["explanation"]`` where bounds are sent (so the reply closes before max_tokens
+    on a server that constrains its decoding to the schema). Integer bounds and the string's
+    type are keywords OpenAI's strict mode accepts."""
+    explanation: dict[str, Any] = {"type": "string", "description": "why, in a few sentences"}
+    if max_chars and max_chars.get("explanation"):
+        explanation["maxLength"] = max_chars["explanation"]
+    return {
+        "type": "object",
+        "properties": {"score_1": {**_SCORE, "description": "Assistant 1's score"},
+                       "score_2": {**_SCORE, "description": "Assistant 2's score"},
+                       "explanation": explanation},
+        "required": ["score_1", "score_2", "explanation"],
+        "additionalProperties": False,
+    }
+
+
+SCHEMA = reply_schema()
 
 
 class JudgeStep:
@@ -209,11 +219,11 @@ class JudgeStep:
     name = "judge"
     input_columns = PLACEHOLDERS
     output_fields = ("score_1", "score_2")
-    schema = SCHEMA
     reads_truncated = True
 
-    def __init__(self, prompt: Prompt) -> None:
+    def __init__(self, prompt: Prompt, max_chars: Mapping[str, int] | None = None) -> None:
         self.prompt = prompt
+        self.schema = reply_schema(max_chars)
 
     @property
     def template_hash(self) -> str:

@@ -20,6 +20,8 @@ from pathlib import Path
 import jinja2
 import jinja2.meta
 
+from reflection_tuning.steps.checks import ReplyChecks
+
 HERE = Path(__file__).resolve().parent
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -90,13 +92,30 @@ def load_prompt(template_path: str | Path, system_path: str | Path, fields: tupl
 
 @dataclass(frozen=True)
 class PromptFiles:
-    """A params section naming a step's prompt files: ``prompt_file`` (the Jinja2 template) and
-    ``system_file`` (the system prompt; empty = no system message). The sections
-    ``reflect_instruction``, ``reflect_response`` and ``compress`` are this."""
+    """A params section naming a step's prompt files and what makes its reply whole: the sections
+    ``reflect_instruction``, ``reflect_response`` and ``compress`` are this.
+
+    Attributes:
+        prompt_file: the Jinja2 template.
+        system_file: the system prompt (empty = no system message).
+        max_chars: ``{field: characters}``, the bound of each field of a structured reply, sent
+            as the JSON schema's ``maxLength`` and stated in the prompt where the endpoint's
+            ``length_bounds`` applies (a field that ends at it is ``truncated``).
+        max_repetition: the highest word n-gram repetition ratio of an ``ok`` field (0..1).
+        repetition_ngram: n of that ratio, in words.
+    """
 
     prompt_file: str
     system_file: str
+    max_chars: dict[str, int] | None
+    max_repetition: float
+    repetition_ngram: int
 
     def prompt(self, fields: tuple[str, ...]) -> Prompt:
         """The prompt the two files hold (see :func:`load_prompt`, whose errors it raises)."""
         return load_prompt(self.prompt_file, self.system_file, fields)
+
+    def checks(self, bounded: bool) -> ReplyChecks:
+        """The reply checks of the step; ``bounded``: the endpoint gets the length bounds
+        (``EndpointConfig.bounded``)."""
+        return ReplyChecks(self.max_chars if bounded else None, self.max_repetition, self.repetition_ngram)

@@ -7,7 +7,7 @@ with A_Q*. Template: ``reflect_instruction.j2`` and ``reflect_instruction.system
 this module (``reflect_instruction.prompt_file`` / ``system_file`` in params.yaml).
 
 A free-text reply holds ``[New Instruction] … [End]`` then ``[New Answer] … [End]``
-(:mod:`.markers` says what is tolerated); a structured reply is :data:`SCHEMA`. The stage
+(:mod:`.markers` says what is tolerated); a structured reply holds :data:`REPLY_FIELDS`. The stage
 writes one :func:`~.rewrite.teacher_row` per input row, variant :data:`VARIANT`.
 """
 
@@ -29,12 +29,12 @@ from reflection_tuning.steps.markers import (
     segment,
     strict_first,
 )
-from reflection_tuning.steps.rewrite import RewriteStep, object_schema, text
+from reflection_tuning.steps.rewrite import RewriteStep
 
 VARIANT = "instruction"
-SCHEMA = object_schema(critique=text("why the instruction and its answer are weak", 20, 600),
-                       instruction=text("the new instruction", 10, 400),
-                       output=text("its answer", 20, 1500))
+# The fields of a structured reply, in the order the reply writes them.
+REPLY_FIELDS = {"critique": "why the instruction and its answer are weak", "instruction": "the new instruction",
+                "output": "the answer to the new instruction"}
 
 
 def parse_reply(reply: str) -> ParseResult:
@@ -80,7 +80,7 @@ class ReflectInstruction(RewriteStep):
     """(Q, A) -> (Q*, A_Q*): a new self-contained instruction (``input`` "") and its answer."""
 
     name = "reflect_instruction"
-    schema = SCHEMA
+    reply_fields = REPLY_FIELDS
 
     @staticmethod
     def parse_reply(text: str) -> ParseResult:

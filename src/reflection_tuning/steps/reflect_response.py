@@ -6,8 +6,8 @@ original row (variant ``response``: Q, A*) and on every ok ``instruction`` row (
 ``both``: Q*, A**). Template: ``reflect_response.j2`` and ``reflect_response.system.txt``
 beside this module (``reflect_response.prompt_file`` / ``system_file`` in params.yaml).
 
-A free-text reply holds ``[Better Answer] … [End]`` (:mod:`.markers`); a structured reply is
-:data:`SCHEMA`. Each variant is a file of :func:`~.rewrite.teacher_row` rows, one per original.
+A free-text reply holds ``[Better Answer] … [End]`` (:mod:`.markers`); a structured reply holds
+:data:`REPLY_FIELDS`. Each variant is a file of :func:`~.rewrite.teacher_row` rows, one per original.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from reflection_tuning.steps.markers import BETTER_ANSWER, ParseResult, parse_one, strict_first
-from reflection_tuning.steps.rewrite import RewriteStep, object_schema, text
+from reflection_tuning.steps.rewrite import RewriteStep
 
-SCHEMA = object_schema(critique=text("why the answer is weak", 20, 600),
-                       output=text("the better answer", 20, 1500))
+REPLY_FIELDS = {"critique": "why the answer is weak", "output": "the better answer"}
 
 
 def parse_reply(reply: str) -> ParseResult:
@@ -31,7 +30,7 @@ class ReflectResponse(RewriteStep):
     """(Q, A) -> (Q, A*): the row's instruction and input, and a better answer."""
 
     name = "reflect_response"
-    schema = SCHEMA
+    reply_fields = REPLY_FIELDS
 
     @staticmethod
     def parse_reply(text: str) -> ParseResult:

@@ -9,7 +9,8 @@ A teacher row (:func:`teacher_row`) has one explicit status (:mod:`reflection_tu
 ``ok``; ``parse_error`` (the reply has no usable marked segment); ``truncated`` (the reply hit
 ``max_tokens``: never parsed as complete); ``request_error`` (the request failed after retries);
 ``cost_cap`` (not sent: it could have taken the spend over ``teacher.max_cost``);
-``upstream_unusable`` (``both`` rows whose instruction variant is not ok). An ok row keeps the
+``upstream_unusable`` (``both`` rows whose instruction variant is not ok); ``repetitive`` and
+``copy`` (:mod:`.checks`: a degenerate reply, a field that only repeats another). An ok row keeps the
 teacher's ``critique`` (the text it wrote before its answer blocks, "" when none). A row that
 is not ok has ``instruction``, ``input`` and ``output`` set to ``null``: an unparsable reply is
 never replaced by the original.
@@ -26,17 +27,22 @@ from reflection_tuning.llm.cache import Completion, Messages
 from reflection_tuning.llm.outcome import Outcome, provenance
 from reflection_tuning.llm.step import Failure, Parsed
 from reflection_tuning.rows import FIELDS
+from reflection_tuning.steps.checks import ReplyChecks, bounds_sentence, whole
 from reflection_tuning.steps.markers import ParseResult
 from reflection_tuning.steps.prompt import HERE, Prompt, load_prompt
 
 OUTPUT_FIELDS = (*FIELDS, "critique")
 
 
-def text(description: str, min_length: int, max_length: int) -> dict[str, Any]:
-    """The JSON schema of one reply field: a string of ``min_length``..``max_length`` characters.
-    The bounds make a structured reply close before ``max_tokens`` (a server that constrains
-    its decoding to the schema must end each string by ``max_length``)."""
-    return {"type": "string", "description": description, "minLength": min_length, "maxLength": max_length}
+def text(description: str, max_length: int | None = None) -> dict[str, Any]:
+    """The JSON schema of one reply field: a string, bounded by ``max_length`` characters when
+    bounds are sent (a server that constrains its decoding to the schema ends the string there).
+    Without bounds it uses only the keywords of OpenAI's strict mode (which refuses
+    ``minLength`` / ``maxLength``)."""
+    out: dict[str, Any] = {"type": "string", "description": description}
+    if max_length is not None:
+        out["maxLength"] = max_length
+    return out
 
 
 def object_schema(**properties: dict[str, Any]) -> dict[str, Any]:
@@ -44,21 +50,35 @@ def object_schema(**properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
+NO_CHECKS = ReplyChecks(max_chars=None, max_repetition=1.0, repetition_ngram=10)
+
+
 class RewriteStep:
     """A step whose request is its prompt filled from the row's instruction, input and output.
 
     Subclasses set ``name`` (the step, and its files ``<name>.j2`` / ``<name>.system.txt``
-    beside its module), ``schema``, and implement :meth:`parse_reply` and :meth:`new_fields`.
+    beside its module), ``reply_fields`` (each field of a structured reply and what it holds,
+    in the order the reply writes them), and implement :meth:`parse_reply` and :meth:`new_fields`.
+
+    Args:
+        prompt: the template and system prompt.
+        checks: what makes a reply whole (:mod:`.checks`): the length bounds (sent in the schema
+            and stated in the prompt), the repetition threshold; default: no bounds, no
+            repetition check.
     """
 
     name: ClassVar[str] = ""
     input_columns: ClassVar[tuple[str, ...]] = FIELDS
     output_fields: ClassVar[tuple[str, ...]] = OUTPUT_FIELDS
-    schema: ClassVar[Mapping[str, Any]] = {}
+    reply_fields: ClassVar[Mapping[str, str]] = {}
     reads_truncated: ClassVar[bool] = False
 
-    def __init__(self, prompt: Prompt) -> None:
+    def __init__(self, prompt: Prompt, checks: ReplyChecks = NO_CHECKS) -> None:
+        unknown = sorted(set(checks.max_chars or {}) - set(self.reply_fields))
+        if unknown:
+            raise ValueError(f"{self.name}.max_chars: {unknown} are not fields of its reply {list(self.reply_fields)}")
         self.prompt = prompt
+        self.checks = checks
 
     @classmethod
     def template_files(cls) -> tuple[Path, Path]:
@@ -66,30 +86,51 @@ class RewriteStep:
         return HERE / f"{cls.name}.j2", HERE / f"{cls.name}.system.txt"
 
     @classmethod
-    def shipped(cls) -> RewriteStep:
+    def shipped(cls, checks: ReplyChecks = NO_CHECKS) -> RewriteStep:
         """The step with its shipped template."""
-        return cls(load_prompt(*cls.template_files(), FIELDS))
+        return cls(load_prompt(*cls.template_files(), FIELDS), checks)
 
     @property
     def template_hash(self) -> str:
         return self.prompt.hash
 
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of a structured reply: every field of :attr:`reply_fields`, bounded
+        by ``checks.max_chars`` when bounds are sent."""
+        bounds = self.checks.max_chars or {}
+        return object_schema(**{k: text(d, bounds.get(k)) for k, d in self.reply_fields.items()})
+
     def format_input(self, row: Mapping[str, Any]) -> Messages:
-        return self.prompt.messages(instruction=row["instruction"], input=row.get("input") or "", output=row["output"])
+        messages = self.prompt.messages(instruction=row["instruction"], input=row.get("input") or "",
+                                        output=row["output"])
+        if self.checks.max_chars:  # the bounds the schema sends, said to the model so it can finish within them
+            said = bounds_sentence(self.checks.max_chars, self.reply_fields)
+            messages[-1] = {**messages[-1], "content": f"{messages[-1]['content'].rstrip()}\n{said}"}
+        return messages
 
     def parse(self, reply: Completion, row: Mapping[str, Any]) -> Parsed | Failure:
         result = self.parse_reply(reply.content)
         if not result.ok:
             return Failure(st.PARSE_ERROR, result.reason or "no usable answer in the reply")
-        fields = {**self.new_fields(result.fields, row), "critique": result.critique}
-        return Parsed(fields, note=result.reason, candidates=result.candidates)
+        return self._whole({"critique": result.critique, **result.fields}, row, False, result.reason,
+                           result.candidates)
 
     def parse_json(self, obj: Mapping[str, Any], row: Mapping[str, Any]) -> Parsed | Failure:
-        texts = {k: str(v).strip() for k, v in obj.items()}
-        empty = [k for k in self.schema["required"] if k != "critique" and not texts.get(k)]
+        texts = {k: str(v) for k, v in obj.items()}
+        empty = [k for k in self.schema["required"] if k != "critique" and not texts.get(k, "").strip()]
         if empty:
             return Failure(st.PARSE_ERROR, f"empty {', '.join(empty)} in the JSON reply")
-        return Parsed({**self.new_fields(texts, row), "critique": texts.get("critique", "")})
+        return self._whole(texts, row, True)
+
+    def _whole(self, texts: Mapping[str, str], row: Mapping[str, Any], structured: bool, note: str | None = None,
+               candidates: int = 1) -> Parsed | Failure:
+        failure, ratio = whole(texts, row, self.checks, structured=structured)
+        if failure is not None:
+            return Failure(failure.status, failure.reason, repetition=ratio)
+        clean = {k: v.strip() for k, v in texts.items()}
+        fields = {**self.new_fields(clean, row), "critique": clean.get("critique", "")}
+        return Parsed(fields, note=note, candidates=candidates, repetition=ratio)
 
     @staticmethod
     def parse_reply(text: str) -> ParseResult:  # pragma: no cover - every step has its own
@@ -120,6 +161,7 @@ def teacher_row(source: Mapping[str, Any], variant: str, outcome: Outcome, *, te
         "source": source.get("source"),
         "critique": fields.get("critique") if fields else None,
         "status": outcome.status,
+        "repetition": outcome.repetition,
         **provenance(outcome, teacher_model, template_hash),
         "error": None if outcome.ok else outcome.reason,
     }

@@ -8,6 +8,7 @@ which keeps files and batches in memory and answers every request line.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +19,7 @@ from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.cost import Budget, Price
 from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
+from reflection_tuning.llm.request import request_body
 
 DOC_OUTPUT = {
     "id": "batch_req_123",
@@ -58,12 +60,15 @@ def cfg_for(tmp_path, **over) -> EndpointConfig:
 
 
 def test_request_line_is_the_documented_shape(tmp_path):
+    """The body of a batch line is the online request's: the token cap as max_completion_tokens,
+    and the step's response_format (the Batch API carries it in each body)."""
     cfg = cfg_for(tmp_path)
     msgs = [{"role": "user", "content": "hi"}]
-    line = request_line(cfg, "k1", msgs)
+    fmt = {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}, "strict": True}}
+    line = request_line("k1", request_body(cfg, msgs, response_format=fmt))
     assert line == {"custom_id": "k1", "method": "POST", "url": "/v1/chat/completions",
                     "body": {"model": "gpt-4o-mini", "messages": msgs, "temperature": 0.0, "top_p": 1.0,
-                             "max_tokens": 50, "seed": 0}}
+                             "max_completion_tokens": 50, "seed": 0, "response_format": fmt}}
     assert json.loads(json.dumps(line)) == line
 
 
@@ -122,14 +127,20 @@ class FakeBatchAPI:
         return SimpleNamespace(id=batch_id, status=status, output_file_id=fid, error_file_id=None)
 
 
-def _batch(n):
-    return [[{"role": "user", "content": f"q{i}"}] for i in range(n)]
+def _batch(n, cfg=None):
+    """``n`` request bodies (one message each)."""
+    cfg = cfg or cfg_for(Path("unused"))
+    return [request_body(cfg, [{"role": "user", "content": f"q{i}"}]) for i in range(n)]
+
+
+def _keys(cfg, batch):
+    return [cache_key(cfg, body["messages"], "t") for body in batch]
 
 
 def test_send_batch_fills_the_same_cache_the_online_mode_reads(tmp_path):
     cfg = cfg_for(tmp_path)
     batch = _batch(4) + _batch(1)  # a duplicate request is sent once
-    keys = [cache_key(cfg, m, "t") for m in batch]
+    keys = _keys(cfg, batch)
     api, cache = FakeBatchAPI(), ReplyCache(cfg.cache_dir)
     results = send_batch(cfg, api, batch, cache, keys, sleep=lambda s: None)
     assert [r.content for r in results] == ["re: q0", "re: q1", "re: q2", "re: q3", "re: q0"]
@@ -142,7 +153,7 @@ def test_send_batch_fills_the_same_cache_the_online_mode_reads(tmp_path):
 def test_a_killed_wait_resumes_the_same_batch(tmp_path):
     cfg = cfg_for(tmp_path)
     batch = _batch(3)
-    keys = [cache_key(cfg, m, "t") for m in batch]
+    keys = _keys(cfg, batch)
     api, cache = FakeBatchAPI(), ReplyCache(cfg.cache_dir)
 
     def killed(seconds):
@@ -158,7 +169,7 @@ def test_a_killed_wait_resumes_the_same_batch(tmp_path):
 def test_expired_batch_gives_explicit_errors_and_a_rerun_sends_only_those(tmp_path):
     cfg = cfg_for(tmp_path)
     batch = _batch(5)
-    keys = [cache_key(cfg, m, "t") for m in batch]
+    keys = _keys(cfg, batch)
     cache = ReplyCache(cfg.cache_dir)
     results = send_batch(cfg, FakeBatchAPI(expire_after=2), batch, cache, keys, sleep=lambda s: None)
     assert [isinstance(r, Completion) for r in results] == [True, True, False, False, False]
@@ -171,7 +182,7 @@ def test_expired_batch_gives_explicit_errors_and_a_rerun_sends_only_those(tmp_pa
 def test_cost_cap_submits_only_what_fits(tmp_path):
     cfg = cfg_for(tmp_path, price={"input": 1e6, "output": 1e6}, max_cost=200.0)
     batch = _batch(5)  # each request holds (2 bytes + 16) + 50 = 68 USD at USD 1 a token
-    keys = [cache_key(cfg, m, "t") for m in batch]
+    keys = _keys(cfg, batch)
     api = FakeBatchAPI()
     results = send_batch(cfg, api, batch, ReplyCache(cfg.cache_dir), keys, budget=Budget(Price(1e6, 1e6), 200.0),
                          sleep=lambda s: None)

@@ -9,6 +9,7 @@ from shipped import params_config
 
 from reflection_tuning.llm.cache import CACHE_VERSION, Completion, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.request import Adaptations
 
 MESSAGES = [{"role": "system", "content": "You are a careful editor."},
             {"role": "user", "content": "Improve: Give three tips for staying healthy."}]
@@ -17,15 +18,16 @@ MESSAGES = [{"role": "system", "content": "You are a careful editor."},
 def config(**over) -> EndpointConfig:
     """Every field the key reads set here, so the pinned key below does not move with params.yaml."""
     base = dict(model="models/smollm2-135m-instruct", base_url="embedded", temperature=0.0, top_p=1.0,
-                max_tokens=768, seed=0, frequency_penalty=None, cache_dir=None, reply_format="markers")
+                max_tokens=768, seed=0, frequency_penalty=None, cache_dir=None, reply_format="markers",
+                embedded_sampling=None)
     return params_config(EndpointConfig, "teacher", **{**base, **over})
 
 
 def test_the_key_of_a_known_request_is_unchanged():
     """Pinned: a change of the key's recipe silently throws away every shared teacher cache.
     Bump CACHE_VERSION (and this value) only on purpose."""
-    assert CACHE_VERSION == 1
-    assert cache_key(config(), MESSAGES, "t0") == "85855614a2b844201f01e7d089950cf12d68de2daad59942d73d1d808fe5e6d4"
+    assert CACHE_VERSION == 2  # 2: the key is the body as sent (max_completion_tokens, the adaptations)
+    assert cache_key(config(), MESSAGES, "t0") == "b4fb2ab75a0cacfefac913734f1935279958f4d0a1cdf35698daf338b274b8e9"
 
 
 def test_the_key_ignores_where_and_how_a_request_is_sent():
@@ -54,8 +56,10 @@ def test_the_key_follows_everything_that_shapes_the_reply():
                config(seed=1), config(frequency_penalty=0.3)]
     keys = {cache_key(c, MESSAGES, "t0") for c in changed}
     keys |= {cache_key(config(), MESSAGES[1:], "t0"), cache_key(config(), MESSAGES, "t1"),
-             cache_key(config(), MESSAGES, "t0", response_format={"type": "json_schema"})}
-    assert key not in keys and len(keys) == 9
+             cache_key(config(), MESSAGES, "t0", response_format={"type": "json_schema"}),
+             cache_key(config(embedded_sampling={"repeat_penalty": 1.1}), MESSAGES, "t0"),
+             cache_key(config(), MESSAGES, "t0", adaptations=Adaptations(dropped=["temperature"]))}
+    assert key not in keys and len(keys) == 11
 
 
 def _write(directory: str) -> None:

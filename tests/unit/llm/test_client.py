@@ -11,7 +11,7 @@ import pytest
 from reflection_tuning.llm.cache import cache_key
 from reflection_tuning.llm.client import Teacher
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.llm.errors import TeacherRequestError
+from reflection_tuning.llm.errors import EndpointRefused, TeacherRequestError
 from reflection_tuning.llm.retry import retry_after_seconds
 
 from ..conftest import Failure, cfg_for, complete_all
@@ -106,10 +106,18 @@ def test_gives_up_after_max_retries_without_caching_or_leaking_the_key(tmp_path,
 
 
 def test_client_errors_are_not_retried(tmp_path, fake_openai):
+    """A 4xx is final: at the run's first request it stops the stage with the endpoint's words
+    (EndpointRefused, a UserError); after that, it is the row's request error."""
+    fake_openai.failures = [Failure(404, body={"error": {"message": "The model `m` does not exist",
+                                                         "code": "model_not_found"}})]
+    with pytest.raises(EndpointRefused, match="refused the first request.*404.*does not exist"):
+        asyncio.run(_complete(make(cfg_for(tmp_path), fake_openai.url)))
+    assert len(fake_openai.requests) == 1
+    # a 400 that names no parameter may concern this request alone: its row's error, not retried
     fake_openai.failures = [Failure(400, body={"detail": "bad model"})]
     with pytest.raises(TeacherRequestError, match="400.*bad model"):
         asyncio.run(_complete(make(cfg_for(tmp_path), fake_openai.url)))
-    assert len(fake_openai.requests) == 1
+    assert len(fake_openai.requests) == 2
 
 
 def test_timeouts_are_retried_then_reported(tmp_path, fake_openai):

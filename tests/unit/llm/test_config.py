@@ -43,10 +43,16 @@ def test_reply_format_and_timeouts():
     )
     with pytest.raises(ConfigError, match="reply_format"):
         params_config(EndpointConfig, "teacher", base_url="http://x/v1", reply_format="xml")
-    with pytest.raises(ConfigError, match="Batch API"):
-        params_config(
-            EndpointConfig, "teacher", base_url="http://x/v1", reply_format="json_schema", mode="batch", cache_dir="c"
-        )
+    # the Batch API carries response_format in each body: structured replies in batch mode too
+    assert params_config(EndpointConfig, "teacher", base_url="http://x/v1", reply_format="auto", mode="batch",
+                         cache_dir="c").mode == "batch"
+    with pytest.raises(ConfigError, match="length_bounds"):
+        params_config(EndpointConfig, "teacher", length_bounds="on")
+    with pytest.raises(ConfigError, match="max_request_errors"):
+        params_config(EndpointConfig, "teacher", max_request_errors=1.5)
+    assert params_config(EndpointConfig, "teacher", base_url="embedded").bounded
+    assert not params_config(EndpointConfig, "teacher", base_url="http://x/v1").bounded
+    assert params_config(EndpointConfig, "teacher", base_url="http://x/v1", length_bounds="always").bounded
     with pytest.raises(ConfigError, match="total_timeout"):
         params_config(EndpointConfig, "teacher", total_timeout=0)
     with pytest.raises(ConfigError, match="^judge: max_tokens must be >= 1"):

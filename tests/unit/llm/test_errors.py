@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.llm.errors import ReplyFormatUnsupported, TeacherCostCap, TeacherRequestError, format_ignored
+from reflection_tuning.llm.errors import (
+    EndpointRefused,
+    ReplyFormatUnsupported,
+    TeacherCostCap,
+    TeacherRequestError,
+    format_ignored,
+)
 
 
 def test_a_refused_or_ignored_format_is_a_user_error_saying_what_to_do():
-    refused = ReplyFormatUnsupported.refused(TeacherRequestError("HTTP 400: unknown field", 400))
-    assert isinstance(refused, UserError) and "refused" in str(refused) and "HTTP 400" in str(refused)
-    assert "reply_format: markers" in str(refused)
+    exc = TeacherRequestError("HTTP 400: …", 400, param="response_format",
+                              endpoint_message="Invalid parameter: 'response_format' of type 'json_schema' is not "
+                                               "supported with this model.")
+    refused = EndpointRefused.of(exc, "gpt-4", "json_schema")
+    assert isinstance(refused, UserError) and "HTTP 400, param response_format" in str(refused)
+    assert "is not supported with this model" in str(refused) and "reply_format: auto" in str(refused)
+    assert exc.refusal and not TeacherRequestError("x", 429).refusal and not TeacherRequestError("x").refusal
     ignored = format_ignored("Sure! Here is my answer.")
     assert isinstance(ignored, ReplyFormatUnsupported) and "ignored response_format" in str(ignored)
     assert format_ignored('{"output": "fine"}') is None

@@ -30,5 +30,5 @@ def test_tokens_cost_and_provenance_of_replies_fetched_and_cached():
     assert (counts["rows_ok_reasked"], counts["rows_multi_candidate"], counts["rows_request_error"]) == (1, 1, 1)
     assert provenance(ok, "m", "h") == {"teacher_model": "m", "template_hash": "h", "raw_reply": "b",
                                         "finish_reason": "stop", "prompt_tokens": 50, "completion_tokens": 5,
-                                        "attempts": 2}
+                                        "attempts": 2, "reply_format": "markers", "adaptations": []}
     assert provenance(failed, "m", "h")["raw_reply"] is None

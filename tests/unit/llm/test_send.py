@@ -31,7 +31,7 @@ def test_rounds_share_the_cache_and_the_counters(tmp_path, fake_openai):
 
 
 def test_a_fully_cached_round_starts_no_embedded_server(tmp_path, fake_openai):
-    cfg = cfg_for(tmp_path, base_url=fake_openai.url)
+    cfg = cfg_for(tmp_path, base_url=fake_openai.url, embedded_sampling=None)  # the same request both ways
     with Sender(cfg, template_hash="h") as sender:
         sender.send(BATCH)
     embedded = dataclasses.replace(cfg, base_url="embedded")  # the model "m" is no GGUF file: a start would fail

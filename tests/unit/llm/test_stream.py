@@ -9,7 +9,7 @@ import pytest
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.llm.client import Teacher
-from reflection_tuning.llm.errors import ReplyFormatUnsupported, TeacherRequestError
+from reflection_tuning.llm.errors import EndpointRefused, TeacherRequestError
 from reflection_tuning.llm.stream import is_json_object, json_schema_format
 
 from ..conftest import cfg_for, complete_all
@@ -83,9 +83,12 @@ def test_a_stream_cut_before_its_finish_reason_is_a_connection_retry(tmp_path, f
 
 
 def test_cancelled_run_closes_every_stream_in_flight(tmp_path, fake_openai):
+    teacher = Teacher(cfg_for(tmp_path, max_concurrency=3), template_hash="t", base_url=fake_openai.url)
+    complete_all(teacher, [[{"role": "user", "content": "warm-up"}]])  # the run's first request goes alone
+    teacher.connect(fake_openai.url)
+    fake_openai.requests.clear()
     fake_openai.chunk_delay = 0.2
     fake_openai.reply = lambda body: ("y" * 400, "stop")  # 100 chunks: 20 s per reply
-    teacher = Teacher(cfg_for(tmp_path, max_concurrency=3), template_hash="t", base_url=fake_openai.url)
 
     async def go():
         task = asyncio.ensure_future(teacher.complete_all(batch_of(5), desc="test"))
@@ -118,17 +121,37 @@ def test_json_schema_request_shape_and_reply(tmp_path, fake_openai):
 
 @pytest.mark.parametrize("server", ["refuses", "ignores"])
 def test_a_server_without_structured_outputs_fails_at_the_first_request(tmp_path, fake_openai, server):
+    """``reply_format: json_schema`` asked explicitly: an endpoint that refuses or ignores it stops
+    the run at its first request, with the endpoint's words."""
     if server == "refuses":
         fake_openai.refuse = {"response_format"}
     else:
         fake_openai.reply = lambda body: ("[Better Answer] free text [End]", "stop")
-    teacher = Teacher(cfg_for(tmp_path, max_concurrency=4), template_hash="t", base_url=fake_openai.url,
-                      response_format=FORMAT)
-    with pytest.raises(ReplyFormatUnsupported, match="reply_format: json_schema") as err:
+    teacher = Teacher(cfg_for(tmp_path, max_concurrency=4, reply_format="json_schema"), template_hash="t",
+                      base_url=fake_openai.url, response_format=FORMAT)
+    with pytest.raises(UserError, match="response_format") as err:
         complete_all(teacher, batch_of(16))
-    assert isinstance(err.value, UserError) and "markers" in str(err.value)
+    assert "reply_format" in str(err.value) and (server == "ignores" or "param response_format" in str(err.value))
     assert len(fake_openai.requests) == 1  # one request, not 16 failed rows
     assert teacher.cached(batch_of(1)[0]) is None  # an ignored format is not cached
+
+
+@pytest.mark.parametrize("server", ["refuses", "ignores"])
+def test_auto_falls_back_to_markers_once_for_the_run(tmp_path, fake_openai, server):
+    """``reply_format: auto``: the first request decides; the replies after it are free text, the
+    choice is in the counters, and a rerun asks under the same keys (the adaptation is kept)."""
+    if server == "refuses":
+        fake_openai.refuse = {"response_format"}
+    fake_openai.reply = lambda body: ("[Better Answer] free text [End]", "stop")
+    cfg = cfg_for(tmp_path, max_concurrency=4, reply_format="auto")
+    teacher = Teacher(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
+    replies = complete_all(teacher, batch_of(8))
+    assert all(not r.structured and r.adaptations for r in replies)
+    assert teacher.stats()["reply_format_markers"] == 1 and teacher.stats()["adapted_response_format"] == 1
+    sent = [("response_format" in b) for b in fake_openai.requests]
+    assert sent == [True] + [False] * 8  # the refused or ignored first request, then every one in markers
+    again = Teacher(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
+    assert all(r.cached for r in complete_all(again, batch_of(8)))
 
 
 def test_json_schema_format_and_config_checks():
@@ -146,6 +169,6 @@ def test_a_bad_key_at_the_first_json_schema_request_is_not_blamed_on_the_format(
     fake_openai.reply = lambda body: ('{"answer": "x"}', "stop")
     teacher = Teacher(cfg_for(tmp_path, max_concurrency=2), template_hash="t", base_url=fake_openai.url,
                       response_format=FORMAT)
-    first, second = complete_all(teacher, batch_of(2))
-    assert isinstance(first, TeacherRequestError) and "401" in str(first)
-    assert json.loads(second.content) == {"answer": "x"}  # the next request was the check, and passed
+    with pytest.raises(EndpointRefused, match="HTTP 401.*bad key") as err:
+        complete_all(teacher, batch_of(2))
+    assert "response_format" not in str(err.value) and len(fake_openai.requests) == 1

@@ -136,7 +136,7 @@ def test_params_win_where_the_old_defaults_disagreed():
     assert params_config(finetune.Config, "finetune").warmup_ratio == 0.0
     j = params_config(EndpointConfig, "judge")  # every teacher key: structured replies, one re-ask
     assert (j.reask, j.reask_temperature, j.reask_feedback, j.mode, j.reply_format, j.price) == (
-        1, 0.7, False, "online", "json_schema", None)
+        1, 0.7, False, "online", "auto", None)
 
 
 def test_a_missing_params_file_is_a_user_error(tmp_path):

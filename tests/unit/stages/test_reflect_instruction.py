@@ -20,7 +20,7 @@ def test_the_rewrite_is_self_contained_and_keeps_the_sample_id(fake_openai, tmp_
     write_jsonl(tmp_path / "original.jsonl", [original])
     fake_openai.reply = lambda body: ("Critique: name the language.\n**[New Instruction]** Translate the French "
                                       "sentence 'Je pense, donc je suis.' into English. [End]\n"
-                                      "**[New Answer]** I think, therefore I am. [End]", "stop")
+                                      "**[New Answer]** \"I think, therefore I am\": Descartes' cogito. [End]", "stop")
     assert (
         reflect_instruction.main(
             [
@@ -52,7 +52,7 @@ def test_the_rewrite_is_self_contained_and_keeps_the_sample_id(fake_openai, tmp_
     assert (row["id"], row["variant"], row["source"], row["status"]) == (original["id"], "instruction", "alpaca",
                                                                          STATUS_OK)
     assert row["instruction"] == "Translate the French sentence 'Je pense, donc je suis.' into English."
-    assert (row["input"], row["output"]) == ("", "I think, therefore I am.")
+    assert (row["input"], row["output"]) == ("", "\"I think, therefore I am\": Descartes' cogito.")
     assert row["teacher_model"] == "teacher-x" and row["template_hash"]
     metrics = json.loads((tmp_path / "instruction.metrics.json").read_text())
     assert (metrics["rows_in"], metrics["rows_ok"]) == (1, 1)

@@ -176,8 +176,11 @@ def test_cli_errors(tmp_path, fake_openai, monkeypatch, capsys):
 
 def test_a_structured_reply_carries_the_step_schema_in_the_openai_form(workdir, fake_openai):
     """``reply_format: json_schema``: each request holds ``{type: json_schema, json_schema: {name,
-    schema, strict}}`` with the step's bounded schema, and the JSON reply becomes the row."""
-    from reflection_tuning.steps.reflect_instruction import SCHEMA, ReflectInstruction
+    schema, strict}}`` with the step's schema (unbounded for a remote endpoint: OpenAI's strict
+    keywords only), and the JSON reply becomes the row."""
+    from reflection_tuning.steps.reflect_instruction import ReflectInstruction
+
+    schema = ReflectInstruction.shipped().schema
 
     tmp, rows = workdir
     template, system = ReflectInstruction.template_files()
@@ -187,7 +190,7 @@ def test_a_structured_reply_carries_the_step_schema_in_the_openai_form(workdir, 
     assert reflect_instruction.main(cli(fake_openai.url, "--reply-format", "json_schema", "--prompt-file",
                                         str(template), "--system-file", str(system))) == 0
     assert {json.dumps(b["response_format"], sort_keys=True) for b in fake_openai.requests} == {json.dumps(
-        {"type": "json_schema", "json_schema": {"name": "reflect_instruction", "schema": SCHEMA, "strict": True}},
+        {"type": "json_schema", "json_schema": {"name": "reflect_instruction", "schema": schema, "strict": True}},
         sort_keys=True)}
     out = read_jsonl(tmp / "data/alpaca/instruction.jsonl")
     assert {(r["status"], r["instruction"], r["critique"]) for r in out} == {

@@ -33,13 +33,15 @@ def test_empty_system_prompt_sends_no_system_message(tmp_path):
     assert [m["role"] for m in prompt.messages(question="q", answer_1="a", answer_2="b")] == ["user"]
 
 
-def test_the_schema_has_integer_scores_and_a_bounded_explanation():
+def test_the_schema_has_integer_scores_and_an_explanation_bounded_where_asked():
     good = {"score_1": 8, "score_2": 3, "explanation": "The first answer is complete."}
-    jsonschema.validate(good, j.SCHEMA)
+    bounded = j.reply_schema({"explanation": 400})
+    jsonschema.validate(good, bounded)
     for bad in ({**good, "score_1": 0}, {**good, "score_2": 7.5}, {**good, "explanation": "x" * 401},
                 {"score_1": 8, "score_2": 3}, {**good, "extra": 1}):
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(bad, j.SCHEMA)
+            jsonschema.validate(bad, bounded)
+    jsonschema.validate({**good, "explanation": "x" * 4000}, j.SCHEMA)  # unbounded: OpenAI's strict keywords
 
 
 def test_order_answers():

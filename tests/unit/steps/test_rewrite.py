@@ -18,13 +18,13 @@ REPLY = Completion("[Critique] Too short. [Better Answer] Eat well, sleep, move.
 def test_an_ok_row_carries_the_new_fields_the_critique_and_the_reply():
     fields = {"instruction": SOURCE["instruction"], "input": "", "output": "Eat well, sleep, move.",
               "critique": "Too short."}
-    row = teacher_row(SOURCE, "response", Outcome(SOURCE, st.OK, fields, completion=REPLY, attempts=2),
-                      teacher_model="smollm2", template_hash="h1")
+    row = teacher_row(SOURCE, "response", Outcome(SOURCE, st.OK, fields, completion=REPLY, attempts=2,
+                                                  repetition=0.0), teacher_model="smollm2", template_hash="h1")
     assert row == {"id": "a1b2", "variant": "response", "instruction": SOURCE["instruction"], "input": "",
                    "output": "Eat well, sleep, move.", "source": "cherry_alpaca", "critique": "Too short.",
-                   "status": "ok", "teacher_model": "smollm2", "template_hash": "h1", "raw_reply": REPLY.content,
-                   "finish_reason": "stop", "prompt_tokens": 120, "completion_tokens": 18, "attempts": 2,
-                   "error": None}
+                   "status": "ok", "repetition": 0.0, "teacher_model": "smollm2", "template_hash": "h1",
+                   "raw_reply": REPLY.content, "finish_reason": "stop", "prompt_tokens": 120, "completion_tokens": 18,
+                   "attempts": 2, "reply_format": "markers", "adaptations": [], "error": None}
 
 
 @pytest.mark.parametrize("status", [s for s in st.STATUSES if s != st.OK])
@@ -44,8 +44,8 @@ def test_bad_outcomes_are_refused():
                     teacher_model="m", template_hash="h")
 
 
-def test_object_schema_is_strict_and_every_text_bounded():
-    assert object_schema(output=text("the better answer", 20, 1500)) == {
+def test_object_schema_is_strict_and_a_text_bounded_only_when_asked():
+    assert object_schema(output=text("the better answer", 1500)) == {
         "type": "object", "required": ["output"], "additionalProperties": False,
-        "properties": {"output": {"type": "string", "description": "the better answer", "minLength": 20,
-                                  "maxLength": 1500}}}
+        "properties": {"output": {"type": "string", "description": "the better answer", "maxLength": 1500}}}
+    assert text("the better answer") == {"type": "string", "description": "the better answer"}

@@ -1,0 +1,179 @@
+"""The body of one chat request: the one place it is made (online and Batch API alike), and how
+an endpoint's refusal of one of its parameters adapts it for the rest of a stage run.
+
+What is sent:
+- the token cap as ``max_completion_tokens``, the field OpenAI, vLLM and llama.cpp's server
+  read (OpenAI deprecated ``max_tokens``, and its reasoning models refuse it);
+- each sampling parameter (``temperature``, ``top_p``, ``seed``, ``frequency_penalty``) only
+  when params set it (``null``: not sent);
+- ``embedded_sampling`` (llama.cpp's DRY and ``repeat_penalty``) only to the embedded server;
+- the step's ``response_format`` while the reply format is structured.
+
+When an endpoint answers 400/422 and its error names the parameter it refused (OpenAI's
+``error.param``), :meth:`Adaptations.adapt` drops it (a sampling parameter), renames it (the
+token cap: ``max_completion_tokens`` <-> ``max_tokens``) or, under ``reply_format: auto``,
+falls back from a JSON schema to free text with markers. Each parameter is adapted once; the
+adaptations hold for every later request of the run, and are kept beside the request cache so
+a rerun asks under the same cache keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+TOKEN_CAP = "max_completion_tokens"
+RENAMES = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
+SAMPLING = ("temperature", "top_p", "seed", "frequency_penalty")
+# What an adaptation may drop: the sampling fields and llama.cpp's own (embedded_sampling).
+DROPPABLE = (*SAMPLING, "dry_multiplier", "dry_allowed_length", "dry_base", "repeat_penalty", "repeat_last_n")
+# The parameters whose adaptation has a metric key of its own (adapted_<param>): stable keys.
+ADAPTABLE = (TOKEN_CAP, *SAMPLING, "response_format")
+# The fields the openai SDK takes as arguments; any other goes in its ``extra_body``.
+SDK_FIELDS = frozenset({"model", "messages", "max_completion_tokens", "max_tokens", *SAMPLING, "response_format"})
+
+JSON_SCHEMA, MARKERS, AUTO = "json_schema", "markers", "auto"
+
+
+@dataclass
+class Adaptations:
+    """What a stage run changed in its requests after an endpoint refused a parameter.
+
+    Attributes:
+        dropped: parameters no longer sent.
+        renamed: ``{sent name: name now used}`` (the token cap).
+        markers: the endpoint refused or ignored ``response_format`` under ``reply_format:
+            auto``: the replies are free text with markers from then on.
+        notes: one line per adaptation, with the endpoint's own words (for logs and rows).
+    """
+
+    dropped: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+    markers: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the adaptations made (a new dict)."""
+        out = {k: v for k, v in body.items() if k not in self.dropped}
+        for old, new in self.renamed.items():
+            if old in out:
+                out[new] = out.pop(old)
+        if self.markers:
+            out.pop("response_format", None)
+        return out
+
+    def adapt(self, body: dict[str, Any], param: str | None, message: str, reply_format: str) -> str | None:
+        """Adapt to an endpoint's 400/422 for ``body``; return the note, or ``None`` when the
+        refusal is not one a request can be adapted to (the caller stops the stage).
+
+        Args:
+            param: the ``error.param`` of the endpoint's reply (``None``: it named none; a
+                refusal of ``response_format`` is then recognised by its message).
+            message: the endpoint's error message (kept in the note, never a guess).
+            reply_format: ``teacher.reply_format``; only ``auto`` falls back to markers.
+        """
+        param = (param or "").split(".")[0].split("[")[0]
+        format_refused = param == "response_format" or (not param and "response_format" in message)
+        if format_refused:
+            if reply_format != AUTO or self.markers or "response_format" not in body:
+                return None
+            self.markers = True
+            note = f"response_format refused, replies in markers: {message[:200]}"
+        elif param in RENAMES and param in body and param not in self.renamed:
+            self.renamed[param] = RENAMES[param]
+            note = f"{param} renamed {RENAMES[param]}: {message[:200]}"
+        elif param in DROPPABLE and param in body:
+            self.dropped.append(param)
+            note = f"{param} dropped: {message[:200]}"
+        else:
+            return None
+        self.notes.append(note)
+        return note
+
+    def ignored_format(self, content: str) -> str:
+        """Record that the endpoint ignored ``response_format`` (its reply is not JSON): from
+        now on the replies are free text with markers. Returns the note."""
+        self.markers = True
+        note = f"response_format ignored (the reply is not JSON: {content[:60]!r}), replies in markers"
+        self.notes.append(note)
+        return note
+
+    def metrics(self) -> dict[str, int]:
+        """``adaptations`` (how many), ``adapted_<param>`` (0/1) for every :data:`ADAPTABLE`
+        parameter, ``reply_format_markers`` (0/1): flat, with the same keys in every run."""
+        out = {"adaptations": len(self.notes)}
+        for p in ADAPTABLE:
+            out[f"adapted_{p}"] = int(p in self.dropped or p in self.renamed or (p == "response_format"
+                                                                                and self.markers))
+        out["reply_format_markers"] = int(self.markers)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dropped": self.dropped, "renamed": self.renamed, "markers": self.markers, "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Adaptations:
+        data = data or {}
+        return cls(list(data.get("dropped", [])), dict(data.get("renamed", {})), bool(data.get("markers")),
+                   list(data.get("notes", [])))
+
+
+def request_body(cfg: Any, messages: Messages, *, response_format: dict[str, Any] | None = None,
+                 adaptations: Adaptations | None = None, model: str | None = None) -> dict[str, Any]:
+    """The JSON body of one chat completion request (without ``stream``), as it is sent.
+
+    Args:
+        cfg: the endpoint section (``EndpointConfig``: ``model``, ``max_tokens`` in completion
+            tokens, the sampling parameters, ``embedded_sampling``).
+        response_format: the step's ``response_format`` (``None``: free text).
+        adaptations: this run's adaptations (``None``: none).
+        model: the model name to send (default ``cfg.model``).
+
+    ``embedded_sampling`` goes only to the embedded server (``base_url: embedded``): llama.cpp
+    reads those fields, and another endpoint may refuse them.
+    """
+    body: dict[str, Any] = {"model": model or cfg.model, "messages": messages, TOKEN_CAP: cfg.max_tokens}
+    for name in SAMPLING:
+        value = getattr(cfg, name, None)
+        if value is not None:
+            body[name] = value
+    if getattr(cfg, "base_url", None) == "embedded":
+        body.update(dict(getattr(cfg, "embedded_sampling", None) or ()))
+    if response_format is not None:
+        body["response_format"] = response_format
+    return adaptations.apply(body) if adaptations is not None else body
+
+
+def adaptations_name(cfg: Any) -> str:
+    """The name the adaptations of ``cfg``'s endpoint and model are kept under, beside the cache."""
+    urls = cfg.base_url if isinstance(cfg.base_url, str) else "|".join(cfg.base_url)
+    return f"adaptations:{cfg.model}:{urls}"
+
+
+CACHE_VERSION = 2
+
+
+def body_key(body: dict[str, Any], template_hash: str) -> str:
+    """The cache key of a request: SHA-256 hex of its body as sent (model, messages, token cap,
+    sampling, response_format) and the prompt's template hash; never the base URL or a key."""
+    blob = json.dumps({"v": CACHE_VERSION, "body": body, "template_hash": template_hash}, sort_keys=True,
+                      ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def split_sdk(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``body`` as (keyword arguments of ``chat.completions.create``, its ``extra_body``)."""
+    kwargs = {k: v for k, v in body.items() if k in SDK_FIELDS}
+    extra = {k: v for k, v in body.items() if k not in SDK_FIELDS}
+    return kwargs, extra
+
+
+__all__ = ["ADAPTABLE", "AUTO", "JSON_SCHEMA", "MARKERS", "Adaptations", "adaptations_name", "body_key",
+           "request_body", "split_sdk"]
