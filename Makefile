@@ -67,7 +67,8 @@ test: setup lint
 test-fast: setup lint
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests/unit -m unit $(PYTEST_ARGS)
 
-# docs/parameters.md's key lists, generated from params.yaml's comments (a unit test checks they agree).
+# docs/parameters.md's key lists and the packaged paramdoc.json (what --help shows), generated from
+# params.yaml's comments (a unit test checks they agree).
 docs: setup
 	$(BIN)/python -m reflection_tuning.paramdoc
 

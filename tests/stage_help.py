@@ -1,11 +1,18 @@
-"""``reflection-tuning <stage> --help``, as the tests read it."""
+"""``reflection-tuning <command> --help``, as the tests read it: the printed text, or the parser."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import importlib
 import io
+from unittest import mock
 
 from reflection_tuning import cli
+from reflection_tuning.stages import COMMANDS
+
+# Every command of the CLI: the stage-shaped ones, then the tools.
+ALL_COMMANDS = (*COMMANDS, *cli.TOOLS)
 
 
 def help_text(stage: str) -> str:
@@ -19,3 +26,29 @@ def help_text(stage: str) -> str:
             return out.getvalue()
     raise AssertionError(f"{stage} --help returned {code} instead of printing the help and exiting")
 
+
+class _Built(Exception):
+    def __init__(self, parser: argparse.ArgumentParser):
+        super().__init__(parser.prog)
+        self.parser = parser
+
+
+def command_parser(command: str) -> argparse.ArgumentParser:
+    """The parser ``reflection-tuning <command>`` builds, with every option it adds (the command
+    runs up to its ``parse_args``, which is stopped there: nothing is read or run)."""
+
+    def stop(parser, *args, **kwargs):
+        raise _Built(parser)
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", stop):
+        try:
+            cli.main([command])
+        except _Built as built:
+            return built.parser
+    raise AssertionError(f"{command} returned without parsing its command line")
+
+
+def command_stage(command: str):
+    """The command's ``STAGE`` declaration (its params sections), or ``None`` (``compare``)."""
+    module = importlib.import_module(cli.TOOLS.get(command, f"reflection_tuning.stages.{command}"))
+    return getattr(module, "STAGE", None)

@@ -191,9 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="alpaca", help="dataset name under 'datasets:'")
     parser.add_argument("--exp-json", type=Path, default=None,
                         help="a saved `dvc exp show --json` output (default: run it now)")
-    parser.add_argument("--report", type=Path, default=None, help="default reports/K_compare.md")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="the Markdown table of the experiments (default reports/K_compare.md)")
     parser.add_argument("--recipe", action="store_true", help="print the queue recipe and exit")
-    parser.add_argument("--log-level", default=None)
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING … (DEBUG: tracebacks too)")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     if args.recipe:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from reflection_tuning.paramdoc import describe
+from reflection_tuning.paramdoc import describe, section_doc
 
 
 def literal_choices(tp: Any) -> tuple[Any, ...]:
@@ -62,11 +62,13 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, prefix: str =
                        section: str | None = None) -> None:
     """Add one ``--<field>`` option per dataclass field (``_`` becomes ``-``), default unset.
 
-    ``section``: the params section (``teacher``, ``datasets.{dataset}``) whose comments in
-    ``params.yaml`` describe each key in the help (:func:`paramdoc.describe`).
+    ``section``: the params section (``teacher``, ``datasets.{dataset}``). The options go in a
+    group titled by it (``teacher:``) under the section's description, and each one's help is
+    its key's description (:func:`paramdoc.describe`, the packaged text of ``params.yaml``'s
+    comments), then its choices (a ``Literal`` field) or its type, in brackets.
     """
     hints = typing.get_type_hints(cls)
-    group = parser.add_argument_group(f"{prefix or cls.__name__} params (override params.yaml)")
+    group = _group(parser, cls, prefix, section)
     for f in dataclasses.fields(cls):
         flag = "--" + (prefix + "-" if prefix else "") + f.name.replace("_", "-")
         tp = hints[f.name]
@@ -79,6 +81,19 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, prefix: str =
             default=argparse.SUPPRESS,
             help=f"{meaning} [{kind}]" if meaning else kind,
         )
+
+
+def _group(parser: argparse.ArgumentParser, cls: type, prefix: str, section: str | None) -> Any:
+    """The option group of one section, titled ``teacher:`` (with a prefix: ``reflect_instruction
+    (as --instruction-<key>):``) and described by the section's comment."""
+    if section is None:
+        return parser.add_argument_group(f"{prefix or cls.__name__} params (override params.yaml)")
+    title = section.replace("{dataset}", "<dataset>")  # argparse adds the colon
+    if prefix:
+        title += f" (as --{prefix}-<key>)"
+    about = section_doc(section)
+    note = "Each option overrides the key in params.yaml."
+    return parser.add_argument_group(title, f"{about} {note}" if about else note)
 
 
 def _type_name(tp: Any) -> str:

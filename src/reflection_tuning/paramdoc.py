@@ -1,25 +1,33 @@
-"""The parameter reference, read from the comments of ``params.yaml``.
+"""The parameter reference: written as the comments of ``params.yaml``, shipped as
+``paramdoc.json`` beside this module, shown by every command's ``--help``.
 
 ``params.yaml`` is the one place a key is described: the comment on its line (with any
 comment lines below it that start in the same column), or the comment lines right above it
 at its own indentation. The comment block right above a top-level key describes that
-section. From them:
+section. ``python -m reflection_tuning.paramdoc`` (``make docs``) reads them and writes:
 
-- :func:`describe` gives one key's description, for a stage's ``--help``;
-- :func:`render` fills the generated blocks of ``docs/parameters.md``, each between
+- ``src/reflection_tuning/paramdoc.json`` (:data:`PACKAGED`, package data): every section
+  and key with its description, which :func:`describe` and :func:`section_doc` read for
+  ``--help``, so the help is the same whatever the user's ``params.yaml`` holds (a file
+  rewritten by a YAML tool has lost its comments; an installed wheel has no ``params.yaml``);
+- the generated blocks of ``docs/parameters.md`` (:func:`render`), each between
   ``<!-- paramdoc SECTION -->`` and ``<!-- /paramdoc -->``; the prose around them is
-  hand-written. ``python -m reflection_tuning.paramdoc`` (``make docs``) rewrites the file,
-  ``--check`` only compares.
+  hand-written.
 
-Keys are dotted paths: ``teacher.max_tokens``, ``datasets.alpaca.source``, ``preset``. The
-structure comes from PyYAML's node tree (block mappings are descended into; a flow mapping
-such as ``{input: 0.15}`` is a value), so only the comment text is read from the lines.
+``--check`` only compares, and ``tests/unit/test_paramdoc.py`` fails while either file is
+out of date. Keys are dotted paths: ``teacher.max_tokens``, ``datasets.alpaca.source``,
+``preset``. The structure comes from PyYAML's node tree (block mappings are descended into;
+a flow mapping such as ``{input: 0.15}`` is a value), so only the comment text is read from
+the lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import json
+import logging
 import re
 import sys
 from dataclasses import dataclass
@@ -31,6 +39,8 @@ REPO = Path(__file__).resolve().parents[2]
 # The shipped params file, whose comments describe every key (absent from an installed wheel).
 PARAMS = REPO / "params.yaml"
 DOC = REPO / "docs" / "parameters.md"
+# The descriptions as package data, generated from PARAMS: what --help reads.
+PACKAGED = Path(__file__).resolve().parent / "paramdoc.json"
 REGENERATE = "make docs  (or: python -m reflection_tuning.paramdoc)"
 
 _BLOCK = re.compile(r"<!-- paramdoc (\S+) -->\n.*?<!-- /paramdoc -->", re.DOTALL)
@@ -131,29 +141,56 @@ def parse(text: str) -> tuple[Section, ...]:
     return tuple(sections)
 
 
+def to_json(sections: tuple[Section, ...]) -> str:
+    """``sections`` as the text of :data:`PACKAGED` (read back by :func:`from_json`)."""
+    body = {"generated": f"from params.yaml's comments by {REGENERATE}; edit those, not this file",
+            "sections": [dataclasses.asdict(s) for s in sections]}
+    return json.dumps(body, indent=1, ensure_ascii=False) + "\n"
+
+
+def from_json(text: str) -> tuple[Section, ...]:
+    """The sections of a :func:`to_json` text.
+
+    Raises:
+        ValueError: the text is not JSON of that shape.
+    """
+    try:
+        return tuple(Section(s["name"], s["doc"], tuple(Key(**k) for k in s["keys"]))
+                     for s in json.loads(text)["sections"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"not a paramdoc file: {e}") from e
+
+
 @functools.lru_cache(maxsize=4)
-def _read(path: Path, mtime: float) -> dict[str, str]:
-    return {key.path: key.doc for s in parse(path.read_text(encoding="utf-8")) for key in s.keys}
+def _packaged(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Section docs and key docs of the packaged file; empty (and a warning) when it is unreadable,
+    so a broken install still prints its help, by type."""
+    try:
+        sections = from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        logging.getLogger(__name__).warning("no parameter descriptions (%s): reinstall the package", e)
+        return {}, {}
+    return ({s.name: s.doc for s in sections},
+            {key.path: key.doc for s in sections for key in s.keys})
 
 
-def describe(section: str, key: str, path: Path | None = None) -> str:
-    """What key ``key`` of section ``section`` means, from ``path``'s comments; "" when the
-    file or the key is missing, or the key has no comment.
+def describe(section: str, key: str) -> str:
+    """What key ``key`` of section ``section`` means (:data:`PACKAGED`); "" for an unknown key.
 
     ``section`` is dotted (``teacher``, ``datasets.alpaca``); ``datasets.{dataset}`` (a
     stage's section template) reads the first dataset that has ``key``; ``""`` is the top level.
-    ``path``: the params file (default: the shipped one, :data:`PARAMS`).
     """
-    path = path or PARAMS
-    try:
-        docs = _read(path, path.stat().st_mtime)
-    except (OSError, yaml.YAMLError, ValueError):
-        return ""
+    docs = _packaged(PACKAGED)[1]
     full = f"{section}.{key}" if section else key
     if "{dataset}" in section:
         pattern = re.compile(re.escape(full).replace(re.escape("{dataset}"), r"[^.]+") + "$")
         return next((doc for p, doc in docs.items() if pattern.match(p)), "")
     return docs.get(full, "")
+
+
+def section_doc(section: str) -> str:
+    """What section ``section`` (dotted: its top level is read) is for (:data:`PACKAGED`); "" if unknown."""
+    return _packaged(PACKAGED)[0].get(section.split(".")[0], "")
 
 
 def render_section(section: Section) -> str:
@@ -192,21 +229,25 @@ def render(doc: str, sections: tuple[Section, ...]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite ``docs/parameters.md`` from ``params.yaml`` (``--check``: exit 1 if it differs)."""
+    """Write ``docs/parameters.md``'s key lists and ``paramdoc.json`` from ``params.yaml``'s comments
+    (``--check``: write nothing, exit 1 if either differs)."""
     parser = argparse.ArgumentParser(prog="python -m reflection_tuning.paramdoc", description=main.__doc__)
-    parser.add_argument("--params", type=Path, default=PARAMS)
-    parser.add_argument("--doc", type=Path, default=DOC)
-    parser.add_argument("--check", action="store_true", help="compare only; exit 1 when the file is out of date")
+    parser.add_argument("--params", type=Path, default=PARAMS, help="the params file whose comments describe the keys")
+    parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown reference to fill")
+    parser.add_argument("--packaged", type=Path, default=PACKAGED, help="the JSON that --help reads")
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 when a file is out of date")
     args = parser.parse_args(argv)
+    sections = parse(args.params.read_text(encoding="utf-8"))
     current = args.doc.read_text(encoding="utf-8")
-    wanted = render(current, parse(args.params.read_text(encoding="utf-8")))
-    if wanted == current:
-        return 0
+    wanted = {args.doc: render(current, sections), args.packaged: to_json(sections)}
+    stale = [p for p, text in wanted.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
     if args.check:
-        print(f"{args.doc} is out of date with {args.params}: run {REGENERATE}", file=sys.stderr)
-        return 1
-    args.doc.write_text(wanted, encoding="utf-8")
-    print(f"wrote {args.doc}")
+        for path in stale:
+            print(f"{path} is out of date with {args.params}: run {REGENERATE}", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(wanted[path], encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

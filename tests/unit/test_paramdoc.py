@@ -1,16 +1,19 @@
 """The parameter reference comes from params.yaml's comments: each key is described once,
-docs/parameters.md is regenerated from them (and cannot drift), and --help shows them."""
+docs/parameters.md and the packaged paramdoc.json are regenerated from them (and cannot
+drift), and every command's --help shows them, whatever the user's params.yaml holds."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
+import re
 from dataclasses import dataclass
 
 import pytest
 import yaml
-from stage_help import help_text
+from stage_help import ALL_COMMANDS, command_parser, command_stage, help_text
 
 from reflection_tuning import paramdoc
 from reflection_tuning.options import add_config_options
@@ -89,34 +92,72 @@ def test_parse_finds_every_key_of_the_shipped_params():
     assert list(keys(text)) == list(leaves(yaml.safe_load(text)))
 
 
-def test_describe_reads_the_shipped_comments():
+def test_describe_reads_the_packaged_descriptions():
     assert "completion tokens" in paramdoc.describe("teacher", "max_tokens")
     assert paramdoc.describe("datasets.{dataset}", "limit") == paramdoc.describe("datasets.alpaca", "limit") != ""
     assert paramdoc.describe("", "preset").startswith("Pipeline preset")
     assert paramdoc.describe("teacher", "no_such_key") == ""
-    assert paramdoc.describe("teacher", "model", path=paramdoc.REPO / "no-such-params.yaml") == ""
+    assert paramdoc.section_doc("teacher").startswith("The teacher LLM")
+    assert paramdoc.section_doc("datasets.{dataset}").startswith("Instruction datasets")
+    assert paramdoc.section_doc("no_such_section") == ""
 
 
-def test_help_shows_what_a_key_means(tmp_path):
+def test_a_missing_packaged_file_leaves_the_help_by_type(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(paramdoc, "PACKAGED", tmp_path / "gone.json")
+    assert paramdoc.describe("teacher", "model") == "" and paramdoc.section_doc("teacher") == ""
+    assert "reinstall" in caplog.text
+
+
+def test_the_json_round_trips_and_refuses_another_shape():
+    sections = paramdoc.parse(TEXT)
+    assert paramdoc.from_json(paramdoc.to_json(sections)) == sections
+    with pytest.raises(ValueError, match="not a paramdoc file"):
+        paramdoc.from_json('{"sections": [{"name": "x"}]}')
+
+
+def test_help_shows_what_a_key_means(tmp_path, monkeypatch):
     @dataclass(frozen=True)
     class Cfg:
         limit: int | None
         seed: int
 
-    params = tmp_path / "params.yaml"
-    params.write_text("datasets:\n  alpaca:\n    limit: 16   # rows sampled (100% = all)\n    seed: 0\n")
+    packaged = tmp_path / "paramdoc.json"
+    text = "# The datasets.\ndatasets:\n  alpaca:\n    limit: 16   # rows sampled (100% = all)\n    seed: 0\n"
+    packaged.write_text(paramdoc.to_json(paramdoc.parse(text)))
+    monkeypatch.setattr(paramdoc, "PACKAGED", packaged)
     parser = argparse.ArgumentParser()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(paramdoc, "PARAMS", params)
-        add_config_options(parser, Cfg, section="datasets.{dataset}")
-    text = parser.format_help()
-    assert "rows sampled (100% = all) [int | None]" in " ".join(text.split())
-    assert "--seed SEED int" in " ".join(text.split())
+    add_config_options(parser, Cfg, section="datasets.{dataset}")
+    add_config_options(parser, Cfg, prefix="fetch", section="datasets.{dataset}")
+    text = " ".join(parser.format_help().split())
+    assert "datasets.<dataset>: The datasets. Each option overrides the key in params.yaml." in text
+    assert "datasets.<dataset> (as --fetch-<key>): The datasets." in text
+    assert "rows sampled (100% = all) [int | None]" in text
+    assert "--seed SEED int" in text  # no comment: the type alone (the shipped keys all have one)
 
 
 def test_a_stage_help_describes_its_keys():
     text = " ".join(help_text("finetune").split())
     assert paramdoc.describe("finetune", "lora_r") in text
+
+
+def test_every_key_and_section_of_params_yaml_has_a_description():
+    """Write a comment for the key in params.yaml (on its line), then run `make docs`."""
+    sections = paramdoc.parse(paramdoc.PARAMS.read_text(encoding="utf-8"))
+    assert not [k.path for s in sections for k in s.keys if not k.doc]
+    assert not [s.name for s in sections if not s.doc]
+
+
+def test_the_packaged_descriptions_are_params_yaml_comments():
+    """Run `make docs` when this fails: paramdoc.json is generated from params.yaml's comments."""
+    packaged = paramdoc.from_json(paramdoc.PACKAGED.read_text(encoding="utf-8"))
+    assert packaged == paramdoc.parse(paramdoc.PARAMS.read_text(encoding="utf-8"))
+
+
+def test_the_package_ships_the_descriptions():
+    pyproject = (paramdoc.REPO / "pyproject.toml").read_text(encoding="utf-8")
+    data = pyproject.split("[tool.setuptools.package-data]")[1].split("\n[")[0]
+    assert f'"{paramdoc.PACKAGED.name}"' in data
+    assert paramdoc.PACKAGED.parent.name == "reflection_tuning"
 
 
 def test_render_fills_blocks_and_names_what_is_missing():
@@ -153,7 +194,87 @@ def test_check_fails_on_a_stale_doc_and_the_rewrite_mends_it(tmp_path, capsys):
     params.write_text(TEXT)
     doc = tmp_path / "parameters.md"
     doc.write_text("".join(f"<!-- paramdoc {s.name} -->\n<!-- /paramdoc -->\n" for s in paramdoc.parse(TEXT)))
-    assert paramdoc.main(["--params", str(params), "--doc", str(doc), "--check"]) == 1
-    assert "make docs" in capsys.readouterr().err
-    assert paramdoc.main(["--params", str(params), "--doc", str(doc)]) == 0
-    assert paramdoc.main(["--params", str(params), "--doc", str(doc), "--check"]) == 0
+    packaged = tmp_path / "paramdoc.json"
+    argv = ["--params", str(params), "--doc", str(doc), "--packaged", str(packaged)]
+    assert paramdoc.main([*argv, "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "parameters.md is out of date" in err and "paramdoc.json is out of date" in err and "make docs" in err
+    assert not packaged.exists()
+    assert paramdoc.main(argv) == 0
+    assert paramdoc.main([*argv, "--check"]) == 0
+    assert paramdoc.from_json(packaged.read_text()) == paramdoc.parse(TEXT)
+    params.write_text(TEXT.replace("# rows sampled", "# rows drawn"))  # a comment edited, not regenerated
+    assert paramdoc.main([*argv, "--check"]) == 1
+    assert "paramdoc.json is out of date" in capsys.readouterr().err
+
+
+# --- every command's --help against docs/parameters.md -----------------------------------
+
+# A help line that gives an option's type and nothing else (the before-stop hook's pattern).
+TYPE_ONLY = re.compile(r"(^| {2,})(int|str|float|bool|dict\[[^]]*\]|tuple\[[^]]*\])( \| [a-z]+(\[[^]]*\])?)*"
+                       r"( \| None)?$", re.MULTILINE)
+
+
+def doc_descriptions() -> dict[str, str]:
+    """Each key's description as docs/parameters.md's generated lists give it."""
+    doc = paramdoc.DOC.read_text(encoding="utf-8")
+    return dict(re.findall(r"^- `([^`]+)` = `[^`]*`: (.*)$", doc, re.MULTILINE))
+
+
+def doc_for(docs: dict[str, str], section: str, key: str) -> str | None:
+    pattern = re.escape(f"{section}.{key}").replace(re.escape("{dataset}"), r"[^.]+") + "$"
+    return next((d for path, d in docs.items() if re.match(pattern, path)), None)
+
+
+def option_help(parser: argparse.ArgumentParser) -> dict[str, str | None]:
+    return {a.option_strings[-1]: a.help for a in parser._actions if a.option_strings}
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS)
+def test_every_option_of_every_command_says_what_it_means(command):
+    """Each params option's help is its key's description in docs/parameters.md, then its
+    choices or type in brackets; every other option has a help of its own; each section's
+    options are grouped under the section's name."""
+    parser, stage = command_parser(command), command_stage(command)
+    helps = option_help(parser)
+    assert not [flag for flag, text in helps.items() if not text or text == argparse.SUPPRESS]
+    titles = {g.title for g in parser._action_groups}
+    docs = doc_descriptions()
+    for section in stage.sections if stage else ():
+        title = section.name.replace("{dataset}", "<dataset>")
+        assert (f"{title} (as --{section.prefix}-<key>)" if section.prefix else title) in titles
+        for f in dataclasses.fields(section.cls):
+            flag = "--" + (section.prefix + "-" if section.prefix else "") + f.name.replace("_", "-")
+            want = doc_for(docs, section.name, f.name)
+            assert want, f"docs/parameters.md lists no {section.name}.{f.name}: add it to params.yaml, run make docs"
+            text = helps[flag].replace("%%", "%")
+            assert text.startswith(want + " [") and text.endswith("]"), (flag, text, want)
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_help_describes_every_option_with_params_yaml_stripped_of_comments(tmp_path, monkeypatch, columns):
+    """A params.yaml rewritten by a YAML tool (no comments), or none at all beside the package,
+    changes nothing: the descriptions ship with the package. No line is a bare type."""
+    stripped = tmp_path / "params.yaml"
+    stripped.write_text(yaml.safe_dump(yaml.safe_load(paramdoc.PARAMS.read_text(encoding="utf-8"))))
+    assert "#" not in stripped.read_text()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(paramdoc, "PARAMS", stripped)
+    monkeypatch.setenv("COLUMNS", columns)
+    docs = doc_descriptions()
+    for command in ALL_COMMANDS:
+        text = help_text(command)
+        assert not TYPE_ONLY.findall(text), (command, [m.group(0) for m in TYPE_ONLY.finditer(text)])
+        stage = command_stage(command)
+        flat = "".join(text.split())  # argparse wraps lines at spaces and after hyphens
+        for section in stage.sections if stage else ():
+            for f in dataclasses.fields(section.cls):
+                assert "".join(doc_for(docs, section.name, f.name).split()) in flat, (command, f.name)
+
+
+def test_the_type_only_pattern_catches_what_it_should():
+    assert TYPE_ONLY.search("  --temperature TEMPERATURE\n                        float\n")
+    assert TYPE_ONLY.search("  --seed SEED           int | None")
+    assert TYPE_ONLY.search("  --price PRICE         dict[str, float] | None")
+    assert not TYPE_ONLY.search("  --seed SEED           sampling seed [int | None]")
+    assert not TYPE_ONLY.search("                        None]")
