@@ -57,6 +57,12 @@ def beside(output: Path, name: str, default: str) -> Path:
     return output.with_name(f"{stem}.{name.removesuffix('_dir')}{Path(default).suffix}")
 
 
+def summary(doc: str | None) -> str | None:
+    """The first paragraph of a module docstring, for ``--help`` (``None`` without one)."""
+    first = (doc or "").strip().split("\n\n")[0]
+    return " ".join(first.replace("``", "`").split()) or None
+
+
 @dataclass(frozen=True)
 class Call:
     """One parsed invocation: the options, one config per section, the resolved paths, the params,
@@ -119,9 +125,7 @@ class Stage:
 
     def parser(self) -> argparse.ArgumentParser:
         """The command's parser: ``--params``, ``--dataset``, ``--log-level``, one option per path."""
-        doc = (self.doc or "").strip()
-        parser = argparse.ArgumentParser(prog=f"reflection-tuning {self.name}",
-                                         description=doc.splitlines()[0] if doc else None)
+        parser = argparse.ArgumentParser(prog=f"reflection-tuning {self.name}", description=summary(self.doc))
         parser.add_argument("--params", type=Path, default=Path("params.yaml"),
                             help="params file (default params.yaml; without it, give every key as an option)")
         parser.add_argument("--dataset", default=None,

@@ -9,7 +9,7 @@ import pytest
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
-from reflection_tuning.stages.common import PathSpec, Section, Stage, beside
+from reflection_tuning.stages.common import PathSpec, Section, Stage, beside, summary
 
 
 def test_beside_names():
@@ -79,10 +79,21 @@ def test_the_help_comes_from_the_declaration(capsys):
     with pytest.raises(SystemExit) as exit_:
         TOY.parse(["--help"])
     out = capsys.readouterr().out
-    assert exit_.value.code == 0 and "reflection-tuning toy" in out and "Stage ``toy``" in out
+    assert exit_.value.code == 0 and "reflection-tuning toy" in out and "Stage `toy`" in out
     for option in ("--params", "--dataset", "--input", "--output", "--metrics", "--limit", "--method"):
         assert option in out
     assert "data/{dataset}/selected.jsonl" in out
+
+
+def test_the_description_is_the_docstring_first_paragraph():
+    doc = """
+    ``reflection-tuning estimate``: the tokens and USD a run will cost,
+    before anything is sent.
+
+    More text.
+    """
+    assert summary(doc) == "`reflection-tuning estimate`: the tokens and USD a run will cost, before anything is sent."
+    assert summary(None) is None and summary("  ") is None
 
 
 @pytest.mark.parametrize("name", __import__("reflection_tuning.stages", fromlist=["COMMANDS"]).COMMANDS)
