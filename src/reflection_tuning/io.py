@@ -64,6 +64,21 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return list(iter_jsonl(path))
 
 
+def read_index(path: str | Path, key: tuple[str, ...] = ("id",)) -> dict[Any, dict[str, Any]]:
+    """The rows of a JSONL file by ``key``: ``{id: row}``, or ``{(id, variant): row}`` for two keys.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`read_jsonl`; ValueError also for a key that appears twice.
+    """
+    out: dict[Any, dict[str, Any]] = {}
+    for r in iter_jsonl(path):
+        k = tuple(r.get(x) for x in key) if len(key) > 1 else r.get(key[0])
+        if k in out:
+            raise ValueError(f"{path}: {'/'.join(key)} {k} appears twice")
+        out[k] = r
+    return out
+
+
 def join_by_id(*streams: Iterable[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any] | None]]]:
     """Join row streams that are sorted by ``id`` (as every stage writes them), one id at a time.
 

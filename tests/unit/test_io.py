@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
+from reflection_tuning.io import read_index, read_jsonl, write_jsonl, write_metrics
 
 
 def test_jsonl_is_sorted_and_atomic(tmp_path):
@@ -21,6 +21,17 @@ def test_read_jsonl_names_the_bad_line(tmp_path):
     path.write_text('{"id": 1}\n\n{oops\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:3"):
         read_jsonl(path)
+
+
+def test_read_index_by_id_or_pair_and_refuses_a_repeat(tmp_path):
+    path = tmp_path / "scores.jsonl"
+    rows = [{"id": "a", "variant": "original"}, {"id": "a", "variant": "both"}, {"id": "b", "variant": "both"}]
+    write_jsonl(path, rows, sort_by=("id", "variant"))
+    assert list(read_index(path, ("id", "variant"))) == [("a", "both"), ("a", "original"), ("b", "both")]
+    with pytest.raises(ValueError, match=r"scores.jsonl: id a appears twice"):
+        read_index(path)
+    write_jsonl(path, rows[1:])
+    assert read_index(path) == {"a": rows[1], "b": rows[2]}
 
 
 def test_metrics_are_flat_sorted_and_finite(tmp_path):

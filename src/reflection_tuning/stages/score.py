@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
+from reflection_tuning.io import read_index, write_jsonl, write_metrics
 from reflection_tuning.rows import INPUT_MODES, STATUS_MISSING, STATUS_OK, VARIANTS, is_usable
 from reflection_tuning.score.pairs import score_file, score_rows, scorer_metrics
 from reflection_tuning.score.shard import Shard, shard_from_env, start, stop
@@ -146,15 +146,7 @@ def gather_variants(inputs: Inputs) -> list[dict[str, Any]]:
         ValueError: an id repeats within a file.
     """
     out = []
-    by_variant = {}
-    for v in VARIANTS:
-        rows = read_jsonl(getattr(inputs, v))
-        index: dict[str, dict] = {}
-        for r in rows:
-            if r["id"] in index:
-                raise ValueError(f"{getattr(inputs, v)}: id {r['id']} appears twice")
-            index[r["id"]] = r
-        by_variant[v] = index
+    by_variant = {v: read_index(getattr(inputs, v)) for v in VARIANTS}
     ids = list(by_variant["original"])
     for v in VARIANTS[1:]:
         extra = set(by_variant[v]) - set(ids)
