@@ -2,7 +2,7 @@
 the reflected candidate that Selective Reflection-Tuning's rule weighed, and how often the
 student accepted it, per teacher and branch. Pure functions over score rows, no I/O.
 
-For each sample, :func:`reflection_tuning.select.select_v2` picks the candidate (``both`` when the
+For each sample, :func:`reflection_tuning.select.rules.select_v2` picks the candidate (``both`` when the
 reflected instruction is accepted, ``response`` otherwise); the shift is
 ``IFD(candidate) - IFD(original)`` and ``r-IFD(candidate) - r-IFD(original)`` (a negative
 r-IFD shift: the response makes the instruction easier to guess). ``accepted`` is whether
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reflection_tuning.rows import VARIANTS
-from reflection_tuning.select import select_v2, usable_score
+from reflection_tuning.select.rules import select_v2, usable_score
 
 CANDIDATES = ("both", "response")
 TABLE_FIELDS = ("teacher", "candidate", "samples", "accepted", "accepted_share", "ifd_shift_median",

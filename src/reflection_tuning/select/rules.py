@@ -1,4 +1,4 @@
-"""Which variant of each sample to train on: pure functions over score rows, no I/O.
+"""Which variant of each sample to train on: the methods' rules, pure functions over score rows.
 
 Methods:
     ``v2``        Selective Reflection-Tuning (arXiv 2402.10110, Sec. 3; the reference's
@@ -6,21 +6,8 @@ Methods:
     ``v1``        Reflection-Tuning (arXiv 2310.11716): the recycled pair, no student
                   selection, see :func:`select_v1`.
     ``original``  the original rows, unchanged (the baseline).
-    ``random``    a seeded uniform sample of the original rows, at the budget (Xia et al.,
-                  arXiv 2410.09335: random is a hard baseline for selection), :func:`cut_random`.
-    ``length``    the original rows with the longest responses, in tokens of the student's
-                  tokenizer, at the budget (Zhao et al., arXiv 2402.04833), :func:`cut_length`.
-
-``select.budget`` (an int, or ``{match: v2}``: as many rows as v2 keeps on the same scores,
-:func:`resolve_budget`) sets the rows kept, so that methods compare on equal terms. A
-method that keeps more is cut to the budget: ``random`` and ``length`` by their own rule,
-the others by a seeded uniform sample (or facility location, :mod:`.diversity`).
-
-After a method has kept rows, ``top_k`` or ``ratio`` may keep the highest-IFD ones only
-(Cherry LLM's ranking, arXiv 2308.12032, Sec. 3; Cherry_LLM ``cherry_seletion/
-data_by_IFD.py`` and Superfiltering ``code_ifd/select_data.py``): rows with IFD >= 1 or
-without a usable IFD are dropped first (the instruction does not help), then IFD
-descending, ties broken by ``id``; see :func:`rank_limit`.
+    ``random``, ``length``  the original rows, cut to the budget by their own rule
+                  (:mod:`.budget`).
 
 IFD and r-IFD are read each through its own status (``ifd_status``, ``rifd_status`` of
 the score row): a failed r-IFD removes only the comparisons that need that r-IFD.
@@ -29,10 +16,11 @@ the score row): a failed r-IFD removes only the comparisons that need that r-IFD
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from reflection_tuning.rows import STATUS_OK
+from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
 from reflection_tuning.score.ifd import ratio_status
 
 METHODS = ("v2", "v1", "original", "random", "length")
@@ -150,91 +138,33 @@ def select_one(method: str, scores: Mapping[str, Mapping[str, Any] | None],
     raise ValueError(f"unknown selection method {method!r}; expected one of {METHODS}")
 
 
-class Ranked(NamedTuple):
-    """What :func:`rank_limit` returns: the rows kept, in rank order, and the counts it dropped."""
-
-    rows: list[Mapping[str, Any]]
-    dropped_ifd_ge1: int  # IFD >= 1: the instruction does not help the student
-    dropped_unscored: int  # no usable IFD: cannot be ranked (never read as 0)
-    dropped_by_rank: int  # below the top_k / ratio cut
-
-
-def rank_limit(rows: Sequence[Mapping[str, Any]], top_k: int | None = None,
-               ratio: float | None = None) -> Ranked:
-    """Cherry LLM's IFD ranking: keep the ``top_k`` (or ``floor(ratio * n)``) rows of highest ``ifd``.
-
-    With ``top_k`` or ``ratio``, rows with IFD >= 1 (Cherry LLM, arXiv 2308.12032, Sec. 3:
-    the instruction gives no help; Superfiltering's ``filter_threash`` 1) and rows without
-    a usable IFD are dropped first; ``n`` counts the rows left (as Cherry_LLM's
-    ``data_by_IFD.py`` takes ``sample_rate`` of its filtered list). Then IFD descending,
-    ties by ``id``; the result is in that rank order. Neither given: every row, unranked
-    and unfiltered (the method's selection as it is).
-
-    Raises:
-        ValueError: both given, ``top_k < 0``, or ``ratio`` outside [0, 1].
-    """
-    if top_k is not None and ratio is not None:
-        raise ValueError("give top_k or ratio, not both")
-    if top_k is not None and top_k < 0:
-        raise ValueError(f"top_k must be >= 0, got {top_k}")
-    if ratio is not None and not 0 <= ratio <= 1:
-        raise ValueError(f"ratio must be in [0, 1], got {ratio}")
-    if top_k is None and ratio is None:
-        return Ranked(list(rows), 0, 0, 0)
-
-    values = [usable_score({"ifd_status": STATUS_OK, "ifd": r.get("ifd")}, "ifd") for r in rows]
-    unscored = sum(v is None for v in values)
-    ge1 = sum(v is not None and v >= 1 for v in values)
-    candidates = [(v, r) for v, r in zip(values, rows) if v is not None and v < 1]
-    ranked = [r for v, r in sorted(candidates, key=lambda vr: (-vr[0], str(vr[1].get("id", ""))))]
-    limit = top_k if top_k is not None else math.floor(ratio * len(ranked))
-    return Ranked(ranked[:limit], ge1, unscored, max(len(ranked) - limit, 0))
-
-
-def resolve_budget(budget: int | Mapping[str, str] | None, match_count: Any = None) -> int | None:
-    """The number of rows to keep: ``budget`` itself, or for ``{match: v2}`` ``match_count("v2")``.
+def select_rows(method: str, originals: Sequence[str], variants: Mapping[str, Mapping[str, dict]],
+                scores: Mapping[tuple[str, str], dict]) -> tuple[list[dict[str, Any]], Counter]:
+    """Apply ``method`` to each original id; returns (the kept rows, a Counter of branches).
 
     Args:
-        budget: None (no budget), an int >= 0, or ``{"match": method}``.
-        match_count: ``method -> rows that method keeps`` (called only for ``match``).
+        originals: the sample ids, in order.
+        variants: ``{variant: {id: teacher row}}``.
+        scores: ``{(id, variant): score row}``.
+    Returns:
+        rows of ``id``, ``variant``, ``instruction``, ``input``, ``output``, ``source``,
+        ``ifd``, ``rifd`` (None unless usable).
     Raises:
-        ValueError: a negative int, or a mapping that is not ``{match: <method>}``.
+        ValueError: unknown method.
     """
-    if budget is None:
-        return None
-    if isinstance(budget, bool):
-        raise ValueError(f"budget must be an int or {{match: v2}}, got {budget!r}")
-    if isinstance(budget, int):
-        if budget < 0:
-            raise ValueError(f"budget must be >= 0, got {budget}")
-        return budget
-    if isinstance(budget, Mapping) and set(budget) == {"match"} and budget["match"] in METHODS:
-        return int(match_count(budget["match"]))
-    raise ValueError(f"budget must be an int or {{match: <method>}} with a method of {METHODS}, got {budget!r}")
-
-
-def cut_random(rows: Sequence[Mapping[str, Any]], n: int, seed: int) -> list[Mapping[str, Any]]:
-    """A seeded uniform sample of ``n`` rows (all if fewer), in ``id`` order.
-
-    The sample depends only on the seed and the set of ids (the rows are sorted by ``id``
-    first), not on the order they come in.
-    """
-    import random
-
-    ordered = sorted(rows, key=lambda r: str(r.get("id", "")))
-    if n >= len(ordered):
-        return ordered
-    keep = sorted(random.Random(seed).sample(range(len(ordered)), n))
-    return [ordered[i] for i in keep]
-
-
-def cut_length(rows: Sequence[Mapping[str, Any]], n: int, tokens: Mapping[Any, int]) -> list[Mapping[str, Any]]:
-    """The ``n`` rows with the longest responses: ``tokens[id]`` descending, ties by ``id``.
-
-    Args:
-        tokens: response length of each row, in tokens of the student's tokenizer.
-    Raises:
-        KeyError: a row without a length.
-    """
-    ranked = sorted(rows, key=lambda r: (-tokens[r["id"]], str(r["id"])))
-    return ranked[:n]
+    kept, branches = [], Counter()
+    for i in originals:
+        by_variant = {v: scores.get((i, v)) for v in VARIANTS}
+        usable = {v: is_usable(variants[v].get(i)) for v in VARIANTS}
+        variant, branch = select_one(method, by_variant, usable)
+        branches[branch] += 1
+        if variant is None:
+            continue
+        row, score = variants[variant][i], by_variant[variant] or {}
+        kept.append({
+            "id": i, "variant": variant, "instruction": row["instruction"], "input": row.get("input") or "",
+            "output": row["output"], "source": row.get("source"),
+            "ifd": usable_score(score, "ifd"),
+            "rifd": usable_score(score, "rifd"),
+        })
+    return kept, branches

@@ -32,9 +32,9 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.rows import FIELDS, STATUS_OK, VARIANTS
+from reflection_tuning.select import Config as SelectConfig
 from reflection_tuning.stages import fetch
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.stages.select import Config as SelectConfig
 from reflection_tuning.student import StudentConfig
 
 log = logging.getLogger(__name__)

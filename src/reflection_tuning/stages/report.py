@@ -23,8 +23,8 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_text
 from reflection_tuning.report import METRICS, PLOTS, TABLES, render
+from reflection_tuning.select import Config as SelectConfig
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.stages.select import Config as SelectConfig
 
 log = logging.getLogger(__name__)
 

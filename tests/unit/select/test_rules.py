@@ -2,15 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.select import (
+from reflection_tuning.select.rules import (
     BRANCHES,
     KEPT_BRANCHES,
-    Ranked,
-    cut_length,
-    cut_random,
-    rank_limit,
-    resolve_budget,
     select_one,
+    select_rows,
     select_v1,
     select_v2,
     usable_score,
@@ -104,32 +100,6 @@ def test_unknown_method():
     with pytest.raises(ValueError, match="unknown selection method 'v3'"):
         select_one("v3", {}, {})
 
-
-def test_rank_limit_highest_ifd_first_ties_by_id():
-    rows = [{"id": "c", "ifd": 0.5}, {"id": "a", "ifd": 0.9}, {"id": "b", "ifd": 0.5}, {"id": "e", "ifd": 0.1}]
-    assert [r["id"] for r in rank_limit(rows, top_k=2).rows] == ["a", "b"]
-    assert [r["id"] for r in rank_limit(rows, top_k=10).rows] == ["a", "b", "c", "e"]
-    assert [r["id"] for r in rank_limit(rows, ratio=0.5).rows] == ["a", "b"]
-    assert [r["id"] for r in rank_limit(rows, ratio=0.6).rows] == ["a", "b"]  # floor
-    assert rank_limit(rows, top_k=0) == Ranked([], 0, 0, 4)
-    assert rank_limit(rows) == Ranked(rows, 0, 0, 0)  # no limit: the selection as it is
-
-
-def test_rank_limit_drops_ifd_ge_1_and_unscored_before_ranking():
-    """Cherry LLM / Superfiltering: IFD >= 1 means the instruction does not help; never ranked first."""
-    rows = [{"id": "a", "ifd": 3.0}, {"id": "b", "ifd": 1.0}, {"id": "c", "ifd": 0.99}, {"id": "d", "ifd": None},
-            {"id": "e", "ifd": 0.2}, {"id": "f", "ifd": float("nan")}, {"id": "g", "ifd": 0.5}]
-    r = rank_limit(rows, top_k=2)
-    assert [x["id"] for x in r.rows] == ["c", "g"]
-    assert (r.dropped_ifd_ge1, r.dropped_unscored, r.dropped_by_rank) == (2, 2, 1)
-    r = rank_limit(rows, top_k=5)
-    assert [x["id"] for x in r.rows] == ["c", "g", "e"] and r.dropped_by_rank == 0
-    # ratio: of the rows left after the filter (Cherry_LLM data_by_IFD.py)
-    assert [x["id"] for x in rank_limit(rows, ratio=2 / 3).rows] == ["c", "g"]
-    r = rank_limit(rows, ratio=1.0)
-    assert len(rows) == len(r.rows) + r.dropped_ifd_ge1 + r.dropped_unscored + r.dropped_by_rank
-
-
 def test_failed_rifd_does_not_hide_the_ifd():
     """IFD and r-IFD are independent: a failed r-IFD only removes the comparisons that need it."""
     def row(ifd, rifd, ifd_status="ok", rifd_status="ok"):
@@ -152,40 +122,16 @@ def test_failed_rifd_does_not_hide_the_ifd():
     assert select_v2(scores) == ("response", "response")
 
 
-@pytest.mark.parametrize("kw", [{"top_k": 1, "ratio": 0.5}, {"top_k": -1}, {"ratio": 1.5}])
-def test_rank_limit_rejects_bad_limits(kw):
-    with pytest.raises(ValueError):
-        rank_limit([], **kw)
-
-
-ROWS = [{"id": f"r{i}", "output": "x" * (i % 4)} for i in range(10)]
-
-
-def test_random_baseline_is_seeded_and_order_free():
-    a = cut_random(ROWS, 4, seed=0)
-    assert len(a) == 4 and a == sorted(a, key=lambda r: r["id"])
-    assert cut_random(list(reversed(ROWS)), 4, seed=0) == a  # same ids, same sample
-    assert cut_random(ROWS, 4, seed=1) != a
-    assert cut_random(ROWS, 20, seed=0) == sorted(ROWS, key=lambda r: r["id"])
-    # uniform: over many seeds every row is picked about 4/10 of the time
-    counts = {r["id"]: 0 for r in ROWS}
-    for seed in range(2000):
-        for r in cut_random(ROWS, 4, seed):
-            counts[r["id"]] += 1
-    assert all(abs(c / 2000 - 0.4) < 0.05 for c in counts.values())
-
-
-def test_length_baseline_keeps_the_longest_ties_by_id():
-    tokens = {r["id"]: len(r["output"]) for r in ROWS}
-    assert [r["id"] for r in cut_length(ROWS, 4, tokens)] == ["r3", "r7", "r2", "r6"]
-    assert len(cut_length(ROWS, 0, tokens)) == 0 and len(cut_length(ROWS, 99, tokens)) == 10
-
-
-def test_budget_int_or_match():
-    assert resolve_budget(None) is None and resolve_budget(5) == 5 and resolve_budget(0) == 0
-    assert resolve_budget({"match": "v2"}, lambda m: {"v2": 7}[m]) == 7
-    for bad in (-1, True, {"match": "v9"}, {"top": 3}, "5"):
-        with pytest.raises(ValueError):
-            resolve_budget(bad, lambda m: 0)
-    assert {"random", "length"} <= set(BRANCHES) and select_one("random", {}, {"original": True}) == (
-        "original", "original")
+def test_select_rows_keeps_the_rule_variant_with_its_text_and_scores():
+    """One row per kept sample, its text from the kept variant and its IFD / r-IFD only when usable."""
+    teacher = {v: {i: {"id": i, "instruction": f"{v} q{i}", "input": None, "output": f"{v} a{i}", "source": "t",
+                       "status": "ok" if (v, i) != ("both", "b") else "parse_error"} for i in ("a", "b")}
+               for v in ("original", "instruction", "response", "both")}
+    scores = {("a", "both"): s(0.9, 0.5, "nan"), ("b", "instruction"): s(0.7, 0.6)}
+    rows, branches = select_rows("v1", ["a", "b"], teacher, scores)
+    assert [(r["id"], r["variant"], r["output"], r["input"]) for r in rows] == [
+        ("a", "both", "both aa", ""), ("b", "instruction", "instruction ab", "")]
+    assert (rows[0]["ifd"], rows[1]["ifd"], rows[1]["rifd"]) == (None, 0.7, 0.6)  # a failed score reads None
+    assert branches == {"both": 1, "instruction_fallback": 1}
+    with pytest.raises(ValueError, match="unknown selection method"):
+        select_rows("v3", ["a"], teacher, scores)

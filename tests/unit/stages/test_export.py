@@ -9,8 +9,8 @@ from shipped import PARAMS, params_config, shipped_params
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_jsonl, write_metrics
+from reflection_tuning.select import Config as SelectConfig
 from reflection_tuning.stages import export
-from reflection_tuning.stages.select import Config as SelectConfig
 
 
 def _inputs(d: Path) -> export.Inputs:
