@@ -16,30 +16,116 @@ Text is UTF-8 with or without a byte-order mark, with LF or CRLF line ends. Byte
 are not UTF-8 never stop the read: the record holding them comes back as an error whose
 reason gives the byte offset in the (decompressed) file. A JSON Lines line is one record;
 a line that does not parse is an error record, and the next line reads on.
+
+A record becomes (instruction, input, output) by its dataset's format (:func:`to_fields`):
+``alpaca`` (instruction / input / output), ``wizardlm`` (instruction / output) or
+``sharegpt`` (the first human turn, the first assistant turn after it). :class:`Config` is
+one ``datasets.<name>:`` entry of ``params.yaml``; ``input: merge`` folds an input into its
+instruction (``rows.merge_input``), ``keep`` keeps it apart.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args
 
+from reflection_tuning.compressed import decompressed, inner_name
+from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import SourceError
+from reflection_tuning.rows import INPUT_MODES
 from reflection_tuning.text_records import Record, read_csv, read_json_text
 
-__all__ = ["Record", "read_records"]
+__all__ = ["FORMATS", "Config", "Record", "read_records", "to_fields"]
 
 log = logging.getLogger(__name__)
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _PARQUET_MAGIC = b"PAR1"
 _ARROW_STREAM_MAGIC = b"\xff\xff\xff\xff"  # an IPC stream opens with a continuation marker
-_COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
 _DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv", ".parquet", ".arrow", ".txt")
 _DATASET_DIR_MARKERS = ("state.json", "dataset_dict.json")
+
+
+Format = Literal["alpaca", "wizardlm", "sharegpt"]
+FORMATS = get_args(Format)
+InputMode = Literal[INPUT_MODES]  # rows.INPUT_MODES: merge | keep
+_HUMAN = {"human", "user"}
+_ASSISTANT = {"gpt", "assistant", "chatgpt", "bing", "bard"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One ``datasets.<name>:`` entry: ``source`` (see ``readers``), ``format``, ``limit`` (rows
+    sampled; None = all), ``seed`` (of the sample), ``input`` (merge | keep, see the module doc).
+
+    Raises:
+        ConfigError: a negative ``limit``.
+    """
+
+    source: str
+    format: Format
+    limit: int | None
+    seed: int
+    input: InputMode
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise ConfigError(f"datasets.*.limit must be >= 0 or null, got {self.limit}")
+
+
+def _text_field(record: dict, field: str, required: bool = True) -> str:
+    """The string value of ``field``; raises ValueError with the reject reason."""
+    if field not in record or record[field] is None:
+        if required:
+            raise ValueError(f"missing field '{field}'")
+        return ""
+    value = record[field]
+    if not isinstance(value, str):
+        raise ValueError(f"field '{field}' is {type(value).__name__}, not a string")
+    if required and not value.strip():
+        raise ValueError(f"empty field '{field}'")
+    return value
+
+
+def _sharegpt_pair(record: dict) -> tuple[str, str]:
+    turns = record.get("conversations", record.get("messages"))
+    if not isinstance(turns, list):
+        raise ValueError("missing field 'conversations'")
+    question = None
+    for turn in turns:
+        if not isinstance(turn, dict):
+            raise ValueError("a conversation turn is not an object")
+        role = str(turn.get("from", turn.get("role", ""))).lower()
+        text = turn.get("value", turn.get("content"))
+        if question is None and role in _HUMAN:
+            question = _text_field({"human turn": text}, "human turn")
+        elif question is not None and role in _ASSISTANT:
+            return question, _text_field({"assistant turn": text}, "assistant turn")
+    raise ValueError("no human turn followed by an assistant turn")
+
+
+def to_fields(record: Any, fmt: str) -> tuple[str, str, str]:
+    """(instruction, input, output) of one record in format ``fmt``.
+
+    Raises:
+        ValueError: the record is unusable; the message is the reject reason.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"record is {type(record).__name__}, not an object")
+    if fmt == "alpaca":
+        return (
+            _text_field(record, "instruction"),
+            _text_field(record, "input", required=False),
+            _text_field(record, "output"),
+        )
+    if fmt == "wizardlm":
+        return _text_field(record, "instruction"), "", _text_field(record, "output")
+    if fmt == "sharegpt":
+        question, answer = _sharegpt_pair(record)
+        return question, "", answer
+    raise ValueError(f"unknown format {fmt!r}")
 
 
 def _is_url(source: str) -> bool:
@@ -64,23 +150,14 @@ def read_records(source: str) -> Iterator[Record]:
             yield from _read_hub(source)
             return
     with _open_binary(source) as raw:
-        yield from _read_stream(raw, _inner_name(source))
+        yield from _read_stream(raw, inner_name(source))
 
 
 def _looks_like_path(source: str) -> bool:
     # A hub id is "name" or "owner/name" (which may hold dots: "teknium/OpenHermes-2.5"); a name
     # with a data file's suffix, deeper than owner/name, or that starts like a path, is a missing file.
-    lower = _inner_name(source).lower()
+    lower = inner_name(source).lower()
     return source.startswith((".", "/", "~")) or lower.endswith(_DATA_SUFFIXES) or source.count("/") > 1
-
-
-def _inner_name(name: str) -> str:
-    """The name with a compression suffix removed: ``rows.csv.gz`` -> ``rows.csv``."""
-    lower = name.lower()
-    for suffix in _COMPRESSED_SUFFIXES:
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _open_binary(source: str) -> IO[bytes]:
@@ -96,63 +173,9 @@ def _open_binary(source: str) -> IO[bytes]:
         raise SourceError(f"cannot read {source}: {e}") from e
 
 
-def _decompressed(raw: IO[bytes]) -> IO[bytes]:
-    """``raw`` itself, or a decompressing reader over it when its magic bytes say gzip / zstd."""
-    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
-    head = buffered.peek(4)[:4]
-    if head.startswith(_GZIP_MAGIC):
-        import gzip
-
-        return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
-    if head.startswith(_ZSTD_MAGIC):
-        return io.BufferedReader(_ZstdFrames(buffered))  # type: ignore[return-value]
-    return buffered  # type: ignore[return-value]
-
-
-class _ZstdFrames(io.RawIOBase):
-    """A readable over zstd frames that raises ``EOFError`` when the data ends inside a frame.
-
-    ``zstandard``'s own ``stream_reader`` returns a clean end of file on a truncated frame,
-    which would read a cut file as a shorter (or empty) one; its ``decompressobj`` says
-    whether a frame ended (``eof``), so the frames are fed through one per frame.
-    """
-
-    def __init__(self, raw: IO[bytes], chunk: int = 1 << 16):
-        import zstandard
-
-        self._zstd = zstandard
-        self._raw, self._chunk = raw, chunk
-        self._obj = zstandard.ZstdDecompressor().decompressobj()
-        self._pending = b""
-        self._in_frame = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            data = self._raw.read(self._chunk)
-            if not data:
-                if self._in_frame:
-                    raise EOFError("zstd data ended inside a frame (a truncated file)")
-                return 0
-            while data:
-                self._in_frame = True
-                self._pending += self._obj.decompress(data)
-                data = b""
-                if self._obj.eof:  # one frame done; what follows starts the next one
-                    data = self._obj.unused_data
-                    self._in_frame = False
-                    self._obj = self._zstd.ZstdDecompressor().decompressobj()
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-
 def _read_stream(raw: IO[bytes], name: str, shard: str = "") -> Iterator[Record]:
     try:
-        stream = _decompressed(raw)
+        stream = decompressed(raw)
         head = stream.peek(4)[:4]  # type: ignore[attr-defined]
     except (OSError, EOFError) as e:  # a truncated or corrupt compressed file
         raise SourceError(f"{shard or name}: cannot decompress ({type(e).__name__}: {e})") from e
@@ -222,7 +245,7 @@ def _read_dir(path: Path) -> Iterator[Record]:
     for shard in shards:
         rel = shard.relative_to(path).as_posix()
         with _open_binary(str(shard)) as raw:
-            yield from _read_stream(raw, _inner_name(shard.name), shard=rel)
+            yield from _read_stream(raw, inner_name(shard.name), shard=rel)
 
 
 def _hidden(rel: Path) -> bool:

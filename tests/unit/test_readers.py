@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import SourceError
-from reflection_tuning.readers import read_records
+from reflection_tuning.readers import FORMATS, Config, read_records, to_fields
 
 
 def _values(source: Path | str) -> list:
@@ -171,3 +172,21 @@ def test_missing_file_and_hub_ids(tmp_path):
         list(read_records("squad"))  # a hub id without an owner
     with pytest.raises(SourceError, match="not found"):
         list(read_records("a/b/c"))
+
+
+def test_formats_give_instruction_input_output(recs):
+    rec = recs[0]
+    assert to_fields(rec, "alpaca") == (rec["instruction"], rec["input"], rec["output"])
+    assert to_fields({**rec, "input": None}, "wizardlm") == (rec["instruction"], "", rec["output"])
+    turns = [{"from": "system", "value": "be brief"}, {"from": "human", "value": rec["instruction"]},
+             {"from": "gpt", "value": rec["output"]}, {"from": "human", "value": "and then?"}]
+    assert to_fields({"conversations": turns}, "sharegpt") == (rec["instruction"], "", rec["output"])
+    for record, fmt, reason in (({"output": "a"}, "alpaca", "missing field 'instruction'"),
+                                ({"instruction": " ", "output": "a"}, "wizardlm", "empty field 'instruction'"),
+                                ({"conversations": turns[:2]}, "sharegpt", "no human turn followed"),
+                                ([rec], "alpaca", "record is list"), (rec, "dolly", "unknown format")):
+        with pytest.raises(ValueError, match=reason):
+            to_fields(record, fmt)
+    assert set(FORMATS) == {"alpaca", "wizardlm", "sharegpt"}
+    with pytest.raises(ConfigError, match="limit"):
+        Config(source="x.json", format="alpaca", limit=-1, seed=0, input="merge")

@@ -24,9 +24,9 @@ from reflection_tuning.llm import status as st
 from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
 from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import run_step
+from reflection_tuning.readers import to_fields
 from reflection_tuning.rows import FIELDS, row_id
 from reflection_tuning.stages.common import Section, Stage, beside
-from reflection_tuning.stages.fetch import to_fields
 from reflection_tuning.stages.llm_stage import require_files
 from reflection_tuning.steps.compress import Compress, merged_row
 from reflection_tuning.steps.prompt import PromptFiles

@@ -18,95 +18,18 @@ import hashlib
 import logging
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import SourceError
 from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, write_jsonl, write_metrics
-from reflection_tuning.readers import Record, read_records
+from reflection_tuning.readers import FORMATS, Config, Record, read_records, to_fields
 from reflection_tuning.rows import INPUT_MODES, canonical
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 
 log = logging.getLogger(__name__)
 
-Format = Literal["alpaca", "wizardlm", "sharegpt"]
-FORMATS = get_args(Format)
-InputMode = Literal[INPUT_MODES]  # rows.INPUT_MODES: merge | keep
-_HUMAN = {"human", "user"}
-_ASSISTANT = {"gpt", "assistant", "chatgpt", "bing", "bard"}
-
-__all__ = ["FORMATS", "STAGE", "Config", "Outputs", "SourceError", "main", "run", "to_fields"]
-
-
-@dataclass(frozen=True)
-class Config:
-    """One ``datasets.<name>:`` entry: ``source`` (see ``readers``), ``format``, ``limit`` (rows
-    sampled; None = all), ``seed`` (of the sample), ``input`` (merge | keep, see the module doc)."""
-
-    source: str
-    format: Format
-    limit: int | None
-    seed: int
-    input: InputMode
-
-    def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 0:
-            raise ConfigError(f"datasets.*.limit must be >= 0 or null, got {self.limit}")
-
-
-def _text_field(record: dict, field: str, required: bool = True) -> str:
-    """The string value of ``field``; raises ValueError with the reject reason."""
-    if field not in record or record[field] is None:
-        if required:
-            raise ValueError(f"missing field '{field}'")
-        return ""
-    value = record[field]
-    if not isinstance(value, str):
-        raise ValueError(f"field '{field}' is {type(value).__name__}, not a string")
-    if required and not value.strip():
-        raise ValueError(f"empty field '{field}'")
-    return value
-
-
-def _sharegpt_pair(record: dict) -> tuple[str, str]:
-    turns = record.get("conversations", record.get("messages"))
-    if not isinstance(turns, list):
-        raise ValueError("missing field 'conversations'")
-    question = None
-    for turn in turns:
-        if not isinstance(turn, dict):
-            raise ValueError("a conversation turn is not an object")
-        role = str(turn.get("from", turn.get("role", ""))).lower()
-        text = turn.get("value", turn.get("content"))
-        if question is None and role in _HUMAN:
-            question = _text_field({"human turn": text}, "human turn")
-        elif question is not None and role in _ASSISTANT:
-            return question, _text_field({"assistant turn": text}, "assistant turn")
-    raise ValueError("no human turn followed by an assistant turn")
-
-
-def to_fields(record: Any, fmt: str) -> tuple[str, str, str]:
-    """(instruction, input, output) of one record in format ``fmt``.
-
-    Raises:
-        ValueError: the record is unusable; the message is the reject reason.
-    """
-    if not isinstance(record, dict):
-        raise ValueError(f"record is {type(record).__name__}, not an object")
-    if fmt == "alpaca":
-        return (
-            _text_field(record, "instruction"),
-            _text_field(record, "input", required=False),
-            _text_field(record, "output"),
-        )
-    if fmt == "wizardlm":
-        return _text_field(record, "instruction"), "", _text_field(record, "output")
-    if fmt == "sharegpt":
-        question, answer = _sharegpt_pair(record)
-        return question, "", answer
-    raise ValueError(f"unknown format {fmt!r}")
+__all__ = ["FORMATS", "STAGE", "Config", "Outputs", "SourceError", "main", "run"]
 
 
 def _reject_id(record: Record) -> str:
