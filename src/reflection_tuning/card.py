@@ -72,7 +72,7 @@ def card_text(cfg: Any, prov: Any, selected: Sequence[Mapping[str, Any]], varian
 
     Args:
         cfg: the ``export:`` config (``license``, ``pretty_name``).
-        prov: the run's :class:`stages.export.Provenance`.
+        prov: the run's :class:`reflection_tuning.export.Provenance`.
         select_metrics: ``metrics/K/select.json`` (its ``branch_*`` counts), or empty.
     """
     data = card_data(cfg, prov, len(selected), files)

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from reflection_tuning.errors import UserError
+from reflection_tuning.export import Config
 from reflection_tuning.stages.common import Section, Stage
-from reflection_tuning.stages.export import Config
 
 log = logging.getLogger(__name__)
 
