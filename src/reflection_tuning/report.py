@@ -34,6 +34,16 @@ METRICS = {
     "judge": "Pairwise judge, recycled-SFT vs baseline (`judge`)",
 }
 PLOTS = ("score_ifd", "select_shift", "finetune_loss", "finetune_baseline_loss", "evaluate_plot", "judge_plot")
+# The file under metrics/K of a plot that is not <name>.csv: the training loss of each arm, in the
+# DVCLive directory of its stage (tab-separated: step, loss; DVCLive's step 0 = the first optimizer step).
+PLOT_FILES = {"finetune_loss": "finetune_dvclive/plots/metrics/loss.tsv",
+              "finetune_baseline_loss": "finetune_baseline_dvclive/plots/metrics/loss.tsv"}
+
+
+def plot_file(name: str) -> str:
+    """The file of plot or table ``name`` under ``metrics/K``: :data:`PLOT_FILES`, else ``<name>.csv``."""
+    return PLOT_FILES.get(name, f"{name}.csv")
+
 # metrics/K/<name>.csv shown whole in the section of the stage that writes it: {name: (stage, heading)}
 TABLES = {
     "select_compat": ("select", "Teacher–student compatibility: the reflections the student accepted, per teacher "
@@ -220,5 +230,5 @@ def render(dataset: str, metrics: Mapping[str, Mapping[str, Any] | None], plots:
                   for t, (stage, what) in TABLES.items() if stage == name]
     parts.append("## Plots")
     for name in PLOTS:
-        parts.append(plot_section(name, links.get(name, f"{name}.csv"), plots.get(name), max_plot_rows, precision))
+        parts.append(plot_section(name, links.get(name, plot_file(name)), plots.get(name), max_plot_rows, precision))
     return "\n\n".join(parts) + "\n"

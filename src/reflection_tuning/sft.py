@@ -6,7 +6,11 @@ Each row becomes a prompt-completion example: the prompt is the student template
 (``finetune.template``) filled with the instruction and input, the completion is the output
 followed by the EOS token, and TRL computes the loss on the completion tokens only (prompt
 labels are -100). The schedule is AdamW, linear warm-up for ``warmup_ratio`` of the steps,
-then cosine decay; no checkpoint is written, nothing is reported or pushed.
+then cosine decay; no checkpoint is written, nothing is pushed. The training curves go
+to DVCLive through transformers' ``DVCLiveCallback`` (:func:`build_trainer`'s ``live_dir``):
+``plots/metrics/loss.tsv`` (``step``, ``loss``) and the other logged values, one row per
+optimizer step, and ``metrics.json`` (the last values), which ``dvc exp show`` and ``dvc plots
+show`` read through ``dvc.yaml``.
 """
 
 from __future__ import annotations
@@ -122,8 +126,14 @@ def _checkpointing_field(config_cls: type) -> str:
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
-def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[str, str]], output_dir: Path) -> Any:
+def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[str, str]], output_dir: Path,
+                  live_dir: Path | None = None) -> Any:
     """A TRL ``SFTTrainer`` over ``examples`` with every hyperparameter from ``cfg``.
+
+    ``live_dir``: the DVCLive directory the training curves are logged to (none when ``None``).
+    DVCLive's ``step`` counts the logged records, one per optimizer step: step 0 is the first
+    optimizer step. The summary record at the end of training goes to its own files
+    (``train/loss.tsv`` holds the mean loss, ``train/runtime.tsv`` …), not into the curve.
 
     Raises:
         UserError: see :func:`resolve_device` and :func:`gradient_accumulation`.
@@ -131,6 +141,7 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[s
     import datasets
     import torch
     from transformers import PrinterCallback, TrainerCallback
+    from transformers.integrations import DVCLiveCallback
     from trl import SFTConfig, SFTTrainer
 
     class LossLogger(TrainerCallback):
@@ -188,12 +199,30 @@ def build_trainer(cfg: Config, model: Any, tokenizer: Any, examples: list[dict[s
     # The Trainer prints every log record to stdout; send the losses to our logger instead.
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(LossLogger())
+    if live_dir is not None:
+        # transformers' DVCLive logger, as report_to="dvclive" adds it, but given its Live: that one
+        # writes ./dvclive, the same directory for both arms, and saves a DVC experiment of its own.
+        # dvc.yaml declares the files, so DVCLive writes none; only the first process logs.
+        trainer.add_callback(DVCLiveCallback(live=live_logger(live_dir) if args.process_index == 0 else None))
     return trainer
 
 
-def loss_curve(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
-    """``(step, loss)`` of every logged training step (not the final summary record)."""
-    return [(int(rec["step"]), float(rec["loss"])) for rec in log_history if "loss" in rec and "step" in rec]
+def live_logger(live_dir: Path) -> Any:
+    """A ``dvclive.Live`` writing to ``live_dir`` (its earlier files removed): no ``dvc.yaml`` of
+    its own, no DVC experiment saved (``dvc exp run`` records the pipeline's)."""
+    from dvclive import Live
+
+    return Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=False)
+
+
+def no_curve(live_dir: Path) -> None:
+    """The DVCLive directory of a run that trained nothing: ``metrics.json`` ``{}`` and an empty
+    ``plots/metrics``, so the stage's DVC outputs exist."""
+    from dvclive.plots import Metric
+
+    logger = live_logger(live_dir)
+    logger.end()
+    (Path(logger.plots_dir) / Metric.subfolder).mkdir(parents=True, exist_ok=True)
 
 
 def token_counts(dataset: Any) -> tuple[int, int]:

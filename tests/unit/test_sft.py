@@ -97,4 +97,5 @@ def test_stages_downstream_of_training_read_both_arms_and_the_preset():
         stage = _dvc_stage(name)
         assert "preset" in stage["params"] and "${pkg}/presets" in stage["deps"], name
     report = _dvc_stage("report")
-    assert {"metrics/${key}/finetune_baseline.json", "metrics/${key}/finetune_baseline_loss.csv"} <= set(report["deps"])
+    assert {"metrics/${key}/finetune_baseline.json",
+            "metrics/${key}/finetune_baseline_dvclive/plots/metrics"} <= set(report["deps"])

@@ -25,6 +25,7 @@ import jinja2
 from reflection_tuning.browse import plots, vendor
 from reflection_tuning.browse.samples import sample_records
 from reflection_tuning.io import read_jsonl, write_text
+from reflection_tuning.report import plot_file
 from reflection_tuning.rows import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _read_csv(path: Path) -> list[dict[str, str]] | None:
     if not path.is_file():
         return None
     with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
 
 
 def build(dataset: str, data_dir: Path, metrics_dir: Path, output: Path, method: str,
@@ -88,7 +89,7 @@ def build(dataset: str, data_dir: Path, metrics_dir: Path, output: Path, method:
 
     variants = {v: rows(v) for v in VARIANTS}
     records = sample_records(variants, rows("scores"), rows("selected"), method)
-    specs = plots.specs({name: _read_csv(metrics_dir / f"{name}.csv") for name in plots.BUILDERS})
+    specs = plots.specs({name: _read_csv(metrics_dir / plot_file(name)) for name in plots.BUILDERS})
     branches: dict[str, int] = {}
     for r in records:
         branches[r["branch"]] = branches.get(r["branch"], 0) + 1

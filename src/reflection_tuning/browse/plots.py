@@ -49,7 +49,7 @@ def histograms(rows: Rows) -> dict:
 
 
 def loss_curve(rows: Rows) -> dict:
-    """The SFT training loss (nats per token) by step (``finetune_loss.csv``)."""
+    """The SFT training loss (nats per token) by step (DVCLive's ``loss.tsv`` of ``finetune``)."""
     return alt.Chart(alt.Data(values=_num(rows, "step", "loss"))).mark_line(point=True).encode(
         x=alt.X("step:Q"), y=alt.Y("loss:Q", title="loss (nats/token)"),
     ).properties(width=WIDTH, height=220, title="Fine-tuning loss").to_dict()
@@ -71,7 +71,7 @@ def judge_bars(rows: Rows) -> dict:
     ).properties(width=WIDTH, title="Judge").to_dict()
 
 
-# plot CSV name (metrics/K/<name>.csv) -> spec builder; the scatter needs no CSV
+# plot name (its file under metrics/K: reflection_tuning.report.plot_file) -> spec builder; the scatter needs none
 BUILDERS = {"score_hist": histograms, "finetune_loss": loss_curve, "evaluate_plot": benchmark_bars,
             "judge_plot": judge_bars}
 

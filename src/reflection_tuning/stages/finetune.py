@@ -23,7 +23,12 @@ Outputs: the model and tokenizer directory, flat metrics (``train_loss``: mean o
 of the loss in nats per response token; ``rows_in`` read (also ``selected_rows``),
 ``train_rows`` trained on, ``rows_too_long`` left out (``rows_in = train_rows + rows_too_long``),
 ``steps`` (optimizer steps), ``tokens`` and ``completion_tokens`` over all epochs,
-``seconds`` of wall time), and the loss curve as DVC plot data (``step,loss``).
+``seconds`` of wall time), and the training curves in a DVCLive directory,
+``metrics/K/finetune_dvclive/`` (``--loss-plot``): ``plots/metrics/loss.tsv`` (``step``, ``loss``:
+DVCLive's step, 0 = the first optimizer step), the other logged values beside it, and
+``metrics.json`` (their last values); ``params.yaml`` there is DVCLive's record of the
+TrainingArguments (not a DVC output: the params are ``params.yaml``'s). With nothing to train on,
+``metrics.json`` is ``{}`` and ``plots/metrics`` is empty.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ import time
 from typing import Any
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl, write_csv, write_metrics
-from reflection_tuning.sft import Config, build_trainer, keep_trainable, loss_curve, token_counts, training_examples
+from reflection_tuning.io import read_jsonl, write_metrics
+from reflection_tuning.sft import Config, build_trainer, keep_trainable, no_curve, token_counts, training_examples
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 
@@ -42,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -> dict:
-    """Fine-tune ``student.model`` on ``inputs.rows``; save it and write the metrics and loss curve.
+    """Fine-tune ``student.model`` on ``inputs.rows``; save it and write the metrics and training curves.
 
     Returns:
         The metrics written.
@@ -61,19 +66,20 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     if len(trainable) < len(examples):
         log.warning("%d of %d rows have no completion token within max_length=%d and are not trained on",
                     len(examples) - len(trainable), len(examples), cfg.max_length)
-    trainer = build_trainer(cfg, model, tokenizer, trainable, outputs.model_dir) if trainable else None
+    trainer = (build_trainer(cfg, model, tokenizer, trainable, outputs.model_dir, outputs.loss_plot)
+               if trainable else None)
     if cfg.lora_r and trainer is not None and (
         trainer.is_fsdp_enabled or getattr(trainer.accelerator.state.deepspeed_plugin, "zero_stage", 0) == 3
     ):
         raise UserError("finetune.lora_r > 0 under FSDP or ZeRO-3: merging LoRA needs the whole weights in one "
                         "process; use configs/accelerate/ddp.yaml or deepspeed_zero2.yaml")
 
-    curve: list[tuple[int, float]] = []
     metrics: dict[str, Any] = {"train_rows": 0, "train_loss": None, "steps": 0, "tokens": 0, "completion_tokens": 0}
     if trainer is None:
         # Nothing to learn from: the pipeline still completes, and evaluate reports deltas of 0.
         log.warning("no rows to train on (%s): saving the unchanged student %s", inputs.rows, student.model)
         model.save_pretrained(outputs.model_dir)
+        no_curve(outputs.loss_plot)
     else:
         tokens, completion_tokens = token_counts(trainer.train_dataset)
         log.info(
@@ -91,7 +97,6 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
                 merged.save_pretrained(outputs.model_dir)
         else:
             trainer.save_model(str(outputs.model_dir))  # every process: ZeRO-3 / FSDP gather the weights
-        curve = loss_curve(trainer.state.log_history)
         metrics = {
             "train_rows": len(trainable),
             "train_loss": float(result.training_loss),
@@ -109,22 +114,21 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     metrics.update({"rows_in": len(examples), "selected_rows": len(examples),
                     "rows_too_long": len(examples) - len(trainable), "seconds": round(time.monotonic() - start, 3)})
     write_metrics(outputs.metrics, metrics)
-    write_csv(outputs.loss_plot, ("step", "loss"), curve)
     log.info("saved %s: %s", outputs.model_dir, metrics)
     return metrics
 
 
 def stage(name: str, doc: str | None, rows: str, model_dir: str) -> Stage:
     """A fine-tuning stage: the ``finetune`` and ``student`` params, ``rows`` in, ``model_dir`` out,
-    metrics and loss curve named after the stage. ``finetune`` and ``finetune_baseline`` differ
-    only in these paths ({dataset} = K)."""
+    metrics and DVCLive directory (``loss_plot``) named after the stage. ``finetune`` and
+    ``finetune_baseline`` differ only in these paths ({dataset} = K)."""
     return Stage(
         name, doc,
         sections=(Section(Config, "finetune"), Section(StudentConfig, "student")),
         inputs={"rows": PathSpec(rows, flag="input")},
         outputs={"model_dir": PathSpec(model_dir, flag="output"),
                  "metrics": f"metrics/{{dataset}}/{name}.json",
-                 "loss_plot": f"metrics/{{dataset}}/{name}_loss.csv"},
+                 "loss_plot": f"metrics/{{dataset}}/{name}_dvclive"},  # DVCLive's directory
     )
 
 

@@ -9,7 +9,8 @@ original row of the same samples (``data/K/original.jsonl``, written by ``fetch`
 nothing that ``select`` writes, so a change of selection never retrains it.
 
 Outputs: ``models/K/baseline-sft``, ``metrics/K/finetune_baseline.json`` (the keys of
-``finetune.json``) and ``metrics/K/finetune_baseline_loss.csv`` (``step,loss``).
+``finetune.json``) and the DVCLive directory ``metrics/K/finetune_baseline_dvclive/`` (its
+training curves, laid out as ``finetune``'s).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Stage ``report@<dataset>``: a Markdown summary of the run, ``reports/K.md``.
 
-Reads ``metrics/K/<stage>.json`` of every stage and the plot CSVs. The report opens with the
+Reads ``metrics/K/<stage>.json`` of every stage and the plot CSVs (the training losses: the
+TSVs of the DVCLive directories, :data:`reflection_tuning.report.PLOT_FILES`). The report opens with the
 papers' comparison: base, baseline-SFT and recycled-SFT side by side on the benchmarks, and
 the judge's recycled-vs-baseline result; then data counts (fetch, the reflection statuses,
 each selection branch), the IFD / r-IFD summaries, both fine-tuning runs, the judge's win /
@@ -22,7 +23,7 @@ from reflection_tuning.browse.page import build as build_page
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_text
-from reflection_tuning.report import METRICS, PLOTS, TABLES, render
+from reflection_tuning.report import METRICS, PLOTS, TABLES, plot_file, render
 from reflection_tuning.select import Config as SelectConfig
 from reflection_tuning.stages.common import PathSpec, Section, Stage
 
@@ -57,11 +58,11 @@ def read_metrics(path: Path) -> dict[str, Any] | None:
 
 
 def read_csv(path: Path) -> list[list[str]] | None:
-    """A CSV's rows (header first), or None when the file does not exist."""
+    """A CSV's rows (header first; a ``.tsv`` is tab-separated), or None when the file does not exist."""
     if not path.is_file():
         return None
     with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.reader(f))
+        return list(csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
 
 
 def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str, method: str = "v2") -> str:
@@ -73,7 +74,7 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, dataset: str, method: str
     here = outputs.report.parent.resolve()
     files = {name: inputs.metrics_dir / f"{name}.json" for name in METRICS}
     csvs = (*PLOTS, *TABLES)
-    files.update({name: inputs.metrics_dir / f"{name}.csv" for name in csvs})
+    files.update({name: inputs.metrics_dir / plot_file(name) for name in csvs})
     links = {name: Path(os.path.relpath(path.resolve(), here)).as_posix() for name, path in files.items()}
     metrics = {name: read_metrics(files[name]) for name in METRICS}
     plots = {name: read_csv(files[name]) for name in csvs}

@@ -1,4 +1,5 @@
-"""finetune on real Alpaca rows with the tiny model: loss on the response only, outputs written."""
+"""finetune on real Alpaca rows with the tiny model: loss on the response only, outputs written,
+the training curves logged by DVCLive."""
 
 from __future__ import annotations
 
@@ -37,10 +38,24 @@ def test_trains_and_writes_metrics(cli_run):
     assert math.isfinite(m["train_loss"]) and m["train_loss"] > 0
     assert 0 < m["completion_tokens"] < m["tokens"]
     assert m["seconds"] > 0
-    with open(cli_run / "metrics/alpaca/finetune_loss.csv", newline="") as f:
-        curve = list(csv.DictReader(f))
-    assert [int(r["step"]) for r in curve] == [1, 2]
-    assert all(math.isfinite(float(r["loss"])) for r in curve)
+
+
+def test_dvclive_logs_the_training_curves(cli_run):
+    """transformers' DVCLiveCallback: one row per optimizer step in plots/metrics/loss.tsv (DVCLive's
+    step from 0), the last values in metrics.json; the files dvc.yaml declares, and no dvc.yaml."""
+    live = cli_run / "metrics/alpaca/finetune_dvclive"
+    with open(live / "plots/metrics/loss.tsv", newline="") as f:
+        curve = list(csv.DictReader(f, delimiter="\t"))
+    assert [int(r["step"]) for r in curve] == [0, 1]  # 2 optimizer steps
+    assert all(math.isfinite(float(r["loss"])) and float(r["loss"]) > 0 for r in curve)
+    assert (live / "plots/metrics/learning_rate.tsv").is_file()
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary["loss"] == float(curve[-1]["loss"]) and summary["step"] == 2
+    # the mean over the run, in its own file: not a point of the curve
+    finetune = json.loads((cli_run / "metrics/alpaca/finetune.json").read_text())
+    assert summary["train"]["loss"] == pytest.approx(finetune["train_loss"])
+    assert not (live / "dvc.yaml").exists() and not (cli_run / "dvc.yaml").exists()
+    assert not (cli_run / "dvclive").exists()  # not report_to's shared ./dvclive
 
 
 def test_model_saved_and_loadable(cli_run, tiny_model):
@@ -82,19 +97,20 @@ def test_labels_mask_the_prompt(tiny_model, alpaca_rows, tmp_path):
 
 def test_zero_rows_saves_the_unchanged_student(tiny_model, tmp_path, caplog):
     (tmp_path / "selected.jsonl").write_text("")
-    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
+    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "live")
     m = run(params_config(Config, "finetune", device="cpu"), StudentConfig(model=str(tiny_model)),
             Inputs(rows=tmp_path / "selected.jsonl"), out)
     assert m["train_rows"] == 0 and m["steps"] == 0 and m["train_loss"] is None
     assert "no rows" in caplog.text
     assert json.loads(out.metrics.read_text())["train_loss"] is None
     assert (out.model_dir / "config.json").exists() and (out.model_dir / "tokenizer.json").exists()
-    assert out.loss_plot.read_text() == "step,loss\n"
+    assert json.loads((out.loss_plot / "metrics.json").read_text()) == {}  # DVCLive's files, no curve
+    assert list((out.loss_plot / "plots/metrics").iterdir()) == []
 
 
 def test_rows_cut_off_by_max_length_are_not_trained(tiny_model, alpaca_rows, tmp_path):
     write_jsonl(tmp_path / "selected.jsonl", alpaca_rows[:2])
-    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
+    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "live")
     # 16 tokens do not even hold the Vicuna system prompt: no response token is left
     m = run(params_config(Config, "finetune", max_length=16, device="cpu"), StudentConfig(model=str(tiny_model)),
             Inputs(rows=tmp_path / "selected.jsonl"), out)
@@ -155,7 +171,7 @@ def test_lora_checkpointing_packing_and_global_batch(tiny_model, alpaca_rows, tm
     from transformers import AutoModelForCausalLM
 
     write_jsonl(tmp_path / "selected.jsonl", alpaca_rows[:4])
-    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "loss.csv")
+    out = Outputs(model_dir=tmp_path / "sft", metrics=tmp_path / "m.json", loss_plot=tmp_path / "live")
     cfg = params_config(Config, "finetune", max_length=256, batch_size=1, global_batch_size=2, packing=True,
                         gradient_checkpointing=True, lora_r=4, lora_alpha=8, learning_rate=1e-2, device="cpu")
     m = run(cfg, StudentConfig(model=str(tiny_model)), Inputs(rows=tmp_path / "selected.jsonl"), out)
@@ -183,6 +199,6 @@ def test_baseline_arm_trains_on_the_original_rows(tmp_path, tiny_model, alpaca_r
     m = json.loads((tmp_path / "metrics/alpaca/finetune_baseline.json").read_text())
     assert m["rows_in"] == m["train_rows"] == 4 and m["rows_too_long"] == 0 and m["steps"] == 1
     assert set(m) == set(json.loads((cli_run / "metrics/alpaca/finetune.json").read_text()))
-    assert (tmp_path / "metrics/alpaca/finetune_baseline_loss.csv").is_file()
+    assert (tmp_path / "metrics/alpaca/finetune_baseline_dvclive/plots/metrics/loss.tsv").is_file()
     assert (tmp_path / "models/alpaca/baseline-sft/config.json").is_file()
     assert not (tmp_path / "models/alpaca/student-sft").exists()

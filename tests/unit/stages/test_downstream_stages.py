@@ -73,14 +73,14 @@ def test_the_two_finetune_arms_differ_only_in_their_paths():
     assert baseline.inputs == {"rows": Path("data/alpaca/original.jsonl")}
     assert baseline.outputs == {"model_dir": Path("models/alpaca/baseline-sft"),
                                 "metrics": Path("metrics/alpaca/finetune_baseline.json"),
-                                "loss_plot": Path("metrics/alpaca/finetune_baseline_loss.csv")}
+                                "loss_plot": Path("metrics/alpaca/finetune_baseline_dvclive")}
     assert recycled.outputs["model_dir"] == Path("models/alpaca/student-sft")
 
 
 def test_sidecars_go_beside_the_output_given():
     call = _parse(finetune, "--input", "rows.jsonl", "--output", "runs/sft")
     assert call.outputs == {"model_dir": Path("runs/sft"), "metrics": Path("runs/sft.metrics.json"),
-                            "loss_plot": Path("runs/sft.loss_plot.csv")}
+                            "loss_plot": Path("runs/sft.loss_plot")}  # a DVCLive directory
     call = _parse(judge, "--input", "a.jsonl", "--output", "runs/j.jsonl")
     assert (call.outputs["metrics"], call.outputs["plot"]) == (Path("runs/j.metrics.json"), Path("runs/j.plot.csv"))
     call = _parse(generate, "--model-dir", "m", "--output", "runs/answers.jsonl")

@@ -31,7 +31,7 @@ def test_the_baseline_trains_on_the_original_rows_with_the_finetune_params(calls
     assert inputs == finetune.Inputs(rows=Path("data/alpaca/original.jsonl"))
     assert outputs == finetune.Outputs(model_dir=Path("models/alpaca/baseline-sft"),
                                        metrics=Path("metrics/alpaca/finetune_baseline.json"),
-                                       loss_plot=Path("metrics/alpaca/finetune_baseline_loss.csv"))
+                                       loss_plot=Path("metrics/alpaca/finetune_baseline_dvclive"))
 
 
 def test_the_baseline_needs_no_selection_and_the_recycled_arm_does(calls):
