@@ -31,10 +31,9 @@ import traceback
 from pathlib import Path
 
 import torch
-from harness import Bench, machine, matmul_peak
+from harness import DEFAULT_MODEL, Bench, ensure_model, machine, matmul_peak
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO / "models" / "smollm2-135m-instruct"
 # (full run, --dry) sizes per section
 SIZES = {
     "score": {"rows": (128, 1), "parity_rows": (512, 1)},
@@ -205,8 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --dry on CPU, or on a GPU machine")
     if args.model == DEFAULT_MODEL:
-        from score_throughput import ensure_model
-
         ensure_model(args.model)
 
     start = time.perf_counter()

@@ -14,6 +14,9 @@ A figure is only worth comparing if one knows where it came from. Each benchmark
     bench = Bench("score_throughput", {"rows": 32}, device)
     times = bench.alternate({"reference": ref_fn, "batched": new_fn}, repeats=3)
     bench.finish(times["reference"].median / times["batched"].median, ">= 1.3")
+
+It also holds what the benchmarks share about their inputs: :data:`SHARED_DATA` (the real files)
+and :func:`ensure_model` (the embedded student, built when a clone has none).
 """
 
 from __future__ import annotations
@@ -29,6 +32,32 @@ from pathlib import Path
 from typing import Any
 
 MIN_REPEATS = 3
+REPO = Path(__file__).resolve().parents[1]
+# The larger real files: ../shared/data beside the clone, or RT_SHARED_DATA (as the tests find them).
+SHARED_DATA = Path(os.environ.get("RT_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_MODEL = REPO / "models" / "smollm2-135m-instruct"  # the models stage's student directory
+
+
+def ensure_model(path: Path = DEFAULT_MODEL) -> Path:
+    """``path``, a transformers model directory; when it has no ``config.json``, the models stage's
+    ``run`` builds it (params.yaml's ``models:`` section): the embedded GGUF copied beside it as
+    ``<name>.gguf`` (the teacher's file), dequantized into ``path``, its metrics in
+    ``models_benchmark.json`` beside it. Minutes on a CPU, once.
+
+    Raises:
+        UserError: the package holding the GGUF is not installed (``make setup`` installs it).
+        ConfigError: params.yaml's ``models:`` section does not match the stage's config.
+    """
+    if (path / "config.json").exists():
+        return path
+    from reflection_tuning.config import section_config
+    from reflection_tuning.stages.models import Config, Outputs, run
+
+    print(f"building the embedded model into {path} (the models stage)", flush=True)
+    cfg = section_config(Config, "models", REPO / "params.yaml")
+    run(cfg, Outputs(model_dir=path, gguf=path.parent / f"{path.name}.gguf",
+                     metrics=path.parent / "models_benchmark.json"))
+    return path
 
 
 def cpu_model() -> str:

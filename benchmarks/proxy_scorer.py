@@ -27,22 +27,10 @@ import time
 from pathlib import Path
 
 import torch
+from harness import DEFAULT_MODEL, SHARED_DATA, ensure_model
 
-REPO = Path(__file__).resolve().parents[1]
-ALPACA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
-DEFAULT_MODEL = REPO / "models" / "smollm2-135m-instruct"
+ALPACA = SHARED_DATA / "alpaca" / "cherry_alpaca_5_percent.json"
 TARGET_RATIO, TARGET_SPEARMAN = 5.0, 0.5
-
-
-def ensure_model(path: Path) -> Path:
-    if not (path / "config.json").exists():
-        from reflection_tuning.config import section_config
-        from reflection_tuning.stages.models import Config, Outputs, run
-
-        print(f"building the embedded model into {path} (models stage)")
-        cfg = section_config(Config, "models", REPO / "params.yaml")
-        run(cfg, Outputs(model_dir=path, metrics=path.parent / "models_benchmark.json"))
-    return path
 
 
 def proxy_from_config(student, layers: int):

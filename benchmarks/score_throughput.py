@@ -29,10 +29,9 @@ import json
 from pathlib import Path
 
 import torch
+from harness import DEFAULT_MODEL, SHARED_DATA, Bench, ensure_model, matmul_peak
 
-REPO = Path(__file__).resolve().parents[1]
-ALPACA = REPO.parent / "shared" / "data" / "alpaca" / "cherry_alpaca_5_percent.json"
-DEFAULT_MODEL = REPO / "models" / "smollm2-135m-instruct"
+ALPACA = SHARED_DATA / "alpaca" / "cherry_alpaca_5_percent.json"
 # Dense bf16 tensor-core peaks, TFLOP/s (NVIDIA datasheets, SXM parts).
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
 
@@ -47,17 +46,6 @@ def variant_rows(n: int) -> list[dict]:
                 dict(o, output=r2["output"], variant="response"), dict(ins, output=r3["output"], variant="both")]
     return [{"instruction": r["instruction"], "input": r.get("input", ""), "output": r["output"],
              "variant": r["variant"]} for r in out]
-
-
-def ensure_model(path: Path) -> Path:
-    if not (path / "config.json").exists():
-        from reflection_tuning.config import section_config
-        from reflection_tuning.stages.models import Config, Outputs, run
-
-        print(f"building the embedded model into {path} (models stage)")
-        cfg = section_config(Config, "models", REPO / "params.yaml")
-        run(cfg, Outputs(model_dir=path, metrics=path.parent / "models_benchmark.json"))
-    return path
 
 
 def reference(model, tok, rows: list[dict], template: str, max_length: int) -> tuple[list[float], int]:
@@ -117,7 +105,6 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args()
 
-    from harness import Bench, matmul_peak
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from reflection_tuning.score.scorer import HFScorer
