@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from reflection_tuning.report import METRICS, PLOTS, render
+from reflection_tuning.report import METRICS, PLOTS, plot_file, render
 
-LINKS = {**{n: f"../metrics/alpaca/{n}.json" for n in METRICS}, **{n: f"../metrics/alpaca/{n}.csv" for n in PLOTS}}
+LINKS = {**{n: f"../metrics/alpaca/{n}.json" for n in METRICS},
+         **{n: f"../metrics/alpaca/{plot_file(n)}" for n in PLOTS}}
 SELECT = {"read": 4, "kept_before_rank": 1, "dropped_by_rank": 0, "kept": 1, "branch_both_kept": 0,
           "branch_response_kept": 1, "branch_unscored": 3, "kept_original": 0, "kept_instruction": 0,
           "kept_response": 1, "kept_both": 0}
@@ -43,7 +44,8 @@ def test_full_report_has_every_section():
     assert "| rt_arc_challenge | sft | 0.5 |" in text  # a small plot is tabulated
     assert "judge_plot.csv), 30 rows" in text and "| x29 |" not in text  # a big one is linked
     assert "## Instruction reflection (`reflect_instruction`)\n\n_not run_" in text
-    assert "finetune_loss.csv), 0 rows; `dvc plots show` draws it.\n\n###" in text  # no empty table
+    # no empty table
+    assert "finetune_dvclive/plots/metrics/loss.tsv), 0 rows; `dvc plots show` draws it.\n\n###" in text
 
 
 def test_nothing_run_still_renders():
