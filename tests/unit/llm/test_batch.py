@@ -86,9 +86,11 @@ def test_result_lines_are_read_as_documented():
 
 
 class FakeBatchAPI:
-    """Files and batches in memory; a batch completes on its second poll."""
+    """Files and batches in memory; a batch completes on its second poll. ``answer(body) ->
+    (content, finish_reason)`` writes each reply (default: ``re: <first message>``)."""
 
-    def __init__(self, expire_after: int | None = None) -> None:
+    def __init__(self, expire_after: int | None = None, answer=None) -> None:
+        self.answer = answer
         self.store: dict[str, str] = {}
         self.created: list[str] = []
         self.polls = 0
@@ -116,10 +118,13 @@ class FakeBatchAPI:
             return SimpleNamespace(id=batch_id, status="in_progress", request_counts=None)
         lines = [json.loads(x) for x in self.store[batch_id.removeprefix("batch-")].splitlines()]
         n = len(lines) if self.expire_after is None else self.expire_after
+        def choice(body):
+            content, finish = self.answer(body) if self.answer else ("re: " + body["messages"][0]["content"], "stop")
+            return {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
+
         out = [{**DOC_OUTPUT, "custom_id": x["custom_id"],
-                "response": {**DOC_OUTPUT["response"], "body": {**DOC_OUTPUT["response"]["body"], "choices": [
-                    {"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "re: " + x["body"]["messages"][0]["content"]}}]}}}
+                "response": {**DOC_OUTPUT["response"], "body": {**DOC_OUTPUT["response"]["body"],
+                                                                "choices": [choice(x["body"])]}}}
                for x in lines[:n]]
         fid = f"file-out-{batch_id}"
         self.store[fid] = "".join(json.dumps(x) + "\n" for x in out)
