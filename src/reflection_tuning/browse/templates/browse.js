@@ -45,6 +45,9 @@ function buildTable(records) {
     { title: "kept", data: (r) => r.kept ?? "(none)" },
   ];
   for (const v of RT_VARIANTS) columns.push(scoreColumn(v, "ifd"), scoreColumn(v, "rifd"));
+  // hidden: the statuses of the reflections (truncated, repetitive, copy, …), for the status filter
+  const reflectionStatuses = (r) => RT_VARIANTS.filter((v) => v !== "original").map((v) => r.v[v].status);
+  columns.push({ title: "statuses", data: (r) => reflectionStatuses(r).join(" "), visible: false });
   const table = new DataTable("#samples", {
     data: records, columns, deferRender: true, pageLength: 25, order: [[0, "asc"]],
     lengthMenu: [10, 25, 100, 500], language: { search: "Search text:" },
@@ -55,6 +58,17 @@ function buildTable(records) {
   for (const b of branches) select.add(new Option(`${b} (${records.filter((r) => r.branch === b).length})`, b));
   select.addEventListener("change", (e) => exact(2, e.target.value));
   document.getElementById("filter-kept").addEventListener("change", (e) => exact(3, e.target.value));
+  const statusCol = columns.length - 1;
+  const statusSelect = document.getElementById("filter-status");
+  const statuses = [...new Set(records.flatMap(reflectionStatuses))].sort();
+  for (const s of statuses) {
+    const n = records.filter((r) => reflectionStatuses(r).includes(s)).length;
+    statusSelect.add(new Option(`${s} (${n})`, s));
+  }
+  statusSelect.addEventListener("change", (e) => {
+    const v = e.target.value;
+    table.column(statusCol).search(v ? `(^| )${DataTable.util.escapeRegex(v)}( |$)` : "", true, false).draw();
+  });
   table.on("click", "tbody tr", function () {
     const r = table.row(this).data();
     if (!r) return;
