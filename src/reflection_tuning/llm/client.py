@@ -36,12 +36,19 @@ from reflection_tuning.llm.stream import IncompleteStream, is_json_object, read_
 log = logging.getLogger(__name__)
 
 
+# Parameters whose refusal concerns what one request holds (OpenAI's context_length_exceeded names
+# ``messages``), not the endpoint.
+PER_REQUEST = frozenset({"messages"})
+
+
 def endpoint_wide(exc: TeacherRequestError) -> bool:
     """A refusal that every request of the run would get: a key or a model the endpoint does not
     know (401, 403, 404), or a parameter it names (``error.param``, or ``response_format`` in
     its words) that no adaptation removes. A 400 without a parameter may be about one request
     alone (a prompt too long for the context), so it is that row's ``request_error``."""
-    return exc.status_code in (401, 403, 404) or bool(exc.param) or "response_format" in exc.endpoint_message
+    per_request = exc.param in PER_REQUEST
+    return (exc.status_code in (401, 403, 404) or (bool(exc.param) and not per_request)
+            or "response_format" in exc.endpoint_message)
 
 
 class Teacher:
@@ -93,6 +100,8 @@ class Teacher:
         self.cache = ReplyCache(cfg.cache_dir)
         self._meta = adaptations_name(cfg)
         self.adaptations = Adaptations.from_json(self.cache.meta(self._meta))
+        if cfg.reply_format != AUTO:  # markers were auto's choice; an explicit format is sent as asked
+            self.adaptations.forget_format()
         if self.adaptations.notes:
             log.info("%s: the adaptations of an earlier run hold: %s", cfg.model, "; ".join(self.adaptations.notes))
         self.requests_sent = 0  # HTTP attempts, retries included

@@ -105,6 +105,12 @@ class Adaptations:
         self.notes.append(note)
         return note
 
+    def forget_format(self) -> None:
+        """Drop the fall-back to markers (``reply_format`` is no longer ``auto``)."""
+        if self.markers:
+            self.markers = False
+            self.notes = [n for n in self.notes if not n.startswith("response_format")]
+
     def metrics(self) -> dict[str, int]:
         """``adaptations`` (how many), ``adapted_<param>`` (0/1) for every :data:`ADAPTABLE`
         parameter, ``reply_format_markers`` (0/1): flat, with the same keys in every run."""

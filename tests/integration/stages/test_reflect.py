@@ -19,9 +19,10 @@ from reflection_tuning.stages import reflect_instruction, reflect_response
 
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "sk-fake-never-written-9f8e7d"
-STATUSES = {"ok", "parse_error", "truncated", "request_error", "cost_cap", "upstream_unusable"}
-FIELDS = ["id", "variant", "instruction", "input", "output", "source", "critique", "status", "teacher_model",
-          "template_hash", "raw_reply", "finish_reason", "prompt_tokens", "completion_tokens", "attempts", "error"]
+STATUSES = {"ok", "parse_error", "truncated", "repetitive", "copy", "request_error", "cost_cap", "upstream_unusable"}
+FIELDS = ["id", "variant", "instruction", "input", "output", "source", "critique", "status", "repetition",
+          "teacher_model", "template_hash", "raw_reply", "finish_reason", "prompt_tokens", "completion_tokens",
+          "attempts", "reply_format", "adaptations", "error"]
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,12 @@ def runs(tmp_path_factory, teacher_url, embedded_gguf, alpaca_rows):
             # first asks (the re-ask has its own tests in tests/unit/llm/test_runner.py)
             "--reask",
             "0",
+            # the same requests whether the server is named by its URL or as `embedded` (where the
+            # bounds and llama.cpp's sampling fields are sent by default): the rerun below hits the cache
+            "--length-bounds",
+            "always",
+            "--embedded-sampling",
+            "null",
             "--cache-dir",
             str(tmp / "cache"),
             "--prompt-file",
@@ -142,7 +149,8 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_gguf):
 
     tmp = runs["dir"]
     prompts = [
-        cls.Config(
+        params_config(
+            cls.Config, name,
             prompt_file=str(REPO / f"src/reflection_tuning/steps/{name}.j2"),
             system_file=str(REPO / f"src/reflection_tuning/steps/{name}.system.txt"),
         )
@@ -154,6 +162,8 @@ def test_estimate_counts_what_the_server_counted(runs, embedded_gguf):
         model=str(embedded_gguf),
         max_tokens=128,
         reask=0,
+        length_bounds="always",
+        embedded_sampling=None,
         cache_dir=str(tmp / "cache"),
         price={"input": 0.15, "output": 0.60},
     )

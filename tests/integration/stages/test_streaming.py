@@ -160,7 +160,8 @@ def test_under_a_cpu_hog_streaming_has_no_retry_storm(embedded_gguf, alpaca_rows
     within ``max_retries``, and leaves every slot free. ``-s`` prints the figures."""
     rows = alpaca_rows[:8]
     write_jsonl(tmp_path / "original.jsonl", rows)
-    stage_cfg = reflect_instruction.Config(
+    stage_cfg = params_config(
+        reflect_instruction.Config, "reflect_instruction",
         prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
         system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"),
     )

@@ -66,7 +66,8 @@ def stage_io(tmp: Path, rows: list[dict]) -> tuple[reflect_instruction.Inputs, r
 
 
 def prompt_cfg() -> reflect_instruction.Config:
-    return reflect_instruction.Config(
+    return params_config(
+        reflect_instruction.Config, "reflect_instruction",
         prompt_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.j2"),
         system_file=str(REPO / "src/reflection_tuning/steps/reflect_instruction.system.txt"),
     )

@@ -198,3 +198,12 @@ def test_cost_cap_stops_sending_and_keeps_what_came_back(tmp_path, fake_openai):
     assert all(isinstance(r, TeacherCostCap) for r in results[3:])
     assert budget.spent == pytest.approx(54.0) and budget.spent <= budget.cap and budget.reached
     assert make(cfg, None).cached(batch[2]) is not None  # what came back is kept
+
+
+def test_a_request_too_long_for_the_context_is_its_row_error_not_the_stage(tmp_path, fake_openai):
+    """OpenAI names ``messages`` when a prompt exceeds the context: that concerns one request."""
+    fake_openai.failures = [Failure(400, body={"error": {
+        "message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error",
+        "param": "messages", "code": "context_length_exceeded"}})]
+    with pytest.raises(TeacherRequestError, match="maximum context length"):
+        asyncio.run(_complete(make(cfg_for(tmp_path), fake_openai.url)))
