@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning import status as st
 from reflection_tuning.config import ConfigError
 from reflection_tuning.io import read_jsonl
-from reflection_tuning.rows import FIELDS, STATUS_OK, VARIANTS
+from reflection_tuning.rows import FIELDS, VARIANTS
 from reflection_tuning.select import Config as SelectConfig
 
 SELECTED = "data/train-00000-of-00001.parquet"
@@ -85,10 +86,10 @@ def variant_rows(data_dir: Path) -> list[dict[str, Any]]:
         path = data_dir / f"{v}.jsonl"
         for r in read_jsonl(path) if path.is_file() else []:
             s = scores.get((r["id"], v), {})
-            ok = s.get("status") == STATUS_OK
+            ok = s.get("status") == st.OK
             text = {k: r.get(k) for k in (*FIELDS, "source")}
             out.append({"id": r["id"], "variant": v, **text,
-                        "status": r.get("status", STATUS_OK), "teacher_model": r.get("teacher_model"),
+                        "status": r.get("status", st.OK), "teacher_model": r.get("teacher_model"),
                         "template_hash": r.get("template_hash"), "score_status": s.get("status"),
                         "ifd": s.get("ifd") if ok else None, "rifd": s.get("rifd") if ok else None})
     out.sort(key=lambda r: (r["id"], VARIANTS.index(r["variant"])))

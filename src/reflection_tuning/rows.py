@@ -1,19 +1,12 @@
 """The canonical row: the one schema every stage reads and writes, and the one place that
-names its fields, its variants, its statuses and its input modes.
+names its fields, its variants and its input modes (its statuses: :mod:`reflection_tuning.status`).
 
 A row is ``{"id", "instruction", "input", "output", "source"}`` (:data:`FIELDS` are its
 text), plus stage fields. All four variants of a sample (:data:`VARIANTS`) keep the ``id``
 of the original row, so they join on it.
 
-Statuses, the ``status`` of a row (and ``ifd_status`` / ``rifd_status`` of a score row):
-
-- an LLM step's row (the two reflections, ``compress``, the judge), :data:`STEP_STATUSES`:
-  only ``ok`` rows carry fields; every other status says why a row has none, so a failure
-  is never a silent zero or a copy of the input;
-- a score row, :data:`SCORE_STATUSES`: ``ok`` (a finite positive value), ``unusable``
-  (the variant row is not ok, never scored), ``empty`` (a term over zero target tokens),
-  ``nan`` (a term missing, NaN, infinite or not positive);
-- :data:`STATUS_MISSING`: no row of that variant for the sample's ``id``.
+Every row's ``status`` (and a score row's ``ifd_status`` / ``rifd_status``) is one of
+:mod:`reflection_tuning.status`; only ``ok`` rows carry fields.
 """
 
 from __future__ import annotations
@@ -21,27 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+from reflection_tuning import status as st
+
 FIELDS = ("instruction", "input", "output")
 VARIANTS = ("original", "instruction", "response", "both")
-
-STATUS_OK = "ok"  # the only status whose row is scored, selected or trained on
-# An LLM step's row that is not ok.
-STATUS_PARSE_ERROR = "parse_error"  # the reply came back but holds no usable answer
-STATUS_TRUNCATED = "truncated"  # cut: the reply hit max_tokens, or a field ends at its length bound
-STATUS_REPETITIVE = "repetitive"  # degenerate: a field repeats one phrase (word n-gram repetition ratio)
-STATUS_COPY = "copy"  # a new field only repeats the critique, another new field or the original
-STATUS_REQUEST_ERROR = "request_error"  # the request failed after its retries
-STATUS_COST_CAP = "cost_cap"  # not sent: it could have taken the spend over max_cost
-STATUS_UPSTREAM_UNUSABLE = "upstream_unusable"  # not sent: the row this one builds on is not ok
-STEP_STATUSES = (STATUS_OK, STATUS_PARSE_ERROR, STATUS_TRUNCATED, STATUS_REPETITIVE, STATUS_COPY,
-                 STATUS_REQUEST_ERROR, STATUS_COST_CAP, STATUS_UPSTREAM_UNUSABLE)
-# A score row (and each of its ratios) that is not ok.
-STATUS_UNUSABLE = "unusable"
-STATUS_EMPTY = "empty"
-STATUS_NAN = "nan"
-SCORE_STATUSES = (STATUS_OK, STATUS_UNUSABLE, STATUS_EMPTY, STATUS_NAN)
-STATUS_MISSING = "missing"
-STATUSES = frozenset(STEP_STATUSES + SCORE_STATUSES + (STATUS_MISSING,))
 
 
 def row_id(instruction: str, input: str, output: str) -> str:
@@ -96,6 +72,6 @@ def is_usable(row: dict | None) -> bool:
 
     ``original`` rows carry no status: fetch wrote them, so they are ok by construction.
     """
-    if row is None or row.get("status", STATUS_OK) != STATUS_OK:
+    if row is None or row.get("status", st.OK) != st.OK:
         return False
     return isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str)

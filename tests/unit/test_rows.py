@@ -7,17 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning.rows import (
-    INPUT_SEPARATOR,
-    SCORE_STATUSES,
-    STATUS_MISSING,
-    STATUS_OK,
-    STATUSES,
-    STEP_STATUSES,
-    canonical,
-    merge_input,
-    row_id,
-)
+from reflection_tuning import status as st
+from reflection_tuning.rows import INPUT_SEPARATOR, canonical, merge_input, row_id
 
 
 def test_id_is_a_stable_content_hash():
@@ -81,7 +72,7 @@ def status_literals(source: str) -> list[tuple[int, str]]:
 
     def hit(node: ast.AST) -> None:
         for n in ast.walk(node):  # the constant, or the constants of a literal tuple/list/set
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in STATUSES:
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in st.ALL:
                 found.add((n.lineno, n.value))
 
     def literal(node: ast.AST) -> bool:
@@ -163,19 +154,19 @@ if "truncated" in row: pass
     assert status_literals(others) == []
 
 
-def test_no_status_value_is_written_outside_rows_py():
-    """Each status is written once, in rows.py; every other module uses its name."""
+def test_no_status_value_is_written_outside_status_py():
+    """Each status is written once, in status.py; every other module uses its one name (``st.OK``)."""
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel == "rows.py":
+        if rel == "status.py":
             continue
         if found := status_literals(path.read_text(encoding="utf-8")):
             offenders[rel] = found
-    assert not offenders, f"status literals outside rows.py (use the rows.STATUS_* names): {offenders}"
+    assert not offenders, f"status literals outside status.py (use its names: st.OK, …): {offenders}"
 
 
 def test_the_statuses_are_distinct_and_ok_is_in_every_set():
-    assert len(set(STEP_STATUSES)) == len(STEP_STATUSES) and len(set(SCORE_STATUSES)) == len(SCORE_STATUSES)
-    assert set(STEP_STATUSES) & set(SCORE_STATUSES) == {STATUS_OK}
-    assert {*STEP_STATUSES, *SCORE_STATUSES, STATUS_MISSING} == STATUSES
+    assert len(set(st.STEP)) == len(st.STEP) and len(set(st.SCORE)) == len(st.SCORE)
+    assert set(st.STEP) & set(st.SCORE) == {st.OK}
+    assert {*st.STEP, *st.SCORE, st.MISSING} == st.ALL

@@ -19,7 +19,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reflection_tuning.rows import FIELDS, STATUS_MISSING, STATUS_OK, VARIANTS, is_usable
+from reflection_tuning import status as st
+from reflection_tuning.rows import FIELDS, VARIANTS, is_usable
 from reflection_tuning.select import select_one
 
 # a word or a punctuation mark with the whitespace after it: a changed word is one edit, and
@@ -87,13 +88,13 @@ def sample_record(sid: str, rows: Mapping[str, Mapping[str, Any] | None],
     }
     for v in VARIANTS:
         row, score = rows.get(v), scores.get(v) or {}
-        status = STATUS_MISSING if row is None else row.get("status", STATUS_OK)
-        if status == STATUS_OK and score and score.get("status") != STATUS_OK:
+        status = st.MISSING if row is None else row.get("status", st.OK)
+        if status == st.OK and score and score.get("status") != st.OK:
             status = f"score_{score.get('status')}"
         entry: dict[str, Any] = {
             "status": status,
-            "ifd": _number(score.get("ifd")) if score.get("status") == STATUS_OK else None,
-            "rifd": _number(score.get("rifd")) if score.get("status") == STATUS_OK else None,
+            "ifd": _number(score.get("ifd")) if score.get("status") == st.OK else None,
+            "rifd": _number(score.get("rifd")) if score.get("status") == st.OK else None,
         }
         if v != "original" and row is not None:
             entry["note"] = _note(row)

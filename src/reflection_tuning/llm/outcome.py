@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reflection_tuning import status as st
 from reflection_tuning.errors import UserError
-from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.cost import Price
 from reflection_tuning.llm.request import JSON_SCHEMA, MARKERS
@@ -22,7 +22,7 @@ class Outcome:
 
     Attributes:
         row: the input row.
-        status: one of :data:`reflection_tuning.llm.status.STATUSES`.
+        status: one of :data:`reflection_tuning.status.STEP`.
         fields: the parsed output fields (``ok`` only), else ``None``.
         reason: why the row is not ok, or a note on an ok parse (``None`` for a clean ok).
         completion: the last reply (``None`` when no reply came back).
@@ -71,7 +71,7 @@ class Tally:
                 self.counts[f"completion_tokens{suffix}"] += c.completion_tokens
         return outcome
 
-    def status_metrics(self, prefix: str = "rows_", statuses: Sequence[str] = st.STATUSES) -> dict[str, int]:
+    def status_metrics(self, prefix: str = "rows_", statuses: Sequence[str] = st.STEP) -> dict[str, int]:
         """Per-status counts: ``<prefix>out``, ``<prefix><status>`` for every status,
         ``<prefix>ok_first_try`` / ``<prefix>ok_reasked`` and ``<prefix>multi_candidate``."""
         out = {f"{prefix}out": sum(self.statuses.values())}
@@ -113,7 +113,7 @@ class TooManyRequestErrors(UserError):
 
 
 def status_metrics(outcomes: Iterable[Outcome], prefix: str = "rows_",
-                   statuses: Sequence[str] = st.STATUSES) -> dict[str, int]:
+                   statuses: Sequence[str] = st.STEP) -> dict[str, int]:
     """:meth:`Tally.status_metrics` of ``outcomes``."""
     tally = Tally()
     for o in outcomes:

@@ -1,7 +1,7 @@
 """The one runner of every LLM step: send, classify, re-ask, count.
 
 For each input row, in order, :func:`run_step` yields exactly one :class:`Outcome` with a
-status of :mod:`reflection_tuning.llm.status`:
+status of :mod:`reflection_tuning.status`:
 
 1. the step's request (:meth:`Step.format_input`) goes through :class:`~.send.Sender`
    (cache, window, retries, endpoints, embedded server, Batch API, cost cap);
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from reflection_tuning.llm import status as st
+from reflection_tuning import status as st
 from reflection_tuning.llm.cache import Messages
 from reflection_tuning.llm.config import EMBEDDED, EndpointConfig
 from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
@@ -75,7 +75,7 @@ def classify(step: Step, row: Mapping[str, Any], result: Result, max_tokens: int
     else:
         parsed = step.parse(result, row)
     if isinstance(parsed, Failure):
-        if parsed.status not in st.STATUSES:
+        if parsed.status not in st.STEP:
             raise ValueError(f"step {step.name}: unknown status {parsed.status!r}")
         return Outcome(row, parsed.status, reason=parsed.reason, completion=result, replies=[result],
                        repetition=parsed.repetition)

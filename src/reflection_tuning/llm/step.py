@@ -3,7 +3,7 @@ the messages it sends, the fields it returns and how a reply becomes those field
 
 A step does no I/O. :func:`reflection_tuning.llm.runner.run_step` sends its requests
 (window, cache, cost cap, Batch API, endpoints), re-asks, assigns the statuses of
-:mod:`reflection_tuning.llm.status` and records the provenance; ``estimate`` calls the
+:mod:`reflection_tuning.status` and records the provenance; ``estimate`` calls the
 same :meth:`Step.format_input`, so what is priced is what is sent.
 """
 
@@ -31,7 +31,7 @@ class Parsed:
 
 @dataclass(frozen=True)
 class Failure:
-    """A reply (or a row) that yields no fields: a status of :mod:`~reflection_tuning.llm.status`
+    """A reply (or a row) that yields no fields: a status of :mod:`~reflection_tuning.status`
     and a one-line reason."""
 
     status: str
@@ -88,7 +88,7 @@ def decode_json_reply(content: str, schema: Mapping[str, Any]) -> dict[str, Any]
 
     import jsonschema
 
-    from reflection_tuning.llm.status import PARSE_ERROR
+    from reflection_tuning.status import PARSE_ERROR
 
     try:
         obj = json.loads(content)

@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from reflection_tuning.rows import STATUS_EMPTY, STATUS_NAN, STATUS_OK
+from reflection_tuning import status as st
 
 # The four perplexity terms, named as in the score rows (`ppl_<term>`, `loss_<term>`, `tokens_<term>`)
 # and as the keys of templates.scoring_pairs.
@@ -62,13 +62,13 @@ def ratio(num: float | None, den: float | None, tokens_num: int | None = None, t
     never computed (status ``empty``), None means "not known" and is not checked.
     """
     if tokens_num == 0 or tokens_den == 0:
-        return Ratio(None, STATUS_EMPTY)
+        return Ratio(None, st.EMPTY)
     if not (_finite_positive(num) and _finite_positive(den)):
-        return Ratio(None, STATUS_NAN)
+        return Ratio(None, st.NAN)
     value = num / den
     if not math.isfinite(value) or value <= 0:
-        return Ratio(None, STATUS_NAN)
-    return Ratio(value, STATUS_OK)
+        return Ratio(None, st.NAN)
+    return Ratio(value, st.OK)
 
 
 def ifd(ppl_a_given_q: float | None, ppl_a: float | None, tokens_a_given_q: int | None = None,
@@ -112,7 +112,7 @@ def score_fields(losses: Mapping[str, float | None], tokens: Mapping[str, int | 
     ppls = {t: perplexity(losses.get(t)) for t in TERMS}
     r_ifd = ifd(ppls["a_given_q"], ppls["a"], tokens.get("a_given_q"), tokens.get("a"))
     r_rifd = rifd(ppls["q_given_a"], ppls["q"], tokens.get("q_given_a"), tokens.get("q"))
-    status = r_ifd.status if r_ifd.status != STATUS_OK else r_rifd.status
+    status = r_ifd.status if r_ifd.status != st.OK else r_rifd.status
     out: dict[str, Any] = {"status": status, "ifd_status": r_ifd.status, "rifd_status": r_rifd.status}
     for t in TERMS:
         out[f"ppl_{t}"] = ppls[t]

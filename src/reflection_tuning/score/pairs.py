@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning import status as st
 from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
-from reflection_tuning.rows import STATUS_UNUSABLE, VARIANTS, is_usable
+from reflection_tuning.rows import VARIANTS, is_usable
 from reflection_tuning.score.batching import Request, ScorerStats
 from reflection_tuning.score.ifd import TERMS, score_fields
 from reflection_tuning.score.shard import Shard, gather
@@ -51,7 +52,7 @@ def score_rows(rows: Sequence[dict[str, Any]], scorer: Any, template: str,
     for i in range(len(rows)):
         if i not in pairs:
             fields = score_fields({}, {})
-            fields.update({"status": STATUS_UNUSABLE, "ifd_status": STATUS_UNUSABLE, "rifd_status": STATUS_UNUSABLE,
+            fields.update({"status": st.UNUSABLE, "ifd_status": st.UNUSABLE, "rifd_status": st.UNUSABLE,
                            **{f"tokens_{t}": None for t in TERMS}, "truncated": None})
         else:
             res = {t: results[i, t] for t in TERMS}

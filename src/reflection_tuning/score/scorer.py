@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.rows import STATUS_EMPTY, STATUS_NAN, STATUS_OK
+from reflection_tuning import status as st
 from reflection_tuning.score.batching import (  # noqa: F401  (re-exported: the scorer's public types)
     PairScore,
     Plan,
@@ -149,7 +149,7 @@ class HFScorer:
             if p.positions:
                 todo.append(i)
             else:
-                results[i] = PairScore(None, 0, p.target_tokens, p.truncated, STATUS_EMPTY)
+                results[i] = PairScore(None, 0, p.target_tokens, p.truncated, st.EMPTY)
         batches = prefix_batches(plans, todo, self.batch_tokens, self.min_fill,
                                  self.min_share if self.share_prefix else None)
         owner = assign_batches([len(b) * (len(plans[b[0]].ids) - k) for k, b in batches], self.shard.world)
@@ -185,7 +185,7 @@ class HFScorer:
                     p, loss = plans[i], total / count
                     ok = math.isfinite(loss)
                     scores.append(PairScore(loss if ok else None, count, p.target_tokens, p.truncated,
-                                            STATUS_OK if ok else STATUS_NAN))
+                                            st.OK if ok else st.NAN))
                 self.stats.pairs_scored += len(idx)
                 self.stats.tokens_prefix_reused += k * len(idx)
                 out.update(zip(idx, scores))

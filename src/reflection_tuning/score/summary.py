@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning import status as st
 from reflection_tuning.io import write_csv
-from reflection_tuning.rows import SCORE_STATUSES, STATUS_OK, STATUS_UNUSABLE
 from reflection_tuning.score.ifd import ratio_status
 
 QUANTILES = (10, 25, 50, 75, 90)
@@ -53,22 +53,22 @@ def score_metrics(rows: Sequence[dict[str, Any]], variants: Sequence[str]) -> di
     m: dict[str, Any] = {"rows": len(rows)}
     for v in variants:
         rs = [r for r in rows if r.get("variant", "original") == v]
-        ok = [r for r in rs if r["status"] == STATUS_OK]
-        scored = [r for r in rs if r["status"] != STATUS_UNUSABLE]
+        ok = [r for r in rs if r["status"] == st.OK]
+        scored = [r for r in rs if r["status"] != st.UNUSABLE]
         m[f"{v}_rows"] = len(rs)
-        for s in SCORE_STATUSES:
+        for s in st.SCORE:
             m[f"{v}_status_{s}"] = sum(r["status"] == s for r in rs)
         m[f"{v}_failed"] = len(scored) - len(ok)  # scored but not both ratios usable (empty, nan)
         for key in MEASURES:
-            for s in SCORE_STATUSES:
+            for s in st.SCORE:
                 m[f"{v}_{key}_status_{s}"] = sum(ratio_status(r, key) == s for r in rs)
         for key in MEASURES:
-            values = [r[key] for r in rs if ratio_status(r, key) == STATUS_OK]
+            values = [r[key] for r in rs if ratio_status(r, key) == st.OK]
             m[f"{v}_{key}_mean"] = statistics.fmean(values) if values else None
             m[f"{v}_{key}_median"] = statistics.median(values) if values else None
             for q in QUANTILES:
                 m[f"{v}_{key}_p{q}"] = quantile(values, q / 100)
-        ifd_ok = [r["ifd"] for r in rs if ratio_status(r, "ifd") == STATUS_OK]
+        ifd_ok = [r["ifd"] for r in rs if ratio_status(r, "ifd") == st.OK]
         m[f"{v}_ifd_lt1_share"] = sum(x < 1 for x in ifd_ok) / len(ifd_ok) if ifd_ok else None
         m[f"{v}_truncated_share"] = sum(bool(r["truncated"]) for r in scored) / len(scored) if scored else None
     return m
@@ -86,13 +86,13 @@ def histogram(values: Sequence[float]) -> list[int]:
 def write_plots(plot: Path, hist_path: Path, reflected: Path, rows: Sequence[dict[str, Any]],
                 variants: Sequence[str]) -> None:
     """Write the three plot files of the module doc: ``score_ifd``, ``score_hist``, ``score_reflected``."""
-    ok = sorted((r for r in rows if r["status"] == STATUS_OK), key=lambda r: (str(r["id"]), r["variant"]))
+    ok = sorted((r for r in rows if r["status"] == st.OK), key=lambda r: (str(r["id"]), r["variant"]))
     write_csv(plot, ["id", "variant", "ifd", "rifd"],
               ([r["id"], r["variant"], repr(r["ifd"]), repr(r["rifd"])] for r in ok))
     hist = []
     for key in MEASURES:
         for v in variants:
-            counts = histogram([r[key] for r in rows if r["variant"] == v and ratio_status(r, key) == STATUS_OK])
+            counts = histogram([r[key] for r in rows if r["variant"] == v and ratio_status(r, key) == st.OK])
             hist += [[key, v, repr(round(k * BIN_WIDTH, 6)), c] for k, c in enumerate(counts)]
     write_csv(hist_path, ["measure", "variant", "bin", "count"], hist)
     original = {r["id"]: r for r in ok if r["variant"] == "original"}

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from reflection_tuning.rows import STATUS_OK
+from reflection_tuning import status as st
 from reflection_tuning.select.rules import usable_score
 
 
@@ -49,7 +49,7 @@ def rank_limit(rows: Sequence[Mapping[str, Any]], top_k: int | None = None,
     if top_k is None and ratio is None:
         return Ranked(list(rows), 0, 0, 0)
 
-    values = [usable_score({"ifd_status": STATUS_OK, "ifd": r.get("ifd")}, "ifd") for r in rows]
+    values = [usable_score({"ifd_status": st.OK, "ifd": r.get("ifd")}, "ifd") for r in rows]
     unscored = sum(v is None for v in values)
     ge1 = sum(v is not None and v >= 1 for v in values)
     candidates = [(v, r) for v, r in zip(values, rows) if v is not None and v < 1]

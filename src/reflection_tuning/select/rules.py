@@ -20,7 +20,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reflection_tuning.rows import STATUS_OK, VARIANTS, is_usable
+from reflection_tuning import status as st
+from reflection_tuning.rows import VARIANTS, is_usable
 from reflection_tuning.score.ifd import ratio_status
 
 METHODS = ("v2", "v1", "original", "random", "length")
@@ -51,7 +52,7 @@ def usable_score(row: Mapping[str, Any] | None, key: str) -> float | None:
     The status read is ``<key>_status`` (``status`` in rows that predate it): IFD and r-IFD
     are independent, and a failed r-IFD never hides an IFD.
     """
-    if not row or ratio_status(row, key) != STATUS_OK:
+    if not row or ratio_status(row, key) != st.OK:
         return None
     value = row.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

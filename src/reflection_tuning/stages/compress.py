@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning import status as st
 from reflection_tuning.io import write_jsonl, write_metrics
-from reflection_tuning.llm import status as st
 from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
 from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import run_step

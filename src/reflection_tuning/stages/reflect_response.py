@@ -14,8 +14,8 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
 
+from reflection_tuning import status as st
 from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, join_by_id, write_metrics
-from reflection_tuning.llm import status as st
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import Outcome, Tally
 from reflection_tuning.llm.runner import iter_step

@@ -51,10 +51,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from reflection_tuning import status as st
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_index, write_jsonl, write_metrics
-from reflection_tuning.rows import INPUT_MODES, STATUS_MISSING, STATUS_OK, VARIANTS, is_usable
+from reflection_tuning.rows import INPUT_MODES, VARIANTS, is_usable
 from reflection_tuning.score.pairs import score_file, score_rows, scorer_metrics
 from reflection_tuning.score.shard import Shard, shard_from_env, start, stop
 from reflection_tuning.score.summary import score_metrics, write_plots
@@ -171,7 +172,7 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, s
     start_time = time.monotonic()
     entries = gather_variants(inputs)
     scorer = scorer or _load_scorer(cfg, student, shard)
-    fields = score_rows([e["_row"] or {"status": STATUS_MISSING} for e in entries], scorer,
+    fields = score_rows([e["_row"] or {"status": st.MISSING} for e in entries], scorer,
                         template_of(cfg, train_template), cfg.input_mode)
     rows = [{"id": e["id"], "variant": e["variant"], **f} for e, f in zip(entries, fields)]
     metrics = {**score_metrics(rows, VARIANTS), **scorer_metrics(scorer, shard), "ranks": shard.world}
@@ -183,7 +184,7 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs, s
         write_jsonl(outputs.scores, rows, sort_by=("id", "variant"))
         write_plots(outputs.plot, outputs.hist, outputs.reflected, rows, VARIANTS)
         write_metrics(outputs.metrics, metrics)
-        log.info("scored %d rows (%d ok) in %.1fs", len(rows), sum(r["status"] == STATUS_OK for r in rows),
+        log.info("scored %d rows (%d ok) in %.1fs", len(rows), sum(r["status"] == st.OK for r in rows),
                  metrics["seconds"])
     return metrics
 

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reflection_tuning import status as st
 from reflection_tuning.llm.step import Failure
-from reflection_tuning.rows import STATUS_COPY, STATUS_REPETITIVE, STATUS_TRUNCATED
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -77,11 +77,11 @@ def whole(fields: Mapping[str, str], row: Mapping[str, Any], checks: ReplyChecks
         for k, v in fields.items():
             bound = checks.max_chars.get(k)
             if bound is not None and len(v) >= bound:
-                return Failure(STATUS_TRUNCATED, f"{k} ends at its bound of {bound} characters "
+                return Failure(st.TRUNCATED, f"{k} ends at its bound of {bound} characters "
                                                  "(the decoder closed it, not the model)"), ratio
     for k, r in ratios.items():
         if r > checks.max_repetition:
-            return Failure(STATUS_REPETITIVE, f"{k} repeats itself: word {checks.repetition_ngram}-gram repetition "
+            return Failure(st.REPETITIVE, f"{k} repeats itself: word {checks.repetition_ngram}-gram repetition "
                                               f"ratio {r:.2f} > {checks.max_repetition}"), ratio
     critique = _norm(fields.get("critique", ""))
     for k, v in new.items():
@@ -89,12 +89,12 @@ def whole(fields: Mapping[str, str], row: Mapping[str, Any], checks: ReplyChecks
         others = [(o, _norm(w)) for o, w in new.items() if o != k]
         # all of it stands in the critique, and is no small part of it (a short answer may be quoted)
         if critique and text and text in critique and 2 * len(text) >= len(critique):
-            return Failure(STATUS_COPY, f"{k} only repeats the critique"), ratio
+            return Failure(st.COPY, f"{k} only repeats the critique"), ratio
         for o, w in others:
             if text and text == w:
-                return Failure(STATUS_COPY, f"{k} only repeats the new {o}"), ratio
+                return Failure(st.COPY, f"{k} only repeats the new {o}"), ratio
         if text and text == _norm(str(row.get(k) or "")):
-            return Failure(STATUS_COPY, f"{k} only repeats the original {k}"), ratio
+            return Failure(st.COPY, f"{k} only repeats the original {k}"), ratio
     return None, ratio
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.llm import status as st
+from reflection_tuning import status as st
 from reflection_tuning.llm import step
 from reflection_tuning.llm.cache import Completion, Messages
 from reflection_tuning.llm.outcome import Outcome
@@ -34,7 +34,7 @@ from reflection_tuning.steps.prompt import HERE, Prompt, load_prompt
 ORDERS = ("sft_first", "baseline_first")
 ROLES = ("sft", "baseline")
 
-# A judgement's status (:mod:`reflection_tuning.llm.status`): ``ok`` or why it has no scores.
+# A judgement's status (:mod:`reflection_tuning.status`): ``ok`` or why it has no scores.
 JUDGEMENT_STATUSES = (st.OK, st.PARSE_ERROR, st.TRUNCATED, st.REQUEST_ERROR, st.COST_CAP)
 
 # A pair's outcome, from the fine-tuned student's side.

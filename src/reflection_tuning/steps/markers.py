@@ -22,8 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reflection_tuning.llm.status import OK as STATUS_OK
-from reflection_tuning.llm.status import PARSE_ERROR as STATUS_PARSE_ERROR
+from reflection_tuning import status as st
 
 _EMPH = r"(?:\*\*|__|\*|_)?"
 
@@ -89,7 +88,7 @@ class ParseResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == STATUS_OK
+        return self.status == st.OK
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ def rejection(seg: str, what: str) -> str | None:
 
 def fail(reason: str, candidates: int) -> ParseResult:
     """A ``parse_error`` result saying why."""
-    return ParseResult(STATUS_PARSE_ERROR, {}, reason, candidates, None)
+    return ParseResult(st.PARSE_ERROR, {}, reason, candidates, None)
 
 
 def ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int, critique: str = "") -> ParseResult:
@@ -183,7 +182,7 @@ def ok(fields: dict[str, str], skipped: list[str], candidates: int, chosen: int,
         reason = f"took candidate {chosen + 1} of {candidates}" + (
             f"; skipped: {'; '.join(skipped)}" if skipped else ""
         )
-    return ParseResult(STATUS_OK, fields, reason, candidates, chosen, critique)
+    return ParseResult(st.OK, fields, reason, candidates, chosen, critique)
 
 
 def critique(text: str, markers: list[Marker], first_start: int) -> str:

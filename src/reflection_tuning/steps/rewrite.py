@@ -5,7 +5,7 @@ A rewrite step reads ``instruction``, ``input`` and ``output`` from a row and re
 row's ``instruction``, ``input`` and ``output``, plus the teacher's ``critique``. A subclass
 (one per step module) names its template, schema and parser, and which fields it rewrites.
 
-A teacher row (:func:`teacher_row`) has one explicit status (:mod:`reflection_tuning.llm.status`):
+A teacher row (:func:`teacher_row`) has one explicit status (:mod:`reflection_tuning.status`):
 ``ok``; ``parse_error`` (the reply has no usable marked segment); ``truncated`` (the reply hit
 ``max_tokens``: never parsed as complete); ``request_error`` (the request failed after retries);
 ``cost_cap`` (not sent: it could have taken the spend over ``teacher.max_cost``);
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from reflection_tuning.llm import status as st
+from reflection_tuning import status as st
 from reflection_tuning.llm.cache import Completion, Messages
 from reflection_tuning.llm.outcome import Outcome, provenance
 from reflection_tuning.llm.step import Failure, Parsed
@@ -149,7 +149,7 @@ def teacher_row(source: Mapping[str, Any], variant: str, outcome: Outcome, *, te
     Raises:
         ValueError: an unknown status, or an ok outcome without instruction/input/output.
     """
-    if outcome.status not in st.STATUSES:
+    if outcome.status not in st.STEP:
         raise ValueError(f"unknown status {outcome.status!r}")
     fields = outcome.fields if outcome.ok else None
     if fields is not None and any(fields.get(k) is None for k in FIELDS):

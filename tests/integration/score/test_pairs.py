@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from reflection_tuning import status as st
 from reflection_tuning.io import read_jsonl, write_jsonl
-from reflection_tuning.rows import FIELDS, STATUS_EMPTY, STATUS_OK
+from reflection_tuning.rows import FIELDS
 from reflection_tuning.score.pairs import score_file
 from reflection_tuning.score.scorer import HFScorer
 from reflection_tuning.templates import prompt
@@ -28,8 +29,8 @@ def test_truncated_rows_compare_like_with_like(alpaca_rows, tiny_model, tmp_path
     assert r["truncated"] is True and r["tokens_a_given_q"] == 10 == r["tokens_a"]
     # the reverse prompt holds the whole response: no room is left for Q, an explicit failure
     # of the r-IFD alone; the IFD stands (the two are independent)
-    assert r["tokens_q_given_a"] == 0 and r["status"] == STATUS_EMPTY and r["rifd"] is None
-    assert (r["ifd_status"], r["rifd_status"]) == (STATUS_OK, STATUS_EMPTY)
+    assert r["tokens_q_given_a"] == 0 and r["status"] == st.EMPTY and r["rifd"] is None
+    assert (r["ifd_status"], r["rifd_status"]) == (st.OK, st.EMPTY)
     assert r["ifd"] == pytest.approx(r["ppl_a_given_q"] / r["ppl_a"])
     assert m["original_truncated_share"] == 1.0 and m["original_status_empty"] == 1
     assert m["original_ifd_status_ok"] == 1 and m["original_rifd_status_empty"] == 1

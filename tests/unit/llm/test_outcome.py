@@ -3,7 +3,7 @@ provenance fields of a row."""
 
 from __future__ import annotations
 
-from reflection_tuning.llm import status as st
+from reflection_tuning import status as st
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.cost import Price
 from reflection_tuning.llm.outcome import Outcome, Tally, provenance, status_metrics, token_metrics
@@ -15,7 +15,7 @@ def test_tally_counts_rows_the_stage_wrote():
         tally.add(Outcome({"id": "x"}, st.UPSTREAM_UNUSABLE, attempts=0))
     m = tally.status_metrics(prefix="both_rows_")
     assert (m["both_rows_out"], m["both_rows_upstream_unusable"], m["both_rows_ok"]) == (2, 2, 0)
-    assert set(st.STATUSES) <= {k.removeprefix("both_rows_") for k in m}
+    assert set(st.STEP) <= {k.removeprefix("both_rows_") for k in m}
     assert tally.token_metrics()["completion_tokens"] == 0
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from shipped import params_config
 
+from reflection_tuning import status as st
 from reflection_tuning.config import ConfigError
 from reflection_tuning.llm import runner
-from reflection_tuning.llm import status as st
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import status_metrics, token_metrics

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from reflection_tuning.llm.status import PARSE_ERROR
 from reflection_tuning.llm.step import Failure, decode_json_reply
+from reflection_tuning.status import PARSE_ERROR
 
 SCHEMA = {"type": "object", "properties": {"critique": {"type": "string"}, "output": {"type": "string"}},
           "required": ["critique", "output"], "additionalProperties": False}

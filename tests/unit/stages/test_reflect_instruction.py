@@ -8,8 +8,9 @@ import json
 
 from shipped import PARAMS, REPO
 
+from reflection_tuning import status as st
 from reflection_tuning.io import read_jsonl, write_jsonl
-from reflection_tuning.rows import STATUS_OK, canonical
+from reflection_tuning.rows import canonical
 from reflection_tuning.stages import reflect_instruction
 
 
@@ -50,7 +51,7 @@ def test_the_rewrite_is_self_contained_and_keeps_the_sample_id(fake_openai, tmp_
     assert "Je pense, donc je suis." in sent  # the teacher sees the input it is asked to fold in
     (row,) = read_jsonl(tmp_path / "instruction.jsonl")
     assert (row["id"], row["variant"], row["source"], row["status"]) == (original["id"], "instruction", "alpaca",
-                                                                         STATUS_OK)
+                                                                         st.OK)
     assert row["instruction"] == "Translate the French sentence 'Je pense, donc je suis.' into English."
     assert (row["input"], row["output"]) == ("", "\"I think, therefore I am\": Descartes' cogito.")
     assert row["teacher_model"] == "teacher-x" and row["template_hash"]

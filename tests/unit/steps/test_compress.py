@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reflection_tuning.llm import status as st
+from reflection_tuning import status as st
 from reflection_tuning.llm.outcome import Outcome
 from reflection_tuning.steps.compress import Compress, merged_row
 from reflection_tuning.steps.compress import parse_reply as parse_merged_reply

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.llm import status as st
+from reflection_tuning import status as st
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.outcome import Outcome
 from reflection_tuning.steps.rewrite import object_schema, teacher_row, text
@@ -27,7 +27,7 @@ def test_an_ok_row_carries_the_new_fields_the_critique_and_the_reply():
                    "attempts": 2, "reply_format": "markers", "adaptations": [], "error": None}
 
 
-@pytest.mark.parametrize("status", [s for s in st.STATUSES if s != st.OK])
+@pytest.mark.parametrize("status", [s for s in st.STEP if s != st.OK])
 def test_a_row_that_is_not_ok_has_no_fields_never_the_original(status):
     outcome = Outcome(SOURCE, status, None, reason="why", completion=REPLY if status == st.PARSE_ERROR else None)
     row = teacher_row(SOURCE, "instruction", outcome, teacher_model="m", template_hash="h")

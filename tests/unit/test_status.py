@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.llm import status as st
+from reflection_tuning import status as st
 from reflection_tuning.rows import is_usable
 
 
 def test_statuses_are_distinct_and_reaskable_ones_came_back():
-    assert len(set(st.STATUSES)) == len(st.STATUSES) and st.OK == "ok"
+    assert len(set(st.STEP)) == len(st.STEP) and st.OK == "ok"
     # a reply that came back but is not whole is asked again; a request that failed is not
     assert {st.PARSE_ERROR, st.TRUNCATED, st.REPETITIVE, st.COPY} == st.REASKABLE
-    assert set(st.STATUSES) > st.REASKABLE and st.REQUEST_ERROR not in st.REASKABLE
-    assert set(st.__all__) >= {"OK", "STATUSES", "REASKABLE"}
+    assert set(st.STEP) > st.REASKABLE and st.REQUEST_ERROR not in st.REASKABLE
 
 
-@pytest.mark.parametrize("status", st.STATUSES)
+@pytest.mark.parametrize("status", st.STEP)
 def test_only_ok_rows_are_scored_or_trained_on(status):
     row = {"id": "x", "instruction": "Say hi.", "input": "", "output": "Hi.", "status": status}
     assert is_usable(row) is (status == st.OK)
