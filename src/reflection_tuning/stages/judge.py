@@ -83,8 +83,7 @@ def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs
     for what, path in (("answers", inputs.answers), ("prompt_file", cfg.prompt_file), ("system_file", cfg.system_file)):
         if not Path(path).is_file():
             raise UserError(f"judge: missing {what} {path}; run generate first, or check judge_step.{what}")
-    step = core.JudgeStep(core.load_judge_prompt(cfg.prompt_file, cfg.system_file),
-                          max_chars=cfg.max_chars if judge_cfg.bounded else None)
+    step = core.JudgeStep.load(cfg.prompt_file, cfg.system_file, max_chars=cfg.max_chars if judge_cfg.bounded else None)
     pairs = pair_answers(read_jsonl(inputs.answers))
     done = run_step(step, judge_cfg, core.judge_rows(pairs), api_key=api_key, desc="judge")
     rows = []

@@ -33,10 +33,7 @@ class Compress(RewriteStep):
 
     name = "compress"
     reply_fields = REPLY_FIELDS
-
-    @staticmethod
-    def parse_reply(text: str) -> ParseResult:
-        return parse_reply(text)
+    parse_reply = staticmethod(parse_reply)
 
     def new_fields(self, parsed: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
         return {"instruction": parsed["instruction"], "input": "", "output": row["output"]}

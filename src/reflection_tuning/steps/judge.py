@@ -8,8 +8,8 @@ order (``sft_first``: the fine-tuned student is Assistant 1; ``baseline_first``:
 baseline is), and the two judgements are combined by :func:`combine` to cancel the
 judge's position bias.
 
-Template: ``judge.j2`` and ``judge.system.txt`` beside this module (``judge_step.prompt_file``
-/ ``system_file`` in params.yaml). A free-text reply has the two scores alone on its first
+Template: ``judge.j2`` and ``judge.system.txt`` beside this module (:class:`~.base.PromptStep`;
+``judge_step.prompt_file`` / ``system_file`` in params.yaml). A free-text reply has the two scores alone on its first
 line (:func:`parse_scores`); a structured reply is :func:`reply_schema`. The ``judge`` stage writes
 one :func:`pair_row` per prompt, holding one :func:`judgement` per order.
 
@@ -22,14 +22,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from reflection_tuning import status as st
 from reflection_tuning.llm import step
-from reflection_tuning.llm.cache import Completion, Messages
+from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.outcome import Outcome
-from reflection_tuning.steps.prompt import HERE, Prompt, load_prompt
+from reflection_tuning.steps.base import PromptStep
+from reflection_tuning.steps.prompt import Prompt
 
 ORDERS = ("sft_first", "baseline_first")
 ROLES = ("sft", "baseline")
@@ -46,20 +46,6 @@ _NUMBER_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
 SCORE_MIN, SCORE_MAX = 0.0, 10.0
 
 
-TEMPLATE, SYSTEM = HERE / "judge.j2", HERE / "judge.system.txt"
-
-
-def load_judge_prompt(template_path: str | Path = TEMPLATE, system_path: str | Path = SYSTEM) -> Prompt:
-    """Read the judge template and system prompt (default: the shipped ones); fill it with
-    ``prompt.messages(question=…, answer_1=…, answer_2=…)``.
-
-    Raises:
-        FileNotFoundError: a file is missing.
-        ValueError: the template does not read exactly ``question``, ``answer_1``, ``answer_2``.
-    """
-    return load_prompt(template_path, system_path, PLACEHOLDERS)
-
-
 def order_answers(order: str, sft: str, baseline: str) -> tuple[str, str]:
     """(Assistant 1's answer, Assistant 2's answer) for ``order``.
 
@@ -74,7 +60,7 @@ def order_answers(order: str, sft: str, baseline: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class Parsed:
+class Scores:
     """A judge reply read: ``status`` ok with ``scores`` (Assistant 1, Assistant 2), or why not."""
 
     status: str
@@ -82,7 +68,7 @@ class Parsed:
     reason: str | None = None
 
 
-def parse_scores(reply: str, finish_reason: str | None = None) -> Parsed:
+def parse_scores(reply: str, finish_reason: str | None = None) -> Scores:
     """The two scores on the first non-empty line of ``reply``, as the papers' review script reads them.
 
     The line must hold exactly two numbers separated by spaces and/or a comma (``8 7``,
@@ -93,18 +79,18 @@ def parse_scores(reply: str, finish_reason: str | None = None) -> Parsed:
     """
     text = (reply or "").lstrip()
     if not text:
-        return Parsed(st.TRUNCATED if finish_reason == "length" else st.PARSE_ERROR,
+        return Scores(st.TRUNCATED if finish_reason == "length" else st.PARSE_ERROR,
                       reason="empty reply")
     line, newline, _ = text.partition("\n")
     if finish_reason == "length" and not newline:
-        return Parsed(st.TRUNCATED, reason="reply cut at max_tokens before the end of its first line")
+        return Scores(st.TRUNCATED, reason="reply cut at max_tokens before the end of its first line")
     tokens = line.replace(",", " ").split()
     if len(tokens) != 2 or not all(_NUMBER_RE.match(t) for t in tokens):
-        return Parsed(st.PARSE_ERROR, reason=f"first line is not two scores: {line.strip()[:80]!r}")
+        return Scores(st.PARSE_ERROR, reason=f"first line is not two scores: {line.strip()[:80]!r}")
     scores = (float(tokens[0]), float(tokens[1]))
     if not all(SCORE_MIN <= s <= SCORE_MAX for s in scores):
-        return Parsed(st.PARSE_ERROR, reason=f"scores {scores} outside [{SCORE_MIN:g}, {SCORE_MAX:g}]")
-    return Parsed(st.OK, scores=scores)
+        return Scores(st.PARSE_ERROR, reason=f"scores {scores} outside [{SCORE_MIN:g}, {SCORE_MAX:g}]")
+    return Scores(st.OK, scores=scores)
 
 
 def sft_baseline_scores(order: str, scores: tuple[float, float]) -> tuple[float, float]:
@@ -210,11 +196,16 @@ def reply_schema(max_chars: Mapping[str, int] | None = None) -> dict[str, Any]:
 SCHEMA = reply_schema()
 
 
-class JudgeStep:
+class JudgeStep(PromptStep):
     """The pairwise judgement as an LLM step (:class:`reflection_tuning.llm.step.Step`): a row
     ``{id, order, question, answer_1, answer_2}`` becomes one judge request; the reply's two
     scores are the fields ``score_1`` and ``score_2`` (Assistant 1, Assistant 2). A reply cut
-    at ``max_tokens`` is read when its first line is complete (:func:`parse_scores`)."""
+    at ``max_tokens`` is read when its first line is complete (:func:`parse_scores`).
+
+    Args:
+        prompt: the template (it reads ``question``, ``answer_1``, ``answer_2``) and system prompt.
+        max_chars: ``{"explanation": characters}``, the bound sent in the schema (``None``: none).
+    """
 
     name = "judge"
     input_columns = PLACEHOLDERS
@@ -222,15 +213,8 @@ class JudgeStep:
     reads_truncated = True
 
     def __init__(self, prompt: Prompt, max_chars: Mapping[str, int] | None = None) -> None:
-        self.prompt = prompt
+        super().__init__(prompt)
         self.schema = reply_schema(max_chars)
-
-    @property
-    def template_hash(self) -> str:
-        return self.prompt.hash
-
-    def format_input(self, row: Mapping[str, Any]) -> Messages:
-        return self.prompt.messages(question=row["question"], answer_1=row["answer_1"], answer_2=row["answer_2"])
 
     def parse(self, reply: Completion, row: Mapping[str, Any]) -> step.Parsed | step.Failure:
         parsed = parse_scores(reply.content, reply.finish_reason)

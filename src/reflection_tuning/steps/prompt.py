@@ -26,24 +26,10 @@ HERE = Path(__file__).resolve().parent
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
-# The shipped templates keep the ids of the same prompts written in the ``{field}`` /
-# ``{if input}…{endif}`` syntax that the project's prompt files used: the ids enter the cache
-# keys, and the requests are byte-identical, so replies cached under those ids still answer them.
-# tests/unit/steps/test_prompt.py checks each pair (Jinja2 source hash -> id).
-SHIPPED_IDS = {
-    "be3efa249d47": "fdffc78a3380",  # reflect_instruction
-    "143a3b2db560": "87d2c29fa9fa",  # reflect_response
-    "453b7ab2c3cf": "8475a2e81576",  # compress
-    "bfd2911f0998": "7c825ec1ab80",  # judge
-}
-
-
 def template_hash(system: str, template: str) -> str:
-    """12 hex chars of the SHA-256 of (system prompt, template source): a prompt's id (a
-    shipped template's is in :data:`SHIPPED_IDS`)."""
+    """12 hex chars of the SHA-256 of (system prompt, template source): a prompt's id."""
     blob = json.dumps([system, template], ensure_ascii=False)
-    digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
-    return SHIPPED_IDS.get(digest, digest)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

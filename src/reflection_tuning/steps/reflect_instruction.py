@@ -81,10 +81,7 @@ class ReflectInstruction(RewriteStep):
 
     name = "reflect_instruction"
     reply_fields = REPLY_FIELDS
-
-    @staticmethod
-    def parse_reply(text: str) -> ParseResult:
-        return parse_reply(text)
+    parse_reply = staticmethod(parse_reply)
 
     def new_fields(self, parsed: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
         return {"instruction": parsed["instruction"], "input": "", "output": parsed["output"]}

@@ -31,10 +31,7 @@ class ReflectResponse(RewriteStep):
 
     name = "reflect_response"
     reply_fields = REPLY_FIELDS
-
-    @staticmethod
-    def parse_reply(text: str) -> ParseResult:
-        return parse_reply(text)
+    parse_reply = staticmethod(parse_reply)
 
     def new_fields(self, parsed: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
         return {"instruction": row["instruction"], "input": row.get("input") or "", "output": parsed["output"]}

@@ -18,8 +18,7 @@ never replaced by the original.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from reflection_tuning import status as st
@@ -27,9 +26,10 @@ from reflection_tuning.llm.cache import Completion, Messages
 from reflection_tuning.llm.outcome import Outcome, provenance
 from reflection_tuning.llm.step import Failure, Parsed
 from reflection_tuning.rows import FIELDS
+from reflection_tuning.steps.base import PromptStep
 from reflection_tuning.steps.checks import ReplyChecks, bounds_sentence, whole
 from reflection_tuning.steps.markers import ParseResult
-from reflection_tuning.steps.prompt import HERE, Prompt, load_prompt
+from reflection_tuning.steps.prompt import Prompt
 
 OUTPUT_FIELDS = (*FIELDS, "critique")
 
@@ -53,12 +53,12 @@ def object_schema(**properties: dict[str, Any]) -> dict[str, Any]:
 NO_CHECKS = ReplyChecks(max_chars=None, max_repetition=1.0, repetition_ngram=10)
 
 
-class RewriteStep:
+class RewriteStep(PromptStep):
     """A step whose request is its prompt filled from the row's instruction, input and output.
 
-    Subclasses set ``name`` (the step, and its files ``<name>.j2`` / ``<name>.system.txt``
-    beside its module), ``reply_fields`` (each field of a structured reply and what it holds,
-    in the order the reply writes them), and implement :meth:`parse_reply` and :meth:`new_fields`.
+    Subclasses set ``name`` (the step, and its prompt files: :class:`~.base.PromptStep`),
+    ``reply_fields`` (each field of a structured reply and what it holds, in the order the reply
+    writes them), ``parse_reply`` (the marked segments of a free-text reply) and :meth:`new_fields`.
 
     Args:
         prompt: the template and system prompt.
@@ -67,32 +67,16 @@ class RewriteStep:
             repetition check.
     """
 
-    name: ClassVar[str] = ""
     input_columns: ClassVar[tuple[str, ...]] = FIELDS
     output_fields: ClassVar[tuple[str, ...]] = OUTPUT_FIELDS
     reply_fields: ClassVar[Mapping[str, str]] = {}
-    reads_truncated: ClassVar[bool] = False
 
     def __init__(self, prompt: Prompt, checks: ReplyChecks = NO_CHECKS) -> None:
         unknown = sorted(set(checks.max_chars or {}) - set(self.reply_fields))
         if unknown:
             raise ValueError(f"{self.name}.max_chars: {unknown} are not fields of its reply {list(self.reply_fields)}")
-        self.prompt = prompt
+        super().__init__(prompt)
         self.checks = checks
-
-    @classmethod
-    def template_files(cls) -> tuple[Path, Path]:
-        """The shipped (template, system prompt) of this step."""
-        return HERE / f"{cls.name}.j2", HERE / f"{cls.name}.system.txt"
-
-    @classmethod
-    def shipped(cls, checks: ReplyChecks = NO_CHECKS) -> RewriteStep:
-        """The step with its shipped template."""
-        return cls(load_prompt(*cls.template_files(), FIELDS), checks)
-
-    @property
-    def template_hash(self) -> str:
-        return self.prompt.hash
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -102,8 +86,7 @@ class RewriteStep:
         return object_schema(**{k: text(d, bounds.get(k)) for k, d in self.reply_fields.items()})
 
     def format_input(self, row: Mapping[str, Any]) -> Messages:
-        messages = self.prompt.messages(instruction=row["instruction"], input=row.get("input") or "",
-                                        output=row["output"])
+        messages = super().format_input(row)
         if self.checks.max_chars:  # the bounds the schema sends, said to the model so it can finish within them
             said = bounds_sentence(self.checks.max_chars, self.reply_fields)
             messages[-1] = {**messages[-1], "content": f"{messages[-1]['content'].rstrip()}\n{said}"}
@@ -132,10 +115,7 @@ class RewriteStep:
         fields = {**self.new_fields(clean, row), "critique": clean.get("critique", "")}
         return Parsed(fields, note=note, candidates=candidates, repetition=ratio)
 
-    @staticmethod
-    def parse_reply(text: str) -> ParseResult:  # pragma: no cover - every step has its own
-        """The marked segments of a free-text reply."""
-        raise NotImplementedError
+    parse_reply: ClassVar[Callable[[str], ParseResult]]  # the marked segments of a free-text reply
 
     def new_fields(self, parsed: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:  # pragma: no cover
         """The new row's instruction, input and output from the parsed texts and the input row."""

@@ -46,7 +46,7 @@ def workdir(tmp_path, monkeypatch):
     write_jsonl(tmp_path / "data/alpaca/answers.jsonl", answers)
     params = write_params(tmp_path / "params.yaml", reflect_instruction=_files(ReflectInstruction),
                           reflect_response=_files(ReflectResponse), compress=_files(Compress),
-                          judge_step={"prompt_file": str(judge_step.TEMPLATE), "system_file": str(judge_step.SYSTEM)})
+                          judge_step=_files(judge_step.JudgeStep))
     return tmp_path, rows, params
 
 

@@ -9,7 +9,7 @@ from reflection_tuning.steps import judge as j
 
 
 def test_shipped_prompt_loads_and_fills_in_one_pass():
-    prompt = j.load_judge_prompt()
+    prompt = j.JudgeStep.load().prompt
     assert len(prompt.hash) == 12
     msgs = prompt.messages(question="What is 2+2?", answer_1="It is {answer_2}.", answer_2="4")
     assert [m["role"] for m in msgs] == ["system", "user"]
@@ -23,13 +23,13 @@ def test_template_without_placeholder_is_refused(tmp_path):
     (tmp_path / "t.txt").write_text("{{ question }} {{ answer_1 }}")
     (tmp_path / "s.txt").write_text("")
     with pytest.raises(ValueError, match="answer_2"):
-        j.load_judge_prompt(tmp_path / "t.txt", tmp_path / "s.txt")
+        j.JudgeStep.load(tmp_path / "t.txt", tmp_path / "s.txt")
 
 
 def test_empty_system_prompt_sends_no_system_message(tmp_path):
     (tmp_path / "t.j2").write_text("{{ question }} {{ answer_1 }} {{ answer_2 }}")
     (tmp_path / "s.txt").write_text("  \n")
-    prompt = j.load_judge_prompt(tmp_path / "t.j2", tmp_path / "s.txt")
+    prompt = j.JudgeStep.load(tmp_path / "t.j2", tmp_path / "s.txt").prompt
     assert [m["role"] for m in prompt.messages(question="q", answer_1="a", answer_2="b")] == ["user"]
 
 
@@ -154,7 +154,7 @@ def test_tally_reports_both_winning_scores():
 def test_judge_step_reads_scores_and_a_cut_reply():
     from reflection_tuning.llm.cache import Completion
 
-    step = j.JudgeStep(j.load_judge_prompt())
+    step = j.JudgeStep.load()
     assert step.reads_truncated
     rows = list(j.judge_rows([{"id": "q", "set": "vicuna", "prompt": "Q?", "sft": "S", "baseline": "B"}]))
     assert [(r["order"], r["answer_1"], r["answer_2"]) for r in rows] == [("sft_first", "S", "B"),
