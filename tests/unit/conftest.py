@@ -175,13 +175,14 @@ def cfg_for(tmp_path: Path, **over: Any) -> EndpointConfig:
     return dataclasses.replace(base, **over)
 
 
-def complete_all(teacher: Any, batch: list) -> list:
-    """``teacher.complete_all(batch)`` run to the end, the client closed afterwards."""
+def complete_all(session: Any, batch: list) -> list:
+    """``session.complete_all(batch)`` (one round of a :class:`~reflection_tuning.llm.session.Session`)
+    run to the end, its transport and cache closed afterwards."""
     async def go() -> list:
         try:
-            return await teacher.complete_all(batch, desc="test")
+            return await session.complete_all(batch, desc="test")
         finally:
-            await teacher.aclose()
+            await session.aclose()
 
     return asyncio.run(go())
 

@@ -120,6 +120,24 @@ def _download(api: BatchAPI, file_id: str | None) -> list[str]:
     return api.files.content(file_id).text.splitlines()
 
 
+def run_batch(cfg: EndpointConfig, api_key: str | None, batch: Sequence[dict[str, Any]], cache: ReplyCache,
+              keys: Sequence[str], budget: Budget | None = None) -> list[Result]:
+    """:func:`send_batch` through an OpenAI client of ``cfg``'s first URL (``api_key``: the key
+    itself, ``None``: a dummy), closed afterwards.
+
+    Raises:
+        openai.OpenAIError: the Batch API could not be reached.
+    """
+    import openai
+
+    api = openai.OpenAI(base_url=cfg.base_urls[0], api_key=api_key or "no-key", timeout=cfg.timeout,
+                        max_retries=cfg.max_retries)
+    try:
+        return send_batch(cfg, api, batch, cache, keys, budget=budget)
+    finally:
+        api.close()
+
+
 def send_batch(
     cfg: EndpointConfig,
     api: BatchAPI,

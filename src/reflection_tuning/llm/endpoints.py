@@ -1,8 +1,8 @@
 """The HTTP side of the client: one openai client per endpoint, taken in turn, each request
 a stream (:mod:`.stream`), and error text with the key scrubbed out.
 
-:class:`~reflection_tuning.llm.client.Teacher` holds one :class:`Endpoints`; the window,
-retries, cache and cost cap are its own.
+A round's :class:`~reflection_tuning.llm.client.Transport` holds one :class:`Endpoints`; the
+window, retries and cost cap are its own, the cache the session's.
 """
 
 from __future__ import annotations

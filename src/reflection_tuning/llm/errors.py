@@ -5,7 +5,11 @@ cap kept back, and an endpoint without structured outputs.
 from __future__ import annotations
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.llm.stream import is_json_object
+from reflection_tuning.llm.request import is_json_object
+
+# Parameters whose refusal concerns what one request holds (OpenAI's context_length_exceeded names
+# ``messages``), not the endpoint.
+PER_REQUEST = frozenset({"messages"})
 
 _USE = "use a server with structured outputs (OpenAI, vLLM, llama.cpp) or set reply_format: markers"
 
@@ -32,6 +36,15 @@ class TeacherRequestError(RuntimeError):
         return self.status_code is not None and 400 <= self.status_code < 500 and self.status_code not in (408, 409,
                                                                                                            429)
 
+    @property
+    def endpoint_wide(self) -> bool:
+        """A refusal that every request of the run would get: a key or a model the endpoint does
+        not know (401, 403, 404), or a parameter it names (``param``, or ``response_format`` in its
+        words) other than :data:`PER_REQUEST`. A 400 without a parameter may be about one request
+        alone (a prompt too long for the context), so it is that row's error."""
+        return (self.status_code in (401, 403, 404) or (bool(self.param) and self.param not in PER_REQUEST)
+                or "response_format" in self.endpoint_message)
+
 
 class EndpointRefused(UserError):
     """The endpoint refused the first request of a run, and no adaptation of it is possible (an
@@ -52,6 +65,13 @@ class EndpointRefused(UserError):
 class ReplyFormatUnsupported(UserError):
     """``reply_format: json_schema`` against an endpoint that ignores ``response_format``."""
 
+    @classmethod
+    def ignored(cls, content: str) -> ReplyFormatUnsupported:
+        """The error for ``content``, a finished reply to a ``response_format`` request that is not
+        a JSON object."""
+        return cls("reply_format: json_schema: the endpoint ignored response_format (its first finished reply is "
+                   f"not a JSON object: {content[:80]!r}); {_USE}")
+
 
 class TeacherCostCap(TeacherRequestError):
     """A request not sent because it could take the spend over ``teacher.max_cost``."""
@@ -60,7 +80,4 @@ class TeacherCostCap(TeacherRequestError):
 def format_ignored(content: str) -> ReplyFormatUnsupported | None:
     """The error for a finished reply to a ``response_format`` request that is not a JSON object
     (the endpoint ignored the option), ``None`` for one that is."""
-    if is_json_object(content):
-        return None
-    return ReplyFormatUnsupported("reply_format: json_schema: the endpoint ignored response_format (its first "
-                                  f"finished reply is not a JSON object: {content[:80]!r}); {_USE}")
+    return None if is_json_object(content) else ReplyFormatUnsupported.ignored(content)

@@ -9,6 +9,11 @@ What is sent:
 - ``embedded_sampling`` (llama.cpp's DRY and ``repeat_penalty``) only to the embedded server;
 - the step's ``response_format`` while the reply format is structured.
 
+A round of requests (a stage's first asks, or one re-ask) builds its fields once
+(:class:`Form`: every field but the messages), and again only after an adaptation; a request's
+body is those fields and its messages, and its cache key (:func:`body_key`) the hash of that
+body and the template's.
+
 When an endpoint answers 400/422 and its error names the parameter it refused (OpenAI's
 ``error.param``), :meth:`Adaptations.adapt` drops it (a sampling parameter), renames it (the
 token cap: ``max_completion_tokens`` <-> ``max_tokens``) or, under ``reply_format: auto``,
@@ -19,11 +24,15 @@ a rerun asks under the same cache keys.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reflection_tuning.llm.cache import Completion
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +134,24 @@ class Adaptations:
         return {"dropped": self.dropped, "renamed": self.renamed, "markers": self.markers, "notes": self.notes}
 
     @classmethod
+    def held(cls, data: dict[str, Any] | None, reply_format: str) -> Adaptations:
+        """The adaptations an earlier run kept (``data``: :meth:`to_json`), for a run under
+        ``reply_format``: markers were ``auto``'s choice, so an explicit format is sent as asked."""
+        held = cls.from_json(data)
+        if reply_format != AUTO:
+            held.forget_format()
+        return held
+
+    @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Adaptations:
         data = data or {}
         return cls(list(data.get("dropped", [])), dict(data.get("renamed", {})), bool(data.get("markers")),
                    list(data.get("notes", [])))
 
 
-def request_body(cfg: Any, messages: Messages, *, response_format: dict[str, Any] | None = None,
-                 adaptations: Adaptations | None = None, model: str | None = None) -> dict[str, Any]:
-    """The JSON body of one chat completion request (without ``stream``), as it is sent.
+def request_fields(cfg: Any, *, response_format: dict[str, Any] | None = None,
+                   adaptations: Adaptations | None = None, model: str | None = None) -> dict[str, Any]:
+    """Every field of a chat completion request but ``messages`` (and ``stream``), as sent.
 
     Args:
         cfg: the endpoint section (``EndpointConfig``: ``model``, ``max_tokens`` in completion
@@ -145,16 +163,77 @@ def request_body(cfg: Any, messages: Messages, *, response_format: dict[str, Any
     ``embedded_sampling`` goes only to the embedded server (``base_url: embedded``): llama.cpp
     reads those fields, and another endpoint may refuse them.
     """
-    body: dict[str, Any] = {"model": model or cfg.model, "messages": messages, TOKEN_CAP: cfg.max_tokens}
+    fields: dict[str, Any] = {"model": model or cfg.model, TOKEN_CAP: cfg.max_tokens}
     for name in SAMPLING:
         value = getattr(cfg, name, None)
         if value is not None:
-            body[name] = value
+            fields[name] = value
     if getattr(cfg, "base_url", None) == "embedded":
-        body.update(dict(getattr(cfg, "embedded_sampling", None) or ()))
+        fields.update(dict(getattr(cfg, "embedded_sampling", None) or ()))
     if response_format is not None:
-        body["response_format"] = response_format
-    return adaptations.apply(body) if adaptations is not None else body
+        fields["response_format"] = response_format
+    return adaptations.apply(fields) if adaptations is not None else fields
+
+
+def with_messages(fields: dict[str, Any], messages: Messages) -> dict[str, Any]:
+    """The body of one request: ``fields`` (:func:`request_fields`) with ``messages`` after the model."""
+    return {"model": fields["model"], "messages": messages, **fields}
+
+
+def request_body(cfg: Any, messages: Messages, **fields: Any) -> dict[str, Any]:
+    """The JSON body of one chat completion request (without ``stream``), as it is sent: the
+    :func:`request_fields` of ``cfg`` (keyword ``fields``: theirs) and ``messages``."""
+    return with_messages(request_fields(cfg, **fields), messages)
+
+
+@dataclass(frozen=True)
+class Form:
+    """The requests of one round: the fields they all carry (:func:`request_fields`, built once
+    a round and again after an adaptation) and the template hash their cache keys take."""
+
+    fields: dict[str, Any]
+    template_hash: str
+    notes: tuple[str, ...] = ()  # the adaptations made (:attr:`Adaptations.notes`)
+
+    @classmethod
+    def of(cls, cfg: Any, template_hash: str, response_format: dict[str, Any] | None = None,
+           adaptations: Adaptations | None = None) -> Form:
+        """The requests ``cfg`` sends (:func:`request_fields`) for a step's template and format."""
+        return cls(request_fields(cfg, response_format=response_format, adaptations=adaptations), template_hash,
+                   tuple(adaptations.notes) if adaptations is not None else ())
+
+    @property
+    def structured(self) -> bool:
+        """Whether the requests carry the step's JSON schema (``response_format``)."""
+        return "response_format" in self.fields
+
+    def body(self, messages: Messages) -> dict[str, Any]:
+        """The body of the request for ``messages``."""
+        return with_messages(self.fields, messages)
+
+    def key(self, messages: Messages) -> str:
+        """The cache key of the request for ``messages`` (:func:`body_key`)."""
+        return body_key(self.body(messages), self.template_hash)
+
+    def ignored(self, completion: Completion) -> bool:
+        """Whether the endpoint ignored the requests' ``response_format``: ``completion`` is a
+        finished reply to a structured request, and not a JSON object."""
+        return self.structured and completion.finish_reason == "stop" and not is_json_object(completion.content)
+
+    def mark(self, completion: Completion | None) -> Completion | None:
+        """``completion`` (a reply to one of these requests) with how it was asked: structured or
+        not, and the adaptations (``None`` stays ``None``)."""
+        if completion is None:
+            return None
+        return dataclasses.replace(completion, structured=self.structured, adaptations=self.notes)
+
+
+def is_json_object(text: str) -> bool:
+    """Whether ``text`` is one JSON object (what a server honouring ``json_schema`` returns)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def adaptations_name(cfg: Any) -> str:
@@ -181,5 +260,5 @@ def split_sdk(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return kwargs, extra
 
 
-__all__ = ["ADAPTABLE", "AUTO", "JSON_SCHEMA", "MARKERS", "Adaptations", "adaptations_name", "body_key",
-           "request_body", "split_sdk"]
+__all__ = ["ADAPTABLE", "AUTO", "JSON_SCHEMA", "MARKERS", "Adaptations", "Form", "adaptations_name", "body_key",
+           "is_json_object", "request_body", "request_fields", "split_sdk", "with_messages"]

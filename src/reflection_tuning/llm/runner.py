@@ -3,8 +3,8 @@
 For each input row, in order, :func:`run_step` yields exactly one :class:`Outcome` with a
 status of :mod:`reflection_tuning.status`:
 
-1. the step's request (:meth:`Step.format_input`) goes through :class:`~.send.Sender`
-   (cache, window, retries, endpoints, embedded server, Batch API, cost cap);
+1. the step's request (:meth:`Step.format_input`) goes through the run's :class:`~.session.Session`
+   (cache, adaptations, window, retries, endpoints, embedded server, Batch API, cost cap);
 2. a request that failed is ``request_error`` (``cost_cap`` when the cap kept it back); a
    reply cut at ``max_tokens`` is ``truncated`` (unless the step reads cut replies); any
    other reply goes to :meth:`Step.parse`;
@@ -36,7 +36,7 @@ from reflection_tuning.llm.cache import Messages
 from reflection_tuning.llm.config import EMBEDDED, EndpointConfig
 from reflection_tuning.llm.errors import TeacherCostCap, TeacherRequestError
 from reflection_tuning.llm.outcome import Outcome
-from reflection_tuning.llm.send import Result, Sender
+from reflection_tuning.llm.session import Result, Session
 from reflection_tuning.llm.step import Failure, Parsed, Step, decode_json_reply, request_format
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def iter_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]]
     :data:`CHUNK_ROWS` rows at a time (every row at once for the embedded server and ``mode: batch``).
 
     Args:
-        stats: filled with the request counters (``Sender.stats`` and ``requests_reasked``)
+        stats: filled with the request counters (``Session.stats`` and ``requests_reasked``)
             once the generator is exhausted.
 
     Raises:
@@ -127,16 +127,16 @@ def iter_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]]
     reasked = capped = 0
     batch = [step.format_input(r) for r in chunk]
     # sizing: the embedded server is started once, from every request (re-asks of cached first tries too)
-    with Sender(cfg, template_hash=step.template_hash, api_key=api_key, sizing=batch if whole else (),
-                response_format=response_format) as sender:
+    with Session(cfg, template_hash=step.template_hash, api_key=api_key, sizing=batch if whole else (),
+                 response_format=response_format) as session:
         while chunk:
-            for outcome in _run_chunk(step, cfg, sender, chunk, batch, desc):
+            for outcome in _run_chunk(step, cfg, session, chunk, batch, desc):
                 reasked += outcome.attempts - 1
                 capped += outcome.status == st.COST_CAP
                 yield outcome
             chunk = list(islice(source, CHUNK_ROWS))
             batch = [step.format_input(r) for r in chunk]
-        counters = {**sender.stats(), "requests_reasked": reasked}
+        counters = {**session.stats(), "requests_reasked": reasked}
     if stats is not None:
         stats.update(counters)
     if counters["cost_cap_reached"]:
@@ -145,22 +145,20 @@ def iter_step(step: Step, cfg: EndpointConfig, rows: Iterable[Mapping[str, Any]]
                   desc, cfg.max_cost, capped, st.COST_CAP)
 
 
-def _run_chunk(step: Step, cfg: EndpointConfig, sender: Sender, rows: list[Mapping[str, Any]], batch: list[Messages],
-               desc: str) -> list[Outcome]:
-    """The outcomes of one chunk of rows (``batch``: their requests): the first asks, then up to
-    ``cfg.reask`` re-asks."""
-    outcomes = [
-        classify(step, r, res, cfg.max_tokens) for r, res in zip(rows, sender.send(batch, desc=desc))
-    ]
-    for k in range(1, cfg.reask + 1):
-        again = [n for n, o in enumerate(outcomes) if o.status in st.REASKABLE]
-        if not again:
-            break
-        log.info("%s: re-asking %d rows (re-ask %d of %d)", desc, len(again), k, cfg.reask)
-        asks = [reask_messages(batch[n], outcomes[n], cfg.reask_feedback) for n in again]
-        replies = sender.send(asks, cfg=reask_config(cfg, k), desc=f"{desc} re-ask {k}")
-        for n, res in zip(again, replies):
+def _run_chunk(step: Step, cfg: EndpointConfig, session: Session, rows: list[Mapping[str, Any]],
+               batch: list[Messages], desc: str) -> list[Outcome]:
+    """The outcomes of one chunk of rows (``batch``: their requests), round by round: the first
+    asks, then up to ``cfg.reask`` re-asks of the rows whose reply could not be used."""
+    outcomes: list[Outcome] = []
+    todo, asks = range(len(rows)), batch
+    for k in range(cfg.reask + 1):
+        sampling = reask_config(cfg, k) if k else None
+        replies = session.send(asks, cfg=sampling, desc=f"{desc} re-ask {k}" if k else desc)
+        for n, res in zip(todo, replies):
             new = classify(step, rows[n], res, cfg.max_tokens)
+            if not k:
+                outcomes.append(new)
+                continue
             new.attempts = outcomes[n].attempts + 1
             new.replies = outcomes[n].replies + new.replies
             if new.status in (st.REQUEST_ERROR, st.COST_CAP):  # keep the reply we have and its reason
@@ -168,6 +166,11 @@ def _run_chunk(step: Step, cfg: EndpointConfig, sender: Sender, rows: list[Mappi
                 outcomes[n].reason = f"{outcomes[n].reason}; re-ask {k}: {new.reason}"
                 continue
             outcomes[n] = new
+        todo = [n for n, o in enumerate(outcomes) if o.status in st.REASKABLE]
+        if not todo or k == cfg.reask:
+            break
+        log.info("%s: re-asking %d rows (re-ask %d of %d)", desc, len(todo), k + 1, cfg.reask)
+        asks = [reask_messages(batch[n], outcomes[n], cfg.reask_feedback) for n in todo]
     return outcomes
 
 

@@ -13,7 +13,6 @@ connection, which is that signal.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from reflection_tuning.llm.cache import Completion
@@ -85,11 +84,3 @@ def json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise ValueError("response_format schema must be a JSON schema of type object")
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-
-
-def is_json_object(text: str) -> bool:
-    """Whether ``text`` is one JSON object (what a server honouring ``json_schema`` returns)."""
-    try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from reflection_tuning.llm.cache import cache_key
-from reflection_tuning.llm.client import Teacher
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.errors import EndpointRefused, TeacherRequestError
 from reflection_tuning.llm.retry import retry_after_seconds
+from reflection_tuning.llm.session import Session
 
 from ..conftest import Failure, cfg_for, complete_all
 
@@ -20,13 +20,13 @@ KEY = "sk-test-SECRET-0123456789"
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Say {hi} in French."}]
 
 
-def make(cfg: EndpointConfig, url: str | None, **kw) -> Teacher:
-    return Teacher(cfg, template_hash="abc123", api_key=KEY, base_url=url, **kw)
+def make(cfg: EndpointConfig, url: str | None, **kw) -> Session:
+    return Session(cfg, template_hash="abc123", api_key=KEY, base_url=url, **kw)
 
 
 
 
-async def _complete(teacher: Teacher, messages=MESSAGES):
+async def _complete(teacher: Session, messages=MESSAGES):
     try:
         return await teacher.complete(messages)
     finally:
@@ -35,8 +35,8 @@ async def _complete(teacher: Teacher, messages=MESSAGES):
 
 def test_cache_key_ignores_endpoint_and_key_but_not_what_shapes_the_reply(tmp_path):
     cfg = cfg_for(tmp_path)
-    a = Teacher(cfg, template_hash="t1", api_key="k1", base_url="http://a.example/v1")
-    b = Teacher(dataclasses.replace(cfg, base_url="http://b.example/v1", api_key_env="OTHER"), template_hash="t1",
+    a = Session(cfg, template_hash="t1", api_key="k1", base_url="http://a.example/v1")
+    b = Session(dataclasses.replace(cfg, base_url="http://b.example/v1", api_key_env="OTHER"), template_hash="t1",
                 api_key="k2", base_url="http://b.example/v1")
     assert a.key(MESSAGES) == b.key(MESSAGES) == cache_key(cfg, MESSAGES, "t1")
     assert len(a.key(MESSAGES)) == 64
@@ -57,7 +57,7 @@ def test_reply_is_cached_and_reused_from_another_endpoint(tmp_path, fake_openai)
     assert (first.prompt_tokens, first.completion_tokens) == (11, 7)
     assert fake_openai.auth == [f"Bearer {KEY}"]
     # another endpoint and key, same request: served from disk, nothing sent, no client needed
-    other = Teacher(dataclasses.replace(cfg, base_url="http://elsewhere/v1"), template_hash="abc123", api_key="k2")
+    other = Session(dataclasses.replace(cfg, base_url="http://elsewhere/v1"), template_hash="abc123", api_key="k2")
     again = asyncio.run(_complete(other))
     assert again.cached and again.content == first.content
     assert (other.cache_hits, other.requests_sent, len(fake_openai.requests)) == (1, 0, 1)
@@ -160,7 +160,7 @@ def test_complete_all_returns_errors_in_place_and_keeps_order(tmp_path, fake_ope
 
 
 def test_no_endpoint_is_a_request_error(tmp_path):
-    teacher = Teacher(cfg_for(tmp_path), template_hash="x")
+    teacher = Session(cfg_for(tmp_path), template_hash="x")
     with pytest.raises(TeacherRequestError, match="no teacher endpoint"):
         asyncio.run(_complete(teacher))
 

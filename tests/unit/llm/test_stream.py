@@ -8,9 +8,10 @@ import json
 import pytest
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.llm.client import Teacher
 from reflection_tuning.llm.errors import EndpointRefused, TeacherRequestError
-from reflection_tuning.llm.stream import is_json_object, json_schema_format
+from reflection_tuning.llm.request import is_json_object
+from reflection_tuning.llm.session import Session
+from reflection_tuning.llm.stream import json_schema_format
 
 from ..conftest import cfg_for, complete_all
 
@@ -28,7 +29,7 @@ def batch_of(n: int) -> list:
 
 def test_chunks_are_assembled_into_one_reply_with_usage(tmp_path, fake_openai):
     fake_openai.reply = lambda body: ("[Better Answer] a streamed reply [End]", "stop")
-    teacher = Teacher(cfg_for(tmp_path), template_hash="t", base_url=fake_openai.url)
+    teacher = Session(cfg_for(tmp_path), template_hash="t", base_url=fake_openai.url)
     [reply] = complete_all(teacher, [MESSAGES])
     assert (reply.content, reply.finish_reason) == ("[Better Answer] a streamed reply [End]", "stop")
     assert (reply.prompt_tokens, reply.completion_tokens) == (11, 7)
@@ -40,7 +41,7 @@ def test_chunks_are_assembled_into_one_reply_with_usage(tmp_path, fake_openai):
 
 def test_a_server_that_refuses_stream_options_is_asked_again_without_it(tmp_path, fake_openai):
     fake_openai.refuse = {"stream_options"}
-    teacher = Teacher(cfg_for(tmp_path, max_concurrency=1), template_hash="t", base_url=fake_openai.url)
+    teacher = Session(cfg_for(tmp_path, max_concurrency=1), template_hash="t", base_url=fake_openai.url)
     replies = complete_all(teacher, batch_of(3))
     assert all(r.finish_reason == "stop" and r.completion_tokens == 0 for r in replies)  # no usage sent unasked
     # one refusal (a window of 1), then never asked again; the refusal is neither a retry nor a failure
@@ -50,7 +51,7 @@ def test_a_server_that_refuses_stream_options_is_asked_again_without_it(tmp_path
 
 def test_idle_timeout_closes_the_stream_and_retries(tmp_path, fake_openai):
     fake_openai.chunk_delay = 0.6  # each gap is longer than the idle limit
-    teacher = Teacher(cfg_for(tmp_path, timeout=0.3, max_retries=1), template_hash="t", base_url=fake_openai.url)
+    teacher = Session(cfg_for(tmp_path, timeout=0.3, max_retries=1), template_hash="t", base_url=fake_openai.url)
     [reply] = complete_all(teacher, [MESSAGES])
     assert isinstance(reply, TeacherRequestError) and "Timeout" in str(reply)
     stats = teacher.stats()
@@ -62,10 +63,10 @@ def test_idle_timeout_closes_the_stream_and_retries(tmp_path, fake_openai):
 def test_slow_but_steady_stream_passes_the_idle_limit_but_not_the_total_one(tmp_path, fake_openai):
     fake_openai.reply = lambda body: ("x" * 40, "stop")  # 10 chunks of 4 characters
     fake_openai.chunk_delay = 0.1
-    steady = Teacher(cfg_for(tmp_path, timeout=0.5), template_hash="t", base_url=fake_openai.url)
+    steady = Session(cfg_for(tmp_path, timeout=0.5), template_hash="t", base_url=fake_openai.url)
     [ok] = complete_all(steady, [MESSAGES])
     assert ok.content == "x" * 40  # 1.1 s in all, never 0.5 s without a chunk
-    capped = Teacher(cfg_for(tmp_path, timeout=0.5, total_timeout=0.4, max_retries=0, cache_dir=None),
+    capped = Session(cfg_for(tmp_path, timeout=0.5, total_timeout=0.4, max_retries=0, cache_dir=None),
                      template_hash="t", base_url=fake_openai.url)
     [late] = complete_all(capped, [MESSAGES])
     assert isinstance(late, TeacherRequestError) and capped.stats()["requests_cancelled"] == 1
@@ -73,17 +74,17 @@ def test_slow_but_steady_stream_passes_the_idle_limit_but_not_the_total_one(tmp_
 
 def test_a_stream_cut_before_its_finish_reason_is_a_connection_retry(tmp_path, fake_openai):
     fake_openai.cut_after = 3
-    teacher = Teacher(cfg_for(tmp_path, max_retries=1), template_hash="t", base_url=fake_openai.url)
+    teacher = Session(cfg_for(tmp_path, max_retries=1), template_hash="t", base_url=fake_openai.url)
     [reply] = complete_all(teacher, [MESSAGES])
     assert isinstance(reply, TeacherRequestError)  # never a half reply passed off as complete
     assert teacher.stats()["retries_connection"] == 1 and teacher.cached(MESSAGES) is None
     fake_openai.cut_after = None
-    [again] = complete_all(Teacher(cfg_for(tmp_path), template_hash="t", base_url=fake_openai.url), [MESSAGES])
+    [again] = complete_all(Session(cfg_for(tmp_path), template_hash="t", base_url=fake_openai.url), [MESSAGES])
     assert again.finish_reason == "stop"
 
 
 def test_cancelled_run_closes_every_stream_in_flight(tmp_path, fake_openai):
-    teacher = Teacher(cfg_for(tmp_path, max_concurrency=3), template_hash="t", base_url=fake_openai.url)
+    teacher = Session(cfg_for(tmp_path, max_concurrency=3), template_hash="t", base_url=fake_openai.url)
     complete_all(teacher, [[{"role": "user", "content": "warm-up"}]])  # the run's first request goes alone
     teacher.connect(fake_openai.url)
     fake_openai.requests.clear()
@@ -107,14 +108,14 @@ def test_cancelled_run_closes_every_stream_in_flight(tmp_path, fake_openai):
 def test_json_schema_request_shape_and_reply(tmp_path, fake_openai):
     fake_openai.reply = lambda body: (json.dumps({"answer": f"for {body['messages'][0]['content']}"}), "stop")
     cfg = cfg_for(tmp_path, base_url="http://x/v1", reply_format="json_schema")
-    teacher = Teacher(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
+    teacher = Session(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
     replies = complete_all(teacher, batch_of(4))
     assert [json.loads(r.content)["answer"] for r in replies] == [f"for question {i}" for i in range(4)]
     for body in fake_openai.requests:
         assert body["response_format"] == {"type": "json_schema",
                                            "json_schema": {"name": "better_answer", "schema": SCHEMA, "strict": True}}
     # the format is part of the cache key: a markers request for the same messages is another reply
-    markers = Teacher(cfg_for(tmp_path), template_hash="t")
+    markers = Session(cfg_for(tmp_path), template_hash="t")
     assert markers.key(MESSAGES) != teacher.key(MESSAGES) and markers.cached(batch_of(1)[0]) is None
     markers.close_cache()
 
@@ -127,7 +128,7 @@ def test_a_server_without_structured_outputs_fails_at_the_first_request(tmp_path
         fake_openai.refuse = {"response_format"}
     else:
         fake_openai.reply = lambda body: ("[Better Answer] free text [End]", "stop")
-    teacher = Teacher(cfg_for(tmp_path, max_concurrency=4, reply_format="json_schema"), template_hash="t",
+    teacher = Session(cfg_for(tmp_path, max_concurrency=4, reply_format="json_schema"), template_hash="t",
                       base_url=fake_openai.url, response_format=FORMAT)
     with pytest.raises(UserError, match="response_format") as err:
         complete_all(teacher, batch_of(16))
@@ -144,13 +145,13 @@ def test_auto_falls_back_to_markers_once_for_the_run(tmp_path, fake_openai, serv
         fake_openai.refuse = {"response_format"}
     fake_openai.reply = lambda body: ("[Better Answer] free text [End]", "stop")
     cfg = cfg_for(tmp_path, max_concurrency=4, reply_format="auto")
-    teacher = Teacher(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
+    teacher = Session(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
     replies = complete_all(teacher, batch_of(8))
     assert all(not r.structured and r.adaptations for r in replies)
     assert teacher.stats()["reply_format_markers"] == 1 and teacher.stats()["adapted_response_format"] == 1
     sent = [("response_format" in b) for b in fake_openai.requests]
     assert sent == [True] + [False] * 8  # the refused or ignored first request, then every one in markers
-    again = Teacher(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
+    again = Session(cfg, template_hash="t", base_url=fake_openai.url, response_format=FORMAT)
     assert all(r.cached for r in complete_all(again, batch_of(8)))
 
 
@@ -167,7 +168,7 @@ def test_a_bad_key_at_the_first_json_schema_request_is_not_blamed_on_the_format(
 
     fake_openai.failures = [Failure(401, body={"error": {"message": "bad key"}})]
     fake_openai.reply = lambda body: ('{"answer": "x"}', "stop")
-    teacher = Teacher(cfg_for(tmp_path, max_concurrency=2), template_hash="t", base_url=fake_openai.url,
+    teacher = Session(cfg_for(tmp_path, max_concurrency=2), template_hash="t", base_url=fake_openai.url,
                       response_format=FORMAT)
     with pytest.raises(EndpointRefused, match="HTTP 401.*bad key") as err:
         complete_all(teacher, batch_of(2))
