@@ -42,9 +42,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from reflection_tuning.config import section_config
-from reflection_tuning.llm.client import Completion, Teacher
+from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.server import HOST, _healthy, embedded_server, free_port, slot_context
+from reflection_tuning.llm.session import Session
 from reflection_tuning.rows import canonical
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 
@@ -59,11 +60,11 @@ def requests(rows: int) -> list[list[dict[str, str]]]:
             for r in records]
 
 
-async def window(teacher: Teacher, batch) -> list[Completion]:
+async def window(teacher: Session, batch) -> list[Completion]:
     return list(await asyncio.gather(*(teacher.complete(m) for m in batch)))
 
 
-async def reference(teacher: Teacher, batch, size: int) -> list[Completion]:
+async def reference(teacher: Session, batch, size: int) -> list[Completion]:
     out: list[Completion] = []
     for start in range(0, len(batch), size):  # send a batch, wait for all of it, then the next
         out += await asyncio.gather(*(teacher.complete(m) for m in batch[start : start + size]))
@@ -147,7 +148,7 @@ def compare_servers(args, base: EndpointConfig, batch) -> None:
 
 def timed(cfg: EndpointConfig, url: str, batch, scheme: str, size: int,
           response_format: dict | None = None) -> tuple[float, int]:
-    teacher = Teacher(cfg, template_hash="bench", base_url=url, response_format=response_format)
+    teacher = Session(cfg, template_hash="bench", base_url=url, response_format=response_format)
 
     async def go():
         try:

@@ -3,7 +3,7 @@ params, and helpers to run commands in it.
 
 Both e2e modules use the same params and one teacher / judge request cache outside their
 projects, so the second project to run is served from the cache (the cache key has no URL,
-no path: see ``llm/client.py``) and starts no server.
+no path: see ``llm/request.py``) and starts no server.
 """
 
 from __future__ import annotations

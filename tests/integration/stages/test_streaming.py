@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import openai
 import psutil
@@ -26,10 +27,11 @@ from shipped import params_config
 
 from reflection_tuning.io import write_jsonl
 from reflection_tuning.llm.cache import Completion
-from reflection_tuning.llm.client import Teacher
+from reflection_tuning.llm.client import Transport
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.errors import TeacherRequestError
 from reflection_tuning.llm.server import serve_embedded
+from reflection_tuning.llm.session import Session
 from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages import reflect_instruction
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
@@ -83,8 +85,8 @@ def settle(proxy: FaultProxy, limit: float) -> float:
     return time.monotonic() - start
 
 
-class PlainTeacher(Teacher):
-    """The client with plain (not streamed) requests, as it sent them before streaming: a
+class PlainTransport(Transport):
+    """The transport with plain (not streamed) requests, as it sent them before streaming: a
     request it gives up on keeps generating on the server. Only these tests send this way."""
 
     async def _request(self, n: int, kwargs: dict) -> Completion:
@@ -99,7 +101,7 @@ class PlainTeacher(Teacher):
 
 
 def run_teacher(cfg: EndpointConfig, batch: list, *, stream: bool = True) -> tuple[list, dict]:
-    teacher = (Teacher if stream else PlainTeacher)(cfg, template_hash="streaming-test", base_url=cfg.base_urls)
+    teacher = Session(cfg, template_hash="streaming-test", base_url=cfg.base_urls)
 
     async def go():
         try:
@@ -107,7 +109,8 @@ def run_teacher(cfg: EndpointConfig, batch: list, *, stream: bool = True) -> tup
         finally:
             await teacher.aclose()
 
-    return asyncio.run(go()), teacher.stats()
+    with mock.patch("reflection_tuning.llm.session.Transport", Transport if stream else PlainTransport):
+        return asyncio.run(go()), teacher.stats()
 
 
 def test_a_streamed_reply_equals_the_plain_one(embedded_gguf, teacher_url, tmp_path):
