@@ -100,7 +100,7 @@ def estimate_requests(
     ``cost_usd_expected`` / ``cost_usd_max`` (``None`` without ``teacher.price``).
     """
     hits, misses = [], []
-    adaptations = Adaptations.from_json(cache.meta(adaptations_name(cfg)))  # what an earlier run learnt
+    adaptations = Adaptations.held(cache.meta(adaptations_name(cfg)), cfg.reply_format)  # as the stage holds them
     for messages in batch:
         hit = cache.get(cache_key(cfg, messages, template_hash, response_format, adaptations))
         (hits if hit is not None else misses).append(hit if hit is not None else messages)
