@@ -1,7 +1,9 @@
-"""Params sections as frozen dataclasses, and the CLI options generated from them.
+"""Params sections as frozen dataclasses: loaded from ``params.yaml`` and the command line.
 
 A command declares the sections it reads (:class:`Section`); :func:`parse` adds their
-options, parses the command line and loads every section, in one call. A stage's ``run``
+options (one ``--<key>`` per field, parsed from text by the field's type:
+:func:`add_config_options`), parses the command line and loads every section
+(:func:`load_config`: params values, presets, options), in one call. A stage's ``run``
 only ever sees the dataclasses. Unknown keys are an error, so a typo in ``params.yaml``
 never passes silently.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
+import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,14 +21,106 @@ from typing import Any, TypeVar
 
 import yaml
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.options import add_config_options, cli_overrides, literal_choices
+from reflection_tuning.errors import ConfigError
+from reflection_tuning.paramdoc import describe, section_doc
+from reflection_tuning.preset import layer
 
 T = TypeVar("T")
 
 
-class ConfigError(UserError, ValueError):
-    """A params section does not match its dataclass."""
+def literal_choices(tp: Any) -> tuple[Any, ...]:
+    """The values a ``Literal[...]`` field (or ``Literal[...] | None``) accepts; ``()`` for other types."""
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        found = [c for a in typing.get_args(tp) for c in literal_choices(a)]
+        if found and type(None) in typing.get_args(tp):
+            found.append(None)
+        return tuple(found)
+    return ()
+
+
+def _base_type(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return type(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [_base_type(a) for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+        # e.g. ``tuple | list``: parse the option as YAML; a plain string union stays a string
+        return next((a for a in args if a in (list, tuple, dict)), str)
+    if origin in (list, tuple, dict):
+        return origin
+    return tp
+
+
+def _parse_value(tp: Any, text: str) -> Any:
+    base = _base_type(tp)
+    if text.lower() in ("null", "none") and (base is not str or type(None) in typing.get_args(tp)):
+        return None
+    if base is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+    if base in (int, float, str):
+        return base(text)
+    # lists and mappings are given as JSON (or YAML flow style) on the command line
+    return yaml.safe_load(text)
+
+
+def add_config_options(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
+                       section: str | None = None) -> None:
+    """Add one ``--<field>`` option per dataclass field (``_`` becomes ``-``), default unset.
+
+    ``section``: the params section (``teacher``, ``datasets.{dataset}``). The options go in a
+    group titled by it (``teacher:``) under the section's description, and each one's help is
+    its key's description (:func:`paramdoc.describe`, the packaged text of ``params.yaml``'s
+    comments), then its choices (a ``Literal`` field) or its type, in brackets.
+    """
+    hints = typing.get_type_hints(cls)
+    group = _group(parser, cls, prefix, section)
+    for f in dataclasses.fields(cls):
+        flag = "--" + (prefix + "-" if prefix else "") + f.name.replace("_", "-")
+        tp = hints[f.name]
+        kind = " | ".join("null" if c is None else str(c) for c in literal_choices(tp)) or _type_name(tp)
+        meaning = describe(section, f.name).replace("%", "%%") if section is not None else ""
+        group.add_argument(
+            flag,
+            dest=f"{prefix}__{f.name}" if prefix else f.name,
+            type=lambda s, tp=tp: _parse_value(tp, s),
+            default=argparse.SUPPRESS,
+            help=f"{meaning} [{kind}]" if meaning else kind,
+        )
+
+
+def _group(parser: argparse.ArgumentParser, cls: type, prefix: str, section: str | None) -> Any:
+    """The option group of one section, titled ``teacher:`` (with a prefix: ``reflect_instruction
+    (as --instruction-<key>):``) and described by the section's comment."""
+    if section is None:
+        return parser.add_argument_group(f"{prefix or cls.__name__} params (override params.yaml)")
+    title = section.replace("{dataset}", "<dataset>")  # argparse adds the colon
+    if prefix:
+        title += f" (as --{prefix}-<key>)"
+    about = section_doc(section)
+    note = "Each option overrides the key in params.yaml."
+    return parser.add_argument_group(title, f"{about} {note}" if about else note)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def cli_overrides(args: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, Any]:
+    """The options the user actually gave on the command line for ``cls``."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}__{f.name}" if prefix else f.name
+        if hasattr(args, key):
+            out[f.name] = getattr(args, key)
+    return out
 
 
 def read_params(path: str | Path) -> dict[str, Any] | None:
@@ -76,72 +170,6 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         raise ConfigError(f"{where}: {e}") from e
 
 
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-# The top-level params key naming a pipeline preset: ``presets/<name>.yaml``, one mapping per section.
-PIPELINE_PRESET_KEY = "preset"
-
-
-def available_presets(section: str) -> list[str]:
-    """The preset names of params section ``section`` (``presets/<section>/<name>.yaml``)."""
-    return sorted(p.stem for p in (PRESETS_DIR / section).glob("*.yaml"))
-
-
-def available_pipeline_presets() -> list[str]:
-    """The pipeline preset names (``presets/<name>.yaml``), for the top-level ``preset`` key."""
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
-
-
-def _read_mapping(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: a preset is a mapping")
-    return values
-
-
-def preset_values(section: str, name: str) -> dict[str, Any]:
-    """The keys preset ``name`` sets in section ``section``.
-
-    Raises:
-        ConfigError: an unknown preset, or a preset file that is not a mapping (or sets ``preset``).
-    """
-    path = PRESETS_DIR / section / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{section}.preset: unknown preset {name!r}; available: {available_presets(section)}")
-    values = _read_mapping(path)
-    if "preset" in values:
-        raise ConfigError(f"{path}: a preset is a mapping of {section} keys (and cannot name another preset)")
-    return values
-
-
-def pipeline_preset_values(name: str, section: str) -> dict[str, Any]:
-    """The keys pipeline preset ``name`` (``presets/<name>.yaml``) sets in section ``section``.
-
-    A pipeline preset may set a section's own ``preset`` key (``finetune: {preset: paper}``),
-    which :func:`load_config` then applies: one file per set of values, no copies.
-
-    Returns:
-        The section's mapping, ``{}`` when the preset leaves the section alone.
-    Raises:
-        ConfigError: an unknown preset, or a file (or a section of it) that is not a mapping.
-    """
-    path = PRESETS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{PIPELINE_PRESET_KEY}: unknown pipeline preset {name!r}; "
-                          f"available: {available_pipeline_presets()}")
-    values = _read_mapping(path).get(section) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: section {section!r} must be a mapping of its keys")
-    return values
-
-
-def _apply(merged: dict[str, Any], values: dict[str, Any], overrides: dict[str, Any], what: str) -> None:
-    replaced = sorted(k for k, v in values.items() if k in merged and merged[k] != v and k not in overrides)
-    if replaced:
-        logging.getLogger(__name__).warning("%s replaces the params values of %s", what, ", ".join(replaced))
-    merged.update(values)
-
-
 def load_config(
     cls: type[T], params: dict[str, Any], section: str, overrides: dict[str, Any] | None = None
 ) -> T:
@@ -163,13 +191,7 @@ def load_config(
         node = (node or {}).get(part) if isinstance(node, dict) else None
     merged = dict(node or {})
     overrides = overrides or {}
-    top = section.split(".")[0]
-    pipeline = params.get(PIPELINE_PRESET_KEY) if isinstance(params, dict) else None
-    if pipeline:
-        _apply(merged, pipeline_preset_values(pipeline, top), overrides, f"{PIPELINE_PRESET_KEY}={pipeline}")
-    preset = overrides.get("preset", merged.get("preset"))
-    if preset:
-        _apply(merged, preset_values(top, preset), overrides, f"{section}.preset={preset}")
+    layer(merged, params, section, overrides)
     merged.update(overrides)
     return from_dict(cls, merged, where=section)
 

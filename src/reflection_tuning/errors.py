@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class SourceError(UserError):
     """A dataset source cannot be read or reached (missing file, bad URL, broken JSON document)."""
+
+
+class ConfigError(UserError, ValueError):
+    """A params section does not match its dataclass, or names an unknown preset."""

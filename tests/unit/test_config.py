@@ -6,7 +6,16 @@ from dataclasses import FrozenInstanceError, dataclass
 import pytest
 from shipped import shipped_params
 
-from reflection_tuning.config import ConfigError, Section, from_dict, load_config, parse
+from reflection_tuning.config import (
+    ConfigError,
+    Section,
+    add_config_options,
+    cli_overrides,
+    from_dict,
+    literal_choices,
+    load_config,
+    parse,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ def _reference_sections() -> dict[str, type]:
 def test_reference_preset_sets_the_reference_choices_in_every_section():
     import yaml
 
-    from reflection_tuning.config import PRESETS_DIR, available_pipeline_presets
+    from reflection_tuning.preset import PRESETS_DIR, available_pipeline_presets
 
     assert "reference" in available_pipeline_presets()
     sections = _reference_sections()
@@ -103,8 +112,17 @@ def test_pipeline_preset_layers(caplog):
     assert load_config(finetune.Config, {**params, "preset": None}, "finetune").epochs == 1
 
 
-def test_unknown_pipeline_preset():
-    from reflection_tuning.stages import finetune
+def test_options_are_parsed_by_type_and_only_given_ones_override():
+    params = {"datasets": {"alpaca": {"name": "a", "limit": 16}}}
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, Cfg)
+    args = parser.parse_args(["--limit", "null", "--rate", "0.5", "--flag", "true", "--tasks", "[a, b]"])
+    cfg = load_config(Cfg, params, "datasets.alpaca", cli_overrides(args, Cfg))
+    assert cfg == Cfg(name="a", limit=None, rate=0.5, flag=True, tasks=["a", "b"])
+    assert cli_overrides(parser.parse_args([]), Cfg) == {}
 
-    with pytest.raises(ConfigError, match=r"unknown pipeline preset 'refrence'; available: \[.*'reference'"):
-        load_config(finetune.Config, {"preset": "refrence"}, "finetune")
+
+def test_literal_choices():
+    from typing import Literal
+
+    assert literal_choices(Literal["a", "b"] | None) == ("a", "b", None) and literal_choices(int) == ()

@@ -16,7 +16,7 @@ import yaml
 from stage_help import ALL_COMMANDS, command_parser, command_stage, help_text
 
 from reflection_tuning import paramdoc
-from reflection_tuning.options import add_config_options
+from reflection_tuning.config import add_config_options
 
 TEXT = """\
 # file header, not a section

@@ -11,13 +11,12 @@ import pytest
 import yaml
 from shipped import PARAMS
 
-from reflection_tuning.config import (
+from reflection_tuning.config import load_config, read_params
+from reflection_tuning.preset import (
     PIPELINE_PRESET_KEY,
     available_pipeline_presets,
-    load_config,
     pipeline_preset_values,
     preset_values,
-    read_params,
 )
 from reflection_tuning.stages import COMMANDS
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reflection_tuning.config import PRESETS_DIR
+from reflection_tuning.preset import PRESETS_DIR
 from reflection_tuning.stages import STAGES
 
 REPO = Path(__file__).resolve().parents[3]
