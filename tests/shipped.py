@@ -35,3 +35,10 @@ def write_params(path: Path, **sections: dict[str, Any]) -> Path:
 
     path.write_text(yaml.safe_dump(shipped_params(**sections)), encoding="utf-8")
     return path
+
+
+def link_prompt_files(workdir: Path) -> None:
+    """The shipped prompt files (``params.yaml`` names them relative to the project, under ``src/``)
+    seen from ``workdir``: a command run there finds the ``*_file`` keys it checks."""
+    if not (workdir / "src").exists():
+        (workdir / "src").symlink_to(REPO / "src", target_is_directory=True)

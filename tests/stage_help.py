@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import io
 from unittest import mock
 
 from reflection_tuning import cli
 from reflection_tuning.stages import COMMANDS
+from reflection_tuning.stages.common import declaration
 
-# Every command of the CLI: the stage-shaped ones, then the tools.
-ALL_COMMANDS = (*COMMANDS, *cli.TOOLS)
+# Every command of the CLI, as the registry lists them.
+ALL_COMMANDS = tuple(COMMANDS)
 
 
 def help_text(stage: str) -> str:
@@ -49,6 +49,5 @@ def command_parser(command: str) -> argparse.ArgumentParser:
 
 
 def command_stage(command: str):
-    """The command's ``STAGE`` declaration (its params sections), or ``None`` (``compare``)."""
-    module = importlib.import_module(cli.TOOLS.get(command, f"reflection_tuning.stages.{command}"))
-    return getattr(module, "STAGE", None)
+    """The command's ``STAGE`` declaration (its params sections, paths and flags)."""
+    return declaration(command)

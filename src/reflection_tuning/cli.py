@@ -1,7 +1,8 @@
-"""``reflection-tuning <command> …``: one subcommand per pipeline stage.
+"""``reflection-tuning <command> …``: one subcommand per command of
+:data:`reflection_tuning.stages.COMMANDS`.
 
-Each subcommand is the ``main`` of ``reflection_tuning.stages.<command>``, so the stage
-``score`` in ``dvc.yaml`` is ``reflection-tuning score`` and ``stages/score.py``.
+Each subcommand is the ``main`` of its module, so the stage ``score`` in ``dvc.yaml`` is
+``reflection-tuning score`` and ``stages/score.py``.
 """
 
 from __future__ import annotations
@@ -13,28 +14,19 @@ import sys
 from reflection_tuning.errors import UserError
 from reflection_tuning.stages import COMMANDS
 
-# Commands that are not pipeline stages (they write no DVC outs): module paths.
-TOOLS = {
-    "estimate": "reflection_tuning.estimate",
-    "compare": "reflection_tuning.compare",
-    "push": "reflection_tuning.hub",
-}
-
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: reflection-tuning <command> [options]\n\ncommands:\n  " + "\n  ".join(COMMANDS + tuple(TOOLS)))
+        print("usage: reflection-tuning <command> [options]\n\ncommands:\n  " + "\n  ".join(COMMANDS))
         print("\nRun 'reflection-tuning <command> --help' for a command's options.")
         return 0 if argv else 2
     command = argv[0].replace("-", "_")
-    if command not in COMMANDS and command not in TOOLS:
-        known = ", ".join(COMMANDS + tuple(TOOLS))
-        print(f"reflection-tuning: unknown command {argv[0]!r}; expected one of {known}", file=sys.stderr)
+    if command not in COMMANDS:
+        print(f"reflection-tuning: unknown command {argv[0]!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(TOOLS.get(command, f"reflection_tuning.stages.{command}"))
     try:
-        return int(module.main(argv[1:]) or 0)
+        return int(importlib.import_module(COMMANDS[command]).main(argv[1:]) or 0)
     except UserError as e:
         # One line the user can act on; the traceback only at DEBUG (--log-level DEBUG).
         log = logging.getLogger("reflection_tuning")

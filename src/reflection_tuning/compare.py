@@ -15,7 +15,6 @@ each experiment); a queued or failed experiment without data is listed with its 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -26,7 +25,7 @@ from typing import Any
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.io import write_csv
-from reflection_tuning.logs import setup_logging
+from reflection_tuning.stages.common import Call, Flag, Stage
 
 log = logging.getLogger(__name__)
 
@@ -186,27 +185,29 @@ def run(data: list[dict[str, Any]], dataset: str, report: Path, plot: Path, plot
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="reflection-tuning compare", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--dataset", default="alpaca", help="dataset name under 'datasets:'")
-    parser.add_argument("--exp-json", type=Path, default=None,
-                        help="a saved `dvc exp show --json` output (default: run it now)")
-    parser.add_argument("--report", type=Path, default=None,
-                        help="the Markdown table of the experiments (default reports/K_compare.md)")
-    parser.add_argument("--recipe", action="store_true", help="print the queue recipe and exit")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING … (DEBUG: tracebacks too)")
-    args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+def invoke(call: Call) -> None:
+    """The recipe (``--recipe``), or the table and plot of ``--exp-json`` or of ``dvc exp show`` now."""
+    args, dataset = call.args, call.dataset or "alpaca"
     if args.recipe:
-        print(recipe(args.dataset))
-        return 0
-    if args.exp_json is not None:
-        if not args.exp_json.exists():
-            raise UserError(f"compare: {args.exp_json} does not exist")
-        data = json.loads(args.exp_json.read_text(encoding="utf-8"))
-    else:
-        data = exp_show()
-    report = args.report or Path("reports") / f"{args.dataset}_compare.md"
-    run(data, args.dataset, report, report.with_name(f"{args.dataset}_compare.vl.json"),
-        Path("metrics") / args.dataset / "compare.csv")
-    return 0
+        print(recipe(dataset))
+        return
+    data = json.loads(args.exp_json.read_text(encoding="utf-8")) if args.exp_json is not None else exp_show()
+    report = args.report or Path("reports") / f"{dataset}_compare.md"
+    run(data, dataset, report, report.with_name(f"{dataset}_compare.vl.json"),
+        Path("metrics") / dataset / "compare.csv")
+
+
+# A command outside dvc.yaml, over its experiments: it reads no params section (no --params).
+STAGE = Stage(
+    "compare", __doc__, sections=(),
+    flags=(Flag("--exp-json", type=Path, default=None, reads=True,
+                help="a saved `dvc exp show --json` output (default: run it now)"),
+           Flag("--report", type=Path, default=None,
+                help="the Markdown table of the experiments (default reports/K_compare.md)"),
+           Flag("--recipe", action="store_true", help="print the queue recipe and exit")),
+    invoke=invoke,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return STAGE.main(argv)

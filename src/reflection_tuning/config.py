@@ -253,7 +253,7 @@ def parse(parser: argparse.ArgumentParser, sections: Sequence[Section], argv: li
     args = parser.parse_args(argv)
     if on_args is not None:
         on_args(args)
-    params = read_params(args.params)
+    params = read_params(args.params) if sections else None  # a command without sections has no --params
     overrides = tuple(cli_overrides(args, s.cls, s.prefix) for s in sections)
     configs = tuple(_load(parser, args, s, params, o) for s, o in zip(sections, overrides))
     return Parsed(args, params or {}, configs, overrides)

@@ -30,10 +30,10 @@ from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.request import Adaptations, adaptations_name
 from reflection_tuning.llm.step import Step, request_format
 from reflection_tuning.rows import FIELDS
-from reflection_tuning.stages import reflect_instruction, reflect_response
-from reflection_tuning.stages.common import PathSpec, Section, Stage
+from reflection_tuning.stages.common import Call, Flag, PathSpec, Section, Stage
+from reflection_tuning.steps.prompt import PromptFiles
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
-from reflection_tuning.steps.reflect_response import ReflectResponse
+from reflection_tuning.steps.reflect_response import ReflectResponse, plan
 
 log = logging.getLogger(__name__)
 Counter = Callable[[Messages], int]
@@ -131,12 +131,12 @@ def stage_requests(instruction_step: Step, response_step: Step, originals: list[
     if reflected is None:
         sent = originals + originals
     else:
-        sent = [row for _, row, why in reflect_response.plan(originals, reflected) if why is None]
+        sent = [row for _, row, why in plan(originals, reflected) if why is None]
     second = [response_step.format_input(r) for r in sent]
     return first, second
 
 
-def run(teacher_cfg: EndpointConfig, instruction: reflect_instruction.Config, response: reflect_response.Config,
+def run(teacher_cfg: EndpointConfig, instruction: PromptFiles, response: PromptFiles,
         original: Path, instruction_rows: Path | None) -> dict[str, Any]:
     """The estimate for both reflection stages, as a flat dict (``<stage>_<key>`` plus totals).
     """
@@ -164,27 +164,28 @@ def run(teacher_cfg: EndpointConfig, instruction: reflect_instruction.Config, re
     return out
 
 
-# A command, not a stage: it reads what the two reflection stages read, and writes nothing but --output.
-STAGE = Stage(
-    "estimate", __doc__,
-    sections=(Section(EndpointConfig, "teacher"),
-              Section(reflect_instruction.Config, "reflect_instruction", prefix="instruction"),
-              Section(reflect_response.Config, "reflect_response", prefix="response")),
-    # the same paths as reflect_response; without instruction rows every reflection is assumed ok
-    inputs={"original": reflect_response.STAGE.paths()["original"],
-            "instruction": PathSpec(reflect_response.STAGE.paths()["instruction"].template, optional=True,
-                                    must_exist=False)},
-)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = STAGE.parser()
-    parser.add_argument("--output", type=Path, default=None, help="also write the estimate as JSON here")
-    call = STAGE.parse(argv, parser)
-    teacher_cfg, instruction_cfg, response_cfg = call.configs
-    result = run(teacher_cfg, instruction_cfg, response_cfg, call.inputs["original"], call.inputs["instruction"])
+def invoke(call: Call) -> None:
+    """Print the estimate, one key a line (and write it as JSON to ``--output``)."""
+    result = run(*call.configs, call.inputs["original"], call.inputs["instruction"])
     width = max(map(len, result))
     sys.stdout.write("".join(f"{k:<{width}}  {v}\n" for k, v in result.items()))
     if call.args.output:
         call.args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return 0
+
+
+# A command, not a stage: it reads what the two reflection stages read, and writes nothing but --output.
+STAGE = Stage(
+    "estimate", __doc__,
+    sections=(Section(EndpointConfig, "teacher"),
+              Section(PromptFiles, "reflect_instruction", prefix="instruction"),
+              Section(PromptFiles, "reflect_response", prefix="response")),
+    # reflect_response's inputs; without instruction rows every reflection is assumed ok
+    inputs={"original": PathSpec("data/{dataset}/original.jsonl", flag="input"),
+            "instruction": PathSpec("data/{dataset}/instruction.jsonl", optional=True, must_exist=False)},
+    flags=(Flag("--output", type=Path, default=None, help="also write the estimate as JSON here"),),
+    invoke=invoke,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return STAGE.main(argv)

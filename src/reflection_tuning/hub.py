@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reflection_tuning.errors import UserError
 from reflection_tuning.export import Config
-from reflection_tuning.stages.common import Section, Stage
+from reflection_tuning.stages.common import Call, Flag, Section, Stage
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +49,21 @@ def push(folder: Path, repo: str, token: str, private: bool = True, endpoint: st
     return info.commit_url
 
 
-# A tool, not a pipeline stage (not in STAGES): the folder is export's output.
-STAGE = Stage("push", __doc__, sections=(Section(Config, "export"),),
-              inputs={"folder": "data/{dataset}/export"})
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = STAGE.parser()
-    parser.add_argument("--repo", required=True, help="the dataset repository, ORG/NAME")
-    call = STAGE.parse(argv, parser)
+def invoke(call: Call) -> None:
+    """Push the folder with the token from the environment variable ``export.token_env`` names."""
     (cfg,) = call.configs
     token = os.environ.get(cfg.token_env)
     if not token:
         raise PushError(f"push: set the Hub token in the environment variable {cfg.token_env} (export.token_env)")
     push(call.inputs["folder"], call.args.repo, token, private=cfg.private)
-    return 0
+
+
+# A command outside dvc.yaml: the folder is export's output.
+STAGE = Stage("push", __doc__, sections=(Section(Config, "export"),),
+              inputs={"folder": "data/{dataset}/export"},
+              flags=(Flag("--repo", required=True, help="the dataset repository, ORG/NAME"),),
+              invoke=invoke)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return STAGE.main(argv)

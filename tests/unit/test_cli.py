@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
 import logging
 import re
 import sys
@@ -13,6 +16,7 @@ from stage_help import help_text
 from reflection_tuning import cli
 from reflection_tuning.errors import SourceError
 from reflection_tuning.stages import COMMANDS, STAGES
+from reflection_tuning.stages.common import declaration
 
 
 @pytest.fixture
@@ -28,30 +32,42 @@ def tool(monkeypatch):
 
     module.main = main
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(cli.TOOLS, "probe_cmd", module.__name__)
+    monkeypatch.setitem(COMMANDS, "probe_cmd", module.__name__)
     return module
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_dispatches_to_its_stage_help(command):
-    """``reflection-tuning <command> --help`` reaches the stage's own parser: it exits 0 and
-    names the command, the options every stage has, and one option per declared path."""
-    import importlib
-
-    stage = importlib.import_module(f"reflection_tuning.stages.{command}").STAGE
+    """``reflection-tuning <command> --help`` reaches the command's own parser: it exits 0 and
+    names the command, the options every command has, one option per declared path and flag."""
+    stage = declaration(command)
     out = help_text(command.replace("_", "-"))  # the dashed spelling too
     assert f"reflection-tuning {command}" in out
-    flags = ["--params", "--dataset", "--log-level"] + ["--" + stage.flag(n).replace("_", "-") for n in stage.paths()]
+    flags = ["--dataset", "--log-level"] + ["--" + stage.flag(n).replace("_", "-") for n in stage.paths()]
+    flags += ["--params"] if stage.sections else []  # a command that reads no section reads no params file
+    flags += [name for flag in stage.flags for name in flag.names]
     assert set(flags) <= set(re.findall(r"--[a-z][a-z0-9-]*", out)), out
 
 
-def test_usage_lists_every_stage_and_tool(capsys):
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_declared_once_and_its_main_is_one_line(command):
+    """Each command's module declares it (``STAGE``, named after it) and its ``main`` is the one line
+    ``return STAGE.main(argv)``: parsing, the input check and the call of ``run`` are the declaration's."""
+    module = importlib.import_module(COMMANDS[command])
+    assert module.STAGE.name == command and module.STAGE.invoke is not None
+    (func,) = ast.parse(inspect.getsource(module.main)).body
+    assert [ast.unparse(s) for s in func.body] == ["return STAGE.main(argv)"], inspect.getsource(module.main)
+
+
+def test_usage_lists_the_registry_and_nothing_else(capsys):
+    """One registry: the commands the usage lists are exactly ``COMMANDS``, in its order, and the
+    stages of dvc.yaml (``STAGES``) are its first entries."""
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in (*COMMANDS, *cli.TOOLS):
-        assert f"\n  {name}" in out
+    listed = out.split("commands:\n")[1].split("\n\n")[0].split()
+    assert listed == list(COMMANDS)
+    assert list(COMMANDS)[: len(STAGES)] == list(STAGES)
     assert cli.main([]) == 2  # no command: the usage, as an error
-    assert set(STAGES) <= set(COMMANDS) and not set(COMMANDS) & set(cli.TOOLS)
 
 
 def test_unknown_command_names_the_known_ones(capsys):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from shipped import PARAMS, params_config
+from shipped import PARAMS, link_prompt_files, params_config
 
 from reflection_tuning import cli
 from reflection_tuning.estimate import estimate_requests, token_counter
@@ -57,9 +57,10 @@ def test_without_a_cache_or_a_price(tmp_path):
 @pytest.mark.parametrize("dataset", [["--dataset=alpaca"], ["--dataset", "alpaca"]])
 def test_no_fetched_rows_is_one_line_and_exit_2(dataset, tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
+    link_prompt_files(tmp_path)
     assert cli.main(["estimate", *dataset, "--params", str(PARAMS)]) == 2
     err = capfd.readouterr().err
-    assert "estimate: missing input data/alpaca/original.jsonl (--input); run the stages before it" in err
+    assert "estimate: missing input data/alpaca/original.jsonl (--input); run fetch first (dvc repro" in err
     assert "Traceback" not in err
 
 

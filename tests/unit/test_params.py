@@ -5,7 +5,6 @@ that no command reads."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import pytest
 import yaml
@@ -19,14 +18,11 @@ from reflection_tuning.preset import (
     preset_values,
 )
 from reflection_tuning.stages import COMMANDS
-
-# Commands outside stages/ that read params sections through a Stage declaration.
-TOOL_MODULES = ("reflection_tuning.estimate", "reflection_tuning.hub")
+from reflection_tuning.stages.common import declaration
 
 
 def declarations():
-    modules = [f"reflection_tuning.stages.{c}" for c in COMMANDS] + list(TOOL_MODULES)
-    return [importlib.import_module(m).STAGE for m in modules]
+    return [declaration(c) for c in COMMANDS]
 
 
 def sections(params: dict) -> list[tuple[type, str]]:

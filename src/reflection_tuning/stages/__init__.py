@@ -1,8 +1,10 @@
 """The pipeline's stages, one module each: ``stages/<name>.py`` is the stage ``<name>`` of
 ``dvc.yaml`` and ``reflection-tuning <name>``.
 
-`STAGES` is the one list of the stages of ``dvc.yaml``, in pipeline order: the CLI, the report
-and the ``dvc.yaml`` check (``tests/unit/stages/test_dvc_yaml.py``) read it.
+`COMMANDS` is the one list of the commands of ``reflection-tuning``: each name with the module
+that declares it (its ``STAGE``) and runs it (its ``main``). The stages of ``dvc.yaml`` come
+first, in pipeline order, and are `STAGES`: the CLI, the report and the ``dvc.yaml`` check
+(``tests/unit/stages/test_dvc_yaml.py``) read them.
 """
 
 STAGES = (
@@ -19,5 +21,12 @@ STAGES = (
     "judge",
     "report",
 )
-# Commands declared like stages (``stages/<name>.py`` with a ``STAGE``) that ``dvc.yaml`` does not run.
-COMMANDS = STAGES + ("export", "compress")
+COMMANDS = {
+    **{name: f"reflection_tuning.stages.{name}" for name in STAGES},
+    # the commands outside dvc.yaml: they write no DVC outs of the pipeline
+    "export": "reflection_tuning.stages.export",
+    "compress": "reflection_tuning.stages.compress",
+    "estimate": "reflection_tuning.estimate",
+    "compare": "reflection_tuning.compare",
+    "push": "reflection_tuning.hub",
+}

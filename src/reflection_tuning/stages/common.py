@@ -1,18 +1,19 @@
-"""The one entry point of every stage: a declaration of its params sections and paths.
+"""The one entry point of every command: a declaration of its params sections, paths and options.
 
-A stage module declares itself once, as a :class:`Stage`: the params sections it reads,
-and its input and output paths as templates (``data/{dataset}/selected.jsonl``). From that
-declaration come the command's options and help, the resolution of every path, and the
-check of ``dvc.yaml`` (``tests/unit/stages/test_dvc_yaml.py``). Its ``main`` is then a
-few lines: ``call = STAGE.parse(argv)``, then ``run(...)`` with ``call.configs``,
-``call.inputs`` and ``call.outputs``.
+A command's module declares it once, as a :class:`Stage`: the params sections it reads, its
+input and output paths as templates (``data/{dataset}/selected.jsonl``), its other options
+(:class:`Flag`) and how its ``run`` is called from the parsed command line (``invoke``).
+From that declaration come the command's options and help, the resolution of every path,
+the one check of its inputs, and the check of ``dvc.yaml`` (``tests/unit/stages/test_dvc_yaml.py``).
+Its ``main`` is one line: ``return STAGE.main(argv)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from reflection_tuning.config import Section, parse
 from reflection_tuning.errors import UserError
 from reflection_tuning.logs import setup_logging
+from reflection_tuning.stages import COMMANDS
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,28 @@ class PathSpec:
 
 def _spec(value: str | PathSpec) -> PathSpec:
     return value if isinstance(value, PathSpec) else PathSpec(value)
+
+
+@dataclass(frozen=True, init=False)
+class Flag:
+    """An option of a command beyond its paths and params keys: ``Flag("--repo", required=True,
+    help=…)`` adds ``parser.add_argument("--repo", required=True, help=…)``.
+
+    ``reads``: the option names a file the command reads, checked with its declared inputs.
+    """
+
+    names: tuple[str, ...]
+    options: Mapping[str, Any]
+    reads: bool
+
+    def __init__(self, *names: str, reads: bool = False, **options: Any):
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "reads", reads)
+
+    @property
+    def dest(self) -> str:
+        return self.options.get("dest") or self.names[0].lstrip("-").replace("-", "_")
 
 
 # Outputs that accompany a stage's main output. Given ``--output X`` and not their own
@@ -74,10 +98,16 @@ class Call:
     outputs: dict[str, Path | None]
     params: dict[str, Any]
     overrides: tuple[dict[str, Any], ...] = ()
+    stage: Stage | None = field(default=None, compare=False)
+    parser: argparse.ArgumentParser | None = field(default=None, compare=False)
 
     @property
     def dataset(self) -> str | None:
         return self.args.dataset
+
+    def error(self, message: str) -> None:
+        """A usage error: the command's usage and ``message`` on stderr, exit status 2."""
+        self.parser.error(message)
 
 
 @dataclass(frozen=True)
@@ -87,6 +117,8 @@ class Stage:
     ``inputs`` and ``outputs`` map a field of the stage's ``Inputs``/``Outputs`` to its
     path template (a string, or a :class:`PathSpec` for another option name). ``dataset``:
     the stage runs once per dataset (``foreach`` in ``dvc.yaml``) and has ``--dataset``.
+    ``flags``: its other options. ``invoke``: how :meth:`main` calls its ``run``, given the
+    parsed :class:`Call` (``lambda call: run(*call.configs, Inputs(**call.inputs), …)``).
     """
 
     name: str
@@ -95,6 +127,13 @@ class Stage:
     inputs: Mapping[str, str | PathSpec] = field(default_factory=dict)
     outputs: Mapping[str, str | PathSpec] = field(default_factory=dict)
     dataset: bool = True
+    flags: tuple[Flag, ...] = ()
+    invoke: Callable[[Call], object] | None = None
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """``reflection-tuning <name> …``: parse ``argv`` (:meth:`parse`), then ``invoke`` the stage's ``run``."""
+        self.invoke(self.parse(argv))
+        return 0
 
     def paths(self) -> dict[str, PathSpec]:
         """Every path by field name, inputs first."""
@@ -124,12 +163,15 @@ class Stage:
         return self.paths()[name].flag or name
 
     def parser(self) -> argparse.ArgumentParser:
-        """The command's parser: ``--params``, ``--dataset``, ``--log-level``, one option per path."""
+        """The command's parser: ``--params`` (for a command that reads params), ``--dataset``,
+        ``--log-level``, one option per path, its flags."""
         parser = argparse.ArgumentParser(prog=f"reflection-tuning {self.name}", description=summary(self.doc))
-        parser.add_argument("--params", type=Path, default=Path("params.yaml"),
-                            help="params file (default params.yaml; without it, give every key as an option)")
+        if self.sections:
+            parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                                help="params file (default params.yaml; without it, give every key as an option)")
         parser.add_argument("--dataset", default=None,
-                            help="dataset name under 'datasets:' in params" if self.dataset
+                            help="dataset name under 'datasets:'" + (" in params" if self.sections else "")
+                            if self.dataset
                             else "accepted as by every stage, and ignored by this command")
         parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING … (DEBUG: tracebacks too)")
         group = parser.add_argument_group("paths (default: the template, {dataset} = --dataset)")
@@ -137,30 +179,54 @@ class Stage:
             flag = spec.flag or name
             group.add_argument("--" + flag.replace("_", "-"), dest=flag, type=Path, default=None,
                                help=f"{name} (default {spec.template})")
+        for extra in self.flags:
+            parser.add_argument(*extra.names, **extra.options)
         return parser
 
-    def parse(self, argv: list[str] | None, parser: argparse.ArgumentParser | None = None) -> Call:
+    def parse(self, argv: list[str] | None) -> Call:
         """Parse ``argv``, set up logging, load every section, resolve every path, check the inputs.
-
-        ``parser``: :meth:`parser` with the stage's own extra options, if it has any.
 
         Raises:
             SystemExit: bad arguments, or a path or section needs ``--dataset`` and none was given.
             ConfigError: the params file is missing and the options do not give every key,
                 or a section does not match its dataclass.
-            UserError: a declared input that resolved to a path does not exist (``PathSpec.must_exist``).
+            UserError: an input is missing (:meth:`missing`).
         """
-        parser = parser or self.parser()
+        parser = self.parser()
         parsed = parse(parser, self.sections, argv, on_args=self._on_args)
         paths = self._resolve(parser, parsed.args)
-        # One check for every stage, so ``run`` reads its inputs without checking them again.
-        missing = [f"{paths[k]} (--{self.flag(k).replace('_', '-')})" for k in self.inputs
-                   if paths[k] is not None and _spec(self.inputs[k]).must_exist and not paths[k].exists()]
+        call = Call(parsed.args, parsed.configs, {k: paths[k] for k in self.inputs},
+                    {k: paths[k] for k in self.outputs}, parsed.params, parsed.overrides, self, parser)
+        missing = self.missing(call)
         if missing:
-            raise UserError(f"{self.name}: missing input {', '.join(missing)}; run the stages before it "
-                            "first (dvc repro), or give the path")
-        return Call(parsed.args, parsed.configs, {k: paths[k] for k in self.inputs},
-                    {k: paths[k] for k in self.outputs}, parsed.params, parsed.overrides)
+            writers = sorted({w for w in map(writer, missing.values()) if w}, key=list(COMMANDS).index)
+            todo = (f"run {' and '.join(writers)} first (dvc repro runs the stages before it), or give the path"
+                    if writers else "give the path of a file that exists")
+            raise UserError(f"{self.name}: missing input {', '.join(missing)}; {todo}")
+        return call
+
+    def missing(self, call: Call) -> dict[str, str | None]:
+        """The one check of a command's inputs, so that ``run`` reads them without checking them again:
+        each missing one, as ``path (its option or key)``, with its template (``None`` but for a
+        declared path). A command reads its declared inputs that resolved to a path (unless
+        ``PathSpec.must_exist`` is false), the files its ``Flag(reads=True)`` options name, and
+        the ``*_file`` keys of its sections that are set (a template, a system prompt).
+        """
+        found: dict[str, str | None] = {}
+        for key, spec in ((k, _spec(v)) for k, v in self.inputs.items()):
+            path = call.inputs[key]
+            if path is not None and spec.must_exist and not path.exists():
+                found[f"{path} (--{self.flag(key).replace('_', '-')})"] = spec.template
+        for flag in (f for f in self.flags if f.reads):
+            path = getattr(call.args, flag.dest)
+            if path is not None and not Path(path).exists():
+                found[f"{path} ({flag.names[0]})"] = None
+        for section, cfg in zip(self.sections, call.configs):
+            for f in dataclasses.fields(cfg):
+                value = getattr(cfg, f.name)
+                if f.name.endswith("_file") and value and not Path(value).is_file():
+                    found[f"{value} ({section.name}.{f.name})"] = None
+        return found
 
     def _on_args(self, args: argparse.Namespace) -> None:
         if not self.dataset:
@@ -197,3 +263,15 @@ class Stage:
         flag = self.flag(name)
         return 0 if flag == "output" else 1 if flag.startswith("output_") else 2
 
+
+
+def declaration(command: str) -> Stage:
+    """The ``STAGE`` of ``reflection-tuning <command>`` (:data:`reflection_tuning.stages.COMMANDS`)."""
+    return importlib.import_module(COMMANDS[command]).STAGE
+
+
+def writer(template: str | None) -> str | None:
+    """The command whose declared outputs include the path ``template``: the one to run before a
+    command that reads it (``None`` for a path no command writes)."""
+    return next((name for name in COMMANDS if template is not None
+                 and any(_spec(v).template == template for v in declaration(name).outputs.values())), None)

@@ -15,19 +15,18 @@ The step (template, schema, parser, row shape) is :mod:`reflection_tuning.steps.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from reflection_tuning import status as st
 from reflection_tuning.io import write_jsonl, write_metrics
-from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
+from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import run_step
 from reflection_tuning.readers import to_fields
 from reflection_tuning.rows import FIELDS, row_id
-from reflection_tuning.stages.common import Section, Stage, beside
-from reflection_tuning.stages.llm_stage import require_files
+from reflection_tuning.stages.common import Flag, Section, Stage, beside
+from reflection_tuning.stages.llm_stage import api_key
 from reflection_tuning.steps.compress import Compress, merged_row
 from reflection_tuning.steps.prompt import PromptFiles
 
@@ -69,12 +68,11 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, re
     Rows counted in = rows out + rejects. Returns the metrics.
 
     Raises:
-        UserError: the input or a prompt file is missing; the endpoint refused the first request;
+        UserError: the endpoint refused the first request (the command checks the input and prompt files);
             more than ``max_request_errors`` of the rows sent are ``request_error`` (raised
             after the rows, rejects and metrics are written).
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
-    require_files("compress", input=source, prompt_file=cfg.prompt_file, system_file=cfg.system_file)
     step = Compress(cfg.prompt(FIELDS), cfg.checks(teacher_cfg.bounded))
     rows, rejects = read_records(source)
     to_send = [r for r in rows if r["input"].strip()]
@@ -103,22 +101,20 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, source: Path, output: Path, re
     return metrics
 
 
-# A command, not a pipeline stage (in COMMANDS, not STAGES; no dvc.yaml entry): no --dataset,
-# the paths are options.
-STAGE = Stage("compress", __doc__, sections=(Section(EndpointConfig, "teacher"), Section(Config, "compress")),
-              dataset=False)
+# A command, not a pipeline stage (no dvc.yaml entry): no --dataset, the paths are options.
+STAGE = Stage(
+    "compress", __doc__,
+    sections=(Section(EndpointConfig, "teacher"), Section(Config, "compress")),
+    dataset=False,
+    flags=(Flag("--input", type=Path, required=True, reads=True, help="Alpaca JSON or JSONL file"),
+           Flag("--output", type=Path, required=True, help="merged rows (JSONL)"),
+           Flag("--rejects", type=Path, default=None, help="default <output stem>.rejects.jsonl"),
+           Flag("--metrics", type=Path, default=None, help="also write the metrics (JSON) here")),
+    invoke=lambda call: run(call.configs[1], call.configs[0], call.args.input, call.args.output,
+                            call.args.rejects or beside(call.args.output, "rejects", "rejects.jsonl"),
+                            call.args.metrics, api_key=api_key(call)),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = STAGE.parser()
-    parser.add_argument("--input", type=Path, required=True, help="Alpaca JSON or JSONL file")
-    parser.add_argument("--output", type=Path, required=True, help="merged rows (JSONL)")
-    parser.add_argument("--rejects", type=Path, default=None, help="default <output stem>.rejects.jsonl")
-    parser.add_argument("--metrics", type=Path, default=None, help="also write the metrics (JSON) here")
-    call = STAGE.parse(argv, parser)
-    teacher_cfg, cfg = call.configs
-    args = call.args
-    rejects = args.rejects or beside(args.output, "rejects", "rejects.jsonl")
-    run(cfg, teacher_cfg, args.input, args.output, rejects, args.metrics,
-        api_key=api_key_from_env(teacher_cfg, dict(os.environ)))
-    return 0
+    return STAGE.main(argv)

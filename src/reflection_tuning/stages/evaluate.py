@@ -68,6 +68,7 @@ STAGE = Stage(
     inputs={"model_dir": "models/{dataset}/student-sft",
             "baseline_model": PathSpec("models/{dataset}/baseline-sft", flag="baseline_dir")},
     outputs={"metrics": "metrics/{dataset}/evaluate.json", "plot": "metrics/{dataset}/evaluate_plot.csv"},
+    invoke=lambda call: run(*call.configs, Inputs(**call.inputs), Outputs(**call.outputs)),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
@@ -178,7 +179,4 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    cfg, student = call.configs
-    run(cfg, student, Inputs(**call.inputs), Outputs(**call.outputs))
-    return 0
+    return STAGE.main(argv)

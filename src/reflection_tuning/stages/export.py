@@ -41,7 +41,7 @@ from reflection_tuning.export import (
 from reflection_tuning.io import read_jsonl
 from reflection_tuning.readers import Config as DatasetConfig
 from reflection_tuning.select import Config as SelectConfig
-from reflection_tuning.stages.common import PathSpec, Section, Stage
+from reflection_tuning.stages.common import Call, PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,14 @@ def run(cfg: Config, inputs: Inputs, outputs: Outputs, prov: Provenance) -> dict
     return counts
 
 
+def invoke(call: Call) -> None:
+    """``run`` with the provenance of the parsed call (params, dataset source, commit)."""
+    cfg, select, student, dataset = call.configs
+    prov = Provenance(dataset=call.dataset, source=dataset.source, student=student.model, select=select,
+                      commit=git_commit(), params_hash=params_hash(call.params))
+    run(cfg, Inputs(**call.inputs), Outputs(**call.outputs), prov)
+
+
 STAGE = Stage(
     "export", __doc__,
     # datasets.K.source goes on the card (provenance): read through the datasets entry, options --fetch-*
@@ -89,14 +97,10 @@ STAGE = Stage(
     inputs={"selected": "data/{dataset}/selected.jsonl", "data_dir": "data/{dataset}",
             "select_metrics": "metrics/{dataset}/select.json"},
     outputs={"export_dir": PathSpec("data/{dataset}/export", flag="output")},
+    invoke=invoke,
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    cfg, select, student, dataset = call.configs
-    prov = Provenance(dataset=call.dataset, source=dataset.source, student=student.model, select=select,
-                      commit=git_commit(), params_hash=params_hash(call.params))
-    run(cfg, Inputs(**call.inputs), Outputs(**call.outputs), prov)
-    return 0
+    return STAGE.main(argv)

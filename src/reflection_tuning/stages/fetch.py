@@ -146,12 +146,10 @@ STAGE = Stage(
     outputs={"rows": PathSpec("data/{dataset}/original.jsonl", flag="output"),
              "rejects": "data/{dataset}/rejects.jsonl",
              "metrics": "metrics/{dataset}/fetch.json"},
+    invoke=lambda call: run(*call.configs, Outputs(**call.outputs), name=call.dataset or ""),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    (cfg,) = call.configs
-    run(cfg, Outputs(**call.outputs), name=call.dataset or "")
-    return 0
+    return STAGE.main(argv)

@@ -28,7 +28,7 @@ from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
 from reflection_tuning.generate import alpaca_eval_records, generate_answers, load_prompts
 from reflection_tuning.io import write_json, write_jsonl, write_metrics
-from reflection_tuning.stages.common import PathSpec, Section, Stage
+from reflection_tuning.stages.common import Flag, PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig, resolve_device
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,11 @@ STAGE = Stage(
     outputs={"answers": PathSpec("data/{dataset}/answers.jsonl", flag="output"),
              "alpaca_eval_dir": "data/{dataset}/alpaca_eval",
              "metrics": "metrics/{dataset}/generate.json"},
+    flags=(Flag("--train-template", "--template", dest="train_template", default=None, choices=templates.TEMPLATES,
+                help="finetune.template, the prompt format of the students (absent: the params file's)"),),
+    invoke=lambda call: run(call.configs[0], train_template(call.args.train_template, call.params),
+                            Inputs(**call.inputs), Outputs(**call.outputs), Path(call.configs[1].model),
+                            dataset=call.dataset or "student"),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
@@ -171,12 +176,4 @@ def train_template(given: str | None, params: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = STAGE.parser()
-    parser.add_argument("--train-template", "--template", dest="train_template", default=None,
-                        choices=templates.TEMPLATES,
-                        help="finetune.template, the prompt format of the students (absent: the params file's)")
-    call = STAGE.parse(argv, parser)
-    cfg, student = call.configs
-    run(cfg, train_template(call.args.train_template, call.params), Inputs(**call.inputs), Outputs(**call.outputs),
-        Path(student.model), dataset=call.dataset or "student")
-    return 0
+    return STAGE.main(argv)

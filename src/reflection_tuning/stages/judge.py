@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from reflection_tuning.errors import UserError
@@ -30,7 +29,7 @@ from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import run_step
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.stages.llm_stage import llm_stage_main
+from reflection_tuning.stages.llm_stage import api_key
 from reflection_tuning.steps import judge as core
 
 log = logging.getLogger(__name__)
@@ -75,14 +74,11 @@ def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs
     Args:
         api_key: the judge's key (``main`` reads it from the environment); never written anywhere.
     Raises:
-        UserError: the answers or a prompt file is missing, or a pair is incomplete; the endpoint
+        UserError: a pair is incomplete (the command checks the answers and prompt files); the endpoint
             refused the first request; more than ``max_request_errors`` of the judgements are
             ``request_error`` (raised after the rows and metrics are written).
         RuntimeError, TimeoutError: the embedded judge cannot start.
     """
-    for what, path in (("answers", inputs.answers), ("prompt_file", cfg.prompt_file), ("system_file", cfg.system_file)):
-        if not Path(path).is_file():
-            raise UserError(f"judge: missing {what} {path}; run generate first, or check judge_step.{what}")
     step = core.JudgeStep.load(cfg.prompt_file, cfg.system_file, max_chars=cfg.max_chars if judge_cfg.bounded else None)
     pairs = pair_answers(read_jsonl(inputs.answers))
     done = run_step(step, judge_cfg, core.judge_rows(pairs), api_key=api_key, desc="judge")
@@ -114,9 +110,11 @@ STAGE = Stage(
     inputs={"answers": PathSpec("data/{dataset}/answers.jsonl", flag="input")},
     outputs={"judgements": PathSpec("data/{dataset}/judgements.jsonl", flag="output"),
              "metrics": "metrics/{dataset}/judge.json", "plot": "metrics/{dataset}/judge_plot.csv"},
+    invoke=lambda call: run(call.configs[1], call.configs[0], Inputs(**call.inputs), Outputs(**call.outputs),
+                            api_key=api_key(call)),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return llm_stage_main(STAGE, run, Inputs, Outputs, argv)
+    return STAGE.main(argv)

@@ -1,29 +1,27 @@
 """The glue of the commands that send an LLM step (``reflect_instruction``, ``reflect_response``,
-``judge``, ``compress``): their input checks and their ``main``.
+``judge``, ``compress``): the endpoint's key, and the check of the rows they read.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from reflection_tuning.errors import UserError
-from reflection_tuning.llm.config import api_key_from_env
-from reflection_tuning.stages.common import Stage
+from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
+from reflection_tuning.stages.common import Call
 
 
-def require_files(stage: str, **paths: Any) -> None:
-    """Check that every input file exists.
+def api_key(call: Call) -> str | None:
+    """The key of the call's endpoint section (``teacher``, ``judge``: the one whose config is an
+    :class:`EndpointConfig`), read from the environment variable its ``api_key_env`` names.
 
     Raises:
-        UserError: the missing files, by role, with the stage to run first.
+        UserError: a remote endpoint names a variable that is not set.
     """
-    missing = [f"{role} {path}" for role, path in paths.items() if not Path(path).is_file()]
-    if missing:
-        raise UserError(f"{stage}: missing {', '.join(missing)}; run the earlier stages (fetch, reflect_instruction) "
-                        "or check the paths")
+    section, cfg = next((s, c) for s, c in zip(call.stage.sections, call.configs) if isinstance(c, EndpointConfig))
+    return api_key_from_env(cfg, dict(os.environ), section=section.name)
 
 
 def check_rows(rows: Iterable[dict[str, Any]], where: str, sorted_ids: bool = False) -> int:
@@ -45,16 +43,3 @@ def check_rows(rows: Iterable[dict[str, Any]], where: str, sorted_ids: bool = Fa
                             "id with no repeat, as fetch writes them")
         last = row["id"]
     return n
-
-
-def llm_stage_main(stage: Stage, run: Callable[..., dict], inputs: type, outputs: type,
-                   argv: list[str] | None) -> int:
-    """The ``main`` of a stage that sends an LLM step: parse ``argv`` through ``stage`` (its
-    sections are the endpoint, ``teacher`` or ``judge``, then the stage's own), read the key from
-    the environment variable that the endpoint's ``api_key_env`` names, and call
-    ``run(cfg, endpoint_cfg, inputs, outputs, api_key=…)``."""
-    call = stage.parse(argv)
-    endpoint_cfg, cfg = call.configs
-    run(cfg, endpoint_cfg, inputs(**call.inputs), outputs(**call.outputs),
-        api_key=api_key_from_env(endpoint_cfg, dict(os.environ), section=stage.sections[0].name))
-    return 0

@@ -98,12 +98,10 @@ STAGE = Stage(
              "gguf": PathSpec("models/smollm2-135m-instruct.gguf", flag="gguf_output"),
              "metrics": "metrics/models.json"},
     dataset=False,
+    invoke=lambda call: run(*call.configs, Outputs(**call.outputs)),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    (cfg,) = call.configs
-    run(cfg, Outputs(**call.outputs))
-    return 0
+    return STAGE.main(argv)

@@ -17,7 +17,7 @@ from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import iter_step
 from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.stages.llm_stage import check_rows, llm_stage_main, require_files
+from reflection_tuning.stages.llm_stage import api_key, check_rows
 from reflection_tuning.steps.prompt import PromptFiles
 from reflection_tuning.steps.reflect_instruction import VARIANT, ReflectInstruction
 from reflection_tuning.steps.rewrite import teacher_row
@@ -36,15 +36,12 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
         api_key: the teacher key (``main`` reads it from the environment); never written anywhere.
 
     Raises:
-        UserError: the input or a prompt file is missing, or the embedded model; the endpoint
+        UserError: the embedded model is missing (the command checks the input and prompt files); the endpoint
             refused the first request; more than ``max_request_errors`` of the rows are
             ``request_error`` (raised after the rows and metrics are written).
         ValueError: a bad input row or template.
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
-    require_files(
-        "reflect_instruction", input=inputs.original, prompt_file=cfg.prompt_file, system_file=cfg.system_file
-    )
     step = ReflectInstruction(cfg.prompt(FIELDS), cfg.checks(teacher_cfg.bounded))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original))  # a first pass: no request for a bad file
     # Streamed: the rows are read, sent, written and counted a chunk at a time (memory flat in rows).
@@ -68,9 +65,11 @@ STAGE = Stage(
     inputs={"original": PathSpec("data/{dataset}/original.jsonl", flag="input")},
     outputs={"instruction": PathSpec("data/{dataset}/instruction.jsonl", flag="output"),
              "metrics": "metrics/{dataset}/reflect_instruction.json"},
+    invoke=lambda call: run(call.configs[1], call.configs[0], Inputs(**call.inputs), Outputs(**call.outputs),
+                            api_key=api_key(call)),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return llm_stage_main(STAGE, run, Inputs, Outputs, argv)
+    return STAGE.main(argv)

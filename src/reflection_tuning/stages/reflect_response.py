@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from reflection_tuning import status as st
-from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, join_by_id, write_metrics
+from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, write_metrics
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import Outcome, Tally
 from reflection_tuning.llm.runner import iter_step
 from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages.common import PathSpec, Section, Stage
-from reflection_tuning.stages.llm_stage import check_rows, llm_stage_main, require_files
+from reflection_tuning.stages.llm_stage import api_key, check_rows
 from reflection_tuning.steps.prompt import PromptFiles
-from reflection_tuning.steps.reflect_response import ReflectResponse
+from reflection_tuning.steps.reflect_response import ReflectResponse, plan
 from reflection_tuning.steps.rewrite import teacher_row
 
 log = logging.getLogger(__name__)
@@ -31,32 +31,6 @@ log = logging.getLogger(__name__)
 
 # The ``reflect_response:`` section: the prompt files and the reply checks.
 Config = PromptFiles
-
-
-def plan(originals: Iterable[dict], reflected: Iterable[dict], stale: list[str] | None = None
-         ) -> Iterator[tuple[str, dict, str | None]]:
-    """What the stage does with each original, both streams sorted by ``id`` (a merge-join):
-    ``("response", original, None)``, then ``("both", instruction_row, None)`` when the
-    instruction row is ok, else ``("both", original, why)``: a row written ``upstream_unusable``,
-    not sent. Rows to send are those with ``why`` None, in this order (``estimate`` uses it too).
-
-    Args:
-        stale: collects the ids of instruction rows that have no original (they are ignored).
-
-    Raises:
-        ValueError: a stream is not sorted by ``id``.
-    """
-    for key, (original, up) in join_by_id(originals, reflected):
-        if original is None:
-            if stale is not None:
-                stale.append(key)
-            continue
-        yield "response", original, None
-        if up is not None and up.get("status") == st.OK:
-            yield "both", up, None
-        else:
-            yield "both", original, ("no instruction row for this id" if up is None
-                                     else f"instruction variant is {up.get('status')}")
 
 
 def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
@@ -67,14 +41,12 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
     in rows). Requests go out per id: the original's, then its ``both`` one.
 
     Raises:
-        UserError: an input or a prompt file is missing, or the embedded model; the endpoint
+        UserError: the embedded model is missing (the command checks the inputs and prompt files); the endpoint
             refused the first request; more than ``max_request_errors`` of the rows sent are
             ``request_error`` (raised after the rows and metrics are written).
         ValueError: a bad input row or template; an input not sorted by ``id``.
         RuntimeError, TimeoutError: the embedded teacher cannot start.
     """
-    require_files("reflect_response", input=inputs.original, instruction=inputs.instruction,
-                  prompt_file=cfg.prompt_file, system_file=cfg.system_file)
     step = ReflectResponse(cfg.prompt(FIELDS), cfg.checks(teacher_cfg.bounded))
     rows_in = check_rows(iter_jsonl(inputs.original), str(inputs.original), sorted_ids=True)  # for the merge-join
     stale: list[str] = []
@@ -132,9 +104,11 @@ STAGE = Stage(
     outputs={"response": PathSpec("data/{dataset}/response.jsonl", flag="output_response"),
              "both": PathSpec("data/{dataset}/both.jsonl", flag="output_both"),
              "metrics": "metrics/{dataset}/reflect_response.json"},
+    invoke=lambda call: run(call.configs[1], call.configs[0], Inputs(**call.inputs), Outputs(**call.outputs),
+                            api_key=api_key(call)),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return llm_stage_main(STAGE, run, Inputs, Outputs, argv)
+    return STAGE.main(argv)

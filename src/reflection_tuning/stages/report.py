@@ -96,13 +96,11 @@ STAGE = Stage(
             "data_dir": PathSpec("data/{dataset}", optional=True)},  # without --dataset: only if given
     outputs={"report": PathSpec("reports/{dataset}.md", flag="output"),
              "html": PathSpec("reports/{dataset}.html", optional=True)},
+    invoke=lambda call: run(call.configs[0], Inputs(**call.inputs), Outputs(**call.outputs),
+                            dataset=call.dataset or call.inputs["metrics_dir"].name, method=call.configs[1].method),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    cfg, select = call.configs
-    inputs = Inputs(**call.inputs)
-    run(cfg, inputs, Outputs(**call.outputs), dataset=call.dataset or inputs.metrics_dir.name, method=select.method)
-    return 0
+    return STAGE.main(argv)

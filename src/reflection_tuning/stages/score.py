@@ -53,13 +53,12 @@ from typing import Any, Literal
 
 from reflection_tuning import status as st
 from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
 from reflection_tuning.io import read_index, write_jsonl, write_metrics
 from reflection_tuning.rows import INPUT_MODES, VARIANTS, is_usable
 from reflection_tuning.score.pairs import score_file, score_rows, scorer_metrics
 from reflection_tuning.score.shard import Shard, shard_from_env, start, stop
 from reflection_tuning.score.summary import score_metrics, write_plots
-from reflection_tuning.stages.common import PathSpec, Section, Stage
+from reflection_tuning.stages.common import Call, Flag, PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.templates import DEFAULT_TEMPLATE, TEMPLATES, scoring_pairs
 
@@ -193,13 +192,8 @@ def run_plain(cfg: Config, student: StudentConfig, input: Path, output: Path, me
               scorer: Any = None, shard: Shard = Shard(), train_template: str | None = None) -> dict:
     """Plain mode: score plain ``{instruction, input, output}`` rows; write them back, in order, with
     the score fields (:func:`reflection_tuning.score.pairs.score_file`). Returns the metrics.
-
-    Raises:
-        UserError: ``input`` does not exist (plain mode's ``--input`` is not a declared path).
     """
     start_time = time.monotonic()
-    if not Path(input).exists():
-        raise UserError(f"score: input file {input} does not exist")
     scorer = scorer or _load_scorer(cfg, student, shard)
     try:
         return score_file(input, output, metrics, scorer, template_of(cfg, train_template), cfg.input_mode, shard,
@@ -213,6 +207,27 @@ def _pipeline(path: str) -> PathSpec:
     return PathSpec(path, optional=True)
 
 
+def invoke(call: Call) -> None:
+    """Plain mode with ``--input`` (and ``--output``), else pipeline mode; on this rank of a
+    data-parallel job (``RANK`` / ``WORLD_SIZE`` from torchrun or accelerate launch)."""
+    args, (cfg, student) = call.args, call.configs
+    if args.input and not args.output:
+        call.error("plain mode needs both --input and --output")
+    inputs, outputs = Inputs(**call.inputs), Outputs(**call.outputs)
+    missing = [f"--{STAGE.flag(n).replace('_', '-')}" for n, p in {**call.inputs, **call.outputs}.items() if p is None]
+    if not args.input and missing:
+        call.error(f"give --dataset K (pipeline mode), or --input and --output (plain mode); missing: "
+                   f"{', '.join(missing)}")
+    shard = shard_from_env(os.environ)
+    start(shard)  # a rank that fails exits with an error, and the launcher stops the others
+    if args.input:
+        run_plain(cfg, student, args.input, outputs.scores, outputs.metrics, shard=shard,
+                  train_template=args.train_template)
+    else:
+        run(cfg, student, inputs, outputs, shard=shard, train_template=args.train_template)
+    stop(shard)
+
+
 STAGE = Stage(
     "score", __doc__,
     sections=(Section(Config, "score"), Section(StudentConfig, "student")),
@@ -224,31 +239,13 @@ STAGE = Stage(
              "hist": _pipeline("metrics/{dataset}/score_hist.csv"),
              "reflected": _pipeline("metrics/{dataset}/score_reflected.csv"),
              "embeddings": _pipeline("data/{dataset}/embeddings.npz")},
+    flags=(Flag("--input", type=Path, default=None, reads=True, help="plain mode: rows to score (with --output)"),
+           Flag("--train-template", default=None, help=f"finetune.template: the scoring template when "
+                                                       f"score.template is null (absent: {DEFAULT_TEMPLATE})")),
+    invoke=invoke,
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = STAGE.parser()
-    parser.add_argument("--input", type=Path, default=None, help="plain mode: rows to score (with --output)")
-    parser.add_argument("--train-template", default=None,
-                        help=f"finetune.template: the scoring template when score.template is null "
-                             f"(absent: {DEFAULT_TEMPLATE})")
-    call = STAGE.parse(argv, parser)
-    args, (cfg, student) = call.args, call.configs
-    if args.input and not args.output:
-        parser.error("plain mode needs both --input and --output")
-    inputs, outputs = Inputs(**call.inputs), Outputs(**call.outputs)
-    missing = [f"--{STAGE.flag(n).replace('_', '-')}" for n, p in {**call.inputs, **call.outputs}.items() if p is None]
-    if not args.input and missing:
-        parser.error(f"give --dataset K (pipeline mode), or --input and --output (plain mode); missing: "
-                     f"{', '.join(missing)}")
-    shard = shard_from_env(os.environ)  # RANK / WORLD_SIZE from torchrun or accelerate launch
-    start(shard)  # a rank that fails exits with an error, and the launcher stops the others
-    if args.input:
-        run_plain(cfg, student, args.input, outputs.scores, outputs.metrics, shard=shard,
-                  train_template=args.train_template)
-    else:
-        run(cfg, student, inputs, outputs, shard=shard, train_template=args.train_template)
-    stop(shard)
-    return 0
+    return STAGE.main(argv)

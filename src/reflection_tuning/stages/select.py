@@ -108,12 +108,11 @@ STAGE = Stage(
              "rejects": _data("select_rejects.jsonl", optional=True),
              "shift": PathSpec("metrics/{dataset}/select_shift.csv", optional=True),
              "compat": PathSpec("metrics/{dataset}/select_compat.csv", optional=True)},
+    invoke=lambda call: run(call.configs[0], Inputs(**call.inputs), Outputs(**call.outputs),
+                            _token_counter(call.configs[1].model)),
 )
 Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    call = STAGE.parse(argv)
-    cfg, student = call.configs
-    run(cfg, Inputs(**call.inputs), Outputs(**call.outputs), _token_counter(student.model))
-    return 0
+    return STAGE.main(argv)

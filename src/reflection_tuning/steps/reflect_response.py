@@ -12,9 +12,11 @@ A free-text reply holds ``[Better Answer] … [End]`` (:mod:`.markers`); a struc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from reflection_tuning import status as st
+from reflection_tuning.io import join_by_id
 from reflection_tuning.steps.markers import BETTER_ANSWER, ParseResult, parse_one, strict_first
 from reflection_tuning.steps.rewrite import RewriteStep
 
@@ -35,3 +37,29 @@ class ReflectResponse(RewriteStep):
 
     def new_fields(self, parsed: Mapping[str, str], row: Mapping[str, Any]) -> dict[str, Any]:
         return {"instruction": row["instruction"], "input": row.get("input") or "", "output": parsed["output"]}
+
+
+def plan(originals: Iterable[dict], reflected: Iterable[dict], stale: list[str] | None = None
+         ) -> Iterator[tuple[str, dict, str | None]]:
+    """What the ``reflect_response`` stage does with each original, both streams sorted by ``id`` (a merge-join):
+    ``("response", original, None)``, then ``("both", instruction_row, None)`` when the
+    instruction row is ok, else ``("both", original, why)``: a row written ``upstream_unusable``,
+    not sent. Rows to send are those with ``why`` None, in this order (the stage and ``estimate``).
+
+    Args:
+        stale: collects the ids of instruction rows that have no original (they are ignored).
+
+    Raises:
+        ValueError: a stream is not sorted by ``id``.
+    """
+    for key, (original, up) in join_by_id(originals, reflected):
+        if original is None:
+            if stale is not None:
+                stale.append(key)
+            continue
+        yield "response", original, None
+        if up is not None and up.get("status") == st.OK:
+            yield "both", up, None
+        else:
+            yield "both", original, ("no instruction row for this id" if up is None
+                                     else f"instruction variant is {up.get('status')}")

@@ -98,14 +98,15 @@ def test_the_description_is_the_docstring_first_paragraph():
 
 @pytest.mark.parametrize("name", __import__("reflection_tuning.stages", fromlist=["COMMANDS"]).COMMANDS)
 def test_every_command_takes_dataset_in_both_spellings(name, monkeypatch, tmp_path):
-    """``reflection-tuning <stage> --dataset=alpaca`` and ``--dataset alpaca`` parse the same,
+    """``reflection-tuning <command> --dataset=alpaca`` and ``--dataset alpaca`` parse the same,
     with the shipped params.yaml, and every declared path of a per-dataset stage names the dataset."""
-    import importlib
+    from shipped import PARAMS, link_prompt_files
 
-    from shipped import PARAMS
+    from reflection_tuning.stages.common import declaration
 
     monkeypatch.chdir(tmp_path)
-    stage = importlib.import_module(f"reflection_tuning.stages.{name}").STAGE
+    link_prompt_files(tmp_path)
+    stage = declaration(name)
     for key in stage.inputs:  # the inputs exist: a file, or a directory (a model, metrics/K)
         path = Path(stage.paths()[key].template.format(dataset="alpaca"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,9 +114,13 @@ def test_every_command_takes_dataset_in_both_spellings(name, monkeypatch, tmp_pa
             path.touch()
         else:
             path.mkdir(exist_ok=True)
-    joined = stage.parse(["--dataset=alpaca", "--params", str(PARAMS)])
-    split = stage.parse(["--dataset", "alpaca", "--params", str(PARAMS)])
+    given = ["--params", str(PARAMS)] if stage.sections else []
+    for flag in (f for f in stage.flags if f.options.get("required")):  # compress --input, push --repo
+        Path(f"{flag.dest}.json").touch()
+        given += [flag.names[0], f"{flag.dest}.json"]
+    joined = stage.parse(["--dataset=alpaca", *given])
+    split = stage.parse(["--dataset", "alpaca", *given])
     assert (joined.configs, joined.inputs, joined.outputs) == (split.configs, split.inputs, split.outputs)
     if stage.dataset:
         paths = {**joined.inputs, **joined.outputs}
-        assert paths and all(p is not None and "alpaca" in p.parts[-2:] + (p.stem,) for p in paths.values()), paths
+        assert all(p is not None and "alpaca" in p.parts[-2:] + (p.stem,) for p in paths.values()), paths

@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 
 import pytest
-from shipped import PARAMS, params_config
+from shipped import PARAMS, link_prompt_files, params_config
 
 from reflection_tuning import hub
 from reflection_tuning.config import ConfigError
@@ -29,6 +29,7 @@ def _inputs(tmp_path, monkeypatch):
     """A working directory that holds every declared input of dataset ``alpaca``, and the
     paths the tests give as options: :meth:`Stage.parse` checks that the inputs exist."""
     monkeypatch.chdir(tmp_path)
+    link_prompt_files(tmp_path)  # the judge's prompt files
     given = ["rows.jsonl", "a.jsonl", "m", "b", "elsewhere", "m/x"]
     templates = [spec.template.format(dataset="alpaca") for module in DECLARED.values()
                  for key, spec in module.STAGE.paths().items() if key in module.STAGE.inputs]
@@ -89,9 +90,7 @@ def test_sidecars_go_beside_the_output_given():
 
 
 def test_generate_declares_the_baseline_sft_and_takes_the_template_as_an_option():
-    parser = generate.STAGE.parser()
-    parser.add_argument("--train-template", "--template", dest="train_template")
-    call = generate.STAGE.parse(["--params", str(PARAMS), "--dataset=alpaca", "--train-template", "alpaca"], parser)
+    call = generate.STAGE.parse(["--params", str(PARAMS), "--dataset=alpaca", "--template", "alpaca"])
     assert call.inputs["baseline_sft"] == Path("models/alpaca/baseline-sft")
     assert call.args.train_template == "alpaca"
     call = _parse(generate, "--model-dir", "m", "--output", "a.jsonl", "--baseline-dir", "b")

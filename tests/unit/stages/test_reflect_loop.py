@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from shipped import PARAMS
+from shipped import PARAMS, link_prompt_files
 
 from reflection_tuning.config import ConfigError
 from reflection_tuning.errors import UserError
@@ -157,6 +157,7 @@ def test_explicit_paths_without_dataset(tmp_path, fake_openai, alpaca_rows, monk
 
 def test_cli_errors(tmp_path, fake_openai, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    link_prompt_files(tmp_path)
     with pytest.raises(SystemExit):
         reflect_instruction.main(["--params", str(PARAMS), "--base-url", fake_openai.url])  # no paths, no dataset
     assert "--input is required without --dataset" in capsys.readouterr().err

@@ -1,22 +1,7 @@
-"""Stage ``reflect_response``: how it pairs the instruction rows with the originals (the stage
-runs in tests/integration/stages/)."""
+"""Stage ``reflect_response``: its input checks (the stage runs in tests/integration/stages/; how it
+pairs the instruction rows with the originals, ``plan``, is tested in tests/unit/steps/)."""
 
 from __future__ import annotations
-
-
-def test_plan_joins_by_id_and_marks_the_rows_not_sent():
-    from reflection_tuning.stages.reflect_response import plan
-
-    originals = [{"id": "a"}, {"id": "b"}, {"id": "c"}]
-    reflected = [{"id": "a", "status": "ok"}, {"id": "b", "status": "parse_error"}, {"id": "z", "status": "ok"}]
-    stale: list[str] = []
-    got = [(variant, row["id"], why) for variant, row, why in plan(originals, reflected, stale)]
-    assert got == [("response", "a", None), ("both", "a", None),
-                   ("response", "b", None), ("both", "b", "instruction variant is parse_error"),
-                   ("response", "c", None), ("both", "c", "no instruction row for this id")]
-    assert stale == ["z"]
-    # the `both` row sent is the instruction row (its Q*, A_Q*), not the original
-    assert next(row for v, row, why in plan(originals, reflected) if v == "both")["status"] == "ok"
 
 
 def test_unsorted_originals_are_one_clear_error(tmp_path):

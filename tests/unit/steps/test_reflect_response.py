@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reflection_tuning.llm.step import Failure
-from reflection_tuning.steps.reflect_response import ReflectResponse
+from reflection_tuning.steps.reflect_response import ReflectResponse, plan
 from reflection_tuning.steps.reflect_response import parse_reply as parse_response_reply
 
 from .test_reflect_instruction import ROW, ROW_IN, prompt, reply
@@ -24,3 +24,16 @@ def test_response_step_keeps_instruction_and_input():
 def test_a_segment_without_end_loses_the_next_step_number():
     # the reference strips the "3." that a numbered prompt leaves after a segment
     assert parse_response_reply("[Better Answer] Fine answer.\n\n3.").fields["output"] == "Fine answer."
+
+
+def test_plan_joins_by_id_and_marks_the_rows_not_sent():
+    originals = [{"id": "a"}, {"id": "b"}, {"id": "c"}]
+    reflected = [{"id": "a", "status": "ok"}, {"id": "b", "status": "parse_error"}, {"id": "z", "status": "ok"}]
+    stale: list[str] = []
+    got = [(variant, row["id"], why) for variant, row, why in plan(originals, reflected, stale)]
+    assert got == [("response", "a", None), ("both", "a", None),
+                   ("response", "b", None), ("both", "b", "instruction variant is parse_error"),
+                   ("response", "c", None), ("both", "c", "no instruction row for this id")]
+    assert stale == ["z"]
+    # the `both` row sent is the instruction row (its Q*, A_Q*), not the original
+    assert next(row for v, row, why in plan(originals, reflected) if v == "both")["status"] == "ok"
