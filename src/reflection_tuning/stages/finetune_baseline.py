@@ -4,7 +4,7 @@ The papers' comparison (Reflection-Tuning, arXiv 2310.11716, Sec. 4; Selective
 Reflection-Tuning, arXiv 2402.10110, Sec. 4) is between the student fine-tuned on the
 recycled data and the same student fine-tuned on the original data (their Alpaca-7B and
 WizardLM-7B). This stage trains that baseline: the same student (``student.model``), the
-same ``finetune`` params and code (:func:`reflection_tuning.stages.finetune.run`), on every
+same ``finetune`` params and code (:func:`reflection_tuning.train.train`), on every
 original row of the same samples (``data/K/original.jsonl``, written by ``fetch``). It reads
 nothing that ``select`` writes, so a change of selection never retrains it.
 
@@ -15,10 +15,30 @@ training curves, laid out as ``finetune``'s).
 
 from __future__ import annotations
 
-from reflection_tuning.stages import finetune
+from reflection_tuning.sft import Config
+from reflection_tuning.stages.common import PathSpec, Section, Stage
+from reflection_tuning.student import StudentConfig
+from reflection_tuning.train import train
 
-STAGE = finetune.stage("finetune_baseline", __doc__, "data/{dataset}/original.jsonl", "models/{dataset}/baseline-sft")
+
+def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -> dict:
+    """Fine-tune ``student.model`` on ``inputs.rows``, the original rows, as ``finetune`` does on the
+    selected ones (:func:`reflection_tuning.train.train`). Returns the metrics written."""
+    return train(cfg, student, inputs.rows, outputs.model_dir, outputs.metrics, outputs.loss_plot)
+
+
+# finetune's declaration but for the rows and the model directory (its paths have the same names)
+STAGE = Stage(
+    "finetune_baseline", __doc__,
+    sections=(Section(Config, "finetune"), Section(StudentConfig, "student")),
+    inputs={"rows": PathSpec("data/{dataset}/original.jsonl", flag="input")},
+    outputs={"model_dir": PathSpec("models/{dataset}/baseline-sft", flag="output"),
+             "metrics": "metrics/{dataset}/finetune_baseline.json",
+             "loss_plot": "metrics/{dataset}/finetune_baseline_dvclive"},  # DVCLive's directory
+    invoke=lambda call: run(*call.configs, Inputs(**call.inputs), Outputs(**call.outputs)),
+)
+Inputs, Outputs = STAGE.io(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return finetune.main(argv, STAGE)
+    return STAGE.main(argv)

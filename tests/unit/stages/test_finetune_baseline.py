@@ -1,4 +1,4 @@
-"""Stage ``finetune_baseline``: the baseline arm runs finetune's own ``run`` on the original rows
+"""Stage ``finetune_baseline``: the baseline arm runs the training of ``finetune`` on the original rows
 (the training itself runs in tests/integration/stages/test_finetune.py)."""
 
 from __future__ import annotations
@@ -15,23 +15,23 @@ from reflection_tuning.stages import finetune, finetune_baseline
 
 @pytest.fixture
 def calls(tmp_path, monkeypatch, alpaca_rows):
-    """``finetune.run``'s arguments, one tuple per call, in a project with fetched rows only."""
+    """The arguments of the training both arms run (``train.train``), one tuple per call, in a
+    project with fetched rows only."""
     monkeypatch.chdir(tmp_path)
     write_jsonl(Path("data/alpaca/original.jsonl"), alpaca_rows[:3])
     seen: list[tuple] = []
-    monkeypatch.setattr(finetune, "run", lambda *args: seen.append(args))
+    monkeypatch.setattr(finetune, "train", lambda *args: seen.append(args))
+    monkeypatch.setattr(finetune_baseline, "train", lambda *args: seen.append(args))
     return seen
 
 
 def test_the_baseline_trains_on_the_original_rows_with_the_finetune_params(calls):
     assert finetune_baseline.main(["--dataset=alpaca", "--params", str(PARAMS)]) == 0
-    (cfg, student, inputs, outputs), = calls
+    (cfg, student, *paths), = calls
     assert cfg == params_config(finetune.Config, "finetune")
     assert student.model == params_config(type(student), "student").model
-    assert inputs == finetune.Inputs(rows=Path("data/alpaca/original.jsonl"))
-    assert outputs == finetune.Outputs(model_dir=Path("models/alpaca/baseline-sft"),
-                                       metrics=Path("metrics/alpaca/finetune_baseline.json"),
-                                       loss_plot=Path("metrics/alpaca/finetune_baseline_dvclive"))
+    assert paths == [Path("data/alpaca/original.jsonl"), Path("models/alpaca/baseline-sft"),
+                     Path("metrics/alpaca/finetune_baseline.json"), Path("metrics/alpaca/finetune_baseline_dvclive")]
 
 
 def test_the_baseline_needs_no_selection_and_the_recycled_arm_does(calls):
