@@ -1,6 +1,6 @@
 """Supervised fine-tuning with TRL: the ``finetune:`` section, the prompt-completion
-examples, and the ``SFTTrainer`` built from them (the stage is
-:mod:`reflection_tuning.stages.finetune`).
+examples, and the ``SFTTrainer`` built from them (one run is :mod:`reflection_tuning.train`,
+which the stages ``finetune`` and ``finetune_baseline`` run).
 
 Each row becomes a prompt-completion example: the prompt is the student template
 (``finetune.template``) filled with the instruction and input, the completion is the output
