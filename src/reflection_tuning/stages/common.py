@@ -21,7 +21,7 @@ from typing import Any
 from reflection_tuning.config import Section, parse
 from reflection_tuning.errors import UserError
 from reflection_tuning.logs import setup_logging
-from reflection_tuning.stages import COMMANDS
+from reflection_tuning.stages import COMMANDS, STAGES
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,10 @@ class Stage:
         missing = self.missing(call)
         if missing:
             writers = sorted({w for w in map(writer, missing.values()) if w}, key=list(COMMANDS).index)
-            todo = (f"run {' and '.join(writers)} first (dvc repro runs the stages before it), or give the path"
-                    if writers else "give the path of a file that exists")
+            repro = " (dvc repro runs the stages before it)" if set(writers) <= set(STAGES) else ""
+            todo = (f"run {' and '.join(writers)} first{repro}, or give the path" if writers
+                    else "run the stages before it first (dvc repro), or give the path" if any(missing.values())
+                    else "give the path of a file that exists")
             raise UserError(f"{self.name}: missing input {', '.join(missing)}; {todo}")
         return call
 

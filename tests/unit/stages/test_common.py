@@ -124,3 +124,25 @@ def test_every_command_takes_dataset_in_both_spellings(name, monkeypatch, tmp_pa
     if stage.dataset:
         paths = {**joined.inputs, **joined.outputs}
         assert all(p is not None and "alpaca" in p.parts[-2:] + (p.stem,) for p in paths.values()), paths
+
+
+def test_the_one_input_check_names_the_stage_to_run_first(tmp_path, monkeypatch):
+    """A missing input is named with the stage whose declaration writes it; a missing ``*_file`` key
+    and a missing file of a ``reads`` flag are found by the same check, before anything runs."""
+    from shipped import PARAMS, link_prompt_files
+
+    from reflection_tuning.stages import reflect_response, score
+
+    monkeypatch.chdir(tmp_path)
+    link_prompt_files(tmp_path)
+    Path("data/a").mkdir(parents=True)
+    Path("data/a/original.jsonl").touch()
+    with pytest.raises(UserError, match=r"reflect_response: missing input data/a/instruction.jsonl \(--instruction\); "
+                                        r"run reflect_instruction first \(dvc repro"):
+        reflect_response.STAGE.parse(["--dataset", "a", "--params", str(PARAMS)])
+    Path("data/a/instruction.jsonl").touch()
+    with pytest.raises(UserError, match=r"missing input none.j2 \(reflect_response.prompt_file\); give the path"):
+        reflect_response.STAGE.parse(["--dataset", "a", "--params", str(PARAMS), "--prompt-file", "none.j2"])
+    assert reflect_response.STAGE.parse(["--dataset", "a", "--params", str(PARAMS)]).inputs["instruction"]
+    with pytest.raises(UserError, match=r"score: missing input rows.jsonl \(--input\); give the path"):
+        score.STAGE.parse(["--params", str(PARAMS), "--input", "rows.jsonl", "--output", "s.jsonl"])
