@@ -51,6 +51,7 @@ def runs(tmp_path_factory, embedded_gguf, shared_data):
         assert judge.main([
             "--params", str(REPO / "params.yaml"), "--base-url", base_url, "--model", str(embedded_gguf),
             "--api-key-env", "RT_FAKE_JUDGE_KEY", "--max-tokens", "8", "--timeout", "240",
+            "--length-bounds", "always",  # the same requests by URL or as embedded: the rerun hits the cache
             "--cache-dir", str(tmp / "cache"), "--prompt-file", str(core.JudgeStep.template_files()[0]),
             "--system-file", str(core.JudgeStep.template_files()[1]), "--input", str(tmp / "answers.jsonl"),
             "--output", str(tmp / f"judgements_{tag}.jsonl"), "--metrics", str(tmp / f"judge_{tag}.json"),
