@@ -70,7 +70,7 @@ test-fast: setup lint
 # docs/parameters.md's key lists and the packaged paramdoc.json (what --help shows), generated from
 # params.yaml's comments (a unit test checks they agree).
 docs: setup
-	$(BIN)/python -m reflection_tuning.paramdoc
+	$(BIN)/python -m reflection_tuning.infra.paramdoc
 
 clean-venv:
 	rm -rf $(VENV)

@@ -30,7 +30,7 @@ ALPACA = REPO.parent / "shared" / "data" / "alpaca"
 
 
 def make_run(n: int, d: Path) -> None:
-    from reflection_tuning.io import write_jsonl
+    from reflection_tuning.infra.io import write_jsonl
     from reflection_tuning.rows import VARIANTS, canonical
 
     rows = json.loads((ALPACA / "cherry_alpaca_5_percent.json").read_text())

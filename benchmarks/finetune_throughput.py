@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reflection_tuning.config import section_config
+from reflection_tuning.infra.config import section_config
 from reflection_tuning.rows import canonical
 from reflection_tuning.sft import Config, build_trainer, keep_trainable, training_examples
 

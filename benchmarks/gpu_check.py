@@ -111,7 +111,7 @@ def sft_section(args, device) -> dict:
     from score_throughput import ALPACA
     from transformers import AutoTokenizer
 
-    from reflection_tuning.config import section_config
+    from reflection_tuning.infra.config import section_config
     from reflection_tuning.rows import canonical
     from reflection_tuning.sft import Config, keep_trainable, training_examples
 
@@ -145,7 +145,7 @@ def sft_section(args, device) -> dict:
 def teacher_section(args, device) -> dict:
     import teacher_throughput as tt
 
-    from reflection_tuning.config import section_config
+    from reflection_tuning.infra.config import section_config
     from reflection_tuning.llm.config import EndpointConfig
 
     n, max_tokens = size("teacher", "rows", args.dry), size("teacher", "max_tokens", args.dry)

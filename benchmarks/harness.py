@@ -50,7 +50,7 @@ def ensure_model(path: Path = DEFAULT_MODEL) -> Path:
     """
     if (path / "config.json").exists():
         return path
-    from reflection_tuning.config import section_config
+    from reflection_tuning.infra.config import section_config
     from reflection_tuning.stages.models import Config, Outputs, run
 
     print(f"building the embedded model into {path} (the models stage)", flush=True)

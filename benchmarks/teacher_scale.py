@@ -111,7 +111,7 @@ def _run_size(url: str, rows: str, concurrency: int, out: mp.Queue) -> None:  # 
     """One size in a fresh process: run the stage, report (seconds, rows ok, peak RSS in MB)."""
     import logging
 
-    from reflection_tuning.config import section_config
+    from reflection_tuning.infra.config import section_config
     from reflection_tuning.llm.config import EndpointConfig
     from reflection_tuning.stages.reflect_instruction import Inputs, Outputs, run
 
@@ -147,7 +147,7 @@ def _sdk_ceiling(url: str, rows: str, concurrency: int, transport: str, out: mp.
 
     import openai
 
-    from reflection_tuning.io import read_jsonl
+    from reflection_tuning.infra.io import read_jsonl
     from reflection_tuning.rows import FIELDS
     from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 

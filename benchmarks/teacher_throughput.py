@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from reflection_tuning.config import section_config
+from reflection_tuning.infra.config import section_config
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.server import HOST, _healthy, embedded_server, free_port, slot_context

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reflection_tuning.config import section_config
+from reflection_tuning.infra.config import section_config
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.outcome import status_metrics
 from reflection_tuning.llm.runner import run_step
@@ -47,7 +47,7 @@ COLS = ("step", "reply_format", "max_tokens", "reask", "rows", "usable", "usable
 
 def default_rows(work: Path, limit: int) -> list[dict]:
     """The rows ``fetch@alpaca`` samples with the default params (limit, seed 0)."""
-    from reflection_tuning.io import read_jsonl
+    from reflection_tuning.infra.io import read_jsonl
 
     out = fetch.Outputs(rows=work / "original.jsonl", rejects=work / "rejects.jsonl", metrics=work / "fetch.json")
     cfg = section_config(fetch.Config, "datasets.alpaca", REPO / "params.yaml", source=str(DATA), limit=limit, seed=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reflection_tuning.config import section_config
+from reflection_tuning.infra.config import section_config
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]

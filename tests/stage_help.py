@@ -8,8 +8,7 @@ import io
 from unittest import mock
 
 from reflection_tuning import cli
-from reflection_tuning.stages import COMMANDS
-from reflection_tuning.stages.common import declaration
+from reflection_tuning.infra.command import COMMANDS, declaration
 
 # Every command of the CLI, as the registry lists them.
 ALL_COMMANDS = tuple(COMMANDS)

@@ -1,5 +1,5 @@
 """``reflection-tuning <command> …``: one subcommand per command of
-:data:`reflection_tuning.stages.COMMANDS`.
+:data:`reflection_tuning.infra.command.COMMANDS`.
 
 Each subcommand is the ``main`` of its module, so the stage ``score`` in ``dvc.yaml`` is
 ``reflection-tuning score`` and ``stages/score.py``.
@@ -11,8 +11,8 @@ import importlib
 import logging
 import sys
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.stages import COMMANDS
+from reflection_tuning.infra.command import COMMANDS
+from reflection_tuning.infra.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:

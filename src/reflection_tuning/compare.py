@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import write_csv
-from reflection_tuning.stages.common import Call, Flag, Stage
+from reflection_tuning.infra.command import Call, Flag, Stage
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import write_csv
 
 log = logging.getLogger(__name__)
 

@@ -86,7 +86,7 @@ def metrics(shift_rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def write_csvs(shift_path: Any, table_path: Any, shift_rows: Sequence[Mapping[str, Any]]) -> None:
     """The plot data (one row per sample) and the per-teacher table, as CSV."""
-    from reflection_tuning.io import write_csv
+    from reflection_tuning.infra.io import write_csv
 
     fields = ("id", "teacher", "candidate", "branch", "accepted", "ifd_shift", "rifd_shift")
     write_csv(shift_path, list(fields), ([r[f] for f in fields] for r in sorted(shift_rows, key=lambda r: r["id"])))

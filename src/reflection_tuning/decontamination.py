@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import read_jsonl
 from reflection_tuning.rows import FIELDS
 
 DEFAULT_NGRAM = 13

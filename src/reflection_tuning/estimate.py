@@ -24,13 +24,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.command import Call, Flag, PathSpec, Section, Stage
+from reflection_tuning.infra.io import read_jsonl
 from reflection_tuning.llm.cache import Messages, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.llm.request import Adaptations, adaptations_name
 from reflection_tuning.llm.step import Step, request_format
 from reflection_tuning.rows import FIELDS
-from reflection_tuning.stages.common import Call, Flag, PathSpec, Section, Stage
 from reflection_tuning.steps.prompt import PromptFiles
 from reflection_tuning.steps.reflect_instruction import ReflectInstruction
 from reflection_tuning.steps.reflect_response import ReflectResponse, plan

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning import status as st
-from reflection_tuning.config import ConfigError
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.io import read_jsonl
 from reflection_tuning.rows import FIELDS, VARIANTS
 from reflection_tuning.select import Config as SelectConfig
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import read_jsonl
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import logging
 import os
 from pathlib import Path
 
-from reflection_tuning.errors import UserError
 from reflection_tuning.export import Config
-from reflection_tuning.stages.common import Call, Flag, Section, Stage
+from reflection_tuning.infra.command import Call, Flag, Section, Stage
+from reflection_tuning.infra.errors import UserError
 
 log = logging.getLogger(__name__)
 

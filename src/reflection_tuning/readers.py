@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
 from reflection_tuning.compressed import decompressed, inner_name
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import SourceError
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import SourceError
 from reflection_tuning.rows import INPUT_MODES
 from reflection_tuning.text_records import Record, read_csv, read_json_text
 

@@ -19,7 +19,7 @@ from typing import Any
 from reflection_tuning.rows import VARIANTS
 
 # metrics/K/<stage>.json, with the heading each gets. The keys are exactly the stages of
-# reflection_tuning.stages.STAGES that write metrics/{dataset}/<stage>.json (their STAGE
+# reflection_tuning.infra.command.STAGES that write metrics/{dataset}/<stage>.json (their STAGE
 # declares it), in STAGES order: tests/unit/test_report.py checks this against STAGES.
 METRICS = {
     "fetch": "Data read (`fetch`)",

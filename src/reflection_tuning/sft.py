@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reflection_tuning import templates
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.student import resolve_device
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ def resolve_device(device: str) -> str:
     """
     import torch
 
-    from reflection_tuning.errors import UserError
+    from reflection_tuning.infra.errors import UserError
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

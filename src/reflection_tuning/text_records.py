@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from reflection_tuning.errors import SourceError
+from reflection_tuning.infra.errors import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl, write_metrics
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import read_jsonl, write_metrics
 from reflection_tuning.sft import Config, build_trainer, keep_trainable, no_curve, token_counts, training_examples
 from reflection_tuning.student import StudentConfig
 

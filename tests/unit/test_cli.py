@@ -14,9 +14,8 @@ import pytest
 from stage_help import help_text
 
 from reflection_tuning import cli
-from reflection_tuning.errors import SourceError
-from reflection_tuning.stages import COMMANDS, STAGES
-from reflection_tuning.stages.common import declaration
+from reflection_tuning.infra.command import COMMANDS, STAGES, declaration
+from reflection_tuning.infra.errors import SourceError
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reflection_tuning import decontamination as dc
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 
 
 def test_words_and_ngrams():

@@ -12,7 +12,7 @@ from shipped import PARAMS, link_prompt_files, params_config
 
 from reflection_tuning import cli
 from reflection_tuning.estimate import estimate_requests, token_counter
-from reflection_tuning.io import write_jsonl
+from reflection_tuning.infra.io import write_jsonl
 from reflection_tuning.llm.cache import Completion, ReplyCache, cache_key
 from reflection_tuning.llm.config import EndpointConfig
 
@@ -86,7 +86,7 @@ def test_a_reply_the_stage_cached_is_counted_cached(tmp_path, reply_format):
     """The estimate looks a request up under the stage's own key: its template id and, with
     structured replies, its step's response_format."""
     from reflection_tuning.estimate import run
-    from reflection_tuning.io import write_jsonl
+    from reflection_tuning.infra.io import write_jsonl
     from reflection_tuning.llm.step import request_format
     from reflection_tuning.rows import row_id
     from reflection_tuning.stages import reflect_instruction, reflect_response

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from shipped import params_config
 
-from reflection_tuning.config import ConfigError
 from reflection_tuning.export import Config, git_commit, params_hash, variant_rows
-from reflection_tuning.io import write_jsonl
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.io import write_jsonl
 
 
 def test_params_hash_is_canonical():

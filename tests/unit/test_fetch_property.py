@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shipped import params_config
 
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.io import read_jsonl
 from reflection_tuning.rows import row_id
 from reflection_tuning.stages.fetch import Config, Outputs, run
 

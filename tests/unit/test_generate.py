@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning.errors import UserError
 from reflection_tuning.generate import PROMPT_SETS, alpaca_eval_records, load_prompts, question
+from reflection_tuning.infra.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ only from its own layer or a lower one. The layers, highest first:
 
 Within layer 3, no stage or command imports another stage: what two of them share (a config
 section, a rule) lives below them. The stage infrastructure (:data:`SHARED`: the ``stages``
-package's list, ``stages.common``, ``stages.llm_stage``) is shared by all of them.
+package, ``stages.llm_stage``) is shared by all of them.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from reflection_tuning import stages
+from reflection_tuning.infra.command import COMMANDS as REGISTRY
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "reflection_tuning"
 NAME = "reflection_tuning"
 LAYERS = {"stages": 3, "steps": 2, "llm": 1}
 # top-level modules that run a command (they import stages): the CLI, and the registry's modules outside stages/
-COMMANDS = {"cli"} | {m.split(".")[1] for m in stages.COMMANDS.values() if not m.startswith(f"{NAME}.stages.")}
-SHARED = {f"{NAME}.stages", f"{NAME}.stages.common", f"{NAME}.stages.llm_stage"}  # stage infrastructure
+COMMANDS = {"cli"} | {m.split(".")[1] for m in REGISTRY.values() if not m.startswith(f"{NAME}.stages.")}
+SHARED = {f"{NAME}.stages", f"{NAME}.stages.llm_stage"}  # stage infrastructure
 # Stage-to-stage imports not yet moved down, each with why; the test fails when one is gone (drop it here).
 PENDING: dict[tuple[str, str], str] = {}
 
@@ -114,15 +114,15 @@ def test_the_check_sees_an_upward_import(tmp_path):
     files = {
         "llm/runner.py": "def f():\n    from reflection_tuning.steps.judge import SCHEMA\n",
         "steps/judge.py": "from ..stages import common\n",
-        "io.py": "from reflection_tuning import llm\n",
+        "infra/io.py": "from reflection_tuning import llm\n",
         "stages/judge.py": "from reflection_tuning.steps import judge\nfrom reflection_tuning.llm import runner\n",
-        "steps/prompt.py": "import reflection_tuning.config\n",
+        "steps/prompt.py": "import reflection_tuning.infra.config\n",
     }
     for rel, text in files.items():
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         (pkg / rel).write_text(text)
     assert [b.split(": ")[1] for b in upward_imports(pkg)] == [
-        "reflection_tuning.io (0) -> reflection_tuning.llm (1)",
+        "reflection_tuning.infra.io (0) -> reflection_tuning.llm (1)",
         "reflection_tuning.llm.runner (1) -> reflection_tuning.steps.judge (2)",
         "reflection_tuning.steps.judge (2) -> reflection_tuning.stages (3)",
     ]
@@ -144,15 +144,14 @@ def test_the_check_sees_a_stage_importing_a_stage(tmp_path):
     pkg = tmp_path / NAME
     files = {
         "stages/__init__.py": "STAGES = ('fetch', 'select', 'export')\n",
-        "stages/common.py": "",
         "stages/llm_stage.py": "",
-        "stages/fetch.py": "from reflection_tuning.stages.common import Stage\n",
-        "stages/select.py": ("from reflection_tuning.stages import STAGES, common, llm_stage\n"
+        "stages/fetch.py": "from reflection_tuning.infra.command import Stage\n",
+        "stages/select.py": ("from reflection_tuning.stages import llm_stage\n"
                              "import reflection_tuning.select\n"),
         "stages/export.py": "from reflection_tuning.stages.select import Config\nfrom . import fetch\n",
         "stages/compress.py": "def f():\n    from ..stages.fetch import to_fields\n",
         "hub.py": "from reflection_tuning.stages import export\n",
-        "cli.py": "from reflection_tuning.stages import STAGES\n",
+        "cli.py": "from reflection_tuning import stages\n",
         "select.py": "",
     }
     for rel, text in files.items():

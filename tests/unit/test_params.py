@@ -10,15 +10,14 @@ import pytest
 import yaml
 from shipped import PARAMS
 
-from reflection_tuning.config import load_config, read_params
-from reflection_tuning.preset import (
+from reflection_tuning.infra.command import COMMANDS, declaration
+from reflection_tuning.infra.config import load_config, read_params
+from reflection_tuning.infra.preset import (
     PIPELINE_PRESET_KEY,
     available_pipeline_presets,
     pipeline_preset_values,
     preset_values,
 )
-from reflection_tuning.stages import COMMANDS
-from reflection_tuning.stages.common import declaration
 
 
 def declarations():
@@ -84,7 +83,7 @@ def test_no_top_level_key_is_left_unread():
 
 
 def test_a_missing_key_and_an_unknown_key_fail(tmp_path):
-    from reflection_tuning.config import ConfigError
+    from reflection_tuning.infra.config import ConfigError
 
     cls, name = next((c, n) for c, n in sections(PARAMS_DICT) if n == "select")
     broken = yaml.safe_load(PARAMS.read_text())

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import SourceError
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import SourceError
 from reflection_tuning.readers import FORMATS, Config, read_records, to_fields
 
 

@@ -80,7 +80,7 @@ def test_metrics_keys_are_the_stages_that_write_a_metrics_file():
     metrics/{dataset}/<stage>.json, in pipeline order (the stage list is written once, in STAGES)."""
     import importlib
 
-    from reflection_tuning.stages import STAGES
+    from reflection_tuning.infra.command import STAGES
 
     assert list(METRICS) == [s for s in STAGES if s in METRICS]
     declared = []

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from shipped import params_config, shipped_params
 
-from reflection_tuning.config import ConfigError, load_config
-from reflection_tuning.errors import UserError
-from reflection_tuning.preset import available_presets
+from reflection_tuning.infra.config import ConfigError, load_config
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.preset import available_presets
 from reflection_tuning.sft import Config, gradient_accumulation, lora_config
 
 

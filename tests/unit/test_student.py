@@ -6,7 +6,7 @@ import pytest
 import torch
 from shipped import params_config
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.student import StudentConfig, resolve_device
 
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from reflection_tuning.errors import SourceError
+from reflection_tuning.infra.errors import SourceError
 from reflection_tuning.text_records import Record, read_csv, read_json_text
 
 

@@ -8,7 +8,7 @@ import json
 
 from shipped import params_config
 
-from reflection_tuning.io import write_jsonl
+from reflection_tuning.infra.io import write_jsonl
 from reflection_tuning.sft import Config
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.train import train

@@ -24,7 +24,7 @@ import jinja2
 
 from reflection_tuning.browse import plots, vendor
 from reflection_tuning.browse.samples import sample_records
-from reflection_tuning.io import read_jsonl, write_text
+from reflection_tuning.infra.io import read_jsonl, write_text
 from reflection_tuning.report import plot_file
 from reflection_tuning.rows import VARIANTS
 

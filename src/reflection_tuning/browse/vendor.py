@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reflection_tuning.io import write_text
+from reflection_tuning.infra.io import write_text
 
 VENDOR_DIR = Path(__file__).with_name("vendor")
 DVC_TEMPLATE = Path(".dvc/plots.html")

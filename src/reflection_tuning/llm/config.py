@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.cost import Price
 
 EMBEDDED = "embedded"

@@ -4,7 +4,7 @@ cap kept back, and an endpoint without structured outputs.
 
 from __future__ import annotations
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.request import is_json_object
 
 # Parameters whose refusal concerns what one request holds (OpenAI's context_length_exceeded names

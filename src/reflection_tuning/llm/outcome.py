@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reflection_tuning import status as st
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.cost import Price
 from reflection_tuning.llm.request import JSON_SCHEMA, MARKERS

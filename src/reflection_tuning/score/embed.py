@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 
 
 def embed_texts(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int = 16,

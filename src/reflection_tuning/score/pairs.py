@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning import status as st
-from reflection_tuning.io import read_jsonl, write_jsonl, write_metrics
+from reflection_tuning.infra.io import read_jsonl, write_jsonl, write_metrics
 from reflection_tuning.rows import VARIANTS, is_usable
 from reflection_tuning.score.batching import Request, ScorerStats
 from reflection_tuning.score.ifd import TERMS, score_fields

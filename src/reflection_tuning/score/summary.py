@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning import status as st
-from reflection_tuning.io import write_csv
+from reflection_tuning.infra.io import write_csv
 from reflection_tuning.score.ifd import ratio_status
 
 QUANTILES = (10, 25, 50, 75, 90)

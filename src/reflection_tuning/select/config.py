@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reflection_tuning.config import ConfigError
+from reflection_tuning.infra.config import ConfigError
 from reflection_tuning.select.budget import resolve_budget
 from reflection_tuning.select.rules import BASELINES, METHODS
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import write_csv, write_metrics
-from reflection_tuning.stages.common import PathSpec, Section, Stage
+from reflection_tuning.infra.command import PathSpec, Section, Stage
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import write_csv, write_metrics
 from reflection_tuning.student import StudentConfig, resolve_device
 from reflection_tuning.tasks.load import available_tasks, fewshot_for, leaves, load_tasks, primary_metric, task_configs
 

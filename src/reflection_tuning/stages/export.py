@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.card import card_text
-from reflection_tuning.errors import UserError
 from reflection_tuning.export import (
     ALL_VARIANTS,
     SELECTED,
@@ -38,10 +37,11 @@ from reflection_tuning.export import (
     variant_rows,
     write_parquet,
 )
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.command import Call, PathSpec, Section, Stage
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import read_jsonl
 from reflection_tuning.readers import Config as DatasetConfig
 from reflection_tuning.select import Config as SelectConfig
-from reflection_tuning.stages.common import Call, PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 
 log = logging.getLogger(__name__)

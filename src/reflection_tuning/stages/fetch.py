@@ -20,12 +20,12 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import SourceError
-from reflection_tuning.io import SortedJsonlWriter, iter_jsonl, write_jsonl, write_metrics
+from reflection_tuning.infra.command import PathSpec, Section, Stage
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import SourceError
+from reflection_tuning.infra.io import SortedJsonlWriter, iter_jsonl, write_jsonl, write_metrics
 from reflection_tuning.readers import FORMATS, Config, Record, read_records, to_fields
 from reflection_tuning.rows import INPUT_MODES, canonical
-from reflection_tuning.stages.common import PathSpec, Section, Stage
 
 log = logging.getLogger(__name__)
 

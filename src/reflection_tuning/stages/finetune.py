@@ -34,8 +34,8 @@ TrainingArguments (not a DVC output: the params are ``params.yaml``'s). With not
 
 from __future__ import annotations
 
+from reflection_tuning.infra.command import PathSpec, Section, Stage
 from reflection_tuning.sft import Config
-from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.train import train
 

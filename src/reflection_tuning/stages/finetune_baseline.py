@@ -15,8 +15,8 @@ training curves, laid out as ``finetune``'s).
 
 from __future__ import annotations
 
+from reflection_tuning.infra.command import PathSpec, Section, Stage
 from reflection_tuning.sft import Config
-from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.train import train
 

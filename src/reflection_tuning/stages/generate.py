@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning import templates
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
 from reflection_tuning.generate import alpaca_eval_records, generate_answers, load_prompts
-from reflection_tuning.io import write_json, write_jsonl, write_metrics
-from reflection_tuning.stages.common import Flag, PathSpec, Section, Stage
+from reflection_tuning.infra.command import Flag, PathSpec, Section, Stage
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import write_json, write_jsonl, write_metrics
 from reflection_tuning.student import StudentConfig, resolve_device
 
 log = logging.getLogger(__name__)

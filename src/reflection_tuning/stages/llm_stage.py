@@ -8,9 +8,9 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.command import Call
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
-from reflection_tuning.stages.common import Call
 
 
 def api_key(call: Call) -> str | None:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import write_metrics
-from reflection_tuning.stages.common import PathSpec, Section, Stage
+from reflection_tuning.infra.command import PathSpec, Section, Stage
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import write_metrics
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from reflection_tuning.browse.page import build as build_page
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import write_text
+from reflection_tuning.infra.command import PathSpec, Section, Stage
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import write_text
 from reflection_tuning.report import METRICS, PLOTS, TABLES, plot_file, render
 from reflection_tuning.select import Config as SelectConfig
-from reflection_tuning.stages.common import PathSpec, Section, Stage
 
 log = logging.getLogger(__name__)
 

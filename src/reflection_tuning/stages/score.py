@@ -52,13 +52,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reflection_tuning import status as st
-from reflection_tuning.config import ConfigError
-from reflection_tuning.io import read_index, write_jsonl, write_metrics
+from reflection_tuning.infra.command import Call, Flag, PathSpec, Section, Stage
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.io import read_index, write_jsonl, write_metrics
 from reflection_tuning.rows import INPUT_MODES, VARIANTS, is_usable
 from reflection_tuning.score.pairs import score_file, score_rows, scorer_metrics
 from reflection_tuning.score.shard import Shard, shard_from_env, start, stop
 from reflection_tuning.score.summary import score_metrics, write_plots
-from reflection_tuning.stages.common import Call, Flag, PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 from reflection_tuning.templates import DEFAULT_TEMPLATE, TEMPLATES, scoring_pairs
 

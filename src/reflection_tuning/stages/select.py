@@ -36,10 +36,10 @@ from typing import Any
 
 import reflection_tuning.compatibility as compatibility
 from reflection_tuning.decontamination import read_eval_sets
-from reflection_tuning.io import read_index, write_jsonl, write_metrics
+from reflection_tuning.infra.command import PathSpec, Section, Stage
+from reflection_tuning.infra.io import read_index, write_jsonl, write_metrics
 from reflection_tuning.rows import VARIANTS
 from reflection_tuning.select import Config, select
-from reflection_tuning.stages.common import PathSpec, Section, Stage
 from reflection_tuning.student import StudentConfig
 
 __all__ = ["STAGE", "Config", "Inputs", "Outputs", "main", "run"]

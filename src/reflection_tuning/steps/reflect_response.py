@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from reflection_tuning import status as st
-from reflection_tuning.io import join_by_id
+from reflection_tuning.infra.io import join_by_id
 from reflection_tuning.steps.markers import BETTER_ANSWER, ParseResult, parse_one, strict_first
 from reflection_tuning.steps.rewrite import RewriteStep
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.tasks import TASKS_DIR
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reflection_tuning import status as st
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.rows import FIELDS
 from reflection_tuning.score.pairs import score_file
 from reflection_tuning.score.scorer import HFScorer

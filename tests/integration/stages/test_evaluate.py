@@ -78,7 +78,7 @@ def test_paths_are_required_without_dataset():
 
 
 def test_leaderboard_presets(tmp_path):
-    from reflection_tuning.config import load_config
+    from reflection_tuning.infra.config import load_config
 
     online = load_config(Config, shipped_params(evaluate={"preset": "open_llm_leaderboard", "limit": 10}), "evaluate")
     assert online.tasks == ["arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2"] and online.limit is None

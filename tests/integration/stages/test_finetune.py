@@ -11,7 +11,7 @@ import pytest
 from shipped import REPO, params_config, write_params
 
 from reflection_tuning import templates
-from reflection_tuning.io import write_jsonl
+from reflection_tuning.infra.io import write_jsonl
 from reflection_tuning.sft import Config, build_trainer, training_examples
 from reflection_tuning.stages.finetune import Inputs, Outputs, main, run
 from reflection_tuning.student import StudentConfig
@@ -120,7 +120,7 @@ def test_rows_cut_off_by_max_length_are_not_trained(tiny_model, alpaca_rows, tmp
 
 
 def test_bad_rows_and_missing_paths(tiny_model, tmp_path):
-    from reflection_tuning.errors import UserError
+    from reflection_tuning.infra.errors import UserError
 
     with pytest.raises(UserError, match="abc"):
         training_examples([{"id": "abc", "instruction": None, "output": None}], "vicuna", None)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from shipped import params_config, write_params
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
 from reflection_tuning.generate import PROMPT_SETS
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import read_jsonl
 from reflection_tuning.stages import generate
 
 FIELDS = ["id", "set", "source_id", "instruction", "input", "prompt", "role", "generator", "answer", "finish",

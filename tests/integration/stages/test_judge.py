@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.llm.server import embedded_server
 from reflection_tuning.stages import judge
 from reflection_tuning.steps import judge as core

@@ -10,7 +10,7 @@ import pytest
 from shipped import PARAMS
 
 from reflection_tuning import cli
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.stages.models import STAGE, find_gguf
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from shipped import PARAMS, params_config
 
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.stages import reflect_instruction, reflect_response
 
 REPO = Path(__file__).resolve().parents[3]

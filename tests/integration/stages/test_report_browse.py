@@ -31,7 +31,7 @@ import pytest
 from shipped import write_params
 
 from reflection_tuning import cli
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.outcome import Outcome
 from reflection_tuning.steps.reflect_instruction import parse_reply as parse_instruction_reply

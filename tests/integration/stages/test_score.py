@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from shipped import PARAMS, params_config
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.score.ifd import TERMS
 from reflection_tuning.stages.score import Config, main
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from shipped import PARAMS
 
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.score.scorer import HFScorer
 from reflection_tuning.stages.score import main
 

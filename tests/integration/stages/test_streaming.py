@@ -25,7 +25,7 @@ import psutil
 import pytest
 from shipped import params_config
 
-from reflection_tuning.io import write_jsonl
+from reflection_tuning.infra.io import write_jsonl
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.client import Transport
 from reflection_tuning.llm.config import EndpointConfig

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from shipped import params_config
 
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.rows import FIELDS
 from reflection_tuning.stages import reflect_instruction

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from shipped import params_config
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.stages.evaluate import Config
 from reflection_tuning.tasks.load import available_tasks, fewshot_for, load_tasks, task_configs
 

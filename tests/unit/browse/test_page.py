@@ -8,7 +8,7 @@ import json
 import re
 
 from reflection_tuning.browse.page import build, pack, render
-from reflection_tuning.io import write_jsonl
+from reflection_tuning.infra.io import write_jsonl
 
 
 def _records(html: str) -> list[dict]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from shipped import params_config
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
 from reflection_tuning.llm.cost import Price
 

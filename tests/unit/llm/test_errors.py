@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.errors import (
     EndpointRefused,
     ReplyFormatUnsupported,

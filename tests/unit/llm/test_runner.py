@@ -11,7 +11,7 @@ import pytest
 from shipped import params_config
 
 from reflection_tuning import status as st
-from reflection_tuning.config import ConfigError
+from reflection_tuning.infra.config import ConfigError
 from reflection_tuning.llm import runner
 from reflection_tuning.llm.cache import Completion
 from reflection_tuning.llm.config import EndpointConfig

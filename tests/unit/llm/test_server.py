@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.server import Served, cpu_cores, embedded_server, free_port, slot_context
 
 

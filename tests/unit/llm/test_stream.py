@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.errors import EndpointRefused, TeacherRequestError
 from reflection_tuning.llm.request import is_json_object
 from reflection_tuning.llm.session import Session

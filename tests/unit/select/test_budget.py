@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.select.budget import cut_length, cut_random, cut_to_budget, resolve_budget
 from reflection_tuning.select.rules import BRANCHES, select_one
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from shipped import params_config
 
-from reflection_tuning.config import ConfigError
+from reflection_tuning.infra.config import ConfigError
 from reflection_tuning.select.config import Config
 
 

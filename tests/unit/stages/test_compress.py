@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from reflection_tuning.cli import main as cli
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.io import read_jsonl
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -13,9 +13,10 @@ import pytest
 from shipped import PARAMS, link_prompt_files, params_config
 
 from reflection_tuning import hub
-from reflection_tuning.config import ConfigError
+from reflection_tuning.infra.command import STAGES
+from reflection_tuning.infra.config import ConfigError
 from reflection_tuning.llm.config import EndpointConfig
-from reflection_tuning.stages import STAGES, compress, evaluate, finetune, finetune_baseline, generate, judge, report
+from reflection_tuning.stages import compress, evaluate, finetune, finetune_baseline, generate, judge, report
 
 DECLARED = {"finetune": finetune, "finetune_baseline": finetune_baseline, "evaluate": evaluate,
             "generate": generate, "judge": judge, "report": report}

@@ -3,7 +3,7 @@
 The paths of a stage are declared once, in its module; ``dvc.yaml`` repeats them because
 DVC needs them there. This test is what keeps the two from drifting apart:
 
-- the stages of ``dvc.yaml`` are :data:`reflection_tuning.stages.STAGES`;
+- the stages of ``dvc.yaml`` are :data:`reflection_tuning.infra.command.STAGES`;
 - a stage's outs, metrics and plots are exactly its declared outputs (``${key}`` = ``{dataset}``),
   where a declared directory that DVC reads in parts (a DVCLive directory: its ``metrics.json``
   a metric, its ``plots/metrics`` a plot) is covered by the entries under it;
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reflection_tuning.preset import PRESETS_DIR
-from reflection_tuning.stages import STAGES
+from reflection_tuning.infra.command import STAGES
+from reflection_tuning.infra.preset import PRESETS_DIR
 
 REPO = Path(__file__).resolve().parents[3]
 PKG = REPO / "src" / "reflection_tuning"
@@ -33,9 +33,9 @@ DVC = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
 VARS = {k: v for d in DVC.get("vars", []) for k, v in d.items()}
 # Files a stage reads as data, not code, whose dep is a directory: they hold no module.
 NOT_MODULES = {"presets", "tasks"}
-# Modules that shape only the --help text, never a stage's outputs: not deps, so that editing
-# them reruns nothing (params.yaml's comments, which they read, are not params values either).
-HELP_ONLY = {PKG / "paramdoc.py"}
+# The --help text (generated from params.yaml's comments, which are not params values either):
+# package data outside infra/, so that regenerating it reruns no stage.
+HELP_TEXT = PKG / "paramdoc.json"
 
 
 def _entries(items) -> list[str]:
@@ -135,10 +135,11 @@ def test_deps_cover_inputs_config_files_and_imported_modules(name):
             if f.name.endswith(("_file", "_dir")) and f.name != "cache_dir":
                 dep = f"${{{section.name}.{f.name}}}"
                 assert dep in deps, f"{dep} (a file the stage reads) is not a dep"
-    modules = {p for p in import_closure(f"reflection_tuning.stages.{name}") if _runs_code(p)} - HELP_ONLY
+    modules = {p for p in import_closure(f"reflection_tuning.stages.{name}") if _runs_code(p)}
     missing = sorted(p.relative_to(REPO).as_posix() for p in modules if not _covered(p, deps))
     assert not missing, f"modules the stage imports but dvc.yaml does not list as deps: {missing}"
     assert len(deps) == len(set(deps)), "a dep is listed twice"
+    assert not _covered(HELP_TEXT, deps), "the --help text is a dep: a new params.yaml comment would rerun the stage"
 
 
 @pytest.mark.parametrize("name", STAGES)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from shipped import PARAMS, params_config, shipped_params
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import write_jsonl, write_metrics
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import write_jsonl, write_metrics
 from reflection_tuning.select import Config as SelectConfig
 from reflection_tuning.stages import export
 

@@ -12,8 +12,8 @@ import pytest
 from shipped import params_config
 
 from reflection_tuning import cli
-from reflection_tuning.config import ConfigError
-from reflection_tuning.io import read_jsonl
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.io import read_jsonl
 from reflection_tuning.stages.fetch import Config, Outputs, SourceError, main, run
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from shipped import PARAMS, params_config
 
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import write_jsonl
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import write_jsonl
 from reflection_tuning.stages import finetune, finetune_baseline
 
 

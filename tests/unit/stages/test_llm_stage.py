@@ -9,10 +9,10 @@ import argparse
 import pytest
 from shipped import params_config
 
-from reflection_tuning.errors import UserError
+from reflection_tuning.infra.command import Call
+from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.config import EndpointConfig
 from reflection_tuning.stages import judge
-from reflection_tuning.stages.common import Call
 from reflection_tuning.stages.llm_stage import api_key, check_rows
 
 

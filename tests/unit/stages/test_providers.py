@@ -13,7 +13,7 @@ from providers import provider
 from shipped import write_params
 
 from reflection_tuning import cli
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.rows import canonical
 from reflection_tuning.steps import judge as judge_step
 from reflection_tuning.steps.compress import Compress

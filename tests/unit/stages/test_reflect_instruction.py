@@ -9,7 +9,7 @@ import json
 from shipped import PARAMS, REPO
 
 from reflection_tuning import status as st
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.rows import canonical
 from reflection_tuning.stages import reflect_instruction
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from shipped import PARAMS, link_prompt_files
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.llm import runner
 from reflection_tuning.stages import reflect_instruction, reflect_response
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 def test_unsorted_originals_are_one_clear_error(tmp_path):
     import pytest
 
-    from reflection_tuning.errors import UserError
+    from reflection_tuning.infra.errors import UserError
     from reflection_tuning.stages.llm_stage import check_rows
 
     rows = [{"id": i, "instruction": "q", "output": "a"} for i in ("b", "a")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shipped import PARAMS
 
-from reflection_tuning.io import write_csv, write_metrics
+from reflection_tuning.infra.io import write_csv, write_metrics
 from reflection_tuning.stages import report
 from reflection_tuning.steps import judge as core
 

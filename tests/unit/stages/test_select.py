@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from shipped import PARAMS, params_config
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
-from reflection_tuning.io import read_jsonl, write_jsonl
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.io import read_jsonl, write_jsonl
 from reflection_tuning.stages.select import Config, Inputs, Outputs, main, run
 
 N = 8

@@ -2,7 +2,7 @@
 
 A pipeline preset (the top-level ``preset`` key: ``presets/<name>.yaml``, one mapping per
 section) and a section preset (a section's ``preset`` key: ``presets/<section>/<name>.yaml``).
-:func:`layer` applies both to one section's values; :func:`reflection_tuning.config.load_config`
+:func:`layer` applies both to one section's values; :func:`reflection_tuning.infra.config.load_config`
 calls it between the params values and the command-line options.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from reflection_tuning.errors import ConfigError
+from reflection_tuning.infra.errors import ConfigError
 
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"  # package data, beside infra/
 # The top-level params key naming a pipeline preset: ``presets/<name>.yaml``, one mapping per section.
 PIPELINE_PRESET_KEY = "preset"
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from reflection_tuning.io import read_index, read_jsonl, write_jsonl, write_metrics
+from reflection_tuning.infra.io import read_index, read_jsonl, write_jsonl, write_metrics
 
 
 def test_jsonl_is_sorted_and_atomic(tmp_path):
@@ -44,7 +44,7 @@ def test_metrics_are_flat_sorted_and_finite(tmp_path):
 
 
 def test_iter_jsonl_streams_and_names_the_bad_line(tmp_path):
-    from reflection_tuning.io import iter_jsonl
+    from reflection_tuning.infra.io import iter_jsonl
 
     path = tmp_path / "rows.jsonl"
     path.write_text('{"id": "a"}\n\n{"id": "b"}\n[1]\n')
@@ -57,7 +57,7 @@ def test_iter_jsonl_streams_and_names_the_bad_line(tmp_path):
 def test_sorted_writer_merges_spilled_runs_stably(tmp_path):
     import random
 
-    from reflection_tuning.io import SortedJsonlWriter
+    from reflection_tuning.infra.io import SortedJsonlWriter
 
     rng = random.Random(0)
     rows = [{"id": f"{rng.randrange(50):03d}", "seq": i, "text": "é" * (i % 3)} for i in range(500)]
@@ -73,7 +73,7 @@ def test_sorted_writer_merges_spilled_runs_stably(tmp_path):
 
 
 def test_sorted_writer_leaves_nothing_on_error(tmp_path):
-    from reflection_tuning.io import SortedJsonlWriter
+    from reflection_tuning.infra.io import SortedJsonlWriter
 
     path = tmp_path / "rows.jsonl"
     with pytest.raises(RuntimeError), SortedJsonlWriter(path, buffer_rows=2) as writer:
@@ -85,7 +85,7 @@ def test_sorted_writer_leaves_nothing_on_error(tmp_path):
 
 def test_write_jsonl_takes_a_generator_and_logs_the_file(tmp_path, caplog):
     path = tmp_path / "rows.jsonl"
-    with caplog.at_level("INFO", logger="reflection_tuning.io"):
+    with caplog.at_level("INFO", logger="reflection_tuning.infra.io"):
         n = write_jsonl(path, ({"id": str(9 - i)} for i in range(10)), buffer_rows=3)
     assert n == 10 and [r["id"] for r in read_jsonl(path)] == [str(i) for i in range(10)]
     assert f"wrote {path}" in caplog.text
@@ -100,7 +100,7 @@ def test_write_jsonl_without_sort_key_keeps_the_order(tmp_path):
 
 
 def test_join_by_id_streams_sorted_files(tmp_path):
-    from reflection_tuning.io import iter_jsonl, join_by_id
+    from reflection_tuning.infra.io import iter_jsonl, join_by_id
 
     write_jsonl(tmp_path / "a.jsonl", [{"id": i, "a": 1} for i in ("1", "2", "4")])
     write_jsonl(tmp_path / "b.jsonl", [{"id": i, "b": 1} for i in ("2", "3", "4")])

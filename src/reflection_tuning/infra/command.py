@@ -18,10 +18,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reflection_tuning.config import Section, parse
-from reflection_tuning.errors import UserError
-from reflection_tuning.logs import setup_logging
-from reflection_tuning.stages import COMMANDS, STAGES
+from reflection_tuning.infra.config import Section, parse
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.infra.logs import setup_logging
+
+# The one list of the commands of ``reflection-tuning``: each name with the module that declares
+# it (its ``STAGE``) and runs it (its ``main``), by name, so that nothing here imports a command.
+# The stages of ``dvc.yaml`` come first, in pipeline order, and are ``STAGES``: the CLI, the
+# report and the ``dvc.yaml`` check (``tests/unit/stages/test_dvc_yaml.py``) read them.
+STAGES = (
+    "models",
+    "fetch",
+    "reflect_instruction",
+    "reflect_response",
+    "score",
+    "select",
+    "finetune",
+    "finetune_baseline",
+    "evaluate",
+    "generate",
+    "judge",
+    "report",
+)
+COMMANDS = {
+    **{name: f"reflection_tuning.stages.{name}" for name in STAGES},
+    # the commands outside dvc.yaml: they write no DVC outs of the pipeline
+    "export": "reflection_tuning.stages.export",
+    "compress": "reflection_tuning.stages.compress",
+    "estimate": "reflection_tuning.estimate",
+    "compare": "reflection_tuning.compare",
+    "push": "reflection_tuning.hub",
+}
 
 
 @dataclass(frozen=True)
@@ -268,7 +295,7 @@ class Stage:
 
 
 def declaration(command: str) -> Stage:
-    """The ``STAGE`` of ``reflection-tuning <command>`` (:data:`reflection_tuning.stages.COMMANDS`)."""
+    """The ``STAGE`` of ``reflection-tuning <command>`` (:data:`COMMANDS`)."""
     return importlib.import_module(COMMANDS[command]).STAGE
 
 

@@ -1,4 +1,4 @@
-"""stages.common: a Stage declaration (options, help, paths from templates, sidecars beside --output)."""
+"""infra.command: a Stage declaration (options, help, paths from templates, sidecars beside --output)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reflection_tuning.config import ConfigError
-from reflection_tuning.errors import UserError
-from reflection_tuning.stages.common import PathSpec, Section, Stage, beside, summary
+from reflection_tuning.infra.command import COMMANDS, PathSpec, Section, Stage, beside, summary
+from reflection_tuning.infra.config import ConfigError
+from reflection_tuning.infra.errors import UserError
 
 
 def test_beside_names():
@@ -96,13 +96,13 @@ def test_the_description_is_the_docstring_first_paragraph():
     assert summary(None) is None and summary("  ") is None
 
 
-@pytest.mark.parametrize("name", __import__("reflection_tuning.stages", fromlist=["COMMANDS"]).COMMANDS)
+@pytest.mark.parametrize("name", COMMANDS)
 def test_every_command_takes_dataset_in_both_spellings(name, monkeypatch, tmp_path):
     """``reflection-tuning <command> --dataset=alpaca`` and ``--dataset alpaca`` parse the same,
     with the shipped params.yaml, and every declared path of a per-dataset stage names the dataset."""
     from shipped import PARAMS, link_prompt_files
 
-    from reflection_tuning.stages.common import declaration
+    from reflection_tuning.infra.command import declaration
 
     monkeypatch.chdir(tmp_path)
     link_prompt_files(tmp_path)

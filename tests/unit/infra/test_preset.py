@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from reflection_tuning.errors import ConfigError
-from reflection_tuning.preset import available_presets, layer, pipeline_preset_values, preset_values
+from reflection_tuning.infra.errors import ConfigError
+from reflection_tuning.infra.preset import available_presets, layer, pipeline_preset_values, preset_values
 
 
 def test_unknown_pipeline_preset():

@@ -6,7 +6,7 @@ from dataclasses import FrozenInstanceError, dataclass
 import pytest
 from shipped import shipped_params
 
-from reflection_tuning.config import (
+from reflection_tuning.infra.config import (
     ConfigError,
     Section,
     add_config_options,
@@ -74,7 +74,7 @@ def _reference_sections() -> dict[str, type]:
 def test_reference_preset_sets_the_reference_choices_in_every_section():
     import yaml
 
-    from reflection_tuning.preset import PRESETS_DIR, available_pipeline_presets
+    from reflection_tuning.infra.preset import PRESETS_DIR, available_pipeline_presets
 
     assert "reference" in available_pipeline_presets()
     sections = _reference_sections()

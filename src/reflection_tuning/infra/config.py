@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-from reflection_tuning.errors import ConfigError
-from reflection_tuning.paramdoc import describe, section_doc
-from reflection_tuning.preset import layer
+from reflection_tuning.infra.errors import ConfigError
+from reflection_tuning.infra.paramdoc import describe, section_doc
+from reflection_tuning.infra.preset import layer
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from stage_help import ALL_COMMANDS, command_parser, command_stage, help_text
 
-from reflection_tuning import paramdoc
-from reflection_tuning.config import add_config_options
+from reflection_tuning.infra import paramdoc
+from reflection_tuning.infra.config import add_config_options
 
 TEXT = """\
 # file header, not a section

@@ -1,12 +1,13 @@
 """The parameter reference: written as the comments of ``params.yaml``, shipped as
-``paramdoc.json`` beside this module, shown by every command's ``--help``.
+``paramdoc.json`` in the package root, shown by every command's ``--help``.
 
 ``params.yaml`` is the one place a key is described: the comment on its line (with any
 comment lines below it that start in the same column), or the comment lines right above it
 at its own indentation. The comment block right above a top-level key describes that
-section. ``python -m reflection_tuning.paramdoc`` (``make docs``) reads them and writes:
+section. ``python -m reflection_tuning.infra.paramdoc`` (``make docs``) reads them and writes:
 
-- ``src/reflection_tuning/paramdoc.json`` (:data:`PACKAGED`, package data): every section
+- ``src/reflection_tuning/paramdoc.json`` (:data:`PACKAGED`, package data, outside ``infra/``, which
+  every stage of ``dvc.yaml`` depends on: a new comment reruns no stage): every section
   and key with its description, which :func:`describe` and :func:`section_doc` read for
   ``--help``, so the help is the same whatever the user's ``params.yaml`` holds (a file
   rewritten by a YAML tool has lost its comments; an installed wheel has no ``params.yaml``);
@@ -14,7 +15,7 @@ section. ``python -m reflection_tuning.paramdoc`` (``make docs``) reads them and
   ``<!-- paramdoc SECTION -->`` and ``<!-- /paramdoc -->``; the prose around them is
   hand-written.
 
-``--check`` only compares, and ``tests/unit/test_paramdoc.py`` fails while either file is
+``--check`` only compares, and ``tests/unit/infra/test_paramdoc.py`` fails while either file is
 out of date. Keys are dotted paths: ``teacher.max_tokens``, ``datasets.alpaca.source``,
 ``preset``. The structure comes from PyYAML's node tree (block mappings are descended into;
 a flow mapping such as ``{input: 0.15}`` is a value), so only the comment text is read from
@@ -35,13 +36,13 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # The shipped params file, whose comments describe every key (absent from an installed wheel).
 PARAMS = REPO / "params.yaml"
 DOC = REPO / "docs" / "parameters.md"
 # The descriptions as package data, generated from PARAMS: what --help reads.
-PACKAGED = Path(__file__).resolve().parent / "paramdoc.json"
-REGENERATE = "make docs  (or: python -m reflection_tuning.paramdoc)"
+PACKAGED = Path(__file__).resolve().parents[1] / "paramdoc.json"
+REGENERATE = "make docs  (or: python -m reflection_tuning.infra.paramdoc)"
 
 _BLOCK = re.compile(r"<!-- paramdoc (\S+) -->\n.*?<!-- /paramdoc -->", re.DOTALL)
 
@@ -231,7 +232,7 @@ def render(doc: str, sections: tuple[Section, ...]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Write ``docs/parameters.md``'s key lists and ``paramdoc.json`` from ``params.yaml``'s comments
     (``--check``: write nothing, exit 1 if either differs)."""
-    parser = argparse.ArgumentParser(prog="python -m reflection_tuning.paramdoc", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reflection_tuning.infra.paramdoc", description=main.__doc__)
     parser.add_argument("--params", type=Path, default=PARAMS, help="the params file whose comments describe the keys")
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown reference to fill")
     parser.add_argument("--packaged", type=Path, default=PACKAGED, help="the JSON that --help reads")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reflection_tuning.errors import SourceError, UserError
+from reflection_tuning.infra.errors import SourceError, UserError
 
 
 def test_source_errors_are_user_errors_and_not_os_errors():

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from reflection_tuning.logs import setup_logging
+from reflection_tuning.infra.logs import setup_logging
 
 
 @pytest.fixture(autouse=True)
