@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
+from typing import Any
 
 from reflection_tuning import status as st
+from reflection_tuning.infra.errors import UserError
 
 FIELDS = ("instruction", "input", "output")
 VARIANTS = ("original", "instruction", "response", "both")
@@ -75,3 +78,24 @@ def is_usable(row: dict | None) -> bool:
     if row is None or row.get("status", st.OK) != st.OK:
         return False
     return isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str)
+
+
+def check_rows(rows: Iterable[dict[str, Any]], where: str, sorted_ids: bool = False) -> int:
+    """Check that every row has an ``id`` and string ``instruction`` / ``output`` (and, with
+    ``sorted_ids``, that the ids ascend, as every stage writes them); return how many rows
+    there are (``rows`` may be a stream: it is read once).
+
+    Raises:
+        UserError: the first bad row, named by its position in ``where``.
+    """
+    n, last = 0, None
+    for n, row in enumerate(rows, start=1):
+        missing = [k for k in ("id", "instruction", "output") if not isinstance(row.get(k), str)]
+        if missing:
+            raise UserError(f"{where}: row {n} (id {row.get('id')}) has no string {missing}; give the rows "
+                            "fetch writes (reflection-tuning fetch), or fix that row")
+        if sorted_ids and last is not None and row["id"] <= last:
+            raise UserError(f"{where}: row {n} (id {row['id']}) is not after id {last}; the rows must be sorted by "
+                            "id with no repeat, as fetch writes them")
+        last = row["id"]
+    return n

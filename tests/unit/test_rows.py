@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from reflection_tuning import status as st
-from reflection_tuning.rows import INPUT_SEPARATOR, canonical, merge_input, row_id
+from reflection_tuning.infra.errors import UserError
+from reflection_tuning.rows import INPUT_SEPARATOR, canonical, check_rows, merge_input, row_id
 
 
 def test_id_is_a_stable_content_hash():
@@ -170,3 +171,10 @@ def test_the_statuses_are_distinct_and_ok_is_in_every_set():
     assert len(set(st.STEP)) == len(st.STEP) and len(set(st.SCORE)) == len(st.SCORE)
     assert set(st.STEP) & set(st.SCORE) == {st.OK}
     assert {*st.STEP, *st.SCORE, st.MISSING} == st.ALL
+
+
+def test_check_rows_names_the_bad_row_and_what_to_do(alpaca_rows):
+    check_rows(alpaca_rows[:3], "in.jsonl")
+    bad = [*alpaca_rows[:2], {"id": "x", "instruction": "Q", "output": None}]
+    with pytest.raises(UserError, match=r"in.jsonl: row 3 \(id x\) has no string \['output'\]; give the rows fetch"):
+        check_rows(bad, "in.jsonl")

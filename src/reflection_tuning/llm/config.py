@@ -7,12 +7,17 @@ them; what a step asks (its prompt, schema and parser) lives in ``reflection_tun
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reflection_tuning.infra.config import ConfigError
 from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.cost import Price
+
+if TYPE_CHECKING:
+    from reflection_tuning.infra.command import Call
 
 EMBEDDED = "embedded"
 MODES = ("online", "batch")
@@ -164,4 +169,15 @@ def api_key_from_env(cfg: EndpointConfig, environ: Mapping[str, str], section: s
     return key
 
 
-__all__ = ["EMBEDDED", "LENGTH_BOUNDS", "MODES", "REPLY_FORMATS", "EndpointConfig", "api_key_from_env"]
+def api_key(call: Call) -> str | None:
+    """The key of the call's endpoint section (``teacher``, ``judge``: the one whose config is an
+    :class:`EndpointConfig`), read from the environment variable its ``api_key_env`` names.
+
+    Raises:
+        UserError: a remote endpoint names a variable that is not set.
+    """
+    section, cfg = next((s, c) for s, c in zip(call.stage.sections, call.configs) if isinstance(c, EndpointConfig))
+    return api_key_from_env(cfg, dict(os.environ), section=section.name)
+
+
+__all__ = ["EMBEDDED", "LENGTH_BOUNDS", "MODES", "REPLY_FORMATS", "EndpointConfig", "api_key", "api_key_from_env"]

@@ -21,12 +21,11 @@ from typing import Any
 from reflection_tuning import status as st
 from reflection_tuning.infra.command import Flag, Section, Stage, beside
 from reflection_tuning.infra.io import write_jsonl, write_metrics
-from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.config import EndpointConfig, api_key
 from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import run_step
 from reflection_tuning.readers import to_fields
 from reflection_tuning.rows import FIELDS, row_id
-from reflection_tuning.stages.llm_stage import api_key
 from reflection_tuning.steps.compress import Compress, merged_row
 from reflection_tuning.steps.prompt import PromptFiles
 

@@ -26,10 +26,9 @@ from typing import Any
 from reflection_tuning.infra.command import PathSpec, Section, Stage
 from reflection_tuning.infra.errors import UserError
 from reflection_tuning.infra.io import read_jsonl, write_csv, write_jsonl, write_metrics
-from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.config import EndpointConfig, api_key
 from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import run_step
-from reflection_tuning.stages.llm_stage import api_key
 from reflection_tuning.steps import judge as core
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,10 @@ import logging
 
 from reflection_tuning.infra.command import PathSpec, Section, Stage
 from reflection_tuning.infra.io import iter_jsonl, write_jsonl, write_metrics
-from reflection_tuning.llm.config import EndpointConfig
+from reflection_tuning.llm.config import EndpointConfig, api_key
 from reflection_tuning.llm.outcome import Tally
 from reflection_tuning.llm.runner import iter_step
-from reflection_tuning.rows import FIELDS
-from reflection_tuning.stages.llm_stage import api_key, check_rows
+from reflection_tuning.rows import FIELDS, check_rows
 from reflection_tuning.steps.prompt import PromptFiles
 from reflection_tuning.steps.reflect_instruction import VARIANT, ReflectInstruction
 from reflection_tuning.steps.rewrite import teacher_row

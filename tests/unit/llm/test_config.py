@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 from shipped import params_config
 
+from reflection_tuning.infra.command import Call, Section, Stage
 from reflection_tuning.infra.config import ConfigError
 from reflection_tuning.infra.errors import UserError
-from reflection_tuning.llm.config import EndpointConfig, api_key_from_env
+from reflection_tuning.llm.config import EndpointConfig, api_key, api_key_from_env
 from reflection_tuning.llm.cost import Price
 
 
@@ -71,3 +74,14 @@ def test_the_key_comes_from_the_variable_the_section_names():
     with pytest.raises(UserError, match=r"RT_KEY \(judge.api_key_env\) is not set"):
         api_key_from_env(remote, {}, section="judge")
     assert api_key_from_env(params_config(EndpointConfig, "teacher", base_url="embedded"), {}) is None
+
+
+def test_a_calls_key_is_its_endpoint_sections_among_the_stages_sections(monkeypatch):
+    remote = params_config(EndpointConfig, "judge", base_url="https://api.example/v1", api_key_env="RT_JUDGE_KEY")
+    stage = Stage("toy", None, sections=(Section(Price, "price"), Section(EndpointConfig, "judge")))
+    call = Call(argparse.Namespace(dataset=None), (None, remote), {}, {}, {}, stage=stage)
+    monkeypatch.setenv("RT_JUDGE_KEY", "sk-test")
+    assert api_key(call) == "sk-test"
+    monkeypatch.delenv("RT_JUDGE_KEY")
+    with pytest.raises(UserError, match=r"RT_JUDGE_KEY \(judge.api_key_env\) is not set"):
+        api_key(call)

@@ -8,7 +8,7 @@ def test_unsorted_originals_are_one_clear_error(tmp_path):
     import pytest
 
     from reflection_tuning.infra.errors import UserError
-    from reflection_tuning.stages.llm_stage import check_rows
+    from reflection_tuning.rows import check_rows
 
     rows = [{"id": i, "instruction": "q", "output": "a"} for i in ("b", "a")]
     assert check_rows(rows, "x.jsonl") == 2  # reflect_instruction takes any order
