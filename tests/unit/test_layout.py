@@ -1,8 +1,9 @@
-"""The test layout: every module of the package has a test file in the mirrored place, and every
-test file is in a tier directory."""
+"""The test layout: every module of the package that defines a function has a test file in the
+mirrored place, and every test file is in a tier directory."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -10,10 +11,19 @@ PACKAGE = TESTS.parent / "src" / "reflection_tuning"
 TIERS = ("unit", "integration")  # e2e tests run the pipeline, not one module
 
 
+def defines_a_function(path: Path) -> bool:
+    """Whether the module has a function or method: one of constants or bare classes (``status.py``,
+    ``infra/errors.py``) has no behaviour of its own to test; the tests of its users cover it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
+
+
 def modules(package: Path = PACKAGE) -> list[Path]:
-    """The package's modules, relative to it; package ``__init__``s and vendored assets excepted."""
+    """The package's modules that define a function, relative to it; package ``__init__``s and
+    vendored assets excepted."""
     return sorted(p.relative_to(package) for p in package.rglob("*.py")
-                  if p.name != "__init__.py" and "vendor" not in p.relative_to(package).parts[:-1])
+                  if p.name != "__init__.py" and "vendor" not in p.relative_to(package).parts[:-1]
+                  and defines_a_function(p))
 
 
 def mirrored(module: Path) -> list[Path]:
@@ -32,13 +42,18 @@ def test_every_module_has_a_mirrored_test_file():
 
 
 def test_the_walk_finds_modules_and_knows_the_exceptions(tmp_path):
-    """The check itself: it sees nested modules, and skips ``__init__`` and vendored code."""
+    """The check itself: it sees nested modules and methods, and skips ``__init__``, vendored code
+    and a module that defines no function."""
     found = modules()
     assert Path("cli.py") in found and Path("llm/cache.py") in found and Path("stages/score.py") in found
-    assert not any(p.name == "__init__.py" for p in found)
-    for rel in ("a.py", "sub/__init__.py", "sub/b.py", "sub/vendor/lib.py"):
+    assert not any(p.name == "__init__.py" for p in found) and Path("status.py") not in found
+    files = {"a.py": "def f():\n    pass\n", "sub/__init__.py": "def g():\n    pass\n",
+             "sub/b.py": "class B:\n    async def m(self):\n        pass\n",
+             "sub/vendor/lib.py": "def h():\n    pass\n",
+             "consts.py": "OK = 'ok'\n\n\nclass Failed(Exception):\n    pass\n"}
+    for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).touch()
+        (tmp_path / rel).write_text(text)
     assert modules(tmp_path) == [Path("a.py"), Path("sub/b.py")]
     assert untested(tmp_path) == ["a.py", "sub/b.py"]  # no tests/unit/test_a.py for this fake package
 

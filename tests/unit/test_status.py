@@ -8,10 +8,8 @@ from reflection_tuning import status as st
 from reflection_tuning.rows import is_usable
 
 
-def test_statuses_are_distinct_and_reaskable_ones_came_back():
-    assert len(set(st.STEP)) == len(st.STEP) and st.OK == "ok"
+def test_reaskable_statuses_are_replies_that_came_back():
     # a reply that came back but is not whole is asked again; a request that failed is not
-    assert {st.PARSE_ERROR, st.TRUNCATED, st.REPETITIVE, st.COPY} == st.REASKABLE
     assert set(st.STEP) > st.REASKABLE and st.REQUEST_ERROR not in st.REASKABLE
 
 
