@@ -159,6 +159,7 @@ def teacher_section(args, device) -> dict:
         cache_dir=None,
         timeout=1800,
         max_retries=0,
+        embedded_sampling=None,  # llama.cpp's fields: transformers serve refuses them (HTTP 422)
     )
     bench = Bench("gpu_check/teacher", {"requests": n, "max_tokens": max_tokens, "in_flight": 10}, device)
     done = {}

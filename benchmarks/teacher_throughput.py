@@ -192,6 +192,7 @@ def main() -> None:
         cache_dir=None,
         timeout=1800,
         max_retries=0,
+        embedded_sampling=None,  # the same requests to every server (transformers serve refuses llama.cpp's fields)
     )
     batch = requests(args.rows)
     if args.servers:
