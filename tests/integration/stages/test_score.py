@@ -154,6 +154,6 @@ def test_bad_config():
     with pytest.raises(UserError, match=r"score: missing input data/nowhere/original.jsonl \(--original\)"):
         main(["--dataset", "nowhere", *PARAMS_ARGS])
     with pytest.raises(SystemExit):
-        main([*PARAMS_ARGS, "--input", "x.jsonl"])  # plain mode needs --output too
+        main([*PARAMS_ARGS, "--input", str(PARAMS)])  # plain mode needs --output too (the input exists)
     with pytest.raises(SystemExit):
         main([*PARAMS_ARGS, "--output", "x.jsonl"])  # pipeline mode needs --dataset (or every path)
