@@ -59,6 +59,7 @@ def test_every_llm_command_finishes_ok_with_only_base_url_and_model_changed(work
     tmp, rows, params = workdir
     chars = 3200 if model == "long-teacher" else 400
     fake_openai.reply = provider(model, chars=chars)
+    fake_openai.chunk_chars = 256  # a long reply in a few stream chunks (4 characters a chunk: 800 of them)
     for command in ("reflect_instruction", "reflect_response", "judge"):
         assert run(command, params, fake_openai.url, model, "--dataset", "alpaca") == 0, command
     assert run("compress", params, fake_openai.url, model, "--input", "with_input.json", "--output", "merged.jsonl",
