@@ -26,20 +26,8 @@ from reflection_tuning.infra.logs import setup_logging
 # it (its ``STAGE``) and runs it (its ``main``), by name, so that nothing here imports a command.
 # The stages of ``dvc.yaml`` come first, in pipeline order, and are ``STAGES``: the CLI, the
 # report and the ``dvc.yaml`` check (``tests/unit/stages/test_dvc_yaml.py``) read them.
-STAGES = (
-    "models",
-    "fetch",
-    "reflect_instruction",
-    "reflect_response",
-    "score",
-    "select",
-    "finetune",
-    "finetune_baseline",
-    "evaluate",
-    "generate",
-    "judge",
-    "report",
-)
+STAGES = ("models", "fetch", "reflect_instruction", "reflect_response", "score", "select", "finetune",
+          "finetune_baseline", "evaluate", "generate", "judge", "report")
 COMMANDS = {
     **{name: f"reflection_tuning.stages.{name}" for name in STAGES},
     # the commands outside dvc.yaml: they write no DVC outs of the pipeline
