@@ -162,6 +162,13 @@ def test_the_picture_names_every_folder_and_command_and_nothing_else():
         f"commands of the registry that are not on the top layer ({TOP})"
 
 
+def write_package(pkg, files: dict[str, str]) -> None:
+    """A synthetic package under ``pkg``: ``{relative path: source}``."""
+    for rel, text in files.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+
+
 def test_the_check_sees_an_upward_import(tmp_path):
     """The check itself, on a copy of the rule's cases: a lazy import inside a function, a
     relative import and ``from reflection_tuning import stages`` are all seen, and the ``*`` layer
@@ -175,9 +182,7 @@ def test_the_check_sees_an_upward_import(tmp_path):
         "stages/judge.py": "from reflection_tuning.steps import judge\nfrom reflection_tuning.llm import runner\n",
         "steps/prompt.py": "import reflection_tuning.infra.config\n",
     }
-    for rel, text in files.items():
-        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
-        (pkg / rel).write_text(text)
+    write_package(pkg, files)
     assert [b.split(": ")[1] for b in upward_imports(pkg, read_layers(PICTURE))] == [
         "reflection_tuning.infra.io (infra) -> reflection_tuning.rows (domain)",
         "reflection_tuning.llm.runner (llm) -> reflection_tuning.steps.judge (steps)",
@@ -211,9 +216,7 @@ def test_the_check_sees_a_stage_importing_a_stage(tmp_path):
         "cli.py": "from reflection_tuning import stages\n",
         "select.py": "",
     }
-    for rel, text in files.items():
-        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
-        (pkg / rel).write_text(text)
+    write_package(pkg, files)
     short = [f"{where}: {me.split('.', 1)[1]} -> {target.split('.', 1)[1]}"
              for where, me, target in stage_imports(pkg, read_layers(PICTURE))]
     assert short == [
