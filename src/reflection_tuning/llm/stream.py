@@ -46,7 +46,7 @@ async def read_stream(stream: Any, idle_timeout: float) -> Completion:
     try:
         while True:
             try:
-                chunk = await asyncio.wait_for(stream.__anext__(), idle_timeout)
+                chunk = await _next_chunk(stream, idle_timeout)
             except StopAsyncIteration:
                 break
             if getattr(chunk, "usage", None) is not None:
@@ -68,6 +68,31 @@ async def read_stream(stream: Any, idle_timeout: float) -> Completion:
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
     )
+
+
+async def _next_chunk(stream: Any, idle_timeout: float) -> Any:
+    """The stream's next chunk, waiting at most ``idle_timeout`` seconds.
+
+    Not ``asyncio.wait_for``: before Python 3.12, a ``wait_for`` whose task is cancelled the
+    moment its awaitable completes returns the result and drops the cancellation (CPython
+    gh-86296), and a chunk arrives every few milliseconds, so a ``total_timeout`` or a
+    shutdown that cancels a reading task was often lost and the whole reply was read.
+    ``asyncio.wait`` never swallows a cancellation.
+
+    Raises:
+        asyncio.TimeoutError: no chunk within ``idle_timeout``.
+        StopAsyncIteration: the stream ended.
+    """
+    pending = asyncio.ensure_future(stream.__anext__())
+    try:
+        done, _ = await asyncio.wait({pending}, timeout=idle_timeout)
+    finally:
+        if not pending.done():  # a timeout, or this task cancelled: stop waiting for the chunk
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+    if not done:
+        raise asyncio.TimeoutError
+    return pending.result()
 
 
 def json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,7 +12,7 @@ from reflection_tuning.infra.errors import UserError
 from reflection_tuning.llm.errors import EndpointRefused, TeacherRequestError
 from reflection_tuning.llm.request import is_json_object
 from reflection_tuning.llm.session import Session
-from reflection_tuning.llm.stream import json_schema_format
+from reflection_tuning.llm.stream import json_schema_format, read_stream
 
 from ..conftest import cfg_for, complete_all
 
@@ -173,3 +174,39 @@ def test_a_bad_key_at_the_first_json_schema_request_is_not_blamed_on_the_format(
     with pytest.raises(EndpointRefused, match="HTTP 401.*bad key") as err:
         complete_all(teacher, batch_of(2))
     assert "response_format" not in str(err.value) and len(fake_openai.requests) == 1
+
+
+class _FastStream:
+    """A long reply whose chunks are all ready at once (a fast server's stream)."""
+
+    closed, sent = False, 0
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        await asyncio.sleep(0)
+        if self.sent == 2_000:
+            raise StopAsyncIteration
+        self.sent += 1
+        done = self.sent == 2_000
+        delta = SimpleNamespace(content="x")
+        return SimpleNamespace(usage=None, choices=[SimpleNamespace(index=0, delta=delta,
+                                                                    finish_reason="stop" if done else None)])
+
+    async def close(self):
+        self.closed = True
+
+
+def test_a_timeout_around_a_stream_whose_chunks_are_always_ready_is_not_lost():
+    """A cancellation that lands the moment a chunk arrives still stops the read (the race
+    CPython gh-86296 has in ``wait_for`` before 3.12), on each of 20 tries."""
+    for _ in range(20):
+        stream = _FastStream()
+
+        async def go(s=stream):
+            await asyncio.wait_for(read_stream(s, idle_timeout=60), 0.01)
+
+        with pytest.raises(asyncio.TimeoutError):
+            asyncio.run(go())
+        assert stream.closed and stream.sent < 2_000  # stopped, not read to its end
