@@ -3,8 +3,10 @@
 The requests that miss the cache go into a JSONL file (one ``/v1/chat/completions`` body per
 line, ``custom_id`` = the cache key), which is uploaded and submitted; the stage polls the
 batch, then reads the output and error files back into the same request cache the online
-mode uses. The batch ids are saved under ``<cache_dir>/batches/``, so a stage killed while
-it waits picks the same batch up again instead of paying for a second one.
+mode uses. The run's first request has gone online before, alone
+(:class:`~.session.Session`), so the bodies carry its adaptations. The batch ids are saved
+under ``<cache_dir>/batches/``, so a stage killed while it waits picks the same batch up
+again instead of paying for a second one.
 
 File formats as the OpenAI Batch API guide gives them (platform.openai.com/docs/guides/batch):
 input ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {…}}``; output

@@ -8,10 +8,11 @@ the cache (:mod:`.cache`) holds, and sends the rest through the Batch API (:mod:
 embedded llama.cpp server (:mod:`.server`), started only when a request is not cached (so a
 fully cached rerun starts nothing), kept for every round, and stopped on exit.
 
-The run's first request goes alone: an endpoint that refuses one of its parameters by name
-(HTTP 400/422 with ``error.param``) gets it again without it, or renamed, or in markers
-(:class:`~.request.Adaptations`, kept beside the cache); one that refuses it otherwise (a bad
-model or key), or ignores an explicit ``json_schema``, stops the stage with one line.
+The run's first request goes alone (online, also in ``mode: batch``): an endpoint that
+refuses one of its parameters by name (HTTP 400/422 with ``error.param``) gets it again
+without it, or renamed, or in markers (:class:`~.request.Adaptations`, kept beside the
+cache); one that refuses it otherwise (a bad model or key), or ignores an explicit
+``json_schema``, stops the stage with one line.
 """
 
 from __future__ import annotations
@@ -104,11 +105,7 @@ class Session(contextlib.AbstractContextManager):
             misses = sum(1 for m in batch if self.cache.get(form.key(m)) is None)
             log.info("%s: %d requests, %d cached, %d to send", desc, len(batch), len(batch) - misses, misses)
             if misses and self.cfg.mode == "batch":
-                results = run_batch(self.sampling, self._api_key, [form.body(m) for m in batch], self.cache,
-                                    [form.key(m) for m in batch], budget=self.budget)
-                self.counts.cache_hits += sum(1 for r in results if isinstance(r, Completion) and r.cached)
-                self.counts.sent += sum(1 for r in results if isinstance(r, Completion) and not r.cached)
-                return [form.mark(r) if isinstance(r, Completion) else r for r in results]
+                return self._send_batch(batch, desc)
             if misses and self._urls is None and self.cfg.base_url == EMBEDDED:
                 from reflection_tuning.llm.server import embedded_server, slot_context
 
@@ -122,6 +119,27 @@ class Session(contextlib.AbstractContextManager):
             return asyncio.run(self.complete_all(batch, desc, sampling=self.sampling))
         finally:
             self.cache.close()  # also when the server cannot start; it reopens on the next use
+
+    def _send_batch(self, batch: Sequence[Messages], desc: str) -> list[Result]:
+        """``send`` through the Batch API. The run's first request goes alone and online, as in
+        the online mode, so that a refused parameter is adapted (or stops the stage) in seconds,
+        not after a batch that fails line by line within its 24 h window; its reply is cached,
+        and the batch carries the adapted bodies of the rest."""
+        form, online = self.form, None
+        if not self._checked:
+            first = next(m for m in batch if self.cache.get(form.key(m)) is None)
+            self._urls = self._urls or self.cfg.base_urls
+            asyncio.run(self.complete_all([first], f"{desc} (first request, online)", sampling=self.sampling))
+            form = self.form  # adapted, if the endpoint refused a parameter
+            online = form.key(first)
+        keys = [form.key(m) for m in batch]
+        results = run_batch(self.sampling, self._api_key, [form.body(m) for m in batch], self.cache, keys,
+                            budget=self.budget)
+        for key, r in zip(keys, results):  # the online first request is counted as sent already
+            if isinstance(r, Completion) and key != online:
+                self.counts.cache_hits += r.cached
+                self.counts.sent += not r.cached
+        return [form.mark(r) if isinstance(r, Completion) else r for r in results]
 
     async def complete_all(self, batch: Sequence[Messages], desc: str = "teacher",
                            sampling: EndpointConfig | None = None) -> list[Result]:

@@ -87,7 +87,8 @@ def test_result_lines_are_read_as_documented():
 
 class FakeBatchAPI:
     """Files and batches in memory; a batch completes on its second poll. ``answer(body) ->
-    (content, finish_reason)`` writes each reply (default: ``re: <first message>``)."""
+    (content, finish_reason)`` writes each reply (default: ``re: <first message>``), or returns a
+    ``Failure`` (``tests/unit/conftest.py``) that the line carries as its HTTP status and body."""
 
     def __init__(self, expire_after: int | None = None, answer=None) -> None:
         self.answer = answer
@@ -118,14 +119,15 @@ class FakeBatchAPI:
             return SimpleNamespace(id=batch_id, status="in_progress", request_counts=None)
         lines = [json.loads(x) for x in self.store[batch_id.removeprefix("batch-")].splitlines()]
         n = len(lines) if self.expire_after is None else self.expire_after
-        def choice(body):
-            content, finish = self.answer(body) if self.answer else ("re: " + body["messages"][0]["content"], "stop")
-            return {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
+        def response(body):  # a refusal (a scripted Failure) is a line with its HTTP status and error body
+            got = self.answer(body) if self.answer else ("re: " + body["messages"][0]["content"], "stop")
+            if hasattr(got, "status"):
+                return {**DOC_HTTP_ERROR["response"], "status_code": got.status, "body": got.body}
+            content, finish = got
+            choice = {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
+            return {**DOC_OUTPUT["response"], "body": {**DOC_OUTPUT["response"]["body"], "choices": [choice]}}
 
-        out = [{**DOC_OUTPUT, "custom_id": x["custom_id"],
-                "response": {**DOC_OUTPUT["response"], "body": {**DOC_OUTPUT["response"]["body"],
-                                                                "choices": [choice(x["body"])]}}}
-               for x in lines[:n]]
+        out = [{**DOC_OUTPUT, "custom_id": x["custom_id"], "response": response(x["body"])} for x in lines[:n]]
         fid = f"file-out-{batch_id}"
         self.store[fid] = "".join(json.dumps(x) + "\n" for x in out)
         status = "completed" if self.expire_after is None else "expired"

@@ -1,7 +1,8 @@
 """The papers' teachers, as their providers document them (tests/providers.py), run the LLM
 commands with only ``base_url`` and ``model`` changed: every row ``ok`` at the first request of
 the run, whatever each endpoint refuses, and long answers stored whole. An endpoint that refuses
-every request stops the command with one line; ``mode: batch`` gets structured replies too."""
+every request stops the command with one line; ``mode: batch`` learns the same from its first
+request, sent online, and submits adapted bodies."""
 
 from __future__ import annotations
 
@@ -125,19 +126,55 @@ def test_mostly_failed_requests_write_their_rows_then_fail(workdir, fake_openai,
     assert "3 of 4 requests ended as request_error" in line and "context too long" in line
 
 
-def test_batch_mode_sends_structured_replies_with_the_default_reply_format(workdir, monkeypatch):
+@pytest.mark.parametrize("model", MODELS)
+def test_batch_mode_learns_from_one_online_request_then_submits_adapted_bodies(workdir, fake_openai, monkeypatch,
+                                                                               model):
+    """``mode: batch`` with the default ``reply_format``: the run's first request goes alone and
+    online (``fake_openai``), so what the model refuses is adapted before the batch (the Batch
+    API fake, answering as the same provider) is submitted; every row comes back ``ok``."""
     import openai
 
     from unit.llm.test_batch import FakeBatchAPI
 
     tmp, rows, params = workdir
-    api = FakeBatchAPI(answer=provider("gpt-4o-mini"))
+    answer = provider(model, chars=3200 if model == "long-teacher" else 400)
+    fake_openai.reply, fake_openai.chunk_chars = answer, 256
+    api = FakeBatchAPI(answer=answer)
     api.close = lambda: None
     monkeypatch.setattr(openai, "OpenAI", lambda **kw: api)  # the paid Batch API, in memory
-    assert run("reflect_instruction", params, "https://api.openai.com/v1", "gpt-4o-mini", "--dataset", "alpaca",
-               "--mode", "batch", "--batch-poll-interval", "0") == 0
+    assert run("reflect_instruction", params, fake_openai.url, model, "--dataset", "alpaca", "--mode", "batch",
+               "--batch-poll-interval", "0") == 0
     [submitted] = [api.store[f] for f in api.created]
     bodies = [json.loads(line)["body"] for line in submitted.splitlines()]
-    assert len(bodies) == len(rows) and all(b["response_format"]["type"] == "json_schema" for b in bodies)
+    assert len(bodies) == len(rows) - 1  # the first row's reply came online and is cached
     out = read_jsonl(tmp / "data/alpaca/instruction.jsonl")
-    assert {r["status"] for r in out} == {"ok"} and {r["reply_format"] for r in out} == {"json_schema"}
+    assert len(out) == len(rows) and {r["status"] for r in out} == {"ok"}
+    refusals = {"gpt-5-mini": 2, "gpt-4": 1}.get(model, 0)  # temperature and top_p; json_schema
+    assert len(fake_openai.requests) == 1 + refusals
+    metrics = json.loads((tmp / "metrics/alpaca/reflect_instruction.json").read_text())
+    assert metrics["requests_sent"] == 1 + refusals + len(bodies) and metrics["cache_hits"] == 0
+    if model == "gpt-5-mini":
+        assert not any({"temperature", "top_p", "max_tokens"} & set(b) for b in bodies)
+        assert all("temperature dropped" in " ".join(r["adaptations"]) for r in out)
+    if model == "gpt-4":  # markers in every body and row, decided online
+        assert not any("response_format" in b for b in bodies) and {r["reply_format"] for r in out} == {"markers"}
+    else:
+        assert all(b["response_format"]["type"] == "json_schema" for b in bodies)
+        assert {r["reply_format"] for r in out} == {"json_schema"}
+
+
+def test_batch_mode_with_a_refused_first_request_submits_no_batch(workdir, fake_openai, monkeypatch, capsys):
+    import openai
+
+    from unit.llm.test_batch import FakeBatchAPI
+
+    tmp, rows, params = workdir
+    fake_openai.reply = provider("gpt-4o-mini")  # gpt-4o is unknown here: 404
+    api = FakeBatchAPI(answer=fake_openai.reply)
+    monkeypatch.setattr(openai, "OpenAI", lambda **kw: api)
+    code = run("reflect_instruction", params, fake_openai.url, "gpt-4o", "--dataset", "alpaca", "--mode", "batch",
+               "--batch-poll-interval", "0")
+    assert code != 0 and len(fake_openai.requests) == 1 and api.created == []
+    [line] = errors(capsys)
+    assert "HTTP 404" in line and "does not exist" in line
+    assert not (tmp / "data/alpaca/instruction.jsonl").exists()
