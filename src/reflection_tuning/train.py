@@ -8,15 +8,33 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reflection_tuning.infra.command import Call, PathSpec, Section, Stage
 from reflection_tuning.infra.errors import UserError
 from reflection_tuning.infra.io import read_jsonl, write_metrics
 from reflection_tuning.sft import Config, build_trainer, keep_trainable, no_curve, token_counts, training_examples
 from reflection_tuning.student import StudentConfig
 
 log = logging.getLogger(__name__)
+
+
+def arm(name: str, doc: str | None, rows: str, model_dir: str, invoke: Callable[[Call], object]) -> Stage:
+    """The declaration of a fine-tuning arm (the stages ``finetune`` and ``finetune_baseline``):
+    the ``finetune`` and ``student`` sections, ``rows`` in (``--input``), the model directory
+    ``model_dir`` out (``--output``), and the metrics and DVCLive directory named after ``name``.
+    The arms differ in their rows and model directory only."""
+    return Stage(
+        name, doc,
+        sections=(Section(Config, "finetune"), Section(StudentConfig, "student")),
+        inputs={"rows": PathSpec(rows, flag="input")},
+        outputs={"model_dir": PathSpec(model_dir, flag="output"),
+                 "metrics": f"metrics/{{dataset}}/{name}.json",
+                 "loss_plot": f"metrics/{{dataset}}/{name}_dvclive"},  # DVCLive's directory
+        invoke=invoke,
+    )
 
 
 def train(cfg: Config, student: StudentConfig, rows_path: Path, model_dir: Path, metrics_path: Path,

@@ -34,10 +34,9 @@ TrainingArguments (not a DVC output: the params are ``params.yaml``'s). With not
 
 from __future__ import annotations
 
-from reflection_tuning.infra.command import PathSpec, Section, Stage
 from reflection_tuning.sft import Config
 from reflection_tuning.student import StudentConfig
-from reflection_tuning.train import train
+from reflection_tuning.train import arm, train
 
 
 def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -> dict:
@@ -52,16 +51,8 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     return train(cfg, student, inputs.rows, outputs.model_dir, outputs.metrics, outputs.loss_plot)
 
 
-# finetune_baseline declares the same sections and paths but for the rows and the model directory
-STAGE = Stage(
-    "finetune", __doc__,
-    sections=(Section(Config, "finetune"), Section(StudentConfig, "student")),
-    inputs={"rows": PathSpec("data/{dataset}/selected.jsonl", flag="input")},
-    outputs={"model_dir": PathSpec("models/{dataset}/student-sft", flag="output"),
-             "metrics": "metrics/{dataset}/finetune.json",
-             "loss_plot": "metrics/{dataset}/finetune_dvclive"},  # DVCLive's directory
-    invoke=lambda call: run(*call.configs, Inputs(**call.inputs), Outputs(**call.outputs)),
-)
+STAGE = arm("finetune", __doc__, rows="data/{dataset}/selected.jsonl", model_dir="models/{dataset}/student-sft",
+            invoke=lambda call: run(*call.configs, Inputs(**call.inputs), Outputs(**call.outputs)))
 Inputs, Outputs = STAGE.io(__name__)
 
 

@@ -15,10 +15,9 @@ training curves, laid out as ``finetune``'s).
 
 from __future__ import annotations
 
-from reflection_tuning.infra.command import PathSpec, Section, Stage
 from reflection_tuning.sft import Config
 from reflection_tuning.student import StudentConfig
-from reflection_tuning.train import train
+from reflection_tuning.train import arm, train
 
 
 def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -> dict:
@@ -27,16 +26,9 @@ def run(cfg: Config, student: StudentConfig, inputs: Inputs, outputs: Outputs) -
     return train(cfg, student, inputs.rows, outputs.model_dir, outputs.metrics, outputs.loss_plot)
 
 
-# finetune's declaration but for the rows and the model directory (its paths have the same names)
-STAGE = Stage(
-    "finetune_baseline", __doc__,
-    sections=(Section(Config, "finetune"), Section(StudentConfig, "student")),
-    inputs={"rows": PathSpec("data/{dataset}/original.jsonl", flag="input")},
-    outputs={"model_dir": PathSpec("models/{dataset}/baseline-sft", flag="output"),
-             "metrics": "metrics/{dataset}/finetune_baseline.json",
-             "loss_plot": "metrics/{dataset}/finetune_baseline_dvclive"},  # DVCLive's directory
-    invoke=lambda call: run(*call.configs, Inputs(**call.inputs), Outputs(**call.outputs)),
-)
+STAGE = arm("finetune_baseline", __doc__,
+            rows="data/{dataset}/original.jsonl", model_dir="models/{dataset}/baseline-sft",
+            invoke=lambda call: run(*call.configs, Inputs(**call.inputs), Outputs(**call.outputs)))
 Inputs, Outputs = STAGE.io(__name__)
 
 
