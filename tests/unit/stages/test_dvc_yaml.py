@@ -138,6 +138,9 @@ def test_deps_cover_inputs_config_files_and_imported_modules(name):
     modules = {p for p in import_closure(f"reflection_tuning.stages.{name}") if _runs_code(p)}
     missing = sorted(p.relative_to(REPO).as_posix() for p in modules if not _covered(p, deps))
     assert not missing, f"modules the stage imports but dvc.yaml does not list as deps: {missing}"
+    imported = {p.relative_to(REPO).as_posix() for p in modules}
+    extra = sorted(d for d in deps if d.startswith("src/") and d.endswith(".py") and d not in imported)
+    assert not extra, f"modules listed as deps that the stage does not import (an edit would rerun it): {extra}"
     assert len(deps) == len(set(deps)), "a dep is listed twice"
     assert not _covered(HELP_TEXT, deps), "the --help text is a dep: a new params.yaml comment would rerun the stage"
 
