@@ -14,7 +14,7 @@ import pytest
 from stage_help import help_text
 
 from reflection_tuning import cli
-from reflection_tuning.infra.command import COMMANDS, STAGES, declaration
+from reflection_tuning.infra.command import COMMANDS, declaration
 from reflection_tuning.infra.errors import SourceError
 
 
@@ -59,13 +59,11 @@ def test_every_command_is_declared_once_and_its_main_is_one_line(command):
 
 
 def test_usage_lists_the_registry_and_nothing_else(capsys):
-    """One registry: the commands the usage lists are exactly ``COMMANDS``, in its order, and the
-    stages of dvc.yaml (``STAGES``) are its first entries."""
+    """One registry: the commands the usage lists are exactly ``COMMANDS``, in its order."""
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     listed = out.split("commands:\n")[1].split("\n\n")[0].split()
     assert listed == list(COMMANDS)
-    assert list(COMMANDS)[: len(STAGES)] == list(STAGES)
     assert cli.main([]) == 2  # no command: the usage, as an error
 
 

@@ -23,7 +23,8 @@ from reflection_tuning.infra.errors import UserError
 from reflection_tuning.infra.logs import setup_logging
 
 # The one list of the commands of ``reflection-tuning``: each name with the module that declares
-# it (its ``STAGE``) and runs it (its ``main``), by name, so that nothing here imports a command.
+# it (its ``STAGE``) and runs it (its ``main``), by name, so that loading this module imports no
+# command (:func:`declaration` imports one by name when asked).
 # The stages of ``dvc.yaml`` come first, in pipeline order, and are ``STAGES``: the CLI, the
 # report and the ``dvc.yaml`` check (``tests/unit/stages/test_dvc_yaml.py``) read them.
 STAGES = ("models", "fetch", "reflect_instruction", "reflect_response", "score", "select", "finetune",
@@ -104,15 +105,13 @@ def summary(doc: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Call:
-    """One parsed invocation: the options, one config per section, the resolved paths, the params,
-    and per section the keys the options set."""
+    """One parsed invocation: the options, one config per section, the resolved paths and the params."""
 
     args: argparse.Namespace
     configs: tuple[Any, ...]
     inputs: dict[str, Path | None]
     outputs: dict[str, Path | None]
     params: dict[str, Any]
-    overrides: tuple[dict[str, Any], ...] = ()
     stage: Stage | None = field(default=None, compare=False)
     parser: argparse.ArgumentParser | None = field(default=None, compare=False)
 
@@ -211,7 +210,7 @@ class Stage:
         parsed = parse(parser, self.sections, argv, on_args=self._on_args)
         paths = self._resolve(parser, parsed.args)
         call = Call(parsed.args, parsed.configs, {k: paths[k] for k in self.inputs},
-                    {k: paths[k] for k in self.outputs}, parsed.params, parsed.overrides, self, parser)
+                    {k: paths[k] for k in self.outputs}, parsed.params, self, parser)
         missing = self.missing(call)
         if missing:
             writers = sorted({w for w in map(writer, missing.values()) if w}, key=list(COMMANDS).index)
@@ -279,7 +278,6 @@ class Stage:
         """0 for ``--output``, 1 for another ``--output-*``, 2 for the rest (never an anchor)."""
         flag = self.flag(name)
         return 0 if flag == "output" else 1 if flag.startswith("output_") else 2
-
 
 
 def declaration(command: str) -> Stage:

@@ -20,6 +20,7 @@ PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"  # package data, b
 # The top-level params key naming a pipeline preset: ``presets/<name>.yaml``, one mapping per section.
 PIPELINE_PRESET_KEY = "preset"
 
+
 def available_presets(section: str) -> list[str]:
     """The preset names of params section ``section`` (``presets/<section>/<name>.yaml``)."""
     return sorted(p.stem for p in (PRESETS_DIR / section).glob("*.yaml"))

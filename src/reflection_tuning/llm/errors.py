@@ -5,7 +5,6 @@ cap kept back, and an endpoint without structured outputs.
 from __future__ import annotations
 
 from reflection_tuning.infra.errors import UserError
-from reflection_tuning.llm.request import is_json_object
 
 # Parameters whose refusal concerns what one request holds (OpenAI's context_length_exceeded names
 # ``messages``), not the endpoint.
@@ -76,8 +75,3 @@ class ReplyFormatUnsupported(UserError):
 class TeacherCostCap(TeacherRequestError):
     """A request not sent because it could take the spend over ``teacher.max_cost``."""
 
-
-def format_ignored(content: str) -> ReplyFormatUnsupported | None:
-    """The error for a finished reply to a ``response_format`` request that is not a JSON object
-    (the endpoint ignored the option), ``None`` for one that is."""
-    return None if is_json_object(content) else ReplyFormatUnsupported.ignored(content)

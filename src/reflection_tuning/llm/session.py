@@ -102,10 +102,11 @@ class Session(contextlib.AbstractContextManager):
         self.sampling = cfg or self.cfg
         self.form = form = Form.of(self.sampling, self.template_hash, self.response_format, self.adaptations)
         try:
-            misses = sum(1 for m in batch if self.cache.get(form.key(m)) is None)
+            missing = [m for m in batch if self.cache.get(form.key(m)) is None]
+            misses = len(missing)
             log.info("%s: %d requests, %d cached, %d to send", desc, len(batch), len(batch) - misses, misses)
             if misses and self.cfg.mode == "batch":
-                return self._send_batch(batch, desc)
+                return self._send_batch(batch, missing[0], desc)
             if misses and self._urls is None and self.cfg.base_url == EMBEDDED:
                 from reflection_tuning.llm.server import embedded_server, slot_context
 
@@ -120,14 +121,14 @@ class Session(contextlib.AbstractContextManager):
         finally:
             self.cache.close()  # also when the server cannot start; it reopens on the next use
 
-    def _send_batch(self, batch: Sequence[Messages], desc: str) -> list[Result]:
+    def _send_batch(self, batch: Sequence[Messages], first: Messages, desc: str) -> list[Result]:
         """``send`` through the Batch API. The run's first request goes alone and online, as in
         the online mode, so that a refused parameter is adapted (or stops the stage) in seconds,
         not after a batch that fails line by line within its 24 h window; its reply is cached,
-        and the batch carries the adapted bodies of the rest."""
+        and the batch carries the adapted bodies of the rest (``first``: the first request the cache
+        cannot answer)."""
         form, online = self.form, None
         if not self._checked:
-            first = next(m for m in batch if self.cache.get(form.key(m)) is None)
             self._urls = self._urls or self.cfg.base_urls
             asyncio.run(self.complete_all([first], f"{desc} (first request, online)", sampling=self.sampling))
             form = self.form  # adapted, if the endpoint refused a parameter

@@ -9,7 +9,7 @@ IFD and r-IFD are independent: each has its own status (``ifd_status``, ``rifd_s
 and a failure of one never removes the other, as in the reference, where each ratio
 stands alone and a failure only removes the comparisons that need it.
 
-Statuses (:data:`reflection_tuning.rows.SCORE_STATUSES`):
+Statuses (:data:`reflection_tuning.status.SCORE`):
     ``ok``     the value is a finite positive number.
     ``empty``  a term was computed over zero target tokens.
     ``nan``    a term is missing (None), NaN, infinite, or not positive.

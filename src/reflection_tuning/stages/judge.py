@@ -71,7 +71,7 @@ def run(cfg: Config, judge_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs
     """Judge every pair; write the judgements, the metrics and the plot data. Returns the metrics.
 
     Args:
-        api_key: the judge's key (``main`` reads it from the environment); never written anywhere.
+        api_key: the judge's key (the command reads it: ``llm.config.api_key``); never written anywhere.
     Raises:
         UserError: a pair is incomplete (the command checks the answers and prompt files); the endpoint
             refused the first request; more than ``max_request_errors`` of the judgements are

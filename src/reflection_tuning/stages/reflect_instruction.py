@@ -32,7 +32,7 @@ def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outpu
     """Reflect every original row; write the ``instruction`` rows and the metrics; return the metrics.
 
     Args:
-        api_key: the teacher key (``main`` reads it from the environment); never written anywhere.
+        api_key: the teacher key (the command reads it: ``llm.config.api_key``); never written anywhere.
 
     Raises:
         UserError: the embedded model is missing (the command checks the input and prompt files); the endpoint

@@ -34,7 +34,7 @@ Config = PromptFiles
 
 def run(cfg: Config, teacher_cfg: EndpointConfig, inputs: Inputs, outputs: Outputs, api_key: str | None = None) -> dict:
     """Write the ``response`` and ``both`` rows and the metrics; return the metrics. The
-    teacher key ``api_key`` (which ``main`` reads from the environment) is never written.
+    teacher key ``api_key`` (which the command reads: ``llm.config.api_key``) is never written.
 
     Streamed: both inputs are read, sent, written and counted a chunk at a time (memory flat
     in rows). Requests go out per id: the original's, then its ``both`` one.

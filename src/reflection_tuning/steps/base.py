@@ -28,7 +28,7 @@ class PromptStep:
     input_columns: ClassVar[tuple[str, ...]] = ()
     reads_truncated: ClassVar[bool] = False
 
-    def __init__(self, prompt: Prompt, **kwargs: Any) -> None:
+    def __init__(self, prompt: Prompt) -> None:
         self.prompt = prompt
 
     @classmethod

@@ -89,7 +89,10 @@ class PlainTransport(Transport):
     """The transport with plain (not streamed) requests, as it sent them before streaming: a
     request it gives up on keeps generating on the server. Only these tests send this way."""
 
+    sent = 0  # requests sent this way: the plain arms check that they were
+
     async def _request(self, n: int, kwargs: dict) -> Completion:
+        PlainTransport.sent += 1
         reply = await self.endpoints.clients[n].chat.completions.create(**kwargs)
         usage = reply.usage
         return Completion(
@@ -109,8 +112,11 @@ def run_teacher(cfg: EndpointConfig, batch: list, *, stream: bool = True) -> tup
         finally:
             await teacher.aclose()
 
+    plain_before = PlainTransport.sent
     with mock.patch("reflection_tuning.llm.session.Transport", Transport if stream else PlainTransport):
-        return asyncio.run(go()), teacher.stats()
+        results = asyncio.run(go())
+    assert (PlainTransport.sent > plain_before) is (not stream), "the session no longer builds its Transport there"
+    return results, teacher.stats()
 
 
 def test_a_streamed_reply_equals_the_plain_one(embedded_gguf, teacher_url, tmp_path):

@@ -8,8 +8,8 @@ from reflection_tuning.llm.errors import (
     ReplyFormatUnsupported,
     TeacherCostCap,
     TeacherRequestError,
-    format_ignored,
 )
+from reflection_tuning.llm.request import is_json_object
 
 
 def test_a_refused_or_ignored_format_is_a_user_error_saying_what_to_do():
@@ -20,9 +20,9 @@ def test_a_refused_or_ignored_format_is_a_user_error_saying_what_to_do():
     assert isinstance(refused, UserError) and "HTTP 400, param response_format" in str(refused)
     assert "is not supported with this model" in str(refused) and "reply_format: auto" in str(refused)
     assert exc.refusal and not TeacherRequestError("x", 429).refusal and not TeacherRequestError("x").refusal
-    ignored = format_ignored("Sure! Here is my answer.")
-    assert isinstance(ignored, ReplyFormatUnsupported) and "ignored response_format" in str(ignored)
-    assert format_ignored('{"output": "fine"}') is None
+    ignored = ReplyFormatUnsupported.ignored("Sure! Here is my answer.")
+    assert isinstance(ignored, UserError) and "ignored response_format" in str(ignored)
+    assert not is_json_object("Sure! Here is my answer.") and is_json_object('{"output": "fine"}')
 
 
 def test_a_cost_cap_is_a_request_error_without_status():
