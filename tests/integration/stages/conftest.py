@@ -48,6 +48,7 @@ class FaultProxy:
         self.upstream_open = 0  # requests open at the real server right now (generating, or queued there)
         self.max_upstream_open = 0
         self.auth: set[str] = set()
+        self.outcomes: dict[str, list[str]] = {}  # request key -> how each attempt ended here
         self.urls: list[str] = []
         self._ports = ports
         self._loop = asyncio.new_event_loop()
@@ -76,7 +77,13 @@ class FaultProxy:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600))
+        # a new upstream connection per request, as the teacher client does on loopback
+        # (llm/endpoints.py): llama.cpp's server closes a connection idle for 5 s and aiohttp
+        # keeps one for 15 s, so a request sent on one as it closed failed upstream with
+        # ServerDisconnectedError, and the client got a 500 the plan never asked for
+        # (test_teacher_faults failed about 1 run in 6)
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
+                                              timeout=aiohttp.ClientTimeout(total=600))
 
         async def close_session(_: web.Application) -> None:
             await self._session.close()
@@ -96,6 +103,16 @@ class FaultProxy:
         body = await request.json()
         key = request_key(body)
         self.attempts[key] += 1
+        outcome = self.outcomes.setdefault(key, [])
+        try:
+            response = await self._attempt(request, body, key)
+        except BaseException as exc:  # an upstream failure, or the client went away
+            outcome.append(type(exc).__name__)
+            raise
+        outcome.append(str(response.status))
+        return response
+
+    async def _attempt(self, request: web.Request, body: dict, key: str) -> web.StreamResponse:
         self.per_port[request.url.port or 0] += 1
         self.auth.add(request.headers.get("Authorization", ""))
         fault = self.plan(key, self.attempts[key])
