@@ -130,9 +130,10 @@ class Session(contextlib.AbstractContextManager):
         form, online = self.form, None
         if not self._checked:
             self._urls = self._urls or self.cfg.base_urls
-            asyncio.run(self.complete_all([first], f"{desc} (first request, online)", sampling=self.sampling))
+            [reply] = asyncio.run(self.complete_all([first], f"{desc} (first request, online)", sampling=self.sampling))
             form = self.form  # adapted, if the endpoint refused a parameter
-            online = form.key(first)
+            # a reply is cached and counted; a request that failed (e.g. 5xx after its retries) goes in the batch too
+            online = form.key(first) if isinstance(reply, Completion) else None
         keys = [form.key(m) for m in batch]
         results = run_batch(self.sampling, self._api_key, [form.body(m) for m in batch], self.cache, keys,
                             budget=self.budget)

@@ -81,7 +81,7 @@ class FaultProxy:
         # (llm/endpoints.py): llama.cpp's server closes a connection idle for 5 s and aiohttp
         # keeps one for 15 s, so a request sent on one as it closed failed upstream with
         # ServerDisconnectedError, and the client got a 500 the plan never asked for
-        # (test_teacher_faults failed about 1 run in 6)
+        # (test_teacher_faults failed about 1 run in 5)
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
                                               timeout=aiohttp.ClientTimeout(total=600))
 

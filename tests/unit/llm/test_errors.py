@@ -9,7 +9,6 @@ from reflection_tuning.llm.errors import (
     TeacherCostCap,
     TeacherRequestError,
 )
-from reflection_tuning.llm.request import is_json_object
 
 
 def test_a_refused_or_ignored_format_is_a_user_error_saying_what_to_do():
@@ -22,7 +21,6 @@ def test_a_refused_or_ignored_format_is_a_user_error_saying_what_to_do():
     assert exc.refusal and not TeacherRequestError("x", 429).refusal and not TeacherRequestError("x").refusal
     ignored = ReplyFormatUnsupported.ignored("Sure! Here is my answer.")
     assert isinstance(ignored, UserError) and "ignored response_format" in str(ignored)
-    assert not is_json_object("Sure! Here is my answer.") and is_json_object('{"output": "fine"}')
 
 
 def test_a_cost_cap_is_a_request_error_without_status():

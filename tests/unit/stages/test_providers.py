@@ -126,22 +126,28 @@ def test_mostly_failed_requests_write_their_rows_then_fail(workdir, fake_openai,
     assert "3 of 4 requests ended as request_error" in line and "context too long" in line
 
 
+def batch_api(monkeypatch, answer):
+    """The paid Batch API, in memory (``FakeBatchAPI``), answering as ``answer`` does."""
+    import openai
+
+    from unit.llm.test_batch import FakeBatchAPI
+
+    api = FakeBatchAPI(answer=answer)
+    api.close = lambda: None
+    monkeypatch.setattr(openai, "OpenAI", lambda **kw: api)
+    return api
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_batch_mode_learns_from_one_online_request_then_submits_adapted_bodies(workdir, fake_openai, monkeypatch,
                                                                                model):
     """``mode: batch`` with the default ``reply_format``: the run's first request goes alone and
     online (``fake_openai``), so what the model refuses is adapted before the batch (the Batch
     API fake, answering as the same provider) is submitted; every row comes back ``ok``."""
-    import openai
-
-    from unit.llm.test_batch import FakeBatchAPI
-
     tmp, rows, params = workdir
     answer = provider(model, chars=3200 if model == "long-teacher" else 400)
     fake_openai.reply, fake_openai.chunk_chars = answer, 256
-    api = FakeBatchAPI(answer=answer)
-    api.close = lambda: None
-    monkeypatch.setattr(openai, "OpenAI", lambda **kw: api)  # the paid Batch API, in memory
+    api = batch_api(monkeypatch, answer)
     assert run("reflect_instruction", params, fake_openai.url, model, "--dataset", "alpaca", "--mode", "batch",
                "--batch-poll-interval", "0") == 0
     [submitted] = [api.store[f] for f in api.created]
@@ -164,17 +170,29 @@ def test_batch_mode_learns_from_one_online_request_then_submits_adapted_bodies(w
 
 
 def test_batch_mode_with_a_refused_first_request_submits_no_batch(workdir, fake_openai, monkeypatch, capsys):
-    import openai
-
-    from unit.llm.test_batch import FakeBatchAPI
-
     tmp, rows, params = workdir
     fake_openai.reply = provider("gpt-4o-mini")  # gpt-4o is unknown here: 404
-    api = FakeBatchAPI(answer=fake_openai.reply)
-    monkeypatch.setattr(openai, "OpenAI", lambda **kw: api)
+    api = batch_api(monkeypatch, fake_openai.reply)
     code = run("reflect_instruction", params, fake_openai.url, "gpt-4o", "--dataset", "alpaca", "--mode", "batch",
                "--batch-poll-interval", "0")
     assert code != 0 and len(fake_openai.requests) == 1 and api.created == []
     [line] = errors(capsys)
     assert "HTTP 404" in line and "does not exist" in line
     assert not (tmp / "data/alpaca/instruction.jsonl").exists()
+
+
+def test_batch_mode_sends_a_first_request_that_failed_online_in_the_batch(workdir, fake_openai, monkeypatch):
+    """A first request that fails online for good (a 500, not a refusal) is not cached: the batch
+    carries it with the rest, and both of its sends are counted."""
+    from unit.conftest import Failure
+
+    tmp, rows, params = workdir
+    fake_openai.failures = [Failure(500)]
+    api = batch_api(monkeypatch, provider("gpt-4o-mini"))
+    assert run("reflect_instruction", params, fake_openai.url, "gpt-4o-mini", "--dataset", "alpaca", "--mode", "batch",
+               "--batch-poll-interval", "0", "--max-retries", "0") == 0
+    [submitted] = [api.store[f] for f in api.created]
+    assert len(submitted.splitlines()) == len(rows) and len(fake_openai.requests) == 1
+    assert {r["status"] for r in read_jsonl(tmp / "data/alpaca/instruction.jsonl")} == {"ok"}
+    metrics = json.loads((tmp / "metrics/alpaca/reflect_instruction.json").read_text())
+    assert metrics["requests_sent"] == 1 + len(rows) and metrics["cache_hits"] == 0
